@@ -1,0 +1,105 @@
+"""Optimizer transforms: AdamW on the weight matrices, and the global norm clamp.
+
+`clamp_global_norm` is an ordinary optax `GradientTransformation`; it composes with any
+optax chain and any parameter pytree, not only grokjax models.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from grokjax.models import weight_mask, weight_norm
+
+NEVER = jnp.iinfo(jnp.int32).max  # a start step no run reaches: the clamp stays off
+
+MaskOrFn = Union[Any, Callable[[Any], Any], None]
+
+
+class ClampGlobalNormState(NamedTuple):
+  """Number of updates seen so far (int32 scalar)."""
+  count: jax.Array
+
+
+def clamp_global_norm(target_norm: float | jax.Array,
+                      start_step: int | jax.Array = 0,
+                      mask: MaskOrFn = None) -> optax.GradientTransformation:
+  """Hold the global norm of the masked parameters at `target_norm` from a step on.
+
+  Put it last in a chain: it turns the incoming updates u into updates that land the
+  masked leaves of params + u on the sphere ||W|| = target_norm, with one global factor
+  target_norm / ||params + u|| over all masked leaves. Leaves outside the mask keep
+  their updates. The parameters produced by update k (k = 1, 2, ...) are projected
+  when k >= start_step; before that the updates pass through unchanged. Optimizer
+  moments upstream are never touched.
+
+  `target_norm` and `start_step` may be traced arrays, so one compiled program can
+  vmap the transform over runs that each hold a different norm.
+
+  Args:
+    target_norm: the held norm ||W|| (same units as the parameters' Frobenius norm).
+    start_step: first update whose result is projected (1-based; 0 or 1: from the first).
+    mask: pytree of bools like params, or a callable params -> such a pytree; None
+      selects every leaf with ndim >= 2 (`grokjax.models.weight_mask`).
+
+  Returns:
+    An `optax.GradientTransformation` whose `update` requires `params`.
+
+  Example:
+    >>> import jax.numpy as jnp, optax
+    >>> from grokjax.optim import clamp_global_norm
+    >>> params = {"w": jnp.ones((3, 4)), "b": jnp.ones(4)}
+    >>> opt = optax.chain(optax.sgd(0.1), clamp_global_norm(2.0))
+    >>> state = opt.init(params)
+    >>> grads = {"w": jnp.ones((3, 4)), "b": jnp.ones(4)}
+    >>> updates, state = opt.update(grads, state, params)
+    >>> new = optax.apply_updates(params, updates)
+    >>> round(float(jnp.linalg.norm(new["w"])), 5), round(float(new["b"][0]), 5)
+    (2.0, 0.9)
+  """
+
+  def init_fn(params):
+    del params
+    return ClampGlobalNormState(count=jnp.zeros([], jnp.int32))
+
+  def update_fn(updates, state, params=None):
+    if params is None:
+      raise ValueError(
+          "clamp_global_norm needs the current parameters: call "
+          "update(updates, state, params) with params")
+    m = mask(params) if callable(mask) else (weight_mask(params) if mask is None else mask)
+    new = optax.apply_updates(params, updates)
+    scale = jnp.asarray(target_norm, jnp.float32) / weight_norm(new, m)
+    active = state.count + 1 >= start_step
+
+    def project(p, u, n, is_matrix):
+      if not is_matrix:
+        return u
+      return jnp.where(active, (n * scale).astype(p.dtype) - p, u)
+
+    updates = jax.tree.map(project, params, updates, new, m)
+    return updates, ClampGlobalNormState(count=optax.safe_increment(state.count))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adamw_matrices(learning_rate: float | jax.Array, weight_decay: float | jax.Array,
+                   b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+                   ) -> optax.GradientTransformation:
+  """The paper's AdamW: decoupled weight decay on the weight matrices only.
+
+  p <- p (1 - lr * wd) - lr * mhat / (sqrt(vhat) + eps) for matrices, without the decay
+  term for the other leaves.
+  """
+  return optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps,
+                     weight_decay=weight_decay, mask=weight_mask)
+
+
+def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEVER
+                    ) -> optax.GradientTransformation:
+  """AdamW on matrices followed by the norm clamp; the defaults leave the clamp off."""
+  return optax.chain(adamw_matrices(learning_rate, weight_decay),
+                     clamp_global_norm(target_norm, start_step, mask=weight_mask))

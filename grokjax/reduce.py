@@ -1,0 +1,62 @@
+"""Vectorised reduction of evaluation curves into grokking times.
+
+All functions take curves shaped [runs, evals] (NaN where a run has no evaluation, for
+example after it was retired) and reduce every run at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def first_crossing(steps: np.ndarray, curve: np.ndarray, threshold: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """Per run, the first evaluated step with curve >= threshold.
+
+  Args:
+    steps: int[evals], the step of each evaluation column.
+    curve: float[runs, evals]; NaN never crosses.
+    threshold: the level to reach.
+
+  Returns:
+    (hit, step): bool[runs] whether the run crossed, int64[runs] the step (-1 if not).
+  """
+  above = np.nan_to_num(np.asarray(curve, np.float64), nan=-np.inf) >= threshold
+  hit = above.any(axis=1)
+  first = above.argmax(axis=1)
+  return hit, np.where(hit, np.asarray(steps)[first], -1).astype(np.int64)
+
+
+def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
+               norm: np.ndarray, budget: np.ndarray, *, mem_threshold: float = 0.99,
+               grok_threshold: float = 0.90) -> dict[str, np.ndarray]:
+  """T_mem, T_grok, ||W|| at T_grok and censoring flags for every run.
+
+  A run that never reaches `grok_threshold` is censored: its `t_grok` is its budget
+  (a lower bound on the true time), `grokked` is False, `censored` True and
+  `norm_at_grok` NaN. It is kept, never dropped.
+
+  Args:
+    steps: int[evals], step of each evaluation (counted from step 0).
+    train_acc, test_acc, norm: float[runs, evals] curves.
+    budget: int[runs], each run's step budget.
+    mem_threshold: train accuracy that defines memorisation (T_mem).
+    grok_threshold: test accuracy that defines grokking (T_grok).
+
+  Returns:
+    dict of arrays [runs]: t_mem (-1 if never), memorised, t_grok, grokked, censored,
+    norm_at_grok.
+  """
+  memorised, t_mem = first_crossing(steps, train_acc, mem_threshold)
+  grokked, t_grok = first_crossing(steps, test_acc, grok_threshold)
+  col = np.searchsorted(np.asarray(steps), np.maximum(t_grok, 0))
+  col = np.minimum(col, len(steps) - 1)
+  norm_at = np.take_along_axis(np.asarray(norm, np.float64), col[:, None], axis=1)[:, 0]
+  return dict(
+      t_mem=t_mem,
+      memorised=memorised,
+      t_grok=np.where(grokked, t_grok, np.asarray(budget)).astype(np.int64),
+      grokked=grokked,
+      censored=~grokked,
+      norm_at_grok=np.where(grokked, norm_at, np.nan),
+  )

@@ -1,0 +1,396 @@
+"""The training engine: one compiled, vmapped program trains a whole grid of runs.
+
+A grid is a `Task` (everything static: shapes, architecture, evaluation interval) and
+`Runs` (one row per run: seed index, learning rate, weight decay, held norm, clamp start
+and budget). `train` initialises every run, then loops on the host over jitted chunks of
+`lax.scan` steps; between chunks it records curves, retires finished runs and packs the
+rest into a smaller batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import math
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from grokjax import data
+from grokjax.models import MLP, weight_norm
+from grokjax.optim import NEVER, paper_optimizer
+from grokjax.reduce import grok_times
+
+ARCHS = ("mlp",)
+CURVES = ("train_acc", "test_acc", "train_loss", "test_loss", "norm", "collapse", "gini")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """The static half of a grid: one compiled program per distinct Task.
+
+  Attributes:
+    p: modulus.
+    frac: fraction of the p^2 pairs used for training.
+    d: embedding width.
+    hidden: MLP hidden width H.
+    arch: model architecture.
+    layernorm: the architecture's LayerNorm option.
+    eval_every: steps between evaluations; the resolution of T_mem and T_grok.
+    dtype: "float32" (the paper) or "float64" (needs jax x64).
+  """
+  p: int
+  frac: float = 0.40
+  d: int = 128
+  hidden: int = 256
+  arch: str = "mlp"
+  layernorm: bool = False
+  eval_every: int = 10
+  dtype: str = "float32"
+
+  def __post_init__(self):
+    data.n_train_pairs(self.p, self.frac)
+    if self.arch not in ARCHS:
+      raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+    for name in ("d", "hidden", "eval_every"):
+      if int(getattr(self, name)) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+    if self.dtype not in ("float32", "float64"):
+      raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+  @property
+  def n_train(self) -> int:
+    return data.n_train_pairs(self.p, self.frac)
+
+  def make_model(self, rngs: nnx.Rngs) -> nnx.Module:
+    return MLP(self.p, self.d, self.hidden, layernorm=self.layernorm, rngs=rngs)
+
+  def init_seed(self, wd: float, seed: int) -> int:
+    """The 31-bit seed of a run's init and split: (p, split size, d, H, arch, wd, seed).
+
+    Deliberately blind to rho, learning rate, arm and the LayerNorm switch, so every
+    cell of a seed starts from the same weights and data (the matched counterfactual).
+    """
+    key = f"{self.p}|{self.n_train}|{self.d}|{self.hidden}|{self.arch}|{float(wd)!r}|{int(seed)}"
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+@dataclasses.dataclass
+class Runs:
+  """The dynamic half of a grid: one row per run, all arrays of length N.
+
+  Attributes:
+    seed: seed index (with the Task and wd, fixes init and split).
+    lr: learning rate.
+    wd: decoupled weight decay on the matrices.
+    target_norm: held norm rho * W_c of a clamp run; NaN for a free run.
+    t_int: first step held at target_norm (`NEVER` for a free run).
+    budget: steps this run may take; rounded up to the evaluation interval.
+  """
+  seed: np.ndarray
+  lr: np.ndarray
+  wd: np.ndarray
+  target_norm: np.ndarray
+  t_int: np.ndarray
+  budget: np.ndarray
+
+  def __post_init__(self):
+    n = len(np.atleast_1d(self.seed))
+    for f in dataclasses.fields(self):
+      arr = np.broadcast_to(np.asarray(getattr(self, f.name)), (n,)).copy()
+      setattr(self, f.name, arr)
+    self.seed = self.seed.astype(np.int64)
+    self.t_int = self.t_int.astype(np.int64)
+    self.budget = self.budget.astype(np.int64)
+    for f in ("lr", "wd", "target_norm"):
+      setattr(self, f, getattr(self, f).astype(np.float64))
+    if n == 0:
+      raise ValueError("a grid needs at least one run")
+    if np.any(self.lr <= 0) or not np.all(np.isfinite(self.lr)):
+      raise ValueError(f"learning rates must be finite and > 0, got {self.lr}")
+    if np.any(self.wd < 0):
+      raise ValueError(f"weight decay must be >= 0, got {self.wd}")
+    if np.any(self.budget < 1):
+      raise ValueError(f"budgets must be >= 1 step, got {self.budget}")
+    clamp = self.t_int < NEVER
+    if np.any(clamp & ~(self.target_norm > 0)):
+      raise ValueError("a clamp run needs a held norm target_norm > 0")
+
+  def __len__(self) -> int:
+    return len(self.seed)
+
+  @property
+  def is_clamp(self) -> np.ndarray:
+    return self.t_int < NEVER
+
+  @classmethod
+  def free(cls, seeds, lr, wd, budget) -> "Runs":
+    """Free runs (no clamp), one per seed."""
+    seeds = np.asarray(seeds)
+    return cls(seeds, lr, wd, np.nan, NEVER, budget)
+
+  @classmethod
+  def concat(cls, *parts: "Runs") -> "Runs":
+    return cls(**{f.name: np.concatenate([getattr(r, f.name) for r in parts])
+                  for f in dataclasses.fields(cls)})
+
+  def take(self, idx) -> "Runs":
+    return Runs(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
+
+
+# ---------------------------------------------------------------- the per-run program
+
+
+def _hparams(runs: Runs, dtype) -> dict[str, np.ndarray]:
+  return dict(lr=runs.lr.astype(dtype), wd=runs.wd.astype(dtype),
+              target=np.nan_to_num(runs.target_norm, nan=1.0).astype(dtype),
+              start=np.minimum(runs.t_int, NEVER).astype(np.int32),
+              budget=runs.budget.astype(np.int32))
+
+
+def fourier_gini(embed: jax.Array) -> jax.Array:
+  """Gini coefficient of the token-frequency power spectrum of E (DC removed).
+
+  Near 0 when the power is spread over all frequencies, towards 1 when a few dominate.
+  """
+  power = jnp.sum(jnp.abs(jnp.fft.rfft(embed, axis=0)) ** 2, axis=-1)[1:]
+  power = jnp.sort(power)
+  n = power.shape[0]
+  i = jnp.arange(1, n + 1, dtype=power.dtype)
+  return 2 * jnp.sum(i * power) / (n * jnp.sum(power)) - (n + 1) / n
+
+
+class Program:
+  """The jitted functions of one Task: init a batch of runs, train it for a chunk."""
+
+  def __init__(self, task: Task):
+    self.task = task
+    self.graphdef, _ = nnx.split(nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0))))
+    self.init = jax.jit(jax.vmap(self._init_one))
+    self._chunks: dict[int, Callable] = {}
+
+  def model(self, params):
+    return nnx.merge(self.graphdef, params)
+
+  def _init_one(self, seed: jax.Array) -> dict[str, Any]:
+    t = self.task
+    k_split, k_params = jax.random.split(jax.random.key(seed))
+    train_idx, is_train = data.split(k_split, t.p, t.n_train)
+    _, state = nnx.split(t.make_model(nnx.Rngs(params=k_params)))
+    params = jax.tree.map(lambda x: x.astype(t.dtype), nnx.to_pure_dict(state))
+    opt = paper_optimizer(1.0, 1.0)  # the state's structure only; hparams arrive per step
+    return dict(params=params, opt=opt.init(params), step=jnp.zeros([], jnp.int32),
+                diverged=jnp.full([], -1, jnp.int32), train_idx=train_idx, is_train=is_train)
+
+  def loss(self, params, a, b, y):
+    logits = self.model(params)(a, b)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  def _step(self, state, hp):
+    a, b, y = data.all_pairs(self.task.p)
+    idx = state["train_idx"]
+    params = state["params"]
+    loss, grads = jax.value_and_grad(self.loss)(params, a[idx], b[idx], y[idx])
+    opt = paper_optimizer(hp["lr"], hp["wd"], hp["target"], hp["start"])
+    updates, opt_state = opt.update(grads, state["opt"], params)
+    new_params = optax.apply_updates(params, updates)
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(new_params))
+    live = (state["step"] < hp["budget"]) & (state["diverged"] < 0)
+    keep = live & finite
+    pick = lambda new, old: jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
+    return dict(state, params=pick(new_params, params), opt=pick(opt_state, state["opt"]),
+                step=state["step"] + keep.astype(jnp.int32),
+                diverged=jnp.where(live & ~finite, state["step"], state["diverged"]))
+
+  def evaluate(self, state) -> dict[str, jax.Array]:
+    """Accuracy, loss, ||W||, softmax collapse and Fourier Gini of one run, all pairs."""
+    t = self.task
+    a, b, y = data.all_pairs(t.p)
+    model = self.model(state["params"])
+    logits = model(a, b)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    correct = (jnp.argmax(logits, -1) == y).astype(logits.dtype)
+    is_train = state["is_train"].astype(logits.dtype)
+    n_tr, n_te = t.n_train, t.p * t.p - t.n_train
+    one_hot = (jnp.sum(jax.nn.softmax(logits) > 0, axis=-1) == 1).astype(logits.dtype)
+    return dict(
+        train_acc=jnp.sum(correct * is_train) / n_tr,
+        test_acc=jnp.sum(correct * (1 - is_train)) / n_te,
+        train_loss=jnp.sum(ce * is_train) / n_tr,
+        test_loss=jnp.sum(ce * (1 - is_train)) / n_te,
+        norm=weight_norm(state["params"]),
+        collapse=jnp.sum(one_hot * is_train) / n_tr,
+        gini=fourier_gini(model.embed[...][: t.p]),
+    )
+
+  def _chunk_one(self, state, hp, n_evals: int):
+    def block(state, _):
+      state = jax.lax.fori_loop(0, self.task.eval_every, lambda _, s: self._step(s, hp), state)
+      return state, self.evaluate(state)
+    return jax.lax.scan(block, state, None, length=n_evals)
+
+  def chunk(self, n_evals: int) -> Callable:
+    """Jitted fn(state, hp) -> (state, records[runs, n_evals]) for a batch of runs."""
+    if n_evals not in self._chunks:
+      fn = functools.partial(self._chunk_one, n_evals=n_evals)
+      self._chunks[n_evals] = jax.jit(jax.vmap(fn), donate_argnums=0)
+    return self._chunks[n_evals]
+
+
+@functools.lru_cache(maxsize=None)
+def program(task: Task) -> Program:
+  """The (cached) compiled program of a Task."""
+  return Program(task)
+
+
+# ---------------------------------------------------------------- host loop
+
+
+@dataclasses.dataclass
+class SweepResult:
+  """Curves and per-run outcome of a trained grid.
+
+  Attributes:
+    task, runs: what was trained.
+    steps: int[evals], the step of each evaluation column.
+    curves: name -> float[runs, evals]; NaN after a run stopped (budget, retirement).
+    last_step: int[runs], steps each run actually trained.
+    diverged_step: int[runs], step at which the run became non-finite, -1 if never.
+    wall_s: wall-clock seconds of `train`, compilation included.
+  """
+  task: Task
+  runs: Runs
+  steps: np.ndarray
+  curves: dict[str, np.ndarray]
+  last_step: np.ndarray
+  diverged_step: np.ndarray
+  wall_s: float = 0.0
+
+  def reduce(self, mem_threshold: float = 0.99, grok_threshold: float = 0.90):
+    """`grokjax.reduce.grok_times` over this grid; adds diverged and final accuracies."""
+    c = self.curves
+    out = grok_times(self.steps, c["train_acc"], c["test_acc"], c["norm"], self.runs.budget,
+                     mem_threshold=mem_threshold, grok_threshold=grok_threshold)
+    out["diverged"] = self.diverged_step >= 0
+    for name in ("train_acc", "test_acc"):
+      out[f"final_{name}"] = last_finite(c[name])
+    return out
+
+
+def last_finite(curve: np.ndarray) -> np.ndarray:
+  """Per row, the last non-NaN value (NaN for an empty row)."""
+  ok = np.isfinite(curve)
+  last = curve.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
+  return np.where(ok.any(1), curve[np.arange(len(curve)), last], np.nan)
+
+
+def _bucket(live: int, ndev: int, cap: int) -> int:
+  size = ndev
+  while size < live:
+    size *= 2
+  return min(size, cap)
+
+
+def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int | None = 500,
+          grok_threshold: float = 0.90, mem_threshold: float = 0.99, progress: bool = True,
+          devices=None, desc: str | None = None) -> SweepResult:
+  """Train every run of a grid; return its curves.
+
+  Args:
+    task: the static configuration.
+    runs: one row per run.
+    chunk_steps: steps per compiled chunk (rounded to a multiple of eval_every); the
+      granularity of progress, retirement and batch compaction.
+    retire_margin: a run that has memorised and grokked is retired once it is this many
+      steps past T_grok; None trains every run to its own budget.
+    grok_threshold, mem_threshold: the levels retirement looks for.
+    progress: show a progress bar with run-steps/s and ETA on stderr.
+    devices: devices to shard the run axis over (default: all local devices).
+    desc: progress-bar label.
+
+  Returns:
+    A `SweepResult`.
+  """
+  t0 = time.perf_counter()
+  ev = task.eval_every
+  chunk_evals = max(1, int(chunk_steps) // ev)
+  n = len(runs)
+  n_evals = -(-runs.budget // ev)
+  budgets = n_evals * ev
+  steps = ev * np.arange(1, n_evals.max() + 1)
+  curves = {k: np.full((n, len(steps)), np.nan, task.dtype) for k in CURVES}
+  last_step = np.zeros(n, np.int64)
+  diverged = np.full(n, -1, np.int64)
+
+  devices = list(devices or jax.local_devices())
+  ndev = len(devices)
+  mesh = Mesh(np.array(devices), ("runs",))
+  sharding = NamedSharding(mesh, PartitionSpec("runs"))
+  prog = program(task)
+  dtype = np.dtype(task.dtype)
+  hp_all = _hparams(dataclasses.replace(runs, budget=budgets), dtype)
+  seeds = np.array([task.init_seed(w, s) for w, s in zip(runs.wd, runs.seed)], np.uint32)
+
+  # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
+  size = -(-n // ndev) * ndev
+  lanes = np.resize(np.arange(n), size)
+  state = jax.device_put(prog.init(jnp.asarray(seeds[lanes])), sharding)
+  pad = np.arange(size) >= n
+  live = np.ones(n, bool)
+
+  bar = _progress(int(budgets.sum()), desc) if progress else None
+  while live.any():
+    hp = jax.device_put({k: v[lanes] for k, v in hp_all.items()}, sharding)
+    state, rec = prog.chunk(chunk_evals)(state, hp)
+    rec = jax.device_get(rec)
+    step_now, div_now = np.asarray(state["step"]), np.asarray(state["diverged"])
+    real = ~pad
+    for lane in np.flatnonzero(real):
+      r = lanes[lane]
+      start = last_step[r] // ev
+      stop = min(start + chunk_evals, n_evals[r])
+      for k in CURVES:
+        curves[k][r, start:stop] = rec[k][lane, : stop - start]
+    done_before = last_step.sum()
+    last_step[lanes[real]] = step_now[real]
+    diverged[lanes[real]] = div_now[real]
+    if bar is not None:
+      bar.update(int(last_step.sum() - done_before))
+
+    finished = (last_step >= budgets) | (diverged >= 0)
+    if retire_margin is not None:
+      res = grok_times(steps, curves["train_acc"], curves["test_acc"], curves["norm"], budgets,
+                       mem_threshold=mem_threshold, grok_threshold=grok_threshold)
+      finished |= res["grokked"] & res["memorised"] & (last_step >= res["t_grok"] + retire_margin)
+    if bar is not None:
+      bar.total -= int(np.sum(budgets[finished & live] - last_step[finished & live]))
+      bar.set_postfix(live=int((~finished).sum()), refresh=False)
+      bar.refresh()
+    live = ~finished
+    if not live.any():
+      break
+    keep = np.flatnonzero(live[lanes] & ~pad)
+    new_size = _bucket(len(np.unique(lanes[keep])), ndev, size)
+    if new_size < size or not np.all(live[lanes[~pad]]):
+      _, first = np.unique(lanes[keep], return_index=True)
+      keep = keep[np.sort(first)]
+      take = np.resize(keep, max(new_size, len(keep)))
+      pad = np.arange(len(take)) >= len(keep)
+      lanes, size = lanes[take], len(take)
+      state = jax.device_put(jax.tree.map(lambda x: x[take], state), sharding)
+  if bar is not None:
+    bar.close()
+  return SweepResult(task, runs, steps, curves, last_step, diverged, time.perf_counter() - t0)
+
+
+def _progress(total: int, desc: str | None):
+  from tqdm.auto import tqdm
+  return tqdm(total=total, desc=desc or "training", unit="run-step", unit_scale=True,
+              dynamic_ncols=True, smoothing=0.1)
