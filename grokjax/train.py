@@ -201,7 +201,7 @@ class Program:
     opt = paper_optimizer(hp["lr"], hp["wd"], hp["target"], hp["start"])
     updates, opt_state = opt.update(grads, state["opt"], params)
     new_params = optax.apply_updates(params, updates)
-    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(new_params))
+    finite = jnp.isfinite(loss) & jnp.isfinite(weight_norm(new_params, jax.tree.map(lambda _: True, new_params)))
     live = (state["step"] < hp["budget"]) & (state["diverged"] < 0)
     keep = live & finite
     pick = lambda new, old: jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)

@@ -1,0 +1,53 @@
+import numpy as np
+
+from grokjax.reduce import first_crossing, grok_times
+
+STEPS = np.array([10, 20, 30, 40, 50])
+
+
+def _curves():
+  train = np.array([[0.5, 0.995, 1.0, 1.0, 1.0],
+                    [0.2, 0.5, 0.98, 0.991, 1.0],
+                    [0.9, 1.0, 1.0, np.nan, np.nan]])
+  test = np.array([[0.0, 0.1, 0.89, 0.95, 0.99],
+                   [0.0, 0.0, 0.0, 0.85, 0.92],
+                   [0.0, 0.2, 0.5, np.nan, np.nan]])
+  norm = np.array([[5.0, 6.0, 7.0, 8.0, 9.0],
+                   [1.0, 2.0, 3.0, 4.0, 5.0],
+                   [3.0, 3.0, 3.0, np.nan, np.nan]])
+  return train, test, norm
+
+
+def test_exact_steps_and_norm_at_grok():
+  train, test, norm = _curves()
+  out = grok_times(STEPS, train, test, norm, budget=np.array([50, 50, 30]))
+  np.testing.assert_array_equal(out["t_mem"], [20, 40, 20])
+  np.testing.assert_array_equal(out["t_grok"][:2], [40, 50])
+  np.testing.assert_array_equal(out["norm_at_grok"][:2], [8.0, 5.0])
+
+
+def test_censored_run_kept_and_flagged():
+  train, test, norm = _curves()
+  out = grok_times(STEPS, train, test, norm, budget=np.array([50, 50, 30]))
+  assert len(out["t_grok"]) == 3
+  np.testing.assert_array_equal(out["grokked"], [True, True, False])
+  np.testing.assert_array_equal(out["censored"], [False, False, True])
+  assert out["t_grok"][2] == 30  # censored at its own budget
+  assert np.isnan(out["norm_at_grok"][2])
+
+
+def test_thresholds_are_arguments():
+  train, test, norm = _curves()
+  budget = np.array([50, 50, 30])
+  low = grok_times(STEPS, train, test, norm, budget, grok_threshold=0.5, mem_threshold=0.9)
+  np.testing.assert_array_equal(low["t_grok"], [30, 40, 30])
+  np.testing.assert_array_equal(low["grokked"], [True, True, True])
+  np.testing.assert_array_equal(low["t_mem"], [20, 30, 10])
+  high = grok_times(STEPS, train, test, norm, budget, grok_threshold=0.95)
+  np.testing.assert_array_equal(high["t_grok"], [40, 50, 30])
+  np.testing.assert_array_equal(high["grokked"], [True, False, False])
+
+
+def test_first_crossing_never():
+  hit, step = first_crossing(STEPS, np.full((2, 5), np.nan), 0.5)
+  assert not hit.any() and (step == -1).all()
