@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import math
+import os
 import time
 from typing import Any, Callable
 
@@ -300,20 +301,25 @@ def _bucket(live: int, ndev: int, cap: int) -> int:
 
 def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int | None = 500,
           grok_threshold: float = 0.90, mem_threshold: float = 0.99, progress: bool = True,
-          devices=None, desc: str | None = None) -> SweepResult:
+          devices=None, desc: str | None = None, checkpoint: str | None = None,
+          checkpoint_every_s: float = 60.0) -> SweepResult:
   """Train every run of a grid; return its curves.
 
   Args:
     task: the static configuration.
     runs: one row per run.
     chunk_steps: steps per compiled chunk (rounded to a multiple of eval_every); the
-      granularity of progress, retirement and batch compaction.
+      granularity of progress, retirement, checkpoints and batch compaction.
     retire_margin: a run that has memorised and grokked is retired once it is this many
       steps past T_grok; None trains every run to its own budget.
     grok_threshold, mem_threshold: the levels retirement looks for.
     progress: show a progress bar with run-steps/s and ETA on stderr.
     devices: devices to shard the run axis over (default: all local devices).
     desc: progress-bar label.
+    checkpoint: a directory for orbax checkpoints of the whole loop state. When it holds
+      one for this same (task, runs), training resumes from it; one for another grid is
+      refused with ValueError.
+    checkpoint_every_s: seconds between checkpoints (0: after every chunk).
 
   Returns:
     A `SweepResult`.
@@ -325,27 +331,41 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   n_evals = -(-runs.budget // ev)
   budgets = n_evals * ev
   steps = ev * np.arange(1, n_evals.max() + 1)
-  curves = {k: np.full((n, len(steps)), np.nan, task.dtype) for k in CURVES}
-  last_step = np.zeros(n, np.int64)
-  diverged = np.full(n, -1, np.int64)
 
   devices = list(devices or jax.local_devices())
   ndev = len(devices)
-  mesh = Mesh(np.array(devices), ("runs",))
-  sharding = NamedSharding(mesh, PartitionSpec("runs"))
+  sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
   prog = program(task)
-  dtype = np.dtype(task.dtype)
-  hp_all = _hparams(dataclasses.replace(runs, budget=budgets), dtype)
-  seeds = np.array([task.init_seed(w, s) for w, s in zip(runs.wd, runs.seed)], np.uint32)
+  hp_all = _hparams(dataclasses.replace(runs, budget=budgets), np.dtype(task.dtype))
+  fingerprint = _fingerprint(task, runs)
+  ckpt = _Checkpoints(checkpoint, fingerprint) if checkpoint else None
 
-  # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
-  size = -(-n // ndev) * ndev
-  lanes = np.resize(np.arange(n), size)
-  state = jax.device_put(prog.init(jnp.asarray(seeds[lanes])), sharding)
-  pad = np.arange(size) >= n
-  live = np.ones(n, bool)
+  saved = ckpt.restore() if ckpt else None
+  if saved is None:
+    seeds = np.array([task.init_seed(w, s) for w, s in zip(runs.wd, runs.seed)], np.uint32)
+    size = -(-n // ndev) * ndev
+    # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
+    lanes = np.resize(np.arange(n), size)
+    state = prog.init(jnp.asarray(seeds[lanes]))
+    loop = dict(lanes=lanes, pad=np.arange(size) >= n, live=np.ones(n, bool),
+                last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
+                curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in CURVES},
+                elapsed=np.float64(0.0))
+  else:
+    loop, leaves = saved
+    size = len(loop["lanes"])
+    treedef = jax.tree.structure(jax.eval_shape(prog.init, jnp.zeros(size, jnp.uint32)))
+    state = jax.tree.unflatten(treedef, leaves)
+  state = jax.device_put(state, sharding)
+  lanes, pad, live = loop["lanes"], loop["pad"], loop["live"]
+  last_step, diverged, curves = loop["last_step"], loop["diverged"], loop["curves"]
+  elapsed0 = float(loop["elapsed"])
 
   bar = _progress(int(budgets.sum()), desc) if progress else None
+  if bar is not None:
+    bar.total -= int(np.sum((budgets - last_step)[~live]))
+    bar.update(int(last_step.sum()))
+  last_save = time.perf_counter()
   while live.any():
     hp = jax.device_put({k: v[lanes] for k, v in hp_all.items()}, sharding)
     state, rec = prog.chunk(chunk_evals)(state, hp)
@@ -361,8 +381,6 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     done_before = last_step.sum()
     last_step[lanes[real]] = step_now[real]
     diverged[lanes[real]] = div_now[real]
-    if bar is not None:
-      bar.update(int(last_step.sum() - done_before))
 
     finished = (last_step >= budgets) | (diverged >= 0)
     if retire_margin is not None:
@@ -370,24 +388,67 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
                        mem_threshold=mem_threshold, grok_threshold=grok_threshold)
       finished |= res["grokked"] & res["memorised"] & (last_step >= res["t_grok"] + retire_margin)
     if bar is not None:
-      bar.total -= int(np.sum(budgets[finished & live] - last_step[finished & live]))
-      bar.set_postfix(live=int((~finished).sum()), refresh=False)
-      bar.refresh()
-    live = ~finished
-    if not live.any():
-      break
-    keep = np.flatnonzero(live[lanes] & ~pad)
-    new_size = _bucket(len(np.unique(lanes[keep])), ndev, size)
-    if new_size < size or not np.all(live[lanes[~pad]]):
+      bar.total -= int(np.sum((budgets - last_step)[finished & live]))
+      bar.update(int(last_step.sum() - done_before))
+      bar.set_postfix(live=int((~finished).sum()))
+    live[:] = ~finished
+    if live.any():
+      keep = np.flatnonzero(live[lanes] & ~pad)
       _, first = np.unique(lanes[keep], return_index=True)
       keep = keep[np.sort(first)]
-      take = np.resize(keep, max(new_size, len(keep)))
-      pad = np.arange(len(take)) >= len(keep)
-      lanes, size = lanes[take], len(take)
-      state = jax.device_put(jax.tree.map(lambda x: x[take], state), sharding)
+      new_size = _bucket(len(keep), ndev, size)
+      if new_size < size or len(keep) < np.sum(~pad):
+        take = np.resize(keep, new_size)
+        pad = np.arange(new_size) >= len(keep)
+        lanes, size = lanes[take], new_size
+        state = jax.device_put(jax.tree.map(lambda x: x[take], state), sharding)
+    if ckpt and time.perf_counter() - last_save >= checkpoint_every_s:
+      loop.update(lanes=lanes, pad=pad, elapsed=np.float64(elapsed0 + time.perf_counter() - t0))
+      ckpt.save(int(last_step.sum()), loop, state)
+      last_save = time.perf_counter()
   if bar is not None:
     bar.close()
-  return SweepResult(task, runs, steps, curves, last_step, diverged, time.perf_counter() - t0)
+  if ckpt:
+    ckpt.close()
+  wall = elapsed0 + time.perf_counter() - t0
+  return SweepResult(task, runs, steps, curves, last_step, diverged, wall)
+
+
+def _fingerprint(task: Task, runs: Runs) -> str:
+  h = hashlib.sha256(repr(dataclasses.asdict(task)).encode())
+  for f in dataclasses.fields(runs):
+    h.update(np.ascontiguousarray(getattr(runs, f.name)).tobytes())
+  return h.hexdigest()
+
+
+class _Checkpoints:
+  """The loop state of `train` in an orbax CheckpointManager, tagged with its grid."""
+
+  def __init__(self, directory: str, fingerprint: str):
+    import orbax.checkpoint as ocp
+    self._ocp = ocp
+    self.fingerprint = np.frombuffer(bytes.fromhex(fingerprint), np.uint8)
+    self.manager = ocp.CheckpointManager(
+        os.path.abspath(directory),
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False))
+
+  def restore(self):
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    tree = self.manager.restore(step)
+    if not np.array_equal(np.asarray(tree["fingerprint"]), self.fingerprint):
+      raise ValueError(f"checkpoint in {self.manager.directory} belongs to another grid")
+    loop = {k: v for k, v in tree.items() if k not in ("fingerprint", "state")}
+    return loop, list(tree["state"])
+
+  def save(self, step: int, loop: dict, state) -> None:
+    tree = dict(loop, fingerprint=self.fingerprint, state=jax.device_get(jax.tree.leaves(state)))
+    self.manager.save(step, args=self._ocp.args.StandardSave(tree), force=True)
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.close()
 
 
 def _progress(total: int, desc: str | None):

@@ -1,0 +1,187 @@
+"""Command-line front end shared by the experiment scripts.
+
+Every flag is validated before any work starts or any folder is made; a bad value ends
+the program with one line on stderr naming the flag, the value and what is allowed, and
+exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from grokjax import experiment as ex
+from grokjax.train import ARCHS
+
+
+class UsageError(Exception):
+  """A bad command-line value; the message is the whole one-line explanation."""
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):  # argparse's own errors, one line, exit 2
+    raise UsageError(message)
+
+
+def _ints(flag: str, low: int):
+  def parse(text: str) -> list[int]:
+    items = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in items):
+      raise UsageError(f"{flag}: empty list {text!r}; give comma-separated integers >= {low}")
+    out = []
+    for s in items:
+      try:
+        v = int(s)
+      except ValueError:
+        raise UsageError(f"{flag}: {s!r} is not an integer; give comma-separated integers >= {low}")
+      if v < low:
+        raise UsageError(f"{flag}: {v} is below {low}; give comma-separated integers >= {low}")
+      out.append(v)
+    return out
+  return parse
+
+
+def _floats(flag: str, positive: bool = True):
+  def parse(text: str) -> list[float]:
+    items = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in items):
+      raise UsageError(f"{flag}: empty list {text!r}; give comma-separated numbers > 0")
+    out = []
+    for s in items:
+      try:
+        v = float(s)
+      except ValueError:
+        raise UsageError(f"{flag}: {s!r} is not a number; give comma-separated numbers > 0")
+      if not v == v or v in (float("inf"), float("-inf")) or (positive and v <= 0):
+        raise UsageError(f"{flag}: {s} is not allowed; give comma-separated finite numbers > 0")
+      out.append(v)
+    return out
+  return parse
+
+
+def _int(flag: str, low: int):
+  def parse(text: str) -> int:
+    try:
+      v = int(text)
+    except ValueError:
+      raise UsageError(f"{flag}: {text!r} is not an integer (need an integer >= {low})")
+    if v < low:
+      raise UsageError(f"{flag}: {v} is below {low} (need an integer >= {low})")
+    return v
+  return parse
+
+
+def _float_in(flag: str, low: float, high: float | None, closed_low: bool):
+  def parse(text: str) -> float:
+    try:
+      v = float(text)
+    except ValueError:
+      raise UsageError(f"{flag}: {text!r} is not a number")
+    ok = (v >= low if closed_low else v > low) and (high is None or v < high) and v == v
+    if not ok or v == float("inf"):
+      rng = f"{'[' if closed_low else '('}{low:g}, {'inf' if high is None else f'{high:g}'})"
+      raise UsageError(f"{flag}: {text} is outside {rng}")
+    return v
+  return parse
+
+
+def _margin(text: str) -> int | None:
+  if text.lower() == "none":
+    return None
+  return _int("--retire-margin", 0)(text)
+
+
+def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
+  ap = _Parser(prog=f"{experiment}.py", description=doc,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--preset", default="paper",
+                  help=f"base configuration, one of {', '.join(ex.PRESETS)} (default paper)")
+  ap.add_argument("--moduli", type=_ints("--moduli", 3), help="comma-separated moduli p")
+  ap.add_argument("--seeds", type=_int("--seeds", 1), help="seeds per cell")
+  ap.add_argument("--lrs", type=_floats("--lrs"), help="comma-separated learning rates")
+  ap.add_argument("--wd", type=_float_in("--wd", 0, None, True), help="weight decay lambda")
+  ap.add_argument("--steps", type=_int("--steps", 1), help="step budget of every cell")
+  ap.add_argument("--frac", type=_float_in("--frac", 0, 1, False), help="train fraction")
+  ap.add_argument("--d", type=_int("--d", 1), help="embedding width")
+  ap.add_argument("--hidden", type=_int("--hidden", 1), help="MLP hidden width H")
+  ap.add_argument("--eval-every", type=_int("--eval-every", 1),
+                  help="steps between evaluations: the resolution of T_mem and T_grok")
+  ap.add_argument("--chunk-steps", type=_int("--chunk-steps", 1),
+                  help="steps per compiled chunk (progress, retirement, checkpoints)")
+  ap.add_argument("--retire-margin", type=_margin,
+                  help="steps a grokked run keeps training past T_grok; 'none': to its budget")
+  ap.add_argument("--n-boot", type=_int("--n-boot", 10), help="bootstrap replicates of the fits")
+  ap.add_argument("--dtype", choices=["float32", "float64"], help="float64 turns on jax x64")
+  if experiment != "free_training":
+    ap.add_argument("--rhos", type=_floats("--rhos"), help="held norms rho (units of W_c)")
+    ap.add_argument("--t-int", type=_int("--t-int", 0), help="first step of the clamp")
+  if experiment in ("free_training", "pinned_norm"):
+    ap.add_argument("--arch", choices=list(ARCHS), help="model architecture")
+  if experiment == "pinned_norm":
+    ap.add_argument("--wc-from", help="reuse W_c from a free_training or pinned_norm folder")
+  ap.add_argument("--out", help="results folder (default results/<experiment>_<preset>_p<moduli>)")
+  ap.add_argument("--force-new", action="store_true", help="discard a previous run in --out")
+  ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+  ap.add_argument("--checkpoint-every", type=_float_in("--checkpoint-every", 0, None, True),
+                  default=60.0, help="seconds between checkpoints (default 60)")
+  return ap
+
+
+def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
+  ap = build_parser(experiment, doc)
+  args = ap.parse_args(argv)
+  if args.preset not in ex.PRESETS:
+    raise UsageError(f"--preset: unknown preset {args.preset!r}; choose from {', '.join(ex.PRESETS)}")
+  fields = dict(moduli=args.moduli, seeds=args.seeds, lrs=args.lrs, wd=args.wd, steps=args.steps,
+                frac=args.frac, d=args.d, hidden=args.hidden, eval_every=args.eval_every,
+                chunk_steps=args.chunk_steps, n_boot=args.n_boot, dtype=args.dtype,
+                rhos=getattr(args, "rhos", None), t_int=getattr(args, "t_int", None),
+                arch=getattr(args, "arch", None), wc_from=getattr(args, "wc_from", None))
+  cfg = ex.resolve(experiment, args.preset, **fields)
+  if args.retire_margin is not None or "--retire-margin" in (argv or sys.argv):
+    cfg.retire_margin = args.retire_margin
+  if cfg.wc_from and not os.path.isdir(cfg.wc_from):
+    raise UsageError(f"--wc-from: {cfg.wc_from!r} is not a folder")
+  if experiment == "pinned_norm" and len(cfg.lrs) != 1:
+    raise UsageError("--lrs: pinned_norm holds one learning rate; use norm_vs_lr for several")
+  if experiment == "norm_vs_lr" and len(cfg.moduli) != 1:
+    raise UsageError("--moduli: norm_vs_lr runs at one modulus")
+  if experiment != "free_training" and not cfg.rhos:
+    raise UsageError("--rhos: need at least one held norm")
+  for p in cfg.moduli:
+    try:
+      cfg.task(p)
+    except ValueError as e:
+      raise UsageError(f"--moduli/--frac: {e}")
+  out = args.out or os.path.join(
+      "results", f"{experiment}_{cfg.preset}_p{'-'.join(map(str, cfg.moduli))}")
+  return cfg, out, args
+
+
+def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str = "") -> int:
+  """Parse, validate, then run one experiment; returns the process exit code."""
+  try:
+    cfg, out, args = parse(experiment, argv, doc)
+  except UsageError as e:
+    print(f"{experiment}: error: {e}", file=sys.stderr)
+    return 2
+  if cfg.dtype == "float64":
+    import jax
+    jax.config.update("jax_enable_x64", True)
+  try:
+    sess = ex.Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
+                      checkpoint_every_s=args.checkpoint_every)
+  except ex.ConfigMismatch as e:
+    print(f"{experiment}: error: {e}", file=sys.stderr)
+    return 2
+  ex.say(f"results folder: {out}")
+  try:
+    run(sess)
+  except (RuntimeError, ValueError) as e:
+    print(f"{experiment}: error: {e}", file=sys.stderr)
+    return 1
+  ex.say(f"wrote {out}/ (config.json, runs.csv, curves.npz, "
+         f"{'summary.json' if experiment == 'free_training' else 'fit.json'}, figures/)")
+  return 0

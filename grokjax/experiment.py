@@ -1,0 +1,566 @@
+"""The paper's experiments as library code: presets, grids, phases, tables.
+
+Experiment scripts only parse flags into a `Config` and call one function here. A
+`Session` owns a results folder: it writes config.json, refuses to resume under a
+changed configuration, caches finished training phases and checkpoints running ones,
+so re-running the same command continues where a killed one stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import sys
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from grokjax import io
+from grokjax.optim import NEVER
+from grokjax.train import CURVES, Runs, SweepResult, Task, program, train, _hparams
+
+EXPERIMENTS = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation")
+
+# Budget anchors: steps per rho (the key "free" for free runs), scaled by max(1, p / ref_p)
+# and log-interpolated in rho between anchors. The paper's are SPEC.md's moduli-scan
+# budgets; quick's are about 3x the times measured with the quick model at p = 47.
+_PAPER = dict(d=128, hidden=256, frac=0.40, wd=1.0, t_int=500, eval_every=10, ref_p=59,
+              chunk_steps=1000, retire_margin=500,
+              budgets={"free": 30000, 0.85: 15000, 1.00: 25000, 1.15: 80000, 1.30: 160000})
+_QUICK = dict(d=32, hidden=128, frac=0.40, wd=1.0, t_int=100, eval_every=10, ref_p=47,
+              chunk_steps=500, retire_margin=200,
+              budgets={"free": 5000, 0.85: 4000, 1.00: 3000, 1.15: 9000, 1.30: 20000})
+_SMOKE = dict(d=16, hidden=64, frac=0.80, wd=1.0, t_int=40, eval_every=10, ref_p=23,
+              chunk_steps=200, retire_margin=0,
+              budgets={"free": 600, 0.85: 600, 1.30: 600})
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {
+        "free_training": dict(_PAPER, moduli=[29, 41, 59, 79, 97], seeds=20, lrs=[1e-3], rhos=[]),
+        "pinned_norm": dict(_PAPER, moduli=[41, 53, 59, 71], seeds=12, lrs=[1e-3],
+                            rhos=[0.85, 1.00, 1.15]),
+        "norm_vs_lr": dict(_PAPER, moduli=[59], seeds=16, lrs=[1e-3, 2e-3, 4e-3, 8e-3],
+                           rhos=[0.85, 1.00, 1.15, 1.30],
+                           budgets={"free": 30000, 0.85: 30000, 1.30: 30000}),
+    },
+    "quick": {
+        "free_training": dict(_QUICK, moduli=[31, 41, 47], seeds=6, lrs=[5e-3, 1e-2], rhos=[]),
+        "pinned_norm": dict(_QUICK, moduli=[41, 47], seeds=6, lrs=[1e-2],
+                            rhos=[1.00, 1.05, 1.10, 1.15]),
+        "norm_vs_lr": dict(_QUICK, moduli=[47], seeds=4, lrs=[5e-3, 1e-2, 2e-2],
+                           rhos=[1.00, 1.05, 1.10, 1.15]),
+    },
+    "smoke": {
+        "free_training": dict(_SMOKE, moduli=[23, 31], seeds=2, lrs=[3e-2], rhos=[]),
+        "pinned_norm": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
+        "norm_vs_lr": dict(_SMOKE, moduli=[23], seeds=2, lrs=[2e-2, 3e-2], rhos=[0.95, 1.10]),
+    },
+}
+
+
+@dataclasses.dataclass
+class Config:
+  """A fully resolved experiment configuration (what config.json records)."""
+  experiment: str
+  preset: str
+  moduli: list[int]
+  seeds: int
+  lrs: list[float]
+  rhos: list[float]
+  wd: float
+  frac: float
+  d: int
+  hidden: int
+  t_int: int
+  eval_every: int
+  ref_p: int
+  chunk_steps: int
+  retire_margin: int | None
+  budgets: dict[str, int]
+  steps: int | None = None
+  arch: str = "mlp"
+  layernorm: bool = False
+  dtype: str = "float32"
+  grok_threshold: float = 0.90
+  mem_threshold: float = 0.99
+  n_boot: int = 1000
+  wc_from: str | None = None
+
+  def budget(self, rho: float | None, p: int) -> int:
+    """Step budget of a cell: --steps if given, else the preset's anchors (see above)."""
+    if self.steps is not None:
+      raw = self.steps
+    else:
+      anchors = {float(k): v for k, v in self.budgets.items() if k != "free"}
+      if rho is None:
+        raw = self.budgets["free"]
+      else:
+        xs = sorted(anchors)
+        ys = [math.log(anchors[x]) for x in xs]
+        if len(xs) == 1:
+          raw = anchors[xs[0]]
+        else:  # log-linear through the anchors, extended beyond them
+          i = int(np.clip(np.searchsorted(xs, rho) - 1, 0, len(xs) - 2))
+          slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
+          raw = math.exp(ys[i] + slope * (rho - xs[i]))
+      raw *= max(1.0, p / self.ref_p)
+    return int(math.ceil(raw / self.eval_every) * self.eval_every)
+
+  def task(self, p: int, layernorm: bool | None = None) -> Task:
+    return Task(p=p, frac=self.frac, d=self.d, hidden=self.hidden, arch=self.arch,
+                layernorm=self.layernorm if layernorm is None else layernorm,
+                eval_every=self.eval_every, dtype=self.dtype)
+
+  def to_json(self) -> dict[str, Any]:
+    out = dataclasses.asdict(self)
+    out["budgets"] = {str(k): v for k, v in self.budgets.items()}
+    return out
+
+
+def resolve(experiment: str, preset: str, **overrides) -> Config:
+  """The preset's values with every non-None override applied."""
+  if experiment not in EXPERIMENTS:
+    raise ValueError(f"unknown experiment {experiment!r}")
+  base_experiment = "pinned_norm" if experiment == "layernorm_ablation" else experiment
+  if preset not in PRESETS:
+    raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+  values = dict(PRESETS[preset][base_experiment])
+  values.update({k: v for k, v in overrides.items() if v is not None})
+  return Config(experiment=experiment, preset=preset, **values)
+
+
+# ---------------------------------------------------------------- the results folder
+
+
+class Session:
+  """A results folder: config.json, cached phases, checkpoints, final tables."""
+
+  def __init__(self, cfg: Config, out: str, *, force_new: bool = False, progress: bool = True,
+               checkpoint_every_s: float = 60.0):
+    self.cfg, self.out, self.progress = cfg, out, progress
+    self.checkpoint_every_s = checkpoint_every_s
+    cfg_path = os.path.join(out, "config.json")
+    if os.path.exists(cfg_path) and not force_new:
+      old = io.read_json(cfg_path).get("config", {})
+      new = io._plain(cfg.to_json())
+      diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      if diff:
+        raise ConfigMismatch(
+            f"{out} holds a run with another configuration (differs in: {', '.join(diff)}); "
+            "use another --out, or --force-new to start over")
+    elif force_new and os.path.isdir(out):
+      for name in ("phases", "checkpoints", "figures"):
+        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+    self.started = time.time()
+    io.write_json(cfg_path, dict(config=cfg.to_json(), environment=io.environment()))
+
+  def phase(self, name: str, task: Task, runs: Runs) -> SweepResult:
+    """Train a grid once: a finished phase is loaded, an interrupted one resumed."""
+    path = os.path.join(self.out, "phases", f"{name}.npz")
+    if os.path.exists(path):
+      res = load_result(path)
+      if res.task == task and _same_runs(res.runs, runs):
+        say(f"  {name}: loaded from {path}")
+        return res
+    res = train(task, runs, chunk_steps=self.cfg.chunk_steps,
+                retire_margin=self.cfg.retire_margin, grok_threshold=self.cfg.grok_threshold,
+                mem_threshold=self.cfg.mem_threshold, progress=self.progress, desc=name,
+                checkpoint=os.path.join(self.out, "checkpoints", name),
+                checkpoint_every_s=self.checkpoint_every_s)
+    save_result(path, res)
+    shutil.rmtree(os.path.join(self.out, "checkpoints", name), ignore_errors=True)
+    return res
+
+  def path(self, *parts: str) -> str:
+    return os.path.join(self.out, *parts)
+
+
+class ConfigMismatch(ValueError):
+  """A resume was asked for under a different configuration."""
+
+
+def _same_runs(a: Runs, b: Runs) -> bool:
+  return all(np.array_equal(getattr(a, f.name), getattr(b, f.name), equal_nan=True)
+             for f in dataclasses.fields(Runs))
+
+
+def save_result(path: str, res: SweepResult) -> None:
+  arrays = {f"curve_{k}": v for k, v in res.curves.items()}
+  arrays.update({f"run_{f.name}": getattr(res.runs, f.name) for f in dataclasses.fields(Runs)})
+  task = np.array(repr(sorted(dataclasses.asdict(res.task).items())))
+  io.write_npz(path, steps=res.steps, last_step=res.last_step, diverged_step=res.diverged_step,
+               wall_s=np.float64(res.wall_s), task=task, **arrays)
+
+
+def load_result(path: str) -> SweepResult:
+  z = np.load(path)
+  task = Task(**dict(eval(str(z["task"]))))  # repr of a sorted list of plain items
+  runs = Runs(**{f.name: z[f"run_{f.name}"] for f in dataclasses.fields(Runs)})
+  curves = {k: z[f"curve_{k}"] for k in CURVES}
+  return SweepResult(task, runs, z["steps"], curves, z["last_step"], z["diverged_step"],
+                     float(z["wall_s"]))
+
+
+def say(msg: str) -> None:
+  print(msg, file=sys.stderr if msg.startswith("  ") else sys.stdout, flush=True)
+
+
+# ---------------------------------------------------------------- grids and tables
+
+
+def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[float],
+              extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+  """One row per run of a phase: configuration, grok times, norms, collapse, final accuracy."""
+  out = res.reduce(cfg.mem_threshold, cfg.grok_threshold)
+  col = np.clip(np.searchsorted(res.steps, out["t_grok"]), 0, len(res.steps) - 1)
+  collapse = res.curves["collapse"]
+  rows = []
+  for i in range(len(res.runs)):
+    seen = np.isfinite(collapse[i])
+    rows.append(dict(
+        p=res.task.p, arch=res.task.arch, layernorm=res.task.layernorm,
+        seed=res.runs.seed[i], arm=arm[i], rho=rho[i] if arm[i] == "clamp" else None,
+        target_norm=res.runs.target_norm[i] if arm[i] == "clamp" else None,
+        lr=res.runs.lr[i], wd=res.runs.wd[i],
+        t_int=res.runs.t_int[i] if arm[i] == "clamp" else None, budget=res.runs.budget[i],
+        steps_trained=res.last_step[i], t_mem=out["t_mem"][i], t_grok=out["t_grok"][i],
+        grokked=out["grokked"][i], censored=out["censored"][i],
+        diverged=out["diverged"][i], diverged_step=res.diverged_step[i] if out["diverged"][i] else None,
+        norm_at_grok=out["norm_at_grok"][i],
+        collapse_at_grok=collapse[i, col[i]] if out["grokked"][i] else None,
+        collapse_max=np.max(collapse[i, seen]) if seen.any() else None,
+        gini_final=_last(res.curves["gini"][i]),
+        final_train_acc=out["final_train_acc"][i], final_test_acc=out["final_test_acc"][i],
+        **(extra or {})))
+  return rows
+
+
+def _last(row: np.ndarray) -> float:
+  ok = np.flatnonzero(np.isfinite(row))
+  return float(row[ok[-1]]) if len(ok) else float("nan")
+
+
+def free_runs(cfg: Config, p: int, lrs: Sequence[float]) -> Runs:
+  seeds = np.tile(np.arange(cfg.seeds), len(lrs))
+  return Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd, cfg.budget(None, p))
+
+
+def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float],
+               lrs: Sequence[float]) -> tuple[Runs, np.ndarray]:
+  """Runs of every (lr, rho, seed) cell; returns them and each run's rho."""
+  grid = [(lr, rho, s) for lr in lrs for rho in rhos for s in range(cfg.seeds)]
+  lr, rho, seed = (np.array(c) for c in zip(*grid))
+  target = np.array([r * wc[float(l)] for l, r in zip(lr, rho)])
+  budget = np.array([cfg.budget(r, p) for r in rho])
+  return Runs(seed, lr, cfg.wd, target, cfg.t_int, budget), rho
+
+
+def critical_norm(rows: list[dict[str, Any]]) -> float:
+  """W_c: the median over seeds of ||W|| at T_grok of the grokked, non-diverged free runs."""
+  w = [r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]
+  return float(np.median(w)) if w else float("nan")
+
+
+def cv(values) -> float:
+  v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+  return float(np.std(v) / np.mean(v)) if len(v) > 1 else float("nan")
+
+
+def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> None:
+  """Print the grid size and a time estimate before a long run.
+
+  cells: (p, number of runs, step budget) per group of runs. The estimate times one
+  compiled chunk of the largest modulus on this machine and scales the others by their
+  per-step arithmetic (n_train * hidden * p); it is an upper bound, since runs retire
+  early once they grok.
+  """
+  n_runs = sum(n for _, n, _ in cells)
+  run_steps = sum(n * b for _, n, b in cells)
+  p_big = max(p for p, _, _ in cells)
+  batch = min(max(n for p, n, _ in cells if p == p_big), 64)
+  rate = measure_rate(cfg.task(p_big), batch)
+  cost = lambda p: cfg.task(p).n_train * p
+  seconds = sum(n * b * cost(p) / cost(p_big) for p, n, b in cells) / rate
+  say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
+      f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)")
+  say(f"  this machine: {rate:,.0f} run-steps/s at p={p_big} ({batch} runs vmapped); "
+      f"at most ~{_hms(seconds)} of training, less as runs retire after grokking")
+
+
+def measure_rate(task: Task, batch: int) -> float:
+  """Run-steps per second of one compiled chunk on this machine (after compiling)."""
+  import jax
+  prog = program(task)
+  runs = Runs.free(np.arange(batch), 1e-3, 1.0, 10 ** 6)
+  hp = {k: jax.numpy.asarray(v) for k, v in _hparams(runs, np.dtype(task.dtype)).items()}
+  state = prog.init(jax.numpy.arange(batch, dtype=jax.numpy.uint32))
+  fn = prog.chunk(1)
+  state, _ = fn(state, hp)
+  jax.block_until_ready(state)
+  t0 = time.perf_counter()
+  reps = 3
+  for _ in range(reps):
+    state, _ = fn(state, hp)
+  jax.block_until_ready(state)
+  return batch * task.eval_every * reps / (time.perf_counter() - t0)
+
+
+def _hms(seconds: float) -> str:
+  seconds = int(round(seconds))
+  if seconds < 120:
+    return f"{seconds} s"
+  if seconds < 7200:
+    return f"{seconds / 60:.0f} min"
+  return f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------- the experiments
+
+
+def _phase_rows(sess: Session, name: str, task: Task, runs: Runs, arm, rho,
+                phases: list) -> list[dict[str, Any]]:
+  res = sess.phase(name, task, runs)
+  rows = run_table(res, sess.cfg, arm, rho)
+  phases.append((res, rows))
+  return rows
+
+
+def _free_phase(sess: Session, p: int, lrs, phases, layernorm=None) -> list[dict[str, Any]]:
+  cfg = sess.cfg
+  runs = free_runs(cfg, p, lrs)
+  tag = "" if layernorm is None else ("_ln" if layernorm else "_noln")
+  return _phase_rows(sess, f"free_p{p}{tag}", cfg.task(p, layernorm), runs,
+                     ["free"] * len(runs), [None] * len(runs), phases)
+
+
+def _wc_by_lr(rows, lrs) -> dict[float, float]:
+  return {float(lr): critical_norm([r for r in rows if r["lr"] == lr]) for lr in lrs}
+
+
+def _clamp_phase(sess: Session, p: int, wc: dict[float, float], rhos, lrs, phases,
+                 layernorm=None) -> list[dict[str, Any]]:
+  cfg = sess.cfg
+  bad = [lr for lr in lrs if not np.isfinite(wc[float(lr)])]
+  if bad:
+    raise RuntimeError(f"p={p}: no free run grokked at lr {bad}, so W_c is unknown; "
+                       "raise the budget (--steps) or change the learning rate")
+  runs, rho = clamp_runs(cfg, p, wc, rhos, lrs)
+  tag = "" if layernorm is None else ("_ln" if layernorm else "_noln")
+  rows = _phase_rows(sess, f"clamp_p{p}{tag}", cfg.task(p, layernorm), runs,
+                     ["clamp"] * len(runs), list(rho), phases)
+  for r in rows:
+    r["wc"] = wc[float(r["lr"])]
+  return rows
+
+
+def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) -> list[dict]:
+  """runs.csv and curves.npz over every phase; returns all rows."""
+  rows = [r for _, rs in phases for r in rs]
+  keys = list(dict.fromkeys(k for r in rows for k in r))
+  io.write_csv(sess.path("runs.csv"), [{k: r.get(k) for k in keys} for r in rows])
+  width = max(len(res.steps) for res, _ in phases)
+  pad = lambda a, fill: np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
+  arrays = {"steps": np.concatenate([pad(np.tile(res.steps, (len(res.runs), 1)), -1)
+                                     for res, _ in phases])}
+  for k in CURVES:
+    arrays[k] = np.concatenate([pad(res.curves[k].astype(np.float32), np.nan) for res, _ in phases])
+  for k in ("p", "seed", "lr", "rho", "arm", "layernorm"):
+    arrays[k] = np.array([np.nan if r.get(k) is None else r.get(k) for r in rows])
+  io.write_npz(sess.path("curves.npz"), **arrays)
+  return rows
+
+
+def _cell_summary(rows) -> dict[str, Any]:
+  t = np.array([r["t_grok"] for r in rows], float)
+  g = np.array([r["grokked"] for r in rows], bool)
+  mem = np.array([r["t_mem"] for r in rows if r["t_mem"] >= 0], float)
+  return dict(n=len(rows), grok_fraction=float(g.mean()) if len(g) else float("nan"),
+              median_t_grok=_censored_median(t, ~g), median_t_mem=float(np.median(mem)) if len(mem) else None,
+              n_censored=int((~g).sum()),
+              n_diverged=int(sum(bool(r["diverged"]) for r in rows)))
+
+
+def _censored_median(t: np.ndarray, censored: np.ndarray) -> float | None:
+  """Median with censored runs as lower bounds above every observed time; None when
+  half or more are censored (the median is then only known to exceed the budget)."""
+  if len(t) == 0 or 2 * censored.sum() >= len(t):
+    return None
+  return float(np.median(np.where(censored, np.inf, t)))
+
+
+def pinned_norm(sess: Session) -> dict[str, Any]:
+  """Free control (W_c) then clamp cells per modulus; delay-law fits per modulus and shared."""
+  from grokjax import fit, plots
+  cfg = sess.cfg
+  if len(cfg.lrs) != 1:
+    raise ValueError("pinned_norm holds one learning rate; use norm_vs_lr for several")
+  lr = cfg.lrs[0]
+  wc_given = load_wc(cfg.wc_from) if cfg.wc_from else {}
+  cells = []
+  for p in cfg.moduli:
+    if p not in wc_given:
+      cells.append((p, cfg.seeds, cfg.budget(None, p)))
+    cells += [(p, cfg.seeds, cfg.budget(r, p)) for r in cfg.rhos]
+  plan(cfg, cells)
+  phases, per_p, clamp_rows = [], {}, []
+  for p in cfg.moduli:
+    if p in wc_given:
+      wc = wc_given[p]
+      say(f"p={p}: W_c = {wc:.2f} from {cfg.wc_from}")
+    else:
+      free = _free_phase(sess, p, [lr], phases)
+      wc = critical_norm(free)
+      s = _cell_summary(free)
+      say(f"p={p}: free control W_c = {wc:.2f} (CV {cv([r['norm_at_grok'] for r in free]):.1%}, "
+          f"{s['grok_fraction']:.0%} grokked, median T_grok {s['median_t_grok']})")
+    rows = _clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases)
+    clamp_rows += rows
+    per_p[p] = dict(wc=wc, cells={f"{rho:g}": _cell_summary([r for r in rows if r["rho"] == rho])
+                                  for rho in cfg.rhos})
+  all_rows = write_tables(sess, phases)
+  fits = delay_fits(cfg, clamp_rows)
+  for p in cfg.moduli:
+    per_p[p].update(fits["per_modulus"].get(p, {}))
+  result = dict(experiment="pinned_norm", lr=lr, per_modulus=per_p, shared=fits["shared"],
+                fit_method=fits["method"], wall_s=time.time() - sess.started)
+  io.write_json(sess.path("fit.json"), result)
+  plots.delay_law(sess.path("figures", "delay_law.png"), clamp_rows, result)
+  plots.curves(sess.path("figures", "curves.png"), phases)
+  print_delay_summary(result)
+  return result
+
+
+def delay_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
+  """Per-modulus and shared fits of ln T_grok = c + alpha * rho (diverged runs excluded)."""
+  from grokjax import fit
+  ok = [r for r in clamp_rows if not r["diverged"]]
+  per_p = {}
+  for p in sorted({r["p"] for r in ok}):
+    rs = [r for r in ok if r["p"] == p]
+    per_p[p] = fit.safe(fit.fit_delay_law, *_fit_arrays(rs), n_boot=cfg.n_boot)
+    per_p[p]["n_diverged"] = sum(1 for r in clamp_rows if r["p"] == p and r["diverged"])
+  rho, t, cens, seed = _fit_arrays(ok)
+  shared = fit.safe(fit.fit_shared_delay_law, rho, t, np.array([r["p"] for r in ok]), cens,
+                    seed, n_boot=cfg.n_boot)
+  return dict(per_modulus=per_p, shared=shared, method=fit.METHOD)
+
+
+def _fit_arrays(rows):
+  return (np.array([r["rho"] for r in rows], float), np.array([r["t_grok"] for r in rows], float),
+          np.array([r["censored"] for r in rows], bool), np.array([r["seed"] for r in rows], int))
+
+
+def print_delay_summary(result) -> None:
+  for p, d in result["per_modulus"].items():
+    cells = "  ".join(f"rho {k}: {v['grok_fraction']:.0%} grokked, median {v['median_t_grok']}"
+                      for k, v in d["cells"].items())
+    say(f"p={p}  W_c={d['wc']:.2f}  {cells}")
+    if d.get("alpha") is not None:
+      say(f"       alpha = {d['alpha']:.2f} [{d['alpha_ci'][0]:.2f}, {d['alpha_ci'][1]:.2f}]  "
+          f"R^2 = {d['r2']:.3f}  ({d['n_censored']} censored runs)")
+    else:
+      say(f"       no fit: {d.get('error')}")
+  s = result["shared"]
+  if s.get("alpha") is not None:
+    say(f"shared: alpha = {s['alpha']:.2f} [{s['alpha_ci'][0]:.2f}, {s['alpha_ci'][1]:.2f}]  "
+        f"R^2 = {s['r2']:.3f}")
+  else:
+    say(f"shared: no fit: {s.get('error')}")
+
+
+def load_wc(folder: str) -> dict[int, float]:
+  """W_c per modulus from a free_training (summary.json) or pinned_norm (fit.json) folder."""
+  for name, key in (("summary.json", "per_modulus"), ("fit.json", "per_modulus")):
+    path = os.path.join(folder, name)
+    if os.path.exists(path):
+      per_p = io.read_json(path)[key]
+      return {int(p): float(v["wc"]) for p, v in per_p.items() if v.get("wc") is not None}
+  raise FileNotFoundError(f"{folder} has no summary.json or fit.json to read W_c from")
+
+
+def free_training(sess: Session) -> dict[str, Any]:
+  """Free training over moduli x learning rates: W_c, its spread, the power law in p."""
+  from grokjax import fit, plots
+  cfg = sess.cfg
+  plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p)) for p in cfg.moduli])
+  phases, per_p = [], {}
+  for p in cfg.moduli:
+    rows = _free_phase(sess, p, cfg.lrs, phases)
+    by_lr = {}
+    for lr in cfg.lrs:
+      rs = [r for r in rows if r["lr"] == lr]
+      by_lr[f"{lr:g}"] = dict(_cell_summary(rs), wc=critical_norm(rs),
+                              wc_cv_seeds=cv([r["norm_at_grok"] for r in rs]))
+    wcs = [v["wc"] for v in by_lr.values()]
+    per_p[p] = dict(wc=by_lr[f"{cfg.lrs[0]:g}"]["wc"], per_lr=by_lr, wc_cv_lrs=cv(wcs))
+    say(f"p={p}: " + "  ".join(f"lr {k}: W_c {v['wc']:.2f} (CV {v['wc_cv_seeds']:.1%}, "
+                               f"{v['grok_fraction']:.0%} grokked, T_grok {v['median_t_grok']})"
+                               for k, v in by_lr.items()))
+  write_tables(sess, phases)
+  ps = [p for p in cfg.moduli if np.isfinite(per_p[p]["wc"])]
+  power = fit.safe(fit.fit_power_law, np.array(ps, float), np.array([per_p[p]["wc"] for p in ps]))
+  result = dict(experiment="free_training", lr=cfg.lrs[0], per_modulus=per_p, power_law=power,
+                wall_s=time.time() - sess.started)
+  io.write_json(sess.path("summary.json"), result)
+  plots.wc_vs_p(sess.path("figures", "wc_vs_p.png"), result)
+  plots.curves(sess.path("figures", "curves.png"), phases)
+  if power.get("beta") is not None:
+    say(f"W_c = {power['c']:.2f} * p^{power['beta']:.3f}  (R^2 = {power['r2']:.3f})")
+  else:
+    say(f"no power-law fit: {power.get('error')}")
+  return result
+
+
+def norm_vs_lr(sess: Session) -> dict[str, Any]:
+  """The rho x learning-rate matrix at one modulus, with a free control per learning rate.
+
+  The held norms are rho * W_c with W_c measured at the first (reference) learning rate,
+  so a row of the matrix holds one absolute norm, as in the paper's table.
+  """
+  from grokjax import fit, plots
+  cfg = sess.cfg
+  if len(cfg.moduli) != 1:
+    raise ValueError("norm_vs_lr runs at one modulus")
+  p = cfg.moduli[0]
+  plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p))]
+       + [(p, cfg.seeds * len(cfg.lrs), cfg.budget(r, p)) for r in cfg.rhos])
+  phases = []
+  free = _free_phase(sess, p, cfg.lrs, phases)
+  wc_lr = _wc_by_lr(free, cfg.lrs)
+  wc = wc_lr[float(cfg.lrs[0])]
+  say(f"p={p}: W_c = {wc:.2f} at the reference lr {cfg.lrs[0]:g}; per lr "
+      + ", ".join(f"{k:g}: {v:.2f}" for k, v in wc_lr.items()))
+  clamp = _clamp_phase(sess, p, {float(lr): wc for lr in cfg.lrs}, cfg.rhos, cfg.lrs, phases)
+  write_tables(sess, phases)
+  matrix = {f"{rho:g}": {f"{lr:g}": _cell_summary([r for r in clamp if r["rho"] == rho
+                                                    and r["lr"] == lr])["median_t_grok"]
+                         for lr in cfg.lrs} for rho in cfg.rhos}
+  control = {f"{lr:g}": _cell_summary([r for r in free if r["lr"] == lr])["median_t_grok"]
+             for lr in cfg.lrs}
+  grid = np.array([[np.nan if v is None else v for v in row.values()] for row in matrix.values()])
+  fold_rho = {f"{lr:g}": fit.fold_change(grid[:, j]) for j, lr in enumerate(cfg.lrs)}
+  fold_lr = {f"{rho:g}": fit.fold_change(grid[i]) for i, rho in enumerate(cfg.rhos)}
+  alpha_lr = {}
+  for lr in cfg.lrs:
+    rs = [r for r in clamp if r["lr"] == lr and not r["diverged"]]
+    alpha_lr[f"{lr:g}"] = fit.safe(fit.fit_delay_law, *_fit_arrays(rs), n_boot=cfg.n_boot)
+  result = dict(experiment="norm_vs_lr", p=p, wc=wc, wc_per_lr={f"{k:g}": v for k, v in wc_lr.items()},
+                held_norms={f"{rho:g}": rho * wc for rho in cfg.rhos},
+                median_t_grok=matrix, free_control=control, fold_across_rho=fold_rho,
+                fold_across_lr=fold_lr,
+                fold_rho_median=float(np.nanmedian(list(fold_rho.values()))),
+                fold_lr_median=float(np.nanmedian(list(fold_lr.values()))),
+                per_lr=alpha_lr, fit_method=fit.METHOD, wall_s=time.time() - sess.started)
+  io.write_json(sess.path("fit.json"), result)
+  plots.rho_lr_matrix(sess.path("figures", "rho_lr_matrix.png"), result)
+  plots.curves(sess.path("figures", "curves.png"), phases)
+  say(f"median T_grok (rows rho, columns lr {', '.join(f'{lr:g}' for lr in cfg.lrs)}):")
+  for rho, row in matrix.items():
+    say(f"  rho {rho:>5}: " + "  ".join(f"{'censored' if v is None else int(v):>8}" for v in row.values()))
+  say("  free    : " + "  ".join(f"{'censored' if v is None else int(v):>8}" for v in control.values()))
+  say(f"fold change of median T_grok: across rho {result['fold_rho_median']:.1f}x, "
+      f"across lr {result['fold_lr_median']:.1f}x (medians over the other axis)")
+  return result

@@ -1,0 +1,182 @@
+"""Fits of the paper's laws: the delay law ln T_grok = c + alpha * rho, per modulus and
+with one shared alpha, and the power law W_c = c * p^beta.
+
+The delay law is fitted to cell medians: for every (modulus, rho) cell, the median of
+T_grok over its seeds, then least squares of ln(median) on rho. Censored runs (no grok
+within the budget) are lower bounds that lie above every observed time of their cell, so
+they count in the median as +inf: the median stays exact while fewer than half of a
+cell's runs are censored. A cell with half or more censored has only a lower bound on
+its median and is left out of the fit; fits report how many runs and cells that was.
+Confidence intervals are percentile bootstraps over seeds: each replicate redraws, per
+modulus, the seeds with replacement (a seed brings its runs in every cell), recomputes
+the medians and refits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+METHOD = ("least squares of ln(median T_grok per cell) on rho; censored runs count as "
+          "+inf in the median; cells with >= half censored are excluded; 95 % percentile "
+          "bootstrap over seeds")
+
+
+def _cell_medians(rho, t, censored, seed, modulus, pick=None):
+  """ln median T_grok per (modulus, rho) cell; pick maps (modulus, seed) -> multiplicity."""
+  out = []
+  for p in np.unique(modulus):
+    for r in np.unique(rho[modulus == p]):
+      m = (modulus == p) & (rho == r)
+      vals = np.where(censored[m], np.inf, t[m])
+      if pick is not None:
+        reps = np.array([pick[p].get(s, 0) for s in seed[m]])
+        vals = np.repeat(vals, reps)
+      if len(vals) == 0:
+        continue
+      med = np.median(vals)
+      if np.isfinite(med) and np.mean(np.isinf(vals)) < 0.5:
+        out.append((p, r, np.log(med)))
+  return out
+
+
+def _lstsq(cells, shared: bool):
+  ps = sorted({c[0] for c in cells})
+  rho = np.array([c[1] for c in cells])
+  y = np.array([c[2] for c in cells])
+  cols = [rho] + [np.array([c[0] == p for c in cells], float) for p in ps]
+  X = np.stack(cols, 1) if shared else np.stack([rho, np.ones_like(rho)], 1)
+  coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+  resid = y - X @ coef
+  ss_tot = np.sum((y - y.mean()) ** 2)
+  within = sum(np.sum((y[[c[0] == p for c in cells]] - y[[c[0] == p for c in cells]].mean()) ** 2)
+               for p in ps)
+  r2 = 1 - np.sum(resid ** 2) / ss_tot if ss_tot > 0 else float("nan")
+  r2_within = 1 - np.sum(resid ** 2) / within if within > 0 else float("nan")
+  return coef, float(r2), float(r2_within), ps
+
+
+def _validate(rho, t, censored, seed, modulus):
+  rho, t = np.asarray(rho, float), np.asarray(t, float)
+  n = len(rho)
+  censored = np.zeros(n, bool) if censored is None else np.asarray(censored, bool)
+  seed = np.arange(n) if seed is None else np.asarray(seed)
+  modulus = np.zeros(n, int) if modulus is None else np.asarray(modulus)
+  if not (len(t) == len(censored) == len(seed) == len(modulus) == n):
+    raise ValueError("rho, t_grok, censored, seed and modulus must have the same length")
+  if n == 0 or np.any(~np.isfinite(t)) or np.any(t <= 0) or np.any(~np.isfinite(rho)):
+    raise ValueError("t_grok must be positive and finite, rho finite, and at least one run given")
+  return rho, t, censored, seed, modulus
+
+
+def _fit(rho, t, censored, seed, modulus, shared, n_boot, rng_seed):
+  cells = _cell_medians(rho, t, censored, seed, modulus)
+  dropped = {}
+  for p in np.unique(modulus):
+    n_rho = len({c[1] for c in cells if c[0] == p})
+    if n_rho < 2:
+      dropped[int(p)] = f"{n_rho} rho value(s) with a known median (need 2)"
+  cells = [c for c in cells if int(c[0]) not in dropped]
+  if not cells:
+    raise ValueError("no modulus has two rho values with a known median T_grok "
+                     "(fewer than half of a cell's runs censored)")
+  coef, r2, r2_within, ps = _lstsq(cells, shared)
+  rng = np.random.default_rng(rng_seed)
+  boots = []
+  kept = np.isin(modulus, ps)
+  seeds_of = {p: np.unique(seed[modulus == p]) for p in ps}
+  for _ in range(n_boot):
+    pick = {p: dict(zip(*np.unique(rng.choice(s, len(s)), return_counts=True)))
+            for p, s in seeds_of.items()}
+    bc = _cell_medians(rho[kept], t[kept], censored[kept], seed[kept], modulus[kept], pick)
+    if all(len({c[1] for c in bc if c[0] == p}) >= 2 for p in ps):
+      boots.append(_lstsq(bc, shared)[0])
+  boots = np.array(boots) if boots else np.full((1, len(coef)), np.nan)
+  ci = lambda j: [float(v) for v in np.nanpercentile(boots[:, j], [2.5, 97.5])]
+  return dict(coef=coef, ci=ci, r2=r2, r2_within=r2_within, ps=ps, cells=cells,
+              dropped=dropped, n_boot=len(boots), used=kept)
+
+
+def fit_delay_law(rho, t_grok, censored=None, seed=None, *, n_boot: int = 1000,
+                  rng_seed: int = 0) -> dict[str, Any]:
+  """ln T_grok = intercept + alpha * rho for one modulus (see the module docstring).
+
+  Args:
+    rho: float[runs], held norm in units of W_c.
+    t_grok: float[runs], steps (a censored run carries its budget).
+    censored: bool[runs], True where the run never grokked.
+    seed: int[runs], seed index (the bootstrap's cluster); default one per run.
+    n_boot: bootstrap replicates.
+    rng_seed: seed of the bootstrap.
+
+  Returns:
+    alpha, alpha_ci, intercept, intercept_ci, r2 (over cell medians), n_cells, n_runs,
+    n_censored (runs), cells (rho -> median T_grok used), n_boot.
+
+  Example:
+    >>> rho = [0.9, 0.9, 1.0, 1.0, 1.1, 1.1]
+    >>> t = [float(round(100 * 2.718281828 ** (8 * r))) for r in rho]
+    >>> out = fit_delay_law(rho, t, n_boot=20)
+    >>> round(out["alpha"], 2), round(out["r2"], 4)
+    (8.0, 1.0)
+  """
+  rho, t, cens, seed, modulus = _validate(rho, t_grok, censored, seed, None)
+  f = _fit(rho, t, cens, seed, modulus, False, n_boot, rng_seed)
+  if f["dropped"]:
+    raise ValueError(f"need two rho values with a known median T_grok; have {f['dropped'][0]}")
+  return dict(alpha=float(f["coef"][0]), alpha_ci=f["ci"](0), intercept=float(f["coef"][1]),
+              intercept_ci=f["ci"](1), r2=f["r2"], n_cells=len(f["cells"]), n_runs=int(len(t)),
+              n_censored=int(cens.sum()),
+              cells={f"{c[1]:g}": float(np.exp(c[2])) for c in f["cells"]}, n_boot=f["n_boot"])
+
+
+def fit_shared_delay_law(rho, t_grok, modulus, censored=None, seed=None, *, n_boot: int = 1000,
+                         rng_seed: int = 0) -> dict[str, Any]:
+  """ln T_grok = c_p + alpha * rho: one alpha, one intercept per modulus.
+
+  A modulus with fewer than two rho cells of known median is dropped and listed in
+  `dropped` with the reason (the paper drops p = 31 this way).
+
+  Returns:
+    alpha, alpha_ci, intercepts (modulus -> c_p), r2 (against the mean of all cell
+    medians), r2_within (against each modulus's own mean: the share of the within-modulus
+    variation the common slope explains), moduli, dropped, n_cells, n_runs, n_censored.
+  """
+  rho, t, cens, seed, modulus = _validate(rho, t_grok, censored, seed, modulus)
+  f = _fit(rho, t, cens, seed, modulus, True, n_boot, rng_seed)
+  kept = f["used"]
+  return dict(alpha=float(f["coef"][0]), alpha_ci=f["ci"](0),
+              intercepts={str(int(p)): float(c) for p, c in zip(f["ps"], f["coef"][1:])},
+              r2=f["r2"], r2_within=f["r2_within"], moduli=[int(p) for p in f["ps"]],
+              dropped={str(k): v for k, v in f["dropped"].items()}, n_cells=len(f["cells"]),
+              n_runs=int(kept.sum()), n_censored=int(cens[kept].sum()), n_boot=f["n_boot"])
+
+
+def fit_power_law(x, y) -> dict[str, Any]:
+  """y = c * x^beta by least squares in log-log space; returns beta, c, r2, n."""
+  x, y = np.asarray(x, float), np.asarray(y, float)
+  if len(x) != len(y) or len(x) < 2 or np.any(x <= 0) or np.any(y <= 0):
+    raise ValueError("a power-law fit needs at least two points with positive x and y")
+  X = np.stack([np.log(x), np.ones_like(x)], 1)
+  (beta, logc), *_ = np.linalg.lstsq(X, np.log(y), rcond=None)
+  resid = np.log(y) - X @ [beta, logc]
+  ss_tot = np.sum((np.log(y) - np.log(y).mean()) ** 2)
+  return dict(beta=float(beta), c=float(np.exp(logc)),
+              r2=float(1 - np.sum(resid ** 2) / ss_tot) if ss_tot > 0 else float("nan"),
+              n=int(len(x)))
+
+
+def fold_change(values) -> float:
+  """max / min of the finite positive values; NaN with fewer than two."""
+  v = np.asarray([x for x in values if x is not None], float)
+  v = v[np.isfinite(v) & (v > 0)]
+  return float(v.max() / v.min()) if len(v) >= 2 else float("nan")
+
+
+def safe(fn: Callable[..., dict], *args, **kwargs) -> dict[str, Any]:
+  """Call a fit; a fit that cannot be made returns {'error': reason} instead of raising."""
+  try:
+    return fn(*args, **kwargs)
+  except ValueError as e:
+    return dict(error=str(e))

@@ -1,0 +1,130 @@
+"""Figures a researcher looks at; each function writes one PNG and returns its path."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLLAPSE_MARK = 0.5  # a run whose train softmax collapsed on at least half the samples
+
+
+def _save(fig, path: str) -> str:
+  from grokjax.io import _atomic_bytes
+  import io as _io
+  buf = _io.BytesIO()
+  fig.tight_layout()
+  fig.savefig(buf, format="png", dpi=120)
+  plt.close(fig)
+  _atomic_bytes(path, buf.getvalue())
+  return path
+
+
+def delay_law(path: str, rows: list[dict[str, Any]], result: dict[str, Any], title: str = ""):
+  """ln T_grok against rho: per-seed points (open: censored, x: softmax collapse), cell
+  medians, the fitted line per modulus (solid) and the shared fit (dashed)."""
+  fig, ax = plt.subplots(figsize=(6.4, 4.6))
+  moduli = sorted({r["p"] for r in rows})
+  shared = result.get("shared", {})
+  for k, p in enumerate(moduli):
+    color = f"C{k}"
+    rs = [r for r in rows if r["p"] == p and not r["diverged"]]
+    rho = np.array([r["rho"] for r in rs], float)
+    t = np.array([r["t_grok"] for r in rs], float)
+    cens = np.array([r["censored"] for r in rs], bool)
+    coll = np.array([(r.get("collapse_max") or 0) >= COLLAPSE_MARK for r in rs], bool)
+    jitter = (np.arange(len(rho)) % 7 - 3) * 0.003
+    ax.scatter(rho[~cens] + jitter[~cens], np.log(t[~cens]), s=12, alpha=0.5, color=color)
+    ax.scatter(rho[cens] + jitter[cens], np.log(t[cens]), s=18, facecolors="none",
+               edgecolors=color, label=None)
+    if coll.any():
+      ax.scatter(rho[coll], np.log(t[coll]), marker="x", s=25, color="k")
+    cells = result["per_modulus"].get(p, result["per_modulus"].get(str(p), {}))
+    med = [(float(k_), v["median_t_grok"]) for k_, v in cells.get("cells", {}).items()
+           if v["median_t_grok"]]
+    if med:
+      x, y = zip(*sorted(med))
+      ax.plot(x, np.log(y), "s", color=color, ms=7, mec="k")
+    grid = np.linspace(rho.min(), rho.max(), 50) if len(rho) else np.array([])
+    if cells.get("alpha") is not None:
+      ax.plot(grid, cells["intercept"] + cells["alpha"] * grid, "-", color=color,
+              label=f"p={p}: alpha={cells['alpha']:.2f}, R2={cells['r2']:.3f}")
+    icpt = (shared.get("intercepts") or {}).get(str(p), (shared.get("intercepts") or {}).get(p))
+    if shared.get("alpha") is not None and icpt is not None:
+      ax.plot(grid, icpt + shared["alpha"] * grid, "--", color=color, lw=1)
+  if shared.get("alpha") is not None:
+    ax.plot([], [], "k--", lw=1, label=f"shared alpha={shared['alpha']:.2f}, R2={shared['r2']:.3f}")
+  ax.set_xlabel("rho (held norm / W_c)")
+  ax.set_ylabel("ln T_grok (steps)")
+  ax.set_title(title or "Delay law: points per seed, squares cell medians, open censored")
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def wc_vs_p(path: str, result: dict[str, Any]):
+  """W_c against p on log-log axes with the power-law fit."""
+  fig, ax = plt.subplots(figsize=(5.2, 4.2))
+  per = result["per_modulus"]
+  ps = np.array([int(p) for p in per], float)
+  wc = np.array([np.nan if per[p]["wc"] is None else per[p]["wc"] for p in per], float)
+  ax.loglog(ps, wc, "o", label="W_c (median over seeds)")
+  law = result.get("power_law", {})
+  if law.get("beta") is not None:
+    x = np.geomspace(ps.min(), ps.max(), 50)
+    ax.loglog(x, law["c"] * x ** law["beta"], "-",
+              label=f"{law['c']:.2f} p^{law['beta']:.3f}, R2={law['r2']:.3f}")
+  ax.set_xlabel("p")
+  ax.set_ylabel("W_c = ||W|| at T_grok")
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def curves(path: str, phases, max_runs: int = 4):
+  """Accuracy and ||W|| of a few runs per phase, with T_mem and T_grok marked."""
+  fig, (ax_acc, ax_norm) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+  k = 0
+  for res, rows in phases:
+    pick = np.linspace(0, len(rows) - 1, min(max_runs, len(rows))).astype(int)
+    for i in np.unique(pick):
+      r, color = rows[i], f"C{k % 10}"
+      k += 1
+      label = f"p={r['p']} {r['arm']}" + (f" rho={r['rho']:g}" if r["rho"] is not None else "") \
+          + f" seed={r['seed']}"
+      ax_acc.plot(res.steps, res.curves["test_acc"][i], color=color, label=label)
+      ax_acc.plot(res.steps, res.curves["train_acc"][i], color=color, ls=":", lw=1)
+      ax_norm.plot(res.steps, res.curves["norm"][i], color=color)
+      for t, ls in ((r["t_mem"], ":"), (r["t_grok"] if r["grokked"] else -1, "--")):
+        if t and t > 0:
+          ax_acc.axvline(t, color=color, ls=ls, lw=0.8)
+  ax_acc.set_ylabel("accuracy (test solid, train dotted)")
+  ax_norm.set_ylabel("||W||")
+  ax_norm.set_xlabel("step (T_mem dotted, T_grok dashed)")
+  ax_acc.set_xscale("log")
+  ax_acc.legend(fontsize=6, ncol=2)
+  return _save(fig, path)
+
+
+def rho_lr_matrix(path: str, result: dict[str, Any]):
+  """Heat map of median T_grok over rho x learning rate, with the free control row."""
+  rhos = list(result["median_t_grok"])
+  lrs = list(result["free_control"])
+  rows = [[result["median_t_grok"][r][l] for l in lrs] for r in rhos]
+  rows.append([result["free_control"][l] for l in lrs])
+  grid = np.array([[np.nan if v is None else v for v in row] for row in rows], float)
+  fig, ax = plt.subplots(figsize=(1.3 * len(lrs) + 2.5, 0.6 * len(rows) + 1.8))
+  im = ax.imshow(np.log10(grid), cmap="viridis", aspect="auto")
+  for i, row in enumerate(grid):
+    for j, v in enumerate(row):
+      ax.text(j, i, "censored" if np.isnan(v) else f"{v:.0f}", ha="center", va="center",
+              color="w", fontsize=8)
+  ax.set_xticks(range(len(lrs)), [f"lr {l}" for l in lrs])
+  ax.set_yticks(range(len(rows)), [f"rho {r}" for r in rhos] + ["free"])
+  fig.colorbar(im, ax=ax, label="log10 median T_grok")
+  ax.set_title(f"p={result['p']}: fold across rho {result['fold_rho_median']:.1f}x, "
+               f"across lr {result['fold_lr_median']:.1f}x", fontsize=9)
+  return _save(fig, path)
