@@ -32,7 +32,7 @@ _PAPER = dict(d=128, hidden=256, frac=0.40, wd=1.0, t_int=500, eval_every=10, re
               budgets={"free": 30000, 0.85: 15000, 1.00: 25000, 1.15: 80000, 1.30: 160000})
 _QUICK = dict(d=32, hidden=128, frac=0.40, wd=1.0, t_int=100, eval_every=10, ref_p=47,
               chunk_steps=500, retire_margin=200,
-              budgets={"free": 5000, 0.85: 4000, 1.00: 3000, 1.15: 9000, 1.30: 20000})
+              budgets={"free": 5000, 0.85: 6000, 1.00: 6000, 1.15: 12000, 1.30: 24000})
 _SMOKE = dict(d=16, hidden=64, frac=0.80, wd=1.0, t_int=40, eval_every=10, ref_p=23,
               chunk_steps=200, retire_margin=0,
               budgets={"free": 600, 0.85: 600, 1.30: 600})

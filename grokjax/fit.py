@@ -112,7 +112,7 @@ def fit_delay_law(rho, t_grok, censored=None, seed=None, *, n_boot: int = 1000,
 
   Returns:
     alpha, alpha_ci, intercept, intercept_ci, r2 (over cell medians), n_cells, n_runs,
-    n_censored (runs), cells (rho -> median T_grok used), n_boot.
+    n_censored (runs), medians_used (rho -> median T_grok fitted), n_boot.
 
   Example:
     >>> rho = [0.9, 0.9, 1.0, 1.0, 1.1, 1.1]
@@ -128,7 +128,8 @@ def fit_delay_law(rho, t_grok, censored=None, seed=None, *, n_boot: int = 1000,
   return dict(alpha=float(f["coef"][0]), alpha_ci=f["ci"](0), intercept=float(f["coef"][1]),
               intercept_ci=f["ci"](1), r2=f["r2"], n_cells=len(f["cells"]), n_runs=int(len(t)),
               n_censored=int(cens.sum()),
-              cells={f"{c[1]:g}": float(np.exp(c[2])) for c in f["cells"]}, n_boot=f["n_boot"])
+              medians_used={f"{c[1]:g}": float(np.exp(c[2])) for c in f["cells"]},
+              n_boot=f["n_boot"])
 
 
 def fit_shared_delay_law(rho, t_grok, modulus, censored=None, seed=None, *, n_boot: int = 1000,
