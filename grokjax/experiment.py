@@ -205,7 +205,7 @@ def load_result(path: str) -> SweepResult:
 
 
 def say(msg: str) -> None:
-  print(msg, file=sys.stderr if msg.startswith("  ") else sys.stdout, flush=True)
+  print(msg, flush=True)
 
 
 # ---------------------------------------------------------------- grids and tables
@@ -370,6 +370,11 @@ def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) ->
   for k in ("p", "seed", "lr", "rho", "arm", "layernorm"):
     arrays[k] = np.array([np.nan if r.get(k) is None else r.get(k) for r in rows])
   io.write_npz(sess.path("curves.npz"), **arrays)
+  # Timing lives apart from the results so a resumed run's tables equal an uninterrupted one's.
+  io.write_json(sess.path("timing.json"), dict(
+      session_wall_s=time.time() - sess.started,
+      phases={f"p{res.task.p}_{rs[0]['arm']}": res.wall_s for res, rs in phases},
+      run_steps={f"p{res.task.p}_{rs[0]['arm']}": int(res.last_step.sum()) for res, rs in phases}))
   return rows
 
 
@@ -422,10 +427,11 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
                                   for rho in cfg.rhos})
   all_rows = write_tables(sess, phases)
   fits = delay_fits(cfg, clamp_rows)
+  fits["shared"]["n_diverged"] = sum(1 for r in clamp_rows if r["diverged"])
   for p in cfg.moduli:
     per_p[p].update(fits["per_modulus"].get(p, {}))
   result = dict(experiment="pinned_norm", lr=lr, per_modulus=per_p, shared=fits["shared"],
-                fit_method=fits["method"], wall_s=time.time() - sess.started)
+                fit_method=fits["method"])
   io.write_json(sess.path("fit.json"), result)
   plots.delay_law(sess.path("figures", "delay_law.png"), clamp_rows, result)
   plots.curves(sess.path("figures", "curves.png"), phases)
@@ -460,7 +466,8 @@ def print_delay_summary(result) -> None:
     say(f"p={p}  W_c={d['wc']:.2f}  {cells}")
     if d.get("alpha") is not None:
       say(f"       alpha = {d['alpha']:.2f} [{d['alpha_ci'][0]:.2f}, {d['alpha_ci'][1]:.2f}]  "
-          f"R^2 = {d['r2']:.3f}  ({d['n_censored']} censored runs)")
+          f"R^2 = {d['r2']:.3f}  ({d['n_censored']} censored, {d.get('n_diverged', 0)} diverged "
+          f"runs; {d['n_cells']} cells fitted)")
     else:
       say(f"       no fit: {d.get('error')}")
   s = result["shared"]
@@ -502,8 +509,7 @@ def free_training(sess: Session) -> dict[str, Any]:
   write_tables(sess, phases)
   ps = [p for p in cfg.moduli if np.isfinite(per_p[p]["wc"])]
   power = fit.safe(fit.fit_power_law, np.array(ps, float), np.array([per_p[p]["wc"] for p in ps]))
-  result = dict(experiment="free_training", lr=cfg.lrs[0], per_modulus=per_p, power_law=power,
-                wall_s=time.time() - sess.started)
+  result = dict(experiment="free_training", lr=cfg.lrs[0], per_modulus=per_p, power_law=power)
   io.write_json(sess.path("summary.json"), result)
   plots.wc_vs_p(sess.path("figures", "wc_vs_p.png"), result)
   plots.curves(sess.path("figures", "curves.png"), phases)
@@ -553,7 +559,7 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
                 fold_across_lr=fold_lr,
                 fold_rho_median=float(np.nanmedian(list(fold_rho.values()))),
                 fold_lr_median=float(np.nanmedian(list(fold_lr.values()))),
-                per_lr=alpha_lr, fit_method=fit.METHOD, wall_s=time.time() - sess.started)
+                per_lr=alpha_lr, fit_method=fit.METHOD)
   io.write_json(sess.path("fit.json"), result)
   plots.rho_lr_matrix(sess.path("figures", "rho_lr_matrix.png"), result)
   plots.curves(sess.path("figures", "curves.png"), phases)

@@ -1,0 +1,140 @@
+"""The experiment scripts end to end with the smoke preset, and their input checks."""
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from grokjax import cli, experiment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLUMNS = {"p", "seed", "arm", "rho", "lr", "wd", "budget", "t_mem", "t_grok", "grokked",
+           "censored", "diverged", "norm_at_grok", "collapse_at_grok", "collapse_max",
+           "final_train_acc", "final_test_acc"}
+
+
+def _script(name, *args, check=True):
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", f"{name}.py"), *args],
+                        capture_output=True, text=True, timeout=300)
+  if check:
+    assert proc.returncode == 0, proc.stderr[-2000:]
+  return proc
+
+
+def _rows(out):
+  with open(os.path.join(out, "runs.csv")) as f:
+    return list(csv.DictReader(f))
+
+
+def _finite(x):
+  return x is not None and math.isfinite(x)
+
+
+def test_pinned_norm_smoke(tmp_path):
+  out = str(tmp_path / "pn")
+  proc = _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress")
+  assert "run-steps/s" in proc.stdout and "at most" in proc.stdout  # plan and estimate
+  rows = _rows(out)
+  assert COLUMNS <= set(rows[0])
+  assert {r["arm"] for r in rows} == {"free", "clamp"}
+  fit = json.load(open(os.path.join(out, "fit.json")))
+  for d in list(fit["per_modulus"].values()) + [fit["shared"]]:
+    assert _finite(d["alpha"]) and all(_finite(v) for v in d["alpha_ci"]) and _finite(d["r2"])
+  assert _finite(fit["per_modulus"]["23"]["wc"])
+  cfg = json.load(open(os.path.join(out, "config.json")))
+  assert cfg["config"]["preset"] == "smoke" and cfg["environment"]["jax"]
+  assert os.path.getsize(os.path.join(out, "figures", "delay_law.png")) > 1000
+  with open(os.path.join(out, "curves.npz"), "rb"):
+    pass
+  import numpy as np
+  z = np.load(os.path.join(out, "curves.npz"))
+  assert z["test_acc"].shape[0] == len(rows) and z["steps"].shape == z["norm"].shape
+
+
+def test_free_training_smoke(tmp_path):
+  out = str(tmp_path / "ft")
+  _script("free_training", "--preset", "smoke", "--out", out, "--no-progress")
+  summary = json.load(open(os.path.join(out, "summary.json")))
+  assert set(summary["per_modulus"]) == {"23", "31"}
+  assert _finite(summary["power_law"]["beta"])
+  assert all(_finite(v["wc"]) for v in summary["per_modulus"].values())
+  assert os.path.exists(os.path.join(out, "figures", "wc_vs_p.png"))
+  # --wc-from reuses these W_c instead of training a free control again
+  out2 = str(tmp_path / "pn")
+  proc = _script("pinned_norm", "--preset", "smoke", "--out", out2, "--no-progress",
+                 "--wc-from", out)
+  assert "from " + out in proc.stdout
+  assert {r["arm"] for r in _rows(out2)} == {"clamp"}
+  fit = json.load(open(os.path.join(out2, "fit.json")))
+  assert fit["per_modulus"]["23"]["wc"] == pytest.approx(summary["per_modulus"]["23"]["wc"])
+
+
+def test_norm_vs_lr_smoke(tmp_path):
+  out = str(tmp_path / "nl")
+  proc = _script("norm_vs_lr", "--preset", "smoke", "--out", out, "--no-progress")
+  fit = json.load(open(os.path.join(out, "fit.json")))
+  assert set(fit["median_t_grok"]) == {"0.95", "1.1"}
+  assert set(fit["free_control"]) == {"0.02", "0.03"}
+  assert _finite(fit["fold_rho_median"]) and _finite(fit["fold_lr_median"])
+  assert "fold change" in proc.stdout
+  assert os.path.exists(os.path.join(out, "figures", "rho_lr_matrix.png"))
+
+
+BAD = [
+    ("pinned_norm", ["--moduli", ""], "--moduli: empty list"),
+    ("pinned_norm", ["--moduli", "41,,47"], "--moduli: empty list"),
+    ("pinned_norm", ["--moduli", "41,x"], "'x' is not an integer"),
+    ("pinned_norm", ["--moduli", "2"], "2 is below 3"),
+    ("pinned_norm", ["--moduli", "4.5"], "'4.5' is not an integer"),
+    ("pinned_norm", ["--rhos", "0,1"], "--rhos: 0 is not allowed"),
+    ("pinned_norm", ["--rhos", "-0.5"], "--rhos: -0.5 is not allowed"),
+    ("pinned_norm", ["--rhos", "nan"], "--rhos: nan is not allowed"),
+    ("pinned_norm", ["--preset", "fast"], "unknown preset 'fast'"),
+    ("pinned_norm", ["--frac", "1.5"], "--frac: 1.5 is outside (0, 1)"),
+    ("pinned_norm", ["--frac", "0"], "--frac: 0 is outside (0, 1)"),
+    ("pinned_norm", ["--seeds", "0"], "--seeds: 0 is below 1"),
+    ("pinned_norm", ["--steps", "ten"], "--steps: 'ten' is not an integer"),
+    ("pinned_norm", ["--lrs", "1e-3,2e-3"], "holds one learning rate"),
+    ("pinned_norm", ["--lrs=-1e-3"], "--lrs: -1e-3 is not allowed"),
+    ("pinned_norm", ["--wd", "-1"], "--wd: -1 is outside [0, inf)"),
+    ("pinned_norm", ["--wc-from", "/nonexistent/folder"], "is not a folder"),
+    ("pinned_norm", ["--dtype", "float16"], "invalid choice: 'float16'"),
+    ("pinned_norm", ["--retire-margin", "-5"], "--retire-margin: -5 is below 0"),
+    ("pinned_norm", ["--moduli", "3", "--frac", "0.99"], "non-empty"),
+    ("norm_vs_lr", ["--moduli", "41,47"], "runs at one modulus"),
+    ("free_training", ["--rhos", "1.0"], "unrecognized arguments: --rhos"),
+    ("free_training", ["--eval-every", "0"], "--eval-every: 0 is below 1"),
+]
+
+
+@pytest.mark.parametrize("name, args, message", BAD, ids=[" ".join(a) or "empty" for _, a, _ in BAD])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, name, args, message):
+  out = str(tmp_path / "out")
+  code = cli.main(name, getattr(experiment, name), ["--out", out, *args])
+  err = capsys.readouterr().err
+  assert code == 2
+  assert message in err and err.count("\n") == 1 and "Traceback" not in err
+  assert not os.path.exists(out)
+
+
+def test_bad_input_through_the_script(tmp_path):
+  out = str(tmp_path / "out")
+  proc = _script("pinned_norm", "--moduli", "a,b", "--out", out, check=False)
+  assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+  assert "--moduli" in proc.stderr and not os.path.exists(out)
+
+
+def test_resume_with_changed_rhos_is_refused_and_force_new_works(tmp_path):
+  out = str(tmp_path / "pn")
+  _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress")
+  proc = _script("pinned_norm", "--preset", "smoke", "--rhos", "1.0,1.2", "--out", out,
+                 "--no-progress", check=False)
+  assert proc.returncode == 2 and "differs in: rhos" in proc.stderr
+  assert {r["rho"] for r in _rows(out) if r["arm"] == "clamp"} == {"0.95", "1.1"}
+  _script("pinned_norm", "--preset", "smoke", "--rhos", "1.0,1.2", "--out", out,
+          "--no-progress", "--force-new")
+  assert {r["rho"] for r in _rows(out) if r["arm"] == "clamp"} == {"1.0", "1.2"}
