@@ -1,0 +1,70 @@
+"""Nothing lost: resume after SIGKILL, isolated divergence, softmax-collapse detection."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from grokjax.optim import NEVER
+from grokjax.train import Runs, Task, program, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cmd(out):
+  return [sys.executable, os.path.join(ROOT, "experiments", "pinned_norm.py"), "--preset", "smoke",
+          "--steps", "1200", "--retire-margin", "none", "--chunk-steps", "100",
+          "--checkpoint-every", "0", "--no-progress", "--out", out]
+
+
+def _has_checkpoint(out, phase):
+  d = os.path.join(out, "checkpoints", phase)
+  return os.path.isdir(d) and any(name.isdigit() for name in os.listdir(d))
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+  killed, clean = str(tmp_path / "killed"), str(tmp_path / "clean")
+  proc = subprocess.Popen(_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  while not _has_checkpoint(killed, "clamp_p23") and time.time() < deadline:
+    assert proc.poll() is None, "finished before it could be killed"
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert _has_checkpoint(killed, "clamp_p23") and not os.path.exists(os.path.join(killed, "fit.json"))
+  resumed = subprocess.run(_cmd(killed), capture_output=True, text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "free_p23: loaded" in resumed.stdout
+  subprocess.run(_cmd(clean), check=True, capture_output=True, timeout=300)
+  for name in ("runs.csv", "fit.json"):
+    with open(os.path.join(killed, name), "rb") as a, open(os.path.join(clean, name), "rb") as b:
+      assert a.read() == b.read(), name
+
+
+def test_divergent_lane_is_frozen_flagged_and_isolated():
+  task = Task(p=13, d=8, hidden=16, eval_every=5)
+  good = Runs(seed=[0, 1, 2], lr=[1e-2, 3e-3, 1e-2], wd=1.0, target_norm=[np.nan, np.nan, 6.0],
+              t_int=[NEVER, NEVER, 10], budget=60)
+  bad = Runs.free([3], 1e38, 1.0, 60)  # an absurd learning rate: the weights overflow
+  both = train(task, Runs.concat(good, bad), chunk_steps=20, retire_margin=None, progress=False)
+  alone = train(task, good, chunk_steps=20, retire_margin=None, progress=False)
+  assert both.diverged_step[3] >= 0 and (both.diverged_step[:3] == -1).all()
+  assert both.reduce()["diverged"].tolist() == [False, False, False, True]
+  assert both.last_step[3] == both.diverged_step[3] < 60  # frozen where it broke
+  assert np.isfinite(both.curves["norm"][3][np.isfinite(both.curves["norm"][3])]).all()
+  for k in ("train_loss", "norm", "test_acc"):
+    np.testing.assert_allclose(both.curves[k][:3], alone.curves[k], rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_collapse_fraction():
+  task = Task(p=13, d=8, hidden=16)
+  prog = program(task)
+  state = jax.tree.map(lambda x: x[0], prog.init(jnp.arange(1, dtype=jnp.uint32)))
+  assert float(prog.evaluate(state)["collapse"]) == 0.0
+  big = dict(state, params=dict(state["params"], w2=1e7 * state["params"]["w2"]))
+  assert float(prog.evaluate(big)["collapse"]) == 1.0
