@@ -170,6 +170,8 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
   if cfg.dtype == "float64":
     import jax
     jax.config.update("jax_enable_x64", True)
+  from grokjax.train import maybe_initialize_distributed
+  maybe_initialize_distributed()
   try:
     sess = ex.Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
                       checkpoint_every_s=args.checkpoint_every)

@@ -314,7 +314,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       steps past T_grok; None trains every run to its own budget.
     grok_threshold, mem_threshold: the levels retirement looks for.
     progress: show a progress bar with run-steps/s and ETA on stderr.
-    devices: devices to shard the run axis over (default: all local devices).
+    devices: devices to shard the run axis over (default: every device of every process;
+      the run axis is padded to a multiple of their number).
     desc: progress-bar label.
     checkpoint: a directory for orbax checkpoints of the whole loop state. When it holds
       one for this same (task, runs), training resumes from it; one for another grid is
@@ -332,7 +333,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   budgets = n_evals * ev
   steps = ev * np.arange(1, n_evals.max() + 1)
 
-  devices = list(devices or jax.local_devices())
+  devices = list(devices or jax.devices())
   ndev = len(devices)
   sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
   prog = program(task)
@@ -369,8 +370,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   while live.any():
     hp = jax.device_put({k: v[lanes] for k, v in hp_all.items()}, sharding)
     state, rec = prog.chunk(chunk_evals)(state, hp)
-    rec = jax.device_get(rec)
-    step_now, div_now = np.asarray(state["step"]), np.asarray(state["diverged"])
+    rec, step_now, div_now = to_host((rec, state["step"], state["diverged"]))
     real = ~pad
     for lane in np.flatnonzero(real):
       r = lanes[lane]
@@ -414,6 +414,26 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   return SweepResult(task, runs, steps, curves, last_step, diverged, wall)
 
 
+def to_host(tree):
+  """Numpy copies of a (possibly sharded) pytree; across hosts, every process gets it all."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    return multihost_utils.process_allgather(tree, tiled=True)
+  return jax.device_get(tree)
+
+
+def maybe_initialize_distributed() -> bool:
+  """`jax.distributed.initialize()` when the environment asks for several processes.
+
+  It asks by setting JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES and JAX_PROCESS_ID),
+  or GROKJAX_DISTRIBUTED=1 on a cluster JAX detects by itself (SLURM, Cloud TPU).
+  """
+  if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("GROKJAX_DISTRIBUTED") == "1":
+    jax.distributed.initialize()
+    return True
+  return False
+
+
 def _fingerprint(task: Task, runs: Runs) -> str:
   h = hashlib.sha256(repr(dataclasses.asdict(task)).encode())
   for f in dataclasses.fields(runs):
@@ -443,7 +463,7 @@ class _Checkpoints:
     return loop, list(tree["state"])
 
   def save(self, step: int, loop: dict, state) -> None:
-    tree = dict(loop, fingerprint=self.fingerprint, state=jax.device_get(jax.tree.leaves(state)))
+    tree = dict(loop, fingerprint=self.fingerprint, state=to_host(jax.tree.leaves(state)))
     self.manager.save(step, args=self._ocp.args.StandardSave(tree), force=True)
     self.manager.wait_until_finished()
 
