@@ -47,3 +47,13 @@ def test_layer_norm_is_scale_invariant_and_used_by_mlp():
   h = jax.nn.gelu(jnp.concatenate([E[a], E[a]], -1) @ w1 + with_ln.b1[...], approximate=False)
   expect = layer_norm(h) @ with_ln.w2[...] + with_ln.b2[...]
   np.testing.assert_allclose(with_ln(a, a), expect, rtol=1e-5, atol=1e-5)
+
+
+def test_gelu_is_the_exact_erf_gelu_with_its_derivative():
+  from grokjax.models import gelu
+  x = jnp.linspace(-6, 6, 1001)
+  np.testing.assert_allclose(gelu(x), jax.nn.gelu(x, approximate=False), rtol=1e-6, atol=1e-6)
+  ours = jax.vmap(jax.grad(gelu))(x)
+  ref = jax.vmap(jax.grad(lambda v: jax.nn.gelu(v, approximate=False)))(x)
+  np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
+  assert np.abs(np.asarray(gelu(x)) - np.asarray(jax.nn.gelu(x, approximate=True))).max() > 1e-4
