@@ -570,3 +570,60 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
   say(f"fold change of median T_grok: across rho {result['fold_rho_median']:.1f}x, "
       f"across lr {result['fold_lr_median']:.1f}x (medians over the other axis)")
   return result
+
+
+def layernorm_ablation(sess: Session) -> dict[str, Any]:
+  """The delay law with and without LayerNorm on one architecture.
+
+  For each modulus and each variant: a free control measures that variant's W_c, then
+  clamp cells at rho * W_c; alpha is fitted per variant (per modulus and shared). Both
+  variants of a seed start from the same weights and split (the init ignores LayerNorm).
+  """
+  cfg = sess.cfg
+  from grokjax import plots
+  if len(cfg.lrs) != 1:
+    raise ValueError("layernorm_ablation holds one learning rate")
+  lr = cfg.lrs[0]
+  cells = []
+  for p in cfg.moduli:
+    cells += 2 * ([(p, cfg.seeds, cfg.budget(None, p))] + [(p, cfg.seeds, cfg.budget(r, p))
+                                                          for r in cfg.rhos])
+  plan(cfg, cells)
+  phases, variants = [], {}
+  for ln in (False, True):
+    name = "layernorm" if ln else "no_layernorm"
+    per_p, clamp_rows = {}, []
+    for p in cfg.moduli:
+      free = _free_phase(sess, p, [lr], phases, layernorm=ln)
+      wc = critical_norm(free)
+      say(f"p={p} {name}: free control W_c = {wc:.2f} "
+          f"({_cell_summary(free)['grok_fraction']:.0%} grokked)")
+      rows = _clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases, layernorm=ln)
+      clamp_rows += rows
+      per_p[p] = dict(wc=wc, cells={f"{rho:g}": _cell_summary([r for r in rows if r["rho"] == rho])
+                                    for rho in cfg.rhos})
+    fits = delay_fits(cfg, clamp_rows)
+    for p in cfg.moduli:
+      per_p[p].update(fits["per_modulus"].get(p, {}))
+    variants[name] = dict(per_modulus=per_p, shared=fits["shared"], rows=clamp_rows)
+  write_tables(sess, phases)
+  result = dict(experiment="layernorm_ablation", arch=cfg.arch, lr=lr, fit_method=_fit_method(),
+                variants={k: {kk: vv for kk, vv in v.items() if kk != "rows"}
+                          for k, v in variants.items()})
+  a0 = variants["no_layernorm"]["shared"].get("alpha")
+  a1 = variants["layernorm"]["shared"].get("alpha")
+  if a0 is not None and a1 is not None:
+    result["alpha_ratio_ln_over_noln"] = a1 / a0
+  io.write_json(sess.path("fit.json"), result)
+  plots.ablation(sess.path("figures", "layernorm_ablation.png"),
+                 {k: (v["rows"], v) for k, v in variants.items()})
+  plots.curves(sess.path("figures", "curves.png"), phases)
+  for name, v in variants.items():
+    say(f"--- {name} ({cfg.arch})")
+    print_delay_summary(v)
+  return result
+
+
+def _fit_method() -> str:
+  from grokjax import fit
+  return fit.METHOD

@@ -91,3 +91,81 @@ def weight_norm(params: Any, mask: Any | None = None) -> jax.Array:
   mask = weight_mask(params) if mask is None else mask
   sq = [jnp.sum(jnp.square(x)) for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)) if m]
   return jnp.sqrt(sum(sq))
+
+
+class Transformer(nnx.Module):
+  """One-layer attention model on tokens [a, b, =] (vocabulary p + 1), read at "=".
+
+  x_t = embed[token_t] + pos_t; x = x + Attn(LN(x)); x = x + MLP(LN(x));
+  logits = LN(x_last) @ unembed, with causal multi-head attention, an exact-GELU MLP,
+  no biases, and LN the parameter-free `layer_norm` when `layernorm` else the identity.
+
+  Args:
+    p: modulus; token p is "=".
+    d: residual width (paper: 128).
+    heads: attention heads (paper: 4); d must divide by it.
+    mlp_width: MLP width (paper: 512).
+    layernorm: LayerNorm before attention, before the MLP and before the unembedding.
+    factorised: use that only the last position is read: every token's keys and values
+      come from its vocabulary row, so they are computed once per row (p x d x d) instead
+      of once per sample; the same function as the plain form.
+    rngs: `nnx.Rngs` with a `params` stream.
+  """
+
+  def __init__(self, p: int, d: int = 128, heads: int = 4, mlp_width: int = 512, *,
+               layernorm: bool = False, factorised: bool = True, rngs: nnx.Rngs):
+    if d % heads:
+      raise ValueError(f"d={d} is not divisible by heads={heads}")
+    self.p, self.d, self.heads, self.mlp_width = p, d, heads, mlp_width
+    self.layernorm, self.factorised = layernorm, factorised
+    s = 1 / math.sqrt(d)
+    self.embed = nnx.Param(_normal(rngs.params(), (p + 1, d), s))
+    self.pos = nnx.Param(_normal(rngs.params(), (3, d), s))
+    self.wq = nnx.Param(_normal(rngs.params(), (d, d), s))
+    self.wk = nnx.Param(_normal(rngs.params(), (d, d), s))
+    self.wv = nnx.Param(_normal(rngs.params(), (d, d), s))
+    self.wo = nnx.Param(_normal(rngs.params(), (d, d), s))
+    self.w_in = nnx.Param(_normal(rngs.params(), (d, mlp_width), s))
+    self.w_out = nnx.Param(_normal(rngs.params(), (mlp_width, d), 1 / math.sqrt(mlp_width)))
+    self.unembed = nnx.Param(_normal(rngs.params(), (d, p), s))
+
+  def _ln(self, x):
+    return layer_norm(x) if self.layernorm else x
+
+  def _heads(self, x):
+    return x.reshape(*x.shape[:-1], self.heads, self.d // self.heads)
+
+  def _mlp_and_out(self, x_last):
+    x_last = x_last + gelu(self._ln(x_last) @ self.w_in[...]) @ self.w_out[...]
+    return self._ln(x_last) @ self.unembed[...]
+
+  def __call__(self, a: jax.Array, b: jax.Array) -> jax.Array:
+    """Logits float32[..., p] for operand index arrays a, b of equal shape."""
+    E, pos = self.embed[...], self.pos[...]
+    wq, wk, wv, wo = self.wq[...], self.wk[...], self.wv[...], self.wo[...]
+    scale = 1 / math.sqrt(self.d // self.heads)
+    if not self.factorised:
+      tokens = jnp.stack([a, b, jnp.full_like(a, self.p)], axis=-1)
+      x = E[tokens] + pos
+      h = self._ln(x)
+      q, k, v = (self._heads(h @ w) for w in (wq, wk, wv))
+      scores = jnp.einsum("...qhe,...khe->...hqk", q, k) * scale
+      causal = jnp.tril(jnp.ones((3, 3), bool))
+      att = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
+      o = jnp.einsum("...hqk,...khe->...qhe", att, v).reshape(x.shape)
+      x = x + o @ wo
+      return self._mlp_and_out(x[..., 2, :])
+    # Rows of (vocabulary x position): keys and values depend on one token each, and the
+    # only query is the "=" token's at position 2, a single vector.
+    x_last = E[self.p] + pos[2]
+    h_tok = self._ln(E[None, :, :] + pos[:, None, :])  # [3 positions, p + 1, d]
+    q = self._heads(self._ln(x_last) @ wq)  # [heads, e]
+    k = self._heads(h_tok @ wk)  # [3, p + 1, heads, e]
+    v = self._heads(h_tok @ wv)
+    s = jnp.einsum("he,tvhe->tvh", q, k) * scale  # score of each (position, token)
+    idx = (jnp.zeros_like(a), a), (jnp.ones_like(a), b), (jnp.full_like(a, 2), jnp.full_like(a, self.p))
+    scores = jnp.stack([s[t, tok] for t, tok in idx], axis=-2)  # [..., 3, heads]
+    att = jax.nn.softmax(scores, axis=-2)
+    o = sum(att[..., j, :, None] * v[t, tok] for j, (t, tok) in enumerate(idx))  # [..., heads, e]
+    x_last = x_last + o.reshape(*a.shape, self.d) @ wo
+    return self._mlp_and_out(x_last)

@@ -29,6 +29,11 @@ def delay_law(path: str, rows: list[dict[str, Any]], result: dict[str, Any], tit
   """ln T_grok against rho: per-seed points (open: censored, x: softmax collapse), cell
   medians, the fitted line per modulus (solid) and the shared fit (dashed)."""
   fig, ax = plt.subplots(figsize=(6.4, 4.6))
+  _draw_delay_law(ax, rows, result, title)
+  return _save(fig, path)
+
+
+def _draw_delay_law(ax, rows, result, title):
   moduli = sorted({r["p"] for r in rows})
   shared = result.get("shared", {})
   for k, p in enumerate(moduli):
@@ -63,7 +68,6 @@ def delay_law(path: str, rows: list[dict[str, Any]], result: dict[str, Any], tit
   ax.set_ylabel("ln T_grok (steps)")
   ax.set_title(title or "Delay law: points per seed, squares cell medians, open censored")
   ax.legend(fontsize=8)
-  return _save(fig, path)
 
 
 def wc_vs_p(path: str, result: dict[str, Any]):
@@ -127,4 +131,12 @@ def rho_lr_matrix(path: str, result: dict[str, Any]):
   fig.colorbar(im, ax=ax, label="log10 median T_grok")
   ax.set_title(f"p={result['p']}: fold across rho {result['fold_rho_median']:.1f}x, "
                f"across lr {result['fold_lr_median']:.1f}x", fontsize=9)
+  return _save(fig, path)
+
+
+def ablation(path: str, variants: dict[str, tuple[list, dict]]):
+  """The delay law of each variant side by side, on a shared y axis."""
+  fig, axes = plt.subplots(1, len(variants), figsize=(6.0 * len(variants), 4.6), sharey=True)
+  for ax, (name, (rows, result)) in zip(np.atleast_1d(axes), variants.items()):
+    _draw_delay_law(ax, rows, result, name)
   return _save(fig, path)

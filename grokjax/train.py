@@ -25,11 +25,11 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from grokjax import data
-from grokjax.models import MLP, weight_norm
+from grokjax.models import MLP, Transformer, weight_norm
 from grokjax.optim import NEVER, paper_optimizer
 from grokjax.reduce import grok_times
 
-ARCHS = ("mlp",)
+ARCHS = ("mlp", "transformer")
 CURVES = ("train_acc", "test_acc", "train_loss", "test_loss", "norm", "collapse", "gini")
 
 
@@ -41,8 +41,8 @@ class Task:
     p: modulus.
     frac: fraction of the p^2 pairs used for training.
     d: embedding width.
-    hidden: MLP hidden width H.
-    arch: model architecture.
+    hidden: MLP hidden width (H of the paper's MLP; the transformer's MLP width).
+    arch: "mlp" (the paper's MLP) or "transformer" (the one-layer attention model).
     layernorm: the architecture's LayerNorm option.
     eval_every: steps between evaluations; the resolution of T_mem and T_grok.
     dtype: "float32" (the paper) or "float64" (needs jax x64).
@@ -55,6 +55,7 @@ class Task:
   layernorm: bool = False
   eval_every: int = 10
   dtype: str = "float32"
+  heads: int = 4
 
   def __post_init__(self):
     data.n_train_pairs(self.p, self.frac)
@@ -71,6 +72,9 @@ class Task:
     return data.n_train_pairs(self.p, self.frac)
 
   def make_model(self, rngs: nnx.Rngs) -> nnx.Module:
+    if self.arch == "transformer":
+      return Transformer(self.p, self.d, self.heads, self.hidden, layernorm=self.layernorm,
+                         rngs=rngs)
     return MLP(self.p, self.d, self.hidden, layernorm=self.layernorm, rngs=rngs)
 
   def init_seed(self, wd: float, seed: int) -> int:
@@ -80,6 +84,8 @@ class Task:
     cell of a seed starts from the same weights and data (the matched counterfactual).
     """
     key = f"{self.p}|{self.n_train}|{self.d}|{self.hidden}|{self.arch}|{float(wd)!r}|{int(seed)}"
+    if self.arch == "transformer":
+      key += f"|{self.heads}"
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
@@ -237,12 +243,22 @@ class Program:
       return state, self.evaluate(state)
     return jax.lax.scan(block, state, None, length=n_evals)
 
-  def chunk(self, n_evals: int) -> Callable:
-    """Jitted fn(state, hp) -> (state, records[runs, n_evals]) for a batch of runs."""
-    if n_evals not in self._chunks:
-      fn = functools.partial(self._chunk_one, n_evals=n_evals)
-      self._chunks[n_evals] = jax.jit(jax.vmap(fn), donate_argnums=0)
-    return self._chunks[n_evals]
+  def chunk(self, n_evals: int, vmap_width: int | None = None) -> Callable:
+    """Jitted fn(state, hp) -> (state, records[runs, n_evals]) for a batch of runs.
+
+    Args:
+      n_evals: evaluations per chunk (eval_every steps each).
+      vmap_width: runs vectorised together; the program maps over groups of this many
+        in sequence (`lax.map`), still one compiled call. None vectorises all runs.
+    """
+    key = (n_evals, vmap_width)
+    if key not in self._chunks:
+      fn = jax.vmap(functools.partial(self._chunk_one, n_evals=n_evals))
+      if vmap_width is not None:
+        per_run = functools.partial(self._chunk_one, n_evals=n_evals)
+        fn = lambda s, h: jax.lax.map(lambda sh: per_run(*sh), (s, h), batch_size=vmap_width)
+      self._chunks[key] = jax.jit(fn, donate_argnums=0)
+    return self._chunks[key]
 
 
 @functools.lru_cache(maxsize=None)
@@ -265,6 +281,8 @@ class SweepResult:
     last_step: int[runs], steps each run actually trained.
     diverged_step: int[runs], step at which the run became non-finite, -1 if never.
     wall_s: wall-clock seconds of `train`, compilation included.
+    lane_steps: steps the compiled program executed summed over batch lanes (padding and
+      lanes frozen at their budget included): the work actually paid for.
   """
   task: Task
   runs: Runs
@@ -273,6 +291,7 @@ class SweepResult:
   last_step: np.ndarray
   diverged_step: np.ndarray
   wall_s: float = 0.0
+  lane_steps: int = 0
 
   def reduce(self, mem_threshold: float = 0.99, grok_threshold: float = 0.90):
     """`grokjax.reduce.grok_times` over this grid; adds diverged and final accuracies."""
@@ -293,16 +312,20 @@ def last_finite(curve: np.ndarray) -> np.ndarray:
 
 
 def _bucket(live: int, ndev: int, cap: int) -> int:
-  size = ndev
+  """Batch size for `live` runs: the next of ndev * {1, 2, 3, 4, 6, 8, 11, 16, 23, ...}
+  (ratio ~sqrt 2), so padding stays under ~30 % and a grid compiles few batch sizes."""
+  size, k = ndev, 1.0
   while size < live:
-    size *= 2
+    k *= 2 ** 0.5
+    size = ndev * int(round(k))
   return min(size, cap)
 
 
 def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int | None = 500,
           grok_threshold: float = 0.90, mem_threshold: float = 0.99, progress: bool = True,
           devices=None, desc: str | None = None, checkpoint: str | None = None,
-          checkpoint_every_s: float = 60.0) -> SweepResult:
+          checkpoint_every_s: float = 60.0, vmap_width: int | None | str = "auto"
+          ) -> SweepResult:
   """Train every run of a grid; return its curves.
 
   Args:
@@ -321,6 +344,10 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       one for this same (task, runs), training resumes from it; one for another grid is
       refused with ValueError.
     checkpoint_every_s: seconds between checkpoints (0: after every chunk).
+    vmap_width: runs vectorised together inside the compiled chunk; the rest are mapped
+      in sequence within the same program. None: all runs vmapped. "auto": 1 on a single
+      CPU device, where one run's step already fills the cores and a wide vmap spills the
+      caches (measured: 1.4x more run-steps/s at paper scale on 2 cores), else None.
 
   Returns:
     A `SweepResult`.
@@ -337,6 +364,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   ndev = len(devices)
   sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
   prog = program(task)
+  width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width
   hp_all = _hparams(dataclasses.replace(runs, budget=budgets), np.dtype(task.dtype))
   fingerprint = _fingerprint(task, runs)
   ckpt = _Checkpoints(checkpoint, fingerprint) if checkpoint else None
@@ -351,7 +379,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     loop = dict(lanes=lanes, pad=np.arange(size) >= n, live=np.ones(n, bool),
                 last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
                 curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in CURVES},
-                elapsed=np.float64(0.0))
+                elapsed=np.float64(0.0), lane_steps=np.int64(0))
   else:
     loop, leaves = saved
     size = len(loop["lanes"])
@@ -369,7 +397,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   last_save = time.perf_counter()
   while live.any():
     hp = jax.device_put({k: v[lanes] for k, v in hp_all.items()}, sharding)
-    state, rec = prog.chunk(chunk_evals)(state, hp)
+    state, rec = prog.chunk(chunk_evals, width)(state, hp)
+    loop["lane_steps"] = np.int64(loop["lane_steps"] + size * chunk_evals * ev)
     rec, step_now, div_now = to_host((rec, state["step"], state["diverged"]))
     real = ~pad
     for lane in np.flatnonzero(real):
@@ -411,7 +440,15 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   if ckpt:
     ckpt.close()
   wall = elapsed0 + time.perf_counter() - t0
-  return SweepResult(task, runs, steps, curves, last_step, diverged, wall)
+  return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
+                     int(loop["lane_steps"]))
+
+
+def default_vmap_width(devices) -> int | None:
+  """1 on a single CPU device, None (vectorise every run) elsewhere; see `train`."""
+  if len(devices) == 1 and devices[0].platform == "cpu":
+    return 1
+  return None
 
 
 def to_host(tree):

@@ -20,7 +20,7 @@ def _close(a, b):
 
 def test_batch_equals_each_run_alone():
   runs = _grid()
-  batch = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False)
+  batch = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False, vmap_width=None)
   for i in range(len(runs)):
     alone = train(TINY, runs.take([i]), chunk_steps=20, retire_margin=None, progress=False)
     for k in ("train_loss", "norm", "test_acc"):
@@ -90,3 +90,13 @@ def test_free_run_groks_at_a_common_norm():
   assert (out["t_mem"] < out["t_grok"]).all()
   w = out["norm_at_grok"]
   assert np.std(w) / np.mean(w) <= 0.03, w
+
+
+def test_sequential_lanes_equal_vmapped_lanes():
+  """The CPU default maps runs one by one inside the program; it must match full vmap."""
+  runs = _grid()
+  wide = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False, vmap_width=None)
+  for width in (1, 2):
+    narrow = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False,
+                   vmap_width=width)
+    _close(wide, narrow)

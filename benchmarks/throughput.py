@@ -1,0 +1,189 @@
+"""Throughput of the grokjax engine, in one process: one table, optionally as JSON.
+
+    python benchmarks/throughput.py              # CPU-sized defaults
+    python benchmarks/throughput.py --quick      # a fast sanity run (< 1 min)
+    python benchmarks/throughput.py --grid-p 59 --grid-d 128 --grid-hidden 256 --grid-seeds 16 \
+        --grid-scale 1.0 --matmul 8192           # the GPU case: the paper's dense-rho grid
+
+Useful arithmetic of one full-batch training step of one run (the paper's MLP, factorised
+first layer, n = round(frac p^2) training pairs), in FLOPs:
+
+    forward   2 * (2 p d H)        two p x d x H products E W1_top, E W1_bottom
+            + 2 n H p              output layer
+    backward  2 * (2 n H p)        d(h) and d(W2)
+            + 2 * 2 * (2 p d H)    d(E) and d(W1) through the two p x H products
+    evaluation, every eval_every steps: 2 (2 p d H) + 2 p^2 H p  (forward on all pairs)
+
+Elementwise work (GELU, softmax, Adam, the clamp) is not counted: the figure is a lower
+bound on the arithmetic, and "fraction of ceiling" compares it with a large fp32 matmul.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from grokjax.optim import NEVER
+from grokjax.train import Runs, Task, _hparams, default_vmap_width, program, train
+
+
+def useful_flops_per_step(task: Task) -> float:
+  p, d, h, n = task.p, task.d, task.hidden, task.n_train
+  first = 2 * (2 * p * d * h)
+  out = 2 * n * h * p
+  step = first + out + 2 * out + 2 * first
+  evaluation = first + 2 * p * p * h * p
+  return step + evaluation / task.eval_every
+
+
+def matmul_ceiling(n: int, reps: int = 20) -> float:
+  """Median GFLOP/s of an n x n x n fp32 matmul through JAX."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  times = []
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    f(a).block_until_ready()
+    times.append(time.perf_counter() - t0)
+  return 2 * n ** 3 / np.median(times) / 1e9
+
+
+def engine_rate(task: Task, n_runs: int, steps: int, width="auto", clamp: bool = True) -> float:
+  """Run-steps per second of the compiled chunk, after compilation, clamp on.
+
+  width: the engine's vmap_width ("auto": its default for this device)."""
+  prog = program(task)
+  runs = Runs(np.arange(n_runs), 1e-3, 1.0, 50.0 if clamp else np.nan, 0 if clamp else NEVER,
+              10 ** 7)
+  hp = {k: jnp.asarray(v) for k, v in _hparams(runs, np.dtype(task.dtype)).items()}
+  state = prog.init(jnp.arange(n_runs, dtype=jnp.uint32))
+  if width == "auto":
+    width = default_vmap_width(jax.devices())
+  fn = prog.chunk(max(1, steps // task.eval_every), width)
+  state, _ = fn(state, hp)
+  jax.block_until_ready(state)
+  t0 = time.perf_counter()
+  state, _ = fn(state, hp)
+  jax.block_until_ready(state)
+  return n_runs * max(1, steps // task.eval_every) * task.eval_every / (time.perf_counter() - t0)
+
+
+def dense_rho_grid(args) -> tuple[Task, Runs, np.ndarray]:
+  """The paper's dense-rho grid (free control + rho 0.85..1.30), budgets scaled by grid_scale."""
+  task = Task(p=args.grid_p, d=args.grid_d, hidden=args.grid_hidden, eval_every=args.eval_every)
+  sched = {0.85: 8000, 0.90: 8000, 0.95: 9000, 1.00: 12000, 1.05: 18000, 1.10: 27000,
+           1.15: 40000, 1.20: 51000, 1.25: 66000, 1.30: 60000}
+  rhos = [None] + list(sched)
+  seeds = np.tile(np.arange(args.grid_seeds), len(rhos))
+  rho = np.repeat([np.nan if r is None else r for r in rhos], args.grid_seeds)
+  budget = np.repeat([sched[1.00] if r is None else sched[r] for r in rhos], args.grid_seeds)
+  budget = np.maximum(args.eval_every, (budget * args.grid_scale).astype(int))
+  free = np.isnan(rho)
+  runs = Runs(seeds, args.grid_lr, 1.0, np.where(free, np.nan, rho * args.grid_wc),
+              np.where(free, NEVER, args.grid_t_int), budget)
+  return task, runs, rho
+
+
+def grid_benchmark(args) -> dict:
+  task, runs, _ = dense_rho_grid(args)
+  margin = args.retire_margin
+  out = {}
+  lock_runs = Runs(runs.seed, runs.lr, runs.wd, runs.target_norm, runs.t_int,
+                   np.full(len(runs), runs.budget.max()))
+  for name, grid, retire in (("lockstep", lock_runs, None), ("early_exit", runs, margin)):
+    train(task, grid.take(np.arange(min(4, len(grid)))), chunk_steps=args.chunk_steps,
+          retire_margin=retire, progress=False)  # compile outside the timing
+    t0 = time.perf_counter()
+    res = train(task, grid, chunk_steps=args.chunk_steps, retire_margin=retire, progress=False)
+    wall = time.perf_counter() - t0
+    red = res.reduce()
+    # A run is finished at T_grok + margin once grokked, else at its own (original) budget.
+    finish = np.where(red["grokked"], np.minimum(red["t_grok"] + margin, runs.budget), runs.budget)
+    out[name] = dict(wall_s=wall, lane_steps=res.lane_steps, useful_run_steps=int(finish.sum()),
+                     wasted_fraction=1 - finish.sum() / res.lane_steps,
+                     grokked=int(red["grokked"].sum()), runs=len(runs))
+  out["speedup"] = out["lockstep"]["wall_s"] / out["early_exit"]["wall_s"]
+  return out
+
+
+def peak_memory() -> dict:
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+  mem = dict(host_peak_rss_mib=rss)
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    mem["device_peak_mib"] = stats["peak_bytes_in_use"] / 2 ** 20
+  return mem
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--p", type=int, default=59)
+  ap.add_argument("--d", type=int, default=128)
+  ap.add_argument("--hidden", type=int, default=256)
+  ap.add_argument("--runs", type=int, default=16)
+  ap.add_argument("--steps", type=int, default=200, help="steps per timed chunk")
+  ap.add_argument("--eval-every", type=int, default=10)
+  ap.add_argument("--matmul", type=int, default=2048, help="size of the ceiling matmul")
+  ap.add_argument("--grid-p", type=int, default=47)
+  ap.add_argument("--grid-d", type=int, default=32)
+  ap.add_argument("--grid-hidden", type=int, default=128)
+  ap.add_argument("--grid-seeds", type=int, default=4)
+  ap.add_argument("--grid-lr", type=float, default=1e-2)
+  ap.add_argument("--grid-wc", type=float, default=39.2, help="W_c of the grid's task")
+  ap.add_argument("--grid-t-int", type=int, default=100)
+  ap.add_argument("--grid-scale", type=float, default=0.1, help="budget multiplier")
+  ap.add_argument("--retire-margin", type=int, default=200)
+  ap.add_argument("--chunk-steps", type=int, default=250)
+  ap.add_argument("--skip-sequential", action="store_true")
+  ap.add_argument("--skip-grid", action="store_true")
+  ap.add_argument("--quick", action="store_true", help="small sizes: a sanity check")
+  ap.add_argument("--json", help="also write the table here")
+  args = ap.parse_args()
+  if args.quick:
+    args.runs, args.steps, args.matmul, args.grid_seeds, args.grid_scale = 4, 50, 1024, 2, 0.02
+
+  dev = jax.devices()[0]
+  table = dict(device=f"{dev.platform}: {getattr(dev, 'device_kind', dev)}",
+               device_count=jax.device_count(), jax=jax.__version__, host=platform.processor()
+               or platform.machine())
+  table["matmul_ceiling_gflops"] = matmul_ceiling(args.matmul)
+  task = Task(p=args.p, d=args.d, hidden=args.hidden, eval_every=args.eval_every)
+  vm = engine_rate(task, args.runs, args.steps)
+  flops = useful_flops_per_step(task)
+  table["paper_scale"] = dict(p=args.p, d=args.d, hidden=args.hidden, runs=args.runs,
+                              eval_every=args.eval_every,
+                              vmap_width=default_vmap_width(jax.devices()),
+                              run_steps_per_s=vm,
+                              run_steps_per_s_all_vmapped=engine_rate(task, args.runs, args.steps,
+                                                                      width=None),
+                              useful_mflop_per_run_step=flops / 1e6,
+                              useful_gflops=vm * flops / 1e9,
+                              fraction_of_ceiling=vm * flops / 1e9 / table["matmul_ceiling_gflops"])
+  if not args.skip_sequential:
+    seq_steps = max(args.eval_every, args.steps // 2)
+    engine_rate(task, 1, seq_steps, width=None)  # compile the batch-of-one program
+    t0 = time.perf_counter()
+    for _ in range(args.runs):
+      engine_rate(task, 1, seq_steps, width=None)
+    # engine_rate times its own chunk; re-time the whole loop for the sequential figure
+    seq = args.runs * 2 * seq_steps / (time.perf_counter() - t0)
+    table["sequential"] = dict(run_steps_per_s=seq, vmapped_over_sequential=vm / seq)
+  if not args.skip_grid:
+    table["mixed_budget_grid"] = grid_benchmark(args)
+  table["memory"] = peak_memory()
+  print(json.dumps(table, indent=2))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(table, f, indent=2)
+
+
+if __name__ == "__main__":
+  main()
