@@ -117,8 +117,12 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   if experiment != "free_training":
     ap.add_argument("--rhos", type=_floats("--rhos"), help="held norms rho (units of W_c)")
     ap.add_argument("--t-int", type=_int("--t-int", 0), help="first step of the clamp")
-  if experiment in ("free_training", "pinned_norm"):
+  if experiment in ("free_training", "pinned_norm", "layernorm_ablation"):
     ap.add_argument("--arch", choices=list(ARCHS), help="model architecture")
+    ap.add_argument("--heads", type=_int("--heads", 1), help="attention heads (transformer)")
+  if experiment in ("free_training", "pinned_norm"):
+    ap.add_argument("--layernorm", action="store_true",
+                    help="the architecture's LayerNorm variant (MLP: before the output layer)")
   if experiment == "pinned_norm":
     ap.add_argument("--wc-from", help="reuse W_c from a free_training or pinned_norm folder")
   ap.add_argument("--out", help="results folder (default results/<experiment>_<preset>_p<moduli>)")
@@ -138,14 +142,18 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
                 frac=args.frac, d=args.d, hidden=args.hidden, eval_every=args.eval_every,
                 chunk_steps=args.chunk_steps, n_boot=args.n_boot, dtype=args.dtype,
                 rhos=getattr(args, "rhos", None), t_int=getattr(args, "t_int", None),
-                arch=getattr(args, "arch", None), wc_from=getattr(args, "wc_from", None))
+                arch=getattr(args, "arch", None), heads=getattr(args, "heads", None),
+                layernorm=getattr(args, "layernorm", False) or None,
+                wc_from=getattr(args, "wc_from", None))
   cfg = ex.resolve(experiment, args.preset, **fields)
   if args.retire_margin is not None or "--retire-margin" in (argv or sys.argv):
     cfg.retire_margin = args.retire_margin
   if cfg.wc_from and not os.path.isdir(cfg.wc_from):
     raise UsageError(f"--wc-from: {cfg.wc_from!r} is not a folder")
-  if experiment == "pinned_norm" and len(cfg.lrs) != 1:
-    raise UsageError("--lrs: pinned_norm holds one learning rate; use norm_vs_lr for several")
+  if experiment in ("pinned_norm", "layernorm_ablation") and len(cfg.lrs) != 1:
+    raise UsageError(f"--lrs: {experiment} holds one learning rate; use norm_vs_lr for several")
+  if cfg.arch == "transformer" and cfg.d % cfg.heads:
+    raise UsageError(f"--d/--heads: d={cfg.d} is not divisible by heads={cfg.heads}")
   if experiment == "norm_vs_lr" and len(cfg.moduli) != 1:
     raise UsageError("--moduli: norm_vs_lr runs at one modulus")
   if experiment != "free_training" and not cfg.rhos:

@@ -45,6 +45,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "norm_vs_lr": dict(_PAPER, moduli=[59], seeds=16, lrs=[1e-3, 2e-3, 4e-3, 8e-3],
                            rhos=[0.85, 1.00, 1.15, 1.30],
                            budgets={"free": 30000, 0.85: 30000, 1.30: 30000}),
+        "layernorm_ablation": dict(_PAPER, moduli=[59], seeds=16, lrs=[1e-3],
+                                   rhos=[0.85, 1.00, 1.15, 1.20], arch="transformer"),
     },
     "quick": {
         "free_training": dict(_QUICK, moduli=[31, 41, 47], seeds=6, lrs=[5e-3, 1e-2], rhos=[]),
@@ -52,12 +54,27 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                             rhos=[1.00, 1.05, 1.10, 1.15]),
         "norm_vs_lr": dict(_QUICK, moduli=[47], seeds=4, lrs=[5e-3, 1e-2, 2e-2],
                            rhos=[1.00, 1.05, 1.10, 1.15]),
+        "layernorm_ablation": dict(_QUICK, moduli=[47], seeds=4, lrs=[1e-2],
+                                   rhos=[1.00, 1.05, 1.10, 1.15]),
     },
     "smoke": {
         "free_training": dict(_SMOKE, moduli=[23, 31], seeds=2, lrs=[3e-2], rhos=[]),
         "pinned_norm": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
         "norm_vs_lr": dict(_SMOKE, moduli=[23], seeds=2, lrs=[2e-2, 3e-2], rhos=[0.95, 1.10]),
+        "layernorm_ablation": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
     },
+}
+
+# With --arch transformer these replace the preset's model and optimisation values. The
+# paper's: SPEC.md's attention model (d 128, 4 heads, MLP 512, lr 5e-4, t_int 600) with
+# budgets about 2x its reported times (718 / 6608 / 73966 / 99920 at rho 0.85 ... 1.20).
+TRANSFORMER: dict[str, dict[str, Any]] = {
+    "paper": dict(d=128, hidden=512, heads=4, lrs=[5e-4], t_int=600,
+                  budgets={"free": 40000, 0.85: 10000, 1.00: 20000, 1.15: 150000, 1.20: 200000}),
+    "quick": dict(d=32, hidden=128, heads=4, lrs=[3e-3], t_int=200,
+                  budgets={"free": 8000, 0.85: 8000, 1.00: 8000, 1.15: 16000, 1.30: 30000}),
+    "smoke": dict(d=16, hidden=32, heads=4, lrs=[1e-2], t_int=40,
+                  budgets={"free": 600, 0.85: 600, 1.30: 600}),
 }
 
 
@@ -82,6 +99,7 @@ class Config:
   budgets: dict[str, int]
   steps: int | None = None
   arch: str = "mlp"
+  heads: int = 4
   layernorm: bool = False
   dtype: str = "float32"
   grok_threshold: float = 0.90
@@ -112,7 +130,7 @@ class Config:
   def task(self, p: int, layernorm: bool | None = None) -> Task:
     return Task(p=p, frac=self.frac, d=self.d, hidden=self.hidden, arch=self.arch,
                 layernorm=self.layernorm if layernorm is None else layernorm,
-                eval_every=self.eval_every, dtype=self.dtype)
+                eval_every=self.eval_every, dtype=self.dtype, heads=self.heads)
 
   def to_json(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)
@@ -124,10 +142,11 @@ def resolve(experiment: str, preset: str, **overrides) -> Config:
   """The preset's values with every non-None override applied."""
   if experiment not in EXPERIMENTS:
     raise ValueError(f"unknown experiment {experiment!r}")
-  base_experiment = "pinned_norm" if experiment == "layernorm_ablation" else experiment
   if preset not in PRESETS:
     raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-  values = dict(PRESETS[preset][base_experiment])
+  values = dict(PRESETS[preset][experiment])
+  if (overrides.get("arch") or values.get("arch")) == "transformer":
+    values.update(TRANSFORMER[preset])
   values.update({k: v for k, v in overrides.items() if v is not None})
   return Config(experiment=experiment, preset=preset, **values)
 

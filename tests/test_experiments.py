@@ -108,6 +108,8 @@ BAD = [
     ("norm_vs_lr", ["--moduli", "41,47"], "runs at one modulus"),
     ("free_training", ["--rhos", "1.0"], "unrecognized arguments: --rhos"),
     ("free_training", ["--eval-every", "0"], "--eval-every: 0 is below 1"),
+    ("layernorm_ablation", ["--arch", "rnn"], "invalid choice: 'rnn'"),
+    ("pinned_norm", ["--arch", "transformer", "--d", "10", "--heads", "4"], "not divisible"),
 ]
 
 
@@ -138,3 +140,26 @@ def test_resume_with_changed_rhos_is_refused_and_force_new_works(tmp_path):
   _script("pinned_norm", "--preset", "smoke", "--rhos", "1.0,1.2", "--out", out,
           "--no-progress", "--force-new")
   assert {r["rho"] for r in _rows(out) if r["arm"] == "clamp"} == {"1.0", "1.2"}
+
+
+def test_layernorm_ablation_smoke(tmp_path):
+  out = str(tmp_path / "ab")
+  proc = _script("layernorm_ablation", "--preset", "smoke", "--out", out, "--no-progress")
+  fit = json.load(open(os.path.join(out, "fit.json")))
+  assert set(fit["variants"]) == {"no_layernorm", "layernorm"}
+  for v in fit["variants"].values():
+    assert _finite(v["shared"]["alpha"]) and _finite(v["per_modulus"]["23"]["wc"])
+  rows = _rows(out)
+  assert {r["layernorm"] for r in rows} == {"True", "False"}
+  assert os.path.exists(os.path.join(out, "figures", "layernorm_ablation.png"))
+  assert "--- layernorm" in proc.stdout
+
+
+def test_pinned_norm_runs_the_transformer(tmp_path):
+  out = str(tmp_path / "tf")
+  _script("pinned_norm", "--preset", "smoke", "--arch", "transformer", "--out", out,
+          "--no-progress")
+  rows = _rows(out)
+  assert {r["arch"] for r in rows} == {"transformer"}
+  fit = json.load(open(os.path.join(out, "fit.json")))
+  assert _finite(fit["per_modulus"]["23"]["wc"])
