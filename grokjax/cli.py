@@ -8,9 +8,10 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from grokjax import experiment as ex
 from grokjax.train import ARCHS
@@ -25,40 +26,44 @@ class _Parser(argparse.ArgumentParser):
     raise UsageError(message)
 
 
+def _list(flag: str, one: Callable[[str], Any], allowed: str):
+  """Parser of a comma-separated list; `one` parses an item or raises ValueError."""
+  def parse(text: str) -> list:
+    items = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in items):
+      raise UsageError(f"{flag}: empty list {text!r}; give {allowed}")
+    out = []
+    for s in items:
+      try:
+        out.append(one(s))
+      except ValueError as e:
+        raise UsageError(f"{flag}: {e}; give {allowed}")
+    return out
+  return parse
+
+
 def _ints(flag: str, low: int):
-  def parse(text: str) -> list[int]:
-    items = [s.strip() for s in text.split(",")]
-    if not text.strip() or any(not s for s in items):
-      raise UsageError(f"{flag}: empty list {text!r}; give comma-separated integers >= {low}")
-    out = []
-    for s in items:
-      try:
-        v = int(s)
-      except ValueError:
-        raise UsageError(f"{flag}: {s!r} is not an integer; give comma-separated integers >= {low}")
-      if v < low:
-        raise UsageError(f"{flag}: {v} is below {low}; give comma-separated integers >= {low}")
-      out.append(v)
-    return out
-  return parse
+  def one(s: str) -> int:
+    try:
+      v = int(s)
+    except ValueError:
+      raise ValueError(f"{s!r} is not an integer")
+    if v < low:
+      raise ValueError(f"{v} is below {low}")
+    return v
+  return _list(flag, one, f"comma-separated integers >= {low}")
 
 
-def _floats(flag: str, positive: bool = True):
-  def parse(text: str) -> list[float]:
-    items = [s.strip() for s in text.split(",")]
-    if not text.strip() or any(not s for s in items):
-      raise UsageError(f"{flag}: empty list {text!r}; give comma-separated numbers > 0")
-    out = []
-    for s in items:
-      try:
-        v = float(s)
-      except ValueError:
-        raise UsageError(f"{flag}: {s!r} is not a number; give comma-separated numbers > 0")
-      if not v == v or v in (float("inf"), float("-inf")) or (positive and v <= 0):
-        raise UsageError(f"{flag}: {s} is not allowed; give comma-separated finite numbers > 0")
-      out.append(v)
-    return out
-  return parse
+def _floats(flag: str):
+  def one(s: str) -> float:
+    try:
+      v = float(s)
+    except ValueError:
+      raise ValueError(f"{s!r} is not a number")
+    if not math.isfinite(v) or v <= 0:
+      raise ValueError(f"{s} is not allowed")
+    return v
+  return _list(flag, one, "comma-separated finite numbers > 0")
 
 
 def _int(flag: str, low: int):

@@ -1,3 +1,6 @@
+import functools
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -5,10 +8,15 @@ import optax
 import pytest
 from flax import nnx
 
-from grokjax.models import Transformer, weight_mask
+from grokjax import models
+from grokjax.models import Transformer, layer_norm, weight_mask
 
 P, D, HEADS, WIDTH = 11, 16, 4, 32
-NAMES = {"embed", "pos", "wq", "wk", "wv", "wo", "w_in", "w_out", "unembed"}
+SHAPES = {"embed": (P + 1, D), "pos": (3, D), "wq": (D, D), "wk": (D, D), "wv": (D, D),
+          "wo": (D, D), "w_in": (D, WIDTH), "w_out": (WIDTH, D), "unembed": (D, P)}
+# The matrices that write into (or read from) the residual stream linearly; see the
+# invariance test for why exactly these four.
+RESIDUAL = ("embed", "pos", "wo", "w_out")
 
 
 def _model(layernorm, factorised=True, seed=0):
@@ -16,21 +24,71 @@ def _model(layernorm, factorised=True, seed=0):
                      rngs=nnx.Rngs(seed))
 
 
+def _params(model):
+  return nnx.to_pure_dict(nnx.split(model)[1])
+
+
 def _pairs():
   a, b = jnp.meshgrid(jnp.arange(P), jnp.arange(P))
   return a.ravel(), b.ravel()
 
 
+def _scaled(model, c, names):
+  for name in names:
+    getattr(model, name)[...] = c * getattr(model, name)[...]
+  return model
+
+
+def _reference(params, a, b, layernorm):
+  """The spec's model written out directly: one sample at a time, one head at a time."""
+  ln = layer_norm if layernorm else (lambda v: v)
+  e = D // HEADS
+  out = []
+  for i, j in zip(np.asarray(a), np.asarray(b)):
+    x = params["embed"][jnp.array([i, j, P])] + params["pos"]  # [3, d]
+    h = ln(x)
+    o = []
+    for k in range(HEADS):
+      cols = slice(k * e, (k + 1) * e)
+      q, kk, v = (h @ params[w][:, cols] for w in ("wq", "wk", "wv"))
+      # causal: position t attends to positions 0..t
+      s = jnp.where(jnp.tril(jnp.ones((3, 3), bool)), q @ kk.T / math.sqrt(e), -jnp.inf)
+      o.append(jax.nn.softmax(s, axis=-1) @ v)
+    x = x + jnp.concatenate(o, axis=-1) @ params["wo"]
+    x = x + jax.nn.gelu(ln(x) @ params["w_in"], approximate=False) @ params["w_out"]
+    out.append(ln(x)[2] @ params["unembed"])
+  return jnp.stack(out)
+
+
 def test_shapes_and_matrices():
   model = _model(False)
   a, b = _pairs()
-  assert model(a, b).shape == (P * P, P)
-  assert model(a.reshape(P, P), b.reshape(P, P)).shape == (P, P, P)
-  params = nnx.to_pure_dict(nnx.split(model)[1])
-  assert set(params) == NAMES
-  assert all(jax.tree.leaves(weight_mask(params)))  # no biases: every leaf counts
-  assert params["embed"].shape == (P + 1, D) and params["pos"].shape == (3, D)
-  assert params["w_in"].shape == (D, WIDTH) and params["unembed"].shape == (D, P)
+  n = a.shape[0]
+  assert model(a, b).shape == (n, P)
+  assert model(jnp.stack([a, b]), jnp.stack([b, a])).shape == (2, n, P)
+  params = _params(model)
+  assert {k: v.shape for k, v in params.items()} == SHAPES
+  assert all(v.dtype == jnp.float32 for v in params.values())
+  mask = weight_mask(params)
+  assert {k for k, v in mask.items() if v} == set(SHAPES)  # no biases: every leaf counts
+
+
+def test_init_scale_is_one_over_sqrt_fan_in():
+  """Every matrix is N(0, 1) / sqrt(fan_in), embeddings N(0, 1) / sqrt(d) (paper sizes)."""
+  params = _params(Transformer(113, rngs=nnx.Rngs(3)))
+  for name, x in params.items():
+    fan_in = 512 if name == "w_out" else 128
+    assert abs(float(jnp.std(x)) * math.sqrt(fan_in) - 1) < 0.05, name
+    assert abs(float(jnp.mean(x))) * math.sqrt(fan_in) < 0.05, name
+
+
+@pytest.mark.parametrize("layernorm", [False, True])
+def test_matches_direct_reference(layernorm):
+  a, b = jnp.array([0, 3, 10, 7]), jnp.array([0, 5, 10, 2])
+  for factorised in (True, False):
+    model = _model(layernorm, factorised, seed=1)
+    np.testing.assert_allclose(model(a, b), _reference(_params(model), a, b, layernorm),
+                               rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("layernorm", [False, True])
@@ -40,34 +98,53 @@ def test_factorised_attention_equals_plain(layernorm):
   np.testing.assert_allclose(fast(a, b), plain(a, b), rtol=1e-4, atol=1e-5)
 
 
-def _scaled(model, c, names):
-  for name in names:
-    getattr(model, name)[...] = c * getattr(model, name)[...]
-  return model
+@pytest.mark.parametrize("factorised", [True, False])
+@pytest.mark.parametrize("c", [0.5, 3.0])
+def test_layernorm_scale_invariance(c, factorised, monkeypatch):
+  """Claim (layernorm=True, any c > 0): multiplying embed, pos, wo and w_out by c leaves
+  the logits unchanged, exactly when the LayerNorm's eps is 0.
 
-
-@pytest.mark.parametrize("c", [2.0, 3.0])
-def test_layernorm_scale_invariance(c):
-  """With LayerNorm, scaling embed, pos, wo and w_out by c > 0 scales every residual-stream
-  vector by exactly c (each LN sees its input times c and returns the same output, so the
-  attention pattern, the values and the MLP's input are unchanged and the two residual
-  writes scale through wo and w_out), hence the final LN output and the logits do not
-  change. Without LayerNorm the same rescaling changes the logits. (Exact up to the
-  LayerNorm's eps = 1e-5 in the variance, which c > 1 only shrinks.)"""
+  Why: the stream x0 = embed[tokens] + pos becomes c x0; LN(c x0) = LN(x0), so queries,
+  keys, values, the attention pattern and the head outputs are unchanged and the write
+  through wo is c times the old one, so x1 = c x1_old; likewise the MLP sees LN(x1) =
+  LN(x1_old) and writes through w_out, so x2 = c x2_old and LN(x2) @ unembed is unchanged.
+  Scaling wq, wk, wv or w_in instead is not a symmetry (wq and wk scale the attention
+  scores by their product, w_in moves the GELU's operating point), nor is the same rescale
+  without LayerNorm (the scores go as c^2 there). With the real eps = 1e-5 the identity
+  holds to a relative error of order eps / (c^2 Var x), here below 1e-3 of the logit scale.
+  Separately, the logits are linear in unembed: multiplying it by c multiplies them by c.
+  """
   a, b = _pairs()
-  resid = ("embed", "pos", "wo", "w_out")
-  base = _model(True)(a, b)
-  np.testing.assert_allclose(_scaled(_model(True), c, resid)(a, b), base, rtol=1e-4, atol=1e-4)
-  plain = _model(False)(a, b)
-  assert not np.allclose(_scaled(_model(False), c, resid)(a, b), plain, rtol=1e-2, atol=1e-2)
+  base = _model(True, factorised)(a, b)
+  scale = float(jnp.abs(base).max())
+  # with the model's eps: close, at the eps-limited accuracy
+  real = _scaled(_model(True, factorised), c, RESIDUAL)(a, b)
+  np.testing.assert_allclose(real, base, rtol=0, atol=1e-3 * scale)
+  # without LayerNorm the same rescale is visible, so the check above can fail
+  plain = _model(False, factorised)(a, b)
+  moved = _scaled(_model(False, factorised), c, RESIDUAL)(a, b)
+  assert float(jnp.abs(moved - plain).max()) > 0.1 * float(jnp.abs(plain).max())
+  # nor are the query/key/MLP-input matrices part of the symmetry
+  other = _scaled(_model(True, factorised), c, ("wq", "wk", "w_in"))(a, b)
+  assert float(jnp.abs(other - base).max()) > 0.05 * scale
   # the unembedding alone sets the logits' scale
-  np.testing.assert_allclose(_scaled(_model(True), c, ["unembed"])(a, b), c * base, rtol=1e-5,
-                             atol=1e-5)
+  np.testing.assert_allclose(_scaled(_model(True, factorised), c, ["unembed"])(a, b),
+                             c * base, rtol=1e-5, atol=1e-5 * scale)
+  # with eps = 0 the invariance is exact up to float32 rounding
+  monkeypatch.setattr(models, "layer_norm", functools.partial(layer_norm, eps=0.0))
+  exact = _model(True, factorised)(a, b)
+  np.testing.assert_allclose(_scaled(_model(True, factorised), c, RESIDUAL)(a, b), exact,
+                             rtol=1e-4, atol=1e-5 * scale)
 
 
-def test_trains():
-  model = _model(False)
-  graphdef, state = nnx.split(model)
+@pytest.mark.parametrize("layernorm", [False, True])
+def test_trains(layernorm):
+  """Full-batch AdamW(1e-2) on all p^2 pairs of (a + b) mod p more than halves the loss.
+
+  100 steps, not 30: at p = 11, d = 16 the loss falls by only a quarter to a half in the
+  first 30 steps and collapses between steps 40 and 80 depending on the seed.
+  """
+  graphdef, state = nnx.split(_model(layernorm))
   params = nnx.to_pure_dict(state)
   a, b = _pairs()
   y = (a + b) % P
@@ -77,15 +154,14 @@ def test_trains():
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
   opt = optax.adamw(1e-2)
-  opt_state = opt.init(params)
 
   @jax.jit
-  def step(params, opt_state):
-    value, grads = jax.value_and_grad(loss)(params)
-    updates, opt_state = opt.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, value
+  def train(params):
+    def step(_, carry):
+      params, opt_state = carry
+      updates, opt_state = opt.update(jax.grad(loss)(params), opt_state, params)
+      return optax.apply_updates(params, updates), opt_state
+    return jax.lax.fori_loop(0, 100, step, (params, opt.init(params)))[0]
 
   first = float(loss(params))
-  for _ in range(100):
-    params, opt_state, _ = step(params, opt_state)
-  assert float(loss(params)) < first / 2
+  assert float(loss(train(params))) < first / 2
