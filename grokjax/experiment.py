@@ -55,7 +55,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "norm_vs_lr": dict(_QUICK, moduli=[47], seeds=4, lrs=[5e-3, 1e-2, 2e-2],
                            rhos=[1.00, 1.05, 1.10, 1.15]),
         "layernorm_ablation": dict(_QUICK, moduli=[47], seeds=4, lrs=[1e-2],
-                                   rhos=[1.00, 1.05, 1.10, 1.15]),
+                                   rhos=[1.00, 1.05, 1.10], arch="transformer"),
     },
     "smoke": {
         "free_training": dict(_SMOKE, moduli=[23, 31], seeds=2, lrs=[3e-2], rhos=[]),
@@ -72,7 +72,7 @@ TRANSFORMER: dict[str, dict[str, Any]] = {
     "paper": dict(d=128, hidden=512, heads=4, lrs=[5e-4], t_int=600,
                   budgets={"free": 40000, 0.85: 10000, 1.00: 20000, 1.15: 150000, 1.20: 200000}),
     "quick": dict(d=32, hidden=128, heads=4, lrs=[3e-3], t_int=200,
-                  budgets={"free": 8000, 0.85: 8000, 1.00: 8000, 1.15: 16000, 1.30: 30000}),
+                  budgets={"free": 8000, 0.85: 8000, 1.00: 8000, 1.10: 24000, 1.30: 60000}),
     "smoke": dict(d=16, hidden=32, heads=4, lrs=[1e-2], t_int=40,
                   budgets={"free": 600, 0.85: 600, 1.30: 600}),
 }
