@@ -300,23 +300,27 @@ def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> None:
   run_steps = sum(n * b for _, n, b in cells)
   p_big = max(p for p, _, _ in cells)
   batch = min(max(n for p, n, _ in cells if p == p_big), 64)
-  rate = measure_rate(cfg.task(p_big), batch)
+  rate, width = measure_rate(cfg.task(p_big), batch)
   cost = lambda p: cfg.task(p).n_train * p
   seconds = sum(n * b * cost(p) / cost(p_big) for p, n, b in cells) / rate
   say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
       f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)")
-  say(f"  this machine: {rate:,.0f} run-steps/s at p={p_big} ({batch} runs vmapped); "
+  how = "vmapped" if width is None else "mapped one by one in the program"
+  say(f"  this machine: {rate:,.0f} run-steps/s at p={p_big} ({batch} runs {how}); "
       f"at most ~{_hms(seconds)} of training, less as runs retire after grokking")
 
 
-def measure_rate(task: Task, batch: int) -> float:
-  """Run-steps per second of one compiled chunk on this machine (after compiling)."""
+def measure_rate(task: Task, batch: int) -> tuple[float, int | None]:
+  """Run-steps per second of one compiled chunk on this machine (after compiling), and
+  the vmap width `train` uses here."""
   import jax
+  from grokjax.train import default_vmap_width
+  width = default_vmap_width(jax.devices())
   prog = program(task)
   runs = Runs.free(np.arange(batch), 1e-3, 1.0, 10 ** 6)
   hp = {k: jax.numpy.asarray(v) for k, v in _hparams(runs, np.dtype(task.dtype)).items()}
   state = prog.init(jax.numpy.arange(batch, dtype=jax.numpy.uint32))
-  fn = prog.chunk(1)
+  fn = prog.chunk(1, width)
   state, _ = fn(state, hp)
   jax.block_until_ready(state)
   t0 = time.perf_counter()
@@ -324,7 +328,7 @@ def measure_rate(task: Task, batch: int) -> float:
   for _ in range(reps):
     state, _ = fn(state, hp)
   jax.block_until_ready(state)
-  return batch * task.eval_every * reps / (time.perf_counter() - t0)
+  return batch * task.eval_every * reps / (time.perf_counter() - t0), width
 
 
 def _hms(seconds: float) -> str:
