@@ -347,7 +347,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     vmap_width: runs vectorised together inside the compiled chunk; the rest are mapped
       in sequence within the same program. None: all runs vmapped. "auto": 1 on a single
       CPU device, where one run's step already fills the cores and a wide vmap spills the
-      caches (measured: 1.4x more run-steps/s at paper scale on 2 cores), else None.
+      caches (measured: 1.26x more run-steps/s at paper scale on 2 cores), else None.
 
   Returns:
     A `SweepResult`.
