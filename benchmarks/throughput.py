@@ -141,7 +141,7 @@ def main():
   ap.add_argument("--grid-t-int", type=int, default=100)
   ap.add_argument("--grid-scale", type=float, default=0.1, help="budget multiplier")
   ap.add_argument("--retire-margin", type=int, default=200)
-  ap.add_argument("--chunk-steps", type=int, default=250)
+  ap.add_argument("--chunk-steps", type=int, default=100)
   ap.add_argument("--skip-sequential", action="store_true")
   ap.add_argument("--skip-grid", action="store_true")
   ap.add_argument("--quick", action="store_true", help="small sizes: a sanity check")
