@@ -68,3 +68,15 @@ def test_softmax_collapse_fraction():
   assert float(prog.evaluate(state)["collapse"]) == 0.0
   big = dict(state, params=dict(state["params"], w2=1e7 * state["params"]["w2"]))
   assert float(prog.evaluate(big)["collapse"]) == 1.0
+
+
+def test_float64_option_runs_in_x64(tmp_path):
+  import json
+  out = str(tmp_path / "f64")
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "pinned_norm.py"),
+                         "--preset", "smoke", "--dtype", "float64", "--no-progress", "--out", out],
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  cfg = json.load(open(os.path.join(out, "config.json")))
+  assert cfg["environment"]["x64"] is True and cfg["config"]["dtype"] == "float64"
+  assert np.load(os.path.join(out, "phases", "free_p23.npz"))["curve_norm"].dtype == np.float64
