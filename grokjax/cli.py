@@ -42,16 +42,18 @@ def _list(flag: str, one: Callable[[str], Any], allowed: str):
   return parse
 
 
+def _int_at_least(text: str, low: int) -> int:
+  try:
+    v = int(text)
+  except ValueError:
+    raise ValueError(f"{text!r} is not an integer")
+  if v < low:
+    raise ValueError(f"{v} is below {low}")
+  return v
+
+
 def _ints(flag: str, low: int):
-  def one(s: str) -> int:
-    try:
-      v = int(s)
-    except ValueError:
-      raise ValueError(f"{s!r} is not an integer")
-    if v < low:
-      raise ValueError(f"{v} is below {low}")
-    return v
-  return _list(flag, one, f"comma-separated integers >= {low}")
+  return _list(flag, lambda s: _int_at_least(s, low), f"comma-separated integers >= {low}")
 
 
 def _floats(flag: str):
@@ -69,12 +71,9 @@ def _floats(flag: str):
 def _int(flag: str, low: int):
   def parse(text: str) -> int:
     try:
-      v = int(text)
-    except ValueError:
-      raise UsageError(f"{flag}: {text!r} is not an integer (need an integer >= {low})")
-    if v < low:
-      raise UsageError(f"{flag}: {v} is below {low} (need an integer >= {low})")
-    return v
+      return _int_at_least(text, low)
+    except ValueError as e:
+      raise UsageError(f"{flag}: {e} (need an integer >= {low})")
   return parse
 
 
