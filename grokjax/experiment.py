@@ -12,14 +12,12 @@ import dataclasses
 import math
 import os
 import shutil
-import sys
 import time
 from typing import Any, Sequence
 
 import numpy as np
 
 from grokjax import io
-from grokjax.optim import NEVER
 from grokjax.train import CURVES, Runs, SweepResult, Task, program, train, _hparams
 
 EXPERIMENTS = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation")
@@ -421,7 +419,7 @@ def _censored_median(t: np.ndarray, censored: np.ndarray) -> float | None:
 
 def pinned_norm(sess: Session) -> dict[str, Any]:
   """Free control (W_c) then clamp cells per modulus; delay-law fits per modulus and shared."""
-  from grokjax import fit, plots
+  from grokjax import plots
   cfg = sess.cfg
   if len(cfg.lrs) != 1:
     raise ValueError("pinned_norm holds one learning rate; use norm_vs_lr for several")
@@ -448,7 +446,7 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
     clamp_rows += rows
     per_p[p] = dict(wc=wc, cells={f"{rho:g}": _cell_summary([r for r in rows if r["rho"] == rho])
                                   for rho in cfg.rhos})
-  all_rows = write_tables(sess, phases)
+  write_tables(sess, phases)
   fits = delay_fits(cfg, clamp_rows)
   fits["shared"]["n_diverged"] = sum(1 for r in clamp_rows if r["diverged"])
   for p in cfg.moduli:

@@ -76,11 +76,6 @@ def _csv_cell(v: Any) -> Any:
   return v
 
 
-def read_csv(path: str) -> list[dict[str, str]]:
-  with open(path, newline="") as f:
-    return list(csv.DictReader(f))
-
-
 def write_npz(path: str, **arrays: np.ndarray) -> None:
   buf = io.BytesIO()
   np.savez_compressed(buf, **arrays)
