@@ -179,10 +179,11 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
   except UsageError as e:
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
+  from grokjax.train import maybe_initialize_distributed, use_cpu_cores
+  use_cpu_cores()
   if cfg.dtype == "float64":
     import jax
     jax.config.update("jax_enable_x64", True)
-  from grokjax.train import maybe_initialize_distributed
   maybe_initialize_distributed()
   try:
     sess = ex.Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,

@@ -26,7 +26,7 @@ EXPERIMENTS = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation
 # and log-interpolated in rho between anchors. The paper's are SPEC.md's moduli-scan
 # budgets; quick's are about 3x the times measured with the quick model at p = 47.
 _PAPER = dict(d=128, hidden=256, frac=0.40, wd=1.0, t_int=500, eval_every=10, ref_p=59,
-              chunk_steps=1000, retire_margin=500,
+              chunk_steps=200, retire_margin=500,
               budgets={"free": 30000, 0.85: 15000, 1.00: 25000, 1.15: 80000, 1.30: 160000})
 _QUICK = dict(d=32, hidden=128, frac=0.40, wd=1.0, t_int=100, eval_every=10, ref_p=47,
               chunk_steps=500, retire_margin=200,
@@ -303,7 +303,10 @@ def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> None:
   seconds = sum(n * b * cost(p) / cost(p_big) for p, n, b in cells) / rate
   say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
       f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)")
+  import jax
   how = "vmapped" if width is None else "mapped one by one in the program"
+  if jax.device_count() > 1:
+    how += f", {jax.device_count()} {jax.devices()[0].platform} devices"
   say(f"  this machine: {rate:,.0f} run-steps/s at p={p_big} ({batch} runs {how}); "
       f"at most ~{_hms(seconds)} of training, less as runs retire after grokking")
 
@@ -312,13 +315,18 @@ def measure_rate(task: Task, batch: int) -> tuple[float, int | None]:
   """Run-steps per second of one compiled chunk on this machine (after compiling), and
   the vmap width `train` uses here."""
   import jax
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
   from grokjax.train import default_vmap_width
-  width = default_vmap_width(jax.devices())
+  devices = jax.devices()
+  width = default_vmap_width(devices)
+  batch = -(-batch // len(devices)) * len(devices)
+  mesh = Mesh(np.array(devices), ("runs",))
+  sharding = NamedSharding(mesh, PartitionSpec("runs"))
   prog = program(task)
   runs = Runs.free(np.arange(batch), 1e-3, 1.0, 10 ** 6)
-  hp = {k: jax.numpy.asarray(v) for k, v in _hparams(runs, np.dtype(task.dtype)).items()}
-  state = prog.init(jax.numpy.arange(batch, dtype=jax.numpy.uint32))
-  fn = prog.chunk(1, width)
+  hp = jax.device_put(_hparams(runs, np.dtype(task.dtype)), sharding)
+  state = jax.device_put(prog.init(jax.numpy.arange(batch, dtype=jax.numpy.uint32)), sharding)
+  fn = prog.chunk(1, width, mesh)
   state, _ = fn(state, hp)
   jax.block_until_ready(state)
   t0 = time.perf_counter()

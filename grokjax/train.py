@@ -242,20 +242,27 @@ class Program:
       return state, self.evaluate(state)
     return jax.lax.scan(block, state, None, length=n_evals)
 
-  def chunk(self, n_evals: int, vmap_width: int | None = None) -> Callable:
+  def chunk(self, n_evals: int, vmap_width: int | None = None, mesh: Mesh | None = None
+            ) -> Callable:
     """Jitted fn(state, hp) -> (state, records[runs, n_evals]) for a batch of runs.
 
     Args:
       n_evals: evaluations per chunk (eval_every steps each).
       vmap_width: runs vectorised together; the program maps over groups of this many
         in sequence (`lax.map`), still one compiled call. None vectorises all runs.
+      mesh: a Mesh with a "runs" axis; each device trains its own slice of the run axis
+        (`jax.shard_map`: no device ever touches another's runs). None: one device.
     """
-    key = (n_evals, vmap_width)
+    key = (n_evals, vmap_width, mesh)
     if key not in self._chunks:
-      fn = jax.vmap(functools.partial(self._chunk_one, n_evals=n_evals))
-      if vmap_width is not None:
-        per_run = functools.partial(self._chunk_one, n_evals=n_evals)
+      per_run = functools.partial(self._chunk_one, n_evals=n_evals)
+      if vmap_width is None:
+        fn = jax.vmap(per_run)
+      else:
         fn = lambda s, h: jax.lax.map(lambda sh: per_run(*sh), (s, h), batch_size=vmap_width)
+      if mesh is not None and mesh.size > 1:
+        spec = PartitionSpec("runs")
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=(spec, spec), out_specs=(spec, spec))
       self._chunks[key] = jax.jit(fn, donate_argnums=0)
     return self._chunks[key]
 
@@ -343,10 +350,10 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       one for this same (task, runs), training resumes from it; one for another grid is
       refused with ValueError.
     checkpoint_every_s: seconds between checkpoints (0: after every chunk).
-    vmap_width: runs vectorised together inside the compiled chunk; the rest are mapped
-      in sequence within the same program. None: all runs vmapped. "auto": 1 on a single
-      CPU device, where one run's step already fills the cores and a wide vmap spills the
-      caches (measured: 1.26x more run-steps/s at paper scale on 2 cores), else None.
+    vmap_width: runs vectorised together inside the compiled chunk of each device; the
+      rest are mapped in sequence within the same program. None: all runs vmapped.
+      "auto": 1 on CPU devices, where a wide vmap spills the caches (measured: 1.26x more
+      run-steps/s at paper scale on 2 cores), else None.
 
   Returns:
     A `SweepResult`.
@@ -361,7 +368,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
 
   devices = list(devices or jax.devices())
   ndev = len(devices)
-  sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
+  mesh = Mesh(np.array(devices), ("runs",))
+  sharding = NamedSharding(mesh, PartitionSpec("runs"))
   prog = program(task)
   width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width
   hp_all = _hparams(dataclasses.replace(runs, budget=budgets), np.dtype(task.dtype))
@@ -396,7 +404,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   last_save = time.perf_counter()
   while live.any():
     hp = jax.device_put({k: v[lanes] for k, v in hp_all.items()}, sharding)
-    state, rec = prog.chunk(chunk_evals, width)(state, hp)
+    state, rec = prog.chunk(chunk_evals, width, mesh)(state, hp)
     loop["lane_steps"] = np.int64(loop["lane_steps"] + size * chunk_evals * ev)
     rec, step_now, div_now = to_host((rec, state["step"], state["diverged"]))
     real = ~pad
@@ -444,10 +452,35 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
 
 
 def default_vmap_width(devices) -> int | None:
-  """1 on a single CPU device, None (vectorise every run) elsewhere; see `train`."""
-  if len(devices) == 1 and devices[0].platform == "cpu":
+  """1 on CPU devices (runs one by one within each), None (vectorise) elsewhere; see `train`."""
+  if all(d.platform == "cpu" for d in devices):
     return 1
   return None
+
+
+def use_cpu_cores(n: int | None = None) -> bool:
+  """Split the host CPU into `n` JAX devices (default: $GROKJAX_CPU_DEVICES, else one
+  per available core).
+
+  On a CPU one run's full-batch step is too small to keep several cores busy, so the
+  engine runs best with one device per core, each training its own runs
+  (`python benchmarks/throughput.py`: 1.4x at paper scale on 2 cores). Must be called
+  before JAX first computes anything; returns False, changing nothing, when that is too
+  late or when the user already chose a device count (XLA_FLAGS or jax config).
+  """
+  if n is None and os.environ.get("GROKJAX_CPU_DEVICES"):
+    n = int(os.environ["GROKJAX_CPU_DEVICES"])
+  if n is None:
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    return False
+  try:
+    if int(jax.config.jax_num_cpu_devices) > 0:
+      return False
+    jax.config.update("jax_num_cpu_devices", int(n))
+  except (RuntimeError, AttributeError):
+    return False
+  return True
 
 
 def to_host(tree):

@@ -1,4 +1,5 @@
 import os
 
-# Tests run on the CPU; keep XLA from grabbing every core's thread pool twice over.
+# Tests run on the CPU, as one device unless a test asks for more (test_sharding).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("GROKJAX_CPU_DEVICES", "1")
