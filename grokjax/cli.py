@@ -17,6 +17,9 @@ from grokjax import experiment as ex
 from grokjax.train import ARCHS
 
 
+_UNSET = object()  # a flag's default when "not given" and None are different things
+
+
 class UsageError(Exception):
   """A bad command-line value; the message is the whole one-line explanation."""
 
@@ -114,9 +117,11 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
                   help="steps between evaluations: the resolution of T_mem and T_grok")
   ap.add_argument("--chunk-steps", type=_int("--chunk-steps", 1),
                   help="steps per compiled chunk (progress, retirement, checkpoints)")
-  ap.add_argument("--retire-margin", type=_margin,
+  ap.add_argument("--retire-margin", type=_margin, default=_UNSET,
                   help="steps a grokked run keeps training past T_grok; 'none': to its budget")
   ap.add_argument("--n-boot", type=_int("--n-boot", 10), help="bootstrap replicates of the fits")
+  ap.add_argument("--grok-persist", type=_int("--grok-persist", 1),
+                  help="evaluations in a row test accuracy must stay >= 0.90 for T_grok (default 1)")
   ap.add_argument("--dtype", choices=["float32", "float64"], help="float64 turns on jax x64")
   if experiment != "free_training":
     ap.add_argument("--rhos", type=_floats("--rhos"), help="held norms rho (units of W_c)")
@@ -129,9 +134,15 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
                     help="the architecture's LayerNorm variant (MLP: before the output layer)")
   if experiment == "pinned_norm":
     ap.add_argument("--wc-from", help="reuse W_c from a free_training or pinned_norm folder")
+  if experiment != "free_training":
+    ap.add_argument("--wc-min-grok-fraction",
+                    type=_float_in("--wc-min-grok-fraction", 0, 1.0001, False),
+                    help="least fraction of a free control that must grok for its W_c (default 0.75)")
   ap.add_argument("--out", help="results folder (default results/<experiment>_<preset>_p<moduli>)")
   ap.add_argument("--force-new", action="store_true", help="discard a previous run in --out")
   ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+  ap.add_argument("--no-compile-cache", action="store_true",
+                  help="do not keep compiled programs in ~/.cache/grokjax/xla ($GROKJAX_CACHE)")
   ap.add_argument("--checkpoint-every", type=_float_in("--checkpoint-every", 0, None, True),
                   default=60.0, help="seconds between checkpoints (default 60)")
   return ap
@@ -148,12 +159,17 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
                 rhos=getattr(args, "rhos", None), t_int=getattr(args, "t_int", None),
                 arch=getattr(args, "arch", None), heads=getattr(args, "heads", None),
                 layernorm=getattr(args, "layernorm", False) or None,
-                wc_from=getattr(args, "wc_from", None))
+                wc_from=getattr(args, "wc_from", None),
+                wc_min_grok_fraction=getattr(args, "wc_min_grok_fraction", None),
+                grok_persist=args.grok_persist)
   cfg = ex.resolve(experiment, args.preset, **fields)
-  if args.retire_margin is not None or "--retire-margin" in (argv or sys.argv):
+  if args.retire_margin is not _UNSET:
     cfg.retire_margin = args.retire_margin
   if cfg.wc_from and not os.path.isdir(cfg.wc_from):
     raise UsageError(f"--wc-from: {cfg.wc_from!r} is not a folder")
+  if cfg.wc_from and ex.wc_source_mismatch(cfg, cfg.wc_from):
+    raise UsageError(f"--wc-from: {ex.wc_source_mismatch(cfg, cfg.wc_from)}; its W_c is not this "
+                     "configuration's")
   if experiment in ("pinned_norm", "layernorm_ablation") and len(cfg.lrs) != 1:
     raise UsageError(f"--lrs: {experiment} holds one learning rate; use norm_vs_lr for several")
   if cfg.arch == "transformer" and cfg.d % cfg.heads:
@@ -169,7 +185,27 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
       raise UsageError(f"--moduli/--frac: {e}")
   out = args.out or os.path.join(
       "results", f"{experiment}_{cfg.preset}_p{'-'.join(map(str, cfg.moduli))}")
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise UsageError(f"--out: {out!r} is a file, not a folder")
+  _check_memory(cfg, args)
   return cfg, out, args
+
+
+def _check_memory(cfg, args) -> None:
+  """Refuse a grid that cannot fit this machine's memory, naming the flag to lower."""
+  need, have = ex.memory_needed(cfg), ex.available_memory()
+  if need <= have:
+    return
+  gib = lambda b: f"{b / 2 ** 30:,.1f} GiB"
+  for flag, field, noun in (("--moduli", "moduli", "modulus"), ("--steps", "steps", "budget"),
+                            ("--seeds", "seeds", "number of seeds")):
+    if getattr(args, field, None) is not None:
+      best = ex.largest_fitting(cfg, field, have)
+      if best is not None:
+        raise UsageError(f"{flag}: the grid needs about {gib(need)} of memory and this machine "
+                         f"has {gib(have)} free; the largest {noun} that fits is {best:,}")
+  raise UsageError(f"--preset: the grid needs about {gib(need)} of memory and this machine has "
+                   f"{gib(have)} free; lower --seeds, --steps or --moduli")
 
 
 def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str = "") -> int:
@@ -179,8 +215,10 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
   except UsageError as e:
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
-  from grokjax.train import maybe_initialize_distributed, use_cpu_cores
+  from grokjax.train import enable_compilation_cache, maybe_initialize_distributed, use_cpu_cores
   use_cpu_cores()
+  if not args.no_compile_cache:
+    enable_compilation_cache()
   if cfg.dtype == "float64":
     import jax
     jax.config.update("jax_enable_x64", True)
@@ -200,3 +238,69 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
   ex.say(f"wrote {out}/ (config.json, runs.csv, curves.npz, "
          f"{'summary.json' if experiment == 'free_training' else 'fit.json'}, figures/)")
   return 0
+
+
+def reproduce_main(argv=None, doc: str = "") -> int:
+  """`experiments/reproduce.py`: train what is missing, then the paper-vs-ours table."""
+  from grokjax import reproduce as rp
+  ap = _Parser(prog="reproduce.py", description=doc,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--only", help=f"comma-separated claims, from: {', '.join(rp.CLAIMS)}")
+  ap.add_argument("--seeds", type=_int("--seeds", 2), help="seeds per cell (default: the paper's)")
+  ap.add_argument("--out", default=os.path.join("results", "reproduce"),
+                  help="where full results folders (checkpoints, curves) go")
+  ap.add_argument("--results", default=os.path.join("docs", "results"),
+                  help="the small outputs the table is read from (default docs/results)")
+  ap.add_argument("--doc", default=os.path.join("docs", "reproduction.md"),
+                  help="the markdown report to write (default docs/reproduction.md)")
+  ap.add_argument("--report-only", action="store_true", help="no training: the table from --results")
+  ap.add_argument("--n-boot", type=_int("--n-boot", 10), default=1000, help="bootstrap replicates")
+  ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+  ap.add_argument("--no-compile-cache", action="store_true",
+                  help="do not keep compiled programs in ~/.cache/grokjax/xla ($GROKJAX_CACHE)")
+  ap.add_argument("--checkpoint-every", type=_float_in("--checkpoint-every", 0, None, True),
+                  default=60.0, help="seconds between checkpoints (default 60)")
+  try:
+    args = ap.parse_args(argv)
+    names = list(rp.CLAIMS)
+    if args.only:
+      names = [s.strip() for s in args.only.split(",")]
+      bad = [s for s in names if s not in rp.CLAIMS]
+      if bad or not names:
+        raise UsageError(f"--only: unknown claim {', '.join(bad) or repr(args.only)}; "
+                         f"choose from {', '.join(rp.CLAIMS)}")
+  except UsageError as e:
+    print(f"reproduce: error: {e}", file=sys.stderr)
+    return 2
+  if not args.report_only:
+    from grokjax.train import enable_compilation_cache, maybe_initialize_distributed, use_cpu_cores
+    use_cpu_cores()
+    if not args.no_compile_cache:
+      enable_compilation_cache()
+    maybe_initialize_distributed()
+    try:
+      skipped = rp.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
+                              args.checkpoint_every, say=ex.say)
+    except ex.ConfigMismatch as e:
+      print(f"reproduce: error: {e}", file=sys.stderr)
+      return 2
+    names = [n for n in names if n not in skipped or
+             os.path.exists(os.path.join(args.results, rp.CLAIMS[n][1][0].folder, "runs.csv"))]
+  try:
+    rows, folders = rp.report(args.results, args.n_boot, names)
+  except rp.MissingResults as e:
+    print(f"reproduce: error: {e}; train it with: python experiments/reproduce.py --only "
+          f"{_claim_of(str(e), rp)}", file=sys.stderr)
+    return 2
+  print(rp.format_table(rows))
+  missing = [n for n in rp.CLAIMS if n not in folders]
+  rp.write_markdown(args.doc, rows, folders, missing)
+  print(f"wrote {args.doc}")
+  return 0
+
+
+def _claim_of(message: str, rp) -> str:
+  for name, (_, parts) in rp.CLAIMS.items():
+    if any(p.folder in message for p in parts):
+      return name
+  return "NAME"

@@ -104,6 +104,8 @@ class Config:
   mem_threshold: float = 0.99
   n_boot: int = 1000
   wc_from: str | None = None
+  wc_min_grok_fraction: float = 0.75
+  grok_persist: int = 1
 
   def budget(self, rho: float | None, p: int) -> int:
     """Step budget of a cell: --steps if given, else the preset's anchors (see above)."""
@@ -163,6 +165,10 @@ class Session:
     if os.path.exists(cfg_path) and not force_new:
       old = io.read_json(cfg_path).get("config", {})
       new = io._plain(cfg.to_json())
+      # A field added to Config after a folder was written reads as its default there.
+      defaults = {f.name: io._plain(f.default) for f in dataclasses.fields(Config)
+                  if f.default is not dataclasses.MISSING}
+      old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
       diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
       if diff:
         raise ConfigMismatch(
@@ -172,6 +178,7 @@ class Session:
       for name in ("phases", "checkpoints", "figures"):
         shutil.rmtree(os.path.join(out, name), ignore_errors=True)
     self.started = time.time()
+    self.estimate: dict[str, float] | None = None  # set by `plan`
     io.write_json(cfg_path, dict(config=cfg.to_json(), environment=io.environment()))
 
   def phase(self, name: str, task: Task, runs: Runs) -> SweepResult:
@@ -184,7 +191,8 @@ class Session:
         return res
     res = train(task, runs, chunk_steps=self.cfg.chunk_steps,
                 retire_margin=self.cfg.retire_margin, grok_threshold=self.cfg.grok_threshold,
-                mem_threshold=self.cfg.mem_threshold, progress=self.progress, desc=name,
+                mem_threshold=self.cfg.mem_threshold, grok_persist=self.cfg.grok_persist,
+                progress=self.progress, desc=name,
                 checkpoint=os.path.join(self.out, "checkpoints", name),
                 checkpoint_every_s=self.checkpoint_every_s)
     save_result(path, res)
@@ -231,7 +239,7 @@ def say(msg: str) -> None:
 def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[float],
               extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
   """One row per run of a phase: configuration, grok times, norms, collapse, final accuracy."""
-  out = res.reduce(cfg.mem_threshold, cfg.grok_threshold)
+  out = res.reduce(cfg.mem_threshold, cfg.grok_threshold, cfg.grok_persist)
   col = np.clip(np.searchsorted(res.steps, out["t_grok"]), 0, len(res.steps) - 1)
   collapse = res.curves["collapse"]
   rows = []
@@ -244,7 +252,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         lr=res.runs.lr[i], wd=res.runs.wd[i],
         t_int=res.runs.t_int[i] if arm[i] == "clamp" else None, budget=res.runs.budget[i],
         steps_trained=res.last_step[i], t_mem=out["t_mem"][i], t_grok=out["t_grok"][i],
-        grokked=out["grokked"][i], censored=out["censored"][i],
+        grokked=out["grokked"][i], censored=out["censored"][i], fell_back=out["fell_back"][i],
         diverged=out["diverged"][i], diverged_step=res.diverged_step[i] if out["diverged"][i] else None,
         norm_at_grok=out["norm_at_grok"][i],
         collapse_at_grok=collapse[i, col[i]] if out["grokked"][i] else None,
@@ -286,21 +294,42 @@ def cv(values) -> float:
   return float(np.std(v) / np.mean(v)) if len(v) > 1 else float("nan")
 
 
-def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> None:
-  """Print the grid size and a time estimate before a long run.
+# The prior of the time estimate: a run is expected to grok after this fraction of its
+# cell's budget (the presets' budgets are 3 to 10 times the median grok times they were
+# set from), and to stop retire_margin plus half a chunk later. Once a modulus's free
+# control has finished, its measured median replaces the prior (`expected_run_steps`).
+PRIOR_FRACTION = 0.2
 
-  cells: (p, number of runs, step budget) per group of runs. The estimate times one
-  compiled chunk of the largest modulus on this machine and scales the others by their
-  per-step arithmetic (n_train * hidden * p); it is an upper bound, since runs retire
-  early once they grok.
+
+def expected_run_steps(cfg: Config, cells: list[tuple[int, int, int]],
+                       scale: dict[int, float] | None = None) -> float:
+  """Expected run-steps of (p, runs, budget) cells; scale[p] multiplies the prior."""
+  total = 0.0
+  for p, n, b in cells:
+    if cfg.retire_margin is None:
+      total += n * b
+      continue
+    t = PRIOR_FRACTION * b * (scale or {}).get(p, 1.0)
+    total += n * min(b, t + cfg.retire_margin + cfg.chunk_steps / 2)
+  return total
+
+
+def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> dict[str, float]:
+  """Print the grid size and a time estimate before a long run; return the estimate.
+
+  cells: (p, number of runs, step budget) per group of runs. The rate is one compiled
+  chunk of the largest modulus timed on this machine; other moduli are scaled by their
+  per-step arithmetic (n_train * p). The expected time uses `expected_run_steps`; the
+  budgets give the worst case.
   """
   n_runs = sum(n for _, n, _ in cells)
   run_steps = sum(n * b for _, n, b in cells)
   p_big = max(p for p, _, _ in cells)
   batch = min(max(n for p, n, _ in cells if p == p_big), 64)
   rate, width = measure_rate(cfg.task(p_big), batch)
-  cost = lambda p: cfg.task(p).n_train * p
-  seconds = sum(n * b * cost(p) / cost(p_big) for p, n, b in cells) / rate
+  cost = lambda p: cfg.task(p).n_train * p / (cfg.task(p_big).n_train * p_big)
+  worst = sum(n * b * cost(p) for p, n, b in cells) / rate
+  expected = sum(expected_run_steps(cfg, [c]) * cost(c[0]) for c in cells) / rate
   say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
       f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)")
   import jax
@@ -308,7 +337,24 @@ def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> None:
   if jax.device_count() > 1:
     how += f", {jax.device_count()} {jax.devices()[0].platform} devices"
   say(f"  this machine: {rate:,.0f} run-steps/s at p={p_big} ({batch} runs {how}); "
-      f"at most ~{_hms(seconds)} of training, less as runs retire after grokking")
+      f"expected ~{_hms(expected)} of training, at most ~{_hms(worst)} if no run groks early")
+  return dict(rate=rate, p_big=p_big, expected_s=expected, worst_s=worst)
+
+
+def eta_update(sess: "Session", p: int, free_rows, remaining: list[tuple[int, int, int]]) -> None:
+  """After a free control: the expected time left, with the prior rescaled by its median."""
+  est = getattr(sess, "estimate", None)
+  med = _censored_median(np.array([r["t_grok"] for r in free_rows], float),
+                         np.array([not r["grokked"] for r in free_rows], bool))
+  if est is None or med is None or not remaining:
+    return
+  cfg = sess.cfg
+  scale = {p: med / (PRIOR_FRACTION * cfg.budget(None, p))}
+  ref = cfg.task(est["p_big"])
+  cost = lambda q: cfg.task(q).n_train * q / (ref.n_train * est["p_big"])
+  left = sum(expected_run_steps(cfg, [c], scale) * cost(c[0]) for c in remaining) / est["rate"]
+  say(f"  ETA: ~{_hms(left)} of training left (clamp cells of p={p} rescaled by its free "
+      f"median T_grok {med:.0f}, x{scale[p]:.2f} the prior)")
 
 
 def measure_rate(task: Task, batch: int) -> tuple[float, int | None]:
@@ -335,6 +381,59 @@ def measure_rate(task: Task, batch: int) -> tuple[float, int | None]:
     state, _ = fn(state, hp)
   jax.block_until_ready(state)
   return batch * task.eval_every * reps / (time.perf_counter() - t0), width
+
+
+def memory_needed(cfg: Config) -> int:
+  """Bytes of host memory the largest phase of an experiment needs, roughly.
+
+  Per run: parameters and two Adam moments, the split, and the curves of its whole budget
+  (seven float32 curves, held on the host and copied once into curves.npz). Once per
+  device: the activations of a training step and of an evaluation over all p^2 pairs
+  (CPU devices train one run at a time, so activations do not scale with the runs).
+  """
+  n_rhos = max(1, len(cfg.rhos)) if cfg.experiment != "free_training" else 1
+  runs = cfg.seeds * len(cfg.lrs) * n_rhos
+  worst = 0
+  for p in cfg.moduli:
+    t = cfg.task(p)
+    d, h = cfg.d, cfg.hidden
+    n_params = p * d + 2 * d * h + h * p if cfg.arch == "mlp" else (p + 4) * d + 4 * d * d + 2 * d * h + d * p
+    state = 3 * 4 * n_params + 4 * t.n_train + p * p
+    budget = max([cfg.budget(None, p)] + [cfg.budget(r, p) for r in cfg.rhos])
+    curves = 2 * len(CURVES) * 4 * -(-budget // cfg.eval_every)
+    act = 4 * 3 * (t.n_train * (2 * h + 2 * p) + p * p * (h + p))
+    worst = max(worst, runs * (state + curves) + act)
+  return int(worst)
+
+
+def available_memory() -> int:
+  """Bytes of memory this machine can still give (MemAvailable), or its total."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def largest_fitting(cfg: Config, field: str, have: int) -> int | None:
+  """The largest value of an integer field (seeds, steps, the largest modulus) that fits."""
+  def need(v):
+    if field == "moduli":
+      return memory_needed(dataclasses.replace(cfg, moduli=[min(q, v) for q in cfg.moduli]))
+    return memory_needed(dataclasses.replace(cfg, **{field: v}))
+  lo = 1 if field != "moduli" else 3
+  hi = lo
+  while need(hi) <= have and hi < 2 ** 62:
+    hi *= 2
+  if need(lo) > have:
+    return None
+  while hi - lo > 1:
+    mid = (lo + hi) // 2
+    lo, hi = (mid, hi) if need(mid) <= have else (lo, mid)
+  return lo
 
 
 def _hms(seconds: float) -> str:
@@ -367,6 +466,17 @@ def _free_phase(sess: Session, p: int, lrs, phases, layernorm=None) -> list[dict
 
 def _wc_by_lr(rows, lrs) -> dict[float, float]:
   return {float(lr): critical_norm([r for r in rows if r["lr"] == lr]) for lr in lrs}
+
+
+def checked_wc(cfg: Config, p: int, free_rows, what: str = "") -> float:
+  """W_c of a free control, refused (RuntimeError, one line) when too few seeds grokked."""
+  frac = _cell_summary(free_rows)["grok_fraction"]
+  if not frac >= cfg.wc_min_grok_fraction:
+    raise RuntimeError(
+        f"p={p}{what}: only {frac:.0%} of the free control grokked (need "
+        f"{cfg.wc_min_grok_fraction:.0%}), so W_c is not trustworthy; raise the budget "
+        "(--steps) or the learning rate, or lower --wc-min-grok-fraction")
+  return critical_norm(free_rows)
 
 
 def _clamp_phase(sess: Session, p: int, wc: dict[float, float], rhos, lrs, phases,
@@ -407,14 +517,22 @@ def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) ->
   return rows
 
 
+def grok_rule(cfg: Config, rows) -> dict[str, Any]:
+  """The T_grok rule of a result, and how many runs reached the threshold then fell back."""
+  return dict(grok_threshold=cfg.grok_threshold, grok_persist=cfg.grok_persist,
+              n_fell_back=int(sum(bool(r["fell_back"]) for r in rows)), n_runs=len(rows))
+
+
 def _cell_summary(rows) -> dict[str, Any]:
-  t = np.array([r["t_grok"] for r in rows], float)
-  g = np.array([r["grokked"] for r in rows], bool)
-  mem = np.array([r["t_mem"] for r in rows if r["t_mem"] >= 0], float)
+  """Grok fraction, median T_grok and T_mem of a cell. A diverged run is neither a grok
+  time nor a censoring time: it is left out of all three and counted in n_diverged."""
+  ok = [r for r in rows if not r["diverged"]]
+  t = np.array([r["t_grok"] for r in ok], float)
+  g = np.array([r["grokked"] for r in ok], bool)
+  mem = np.array([r["t_mem"] for r in ok if r["t_mem"] >= 0], float)
   return dict(n=len(rows), grok_fraction=float(g.mean()) if len(g) else float("nan"),
               median_t_grok=_censored_median(t, ~g), median_t_mem=float(np.median(mem)) if len(mem) else None,
-              n_censored=int((~g).sum()),
-              n_diverged=int(sum(bool(r["diverged"]) for r in rows)))
+              n_censored=int((~g).sum()), n_diverged=len(rows) - len(ok))
 
 
 def _censored_median(t: np.ndarray, censored: np.ndarray) -> float | None:
@@ -438,29 +556,31 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
     if p not in wc_given:
       cells.append((p, cfg.seeds, cfg.budget(None, p)))
     cells += [(p, cfg.seeds, cfg.budget(r, p)) for r in cfg.rhos]
-  plan(cfg, cells)
+  sess.estimate = plan(cfg, cells)
   phases, per_p, clamp_rows = [], {}, []
-  for p in cfg.moduli:
+  for i, p in enumerate(cfg.moduli):
     if p in wc_given:
       wc = wc_given[p]
       say(f"p={p}: W_c = {wc:.2f} from {cfg.wc_from}")
     else:
       free = _free_phase(sess, p, [lr], phases)
-      wc = critical_norm(free)
+      wc = checked_wc(cfg, p, free)
       s = _cell_summary(free)
       say(f"p={p}: free control W_c = {wc:.2f} (CV {cv([r['norm_at_grok'] for r in free]):.1%}, "
           f"{s['grok_fraction']:.0%} grokked, median T_grok {s['median_t_grok']})")
+      later = [c for c in cells if c[0] in cfg.moduli[i + 1:]]
+      eta_update(sess, p, free, [(p, cfg.seeds, cfg.budget(r, p)) for r in cfg.rhos] + later)
     rows = _clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases)
     clamp_rows += rows
     per_p[p] = dict(wc=wc, cells={f"{rho:g}": _cell_summary([r for r in rows if r["rho"] == rho])
                                   for rho in cfg.rhos})
-  write_tables(sess, phases)
+  all_rows = write_tables(sess, phases)
   fits = delay_fits(cfg, clamp_rows)
   fits["shared"]["n_diverged"] = sum(1 for r in clamp_rows if r["diverged"])
   for p in cfg.moduli:
     per_p[p].update(fits["per_modulus"].get(p, {}))
   result = dict(experiment="pinned_norm", lr=lr, per_modulus=per_p, shared=fits["shared"],
-                fit_method=fits["method"])
+                fit_method=fits["method"], **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
   plots.delay_law(sess.path("figures", "delay_law.png"), clamp_rows, result)
   plots.curves(sess.path("figures", "curves.png"), phases)
@@ -494,17 +614,38 @@ def print_delay_summary(result) -> None:
                       for k, v in d["cells"].items())
     say(f"p={p}  W_c={d['wc']:.2f}  {cells}")
     if d.get("alpha") is not None:
-      say(f"       alpha = {d['alpha']:.2f} [{d['alpha_ci'][0]:.2f}, {d['alpha_ci'][1]:.2f}]  "
-          f"R^2 = {d['r2']:.3f}  ({d['n_censored']} censored, {d.get('n_diverged', 0)} diverged "
-          f"runs; {d['n_cells']} cells fitted)")
+      say(f"       alpha = {d['alpha']:.2f} [{d['alpha_ci'][0]:.2f}, {d['alpha_ci'][1]:.2f}]"
+          f"{_ci_warning(d)}  R^2 = {d['r2']:.3f}  ({d['n_censored']} censored, "
+          f"{d.get('n_diverged', 0)} diverged runs; {d['n_cells']} cells fitted)")
     else:
       say(f"       no fit: {d.get('error')}")
   s = result["shared"]
   if s.get("alpha") is not None:
-    say(f"shared: alpha = {s['alpha']:.2f} [{s['alpha_ci'][0]:.2f}, {s['alpha_ci'][1]:.2f}]  "
-        f"R^2 = {s['r2']:.3f}")
+    say(f"shared: alpha = {s['alpha']:.2f} [{s['alpha_ci'][0]:.2f}, {s['alpha_ci'][1]:.2f}]"
+        f"{_ci_warning(s)}  R^2 = {s['r2']:.3f}")
   else:
     say(f"shared: no fit: {s.get('error')}")
+
+
+def _ci_warning(fit_result: dict) -> str:
+  return f" ({fit_result['ci_warning']})" if fit_result.get("ci_warning") else ""
+
+
+WC_FIELDS = ("d", "hidden", "wd", "frac", "arch", "layernorm", "heads", "dtype")
+
+
+def wc_source_mismatch(cfg: Config, folder: str) -> str | None:
+  """Why `folder`'s W_c does not belong to cfg's model and optimiser, or None if it does."""
+  path = os.path.join(folder, "config.json")
+  if not os.path.exists(path):
+    return f"{folder} has no config.json to check its W_c against"
+  other = io.read_json(path).get("config", {})
+  mine = io._plain(cfg.to_json())
+  diff = [f"{k} {other.get(k)!r} != {mine[k]!r}" for k in WC_FIELDS
+          if k in other and other.get(k) != mine[k]]
+  if other.get("lrs") and not np.isclose(other["lrs"][0], cfg.lrs[0]):
+    diff.append(f"lr {other['lrs'][0]!r} != {cfg.lrs[0]!r}")
+  return f"{folder} was trained with {', '.join(diff)}" if diff else None
 
 
 def load_wc(folder: str) -> dict[int, float]:
@@ -521,7 +662,7 @@ def free_training(sess: Session) -> dict[str, Any]:
   """Free training over moduli x learning rates: W_c, its spread, the power law in p."""
   from grokjax import fit, plots
   cfg = sess.cfg
-  plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p)) for p in cfg.moduli])
+  sess.estimate = plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p)) for p in cfg.moduli])
   phases, per_p = [], {}
   for p in cfg.moduli:
     rows = _free_phase(sess, p, cfg.lrs, phases)
@@ -535,10 +676,16 @@ def free_training(sess: Session) -> dict[str, Any]:
     say(f"p={p}: " + "  ".join(f"lr {k}: W_c {v['wc']:.2f} (CV {v['wc_cv_seeds']:.1%}, "
                                f"{v['grok_fraction']:.0%} grokked, T_grok {v['median_t_grok']})"
                                for k, v in by_lr.items()))
-  write_tables(sess, phases)
+    per_p[p]["wc_by_threshold"] = wc_by_threshold(phases[-1][0], cfg, cfg.lrs[0])
+    th = per_p[p]["wc_by_threshold"]
+    say(f"       W_c at test-accuracy thresholds " + ", ".join(
+        f"{k}: {'-' if v is None else f'{v:.2f}'}" for k, v in th["wc"].items())
+        + (f" (spread {th['spread']:.1%} of W_c)" if th["spread"] is not None else ""))
+  all_rows = write_tables(sess, phases)
   ps = [p for p in cfg.moduli if np.isfinite(per_p[p]["wc"])]
   power = fit.safe(fit.fit_power_law, np.array(ps, float), np.array([per_p[p]["wc"] for p in ps]))
-  result = dict(experiment="free_training", lr=cfg.lrs[0], per_modulus=per_p, power_law=power)
+  result = dict(experiment="free_training", lr=cfg.lrs[0], per_modulus=per_p, power_law=power,
+                **grok_rule(cfg, all_rows))
   io.write_json(sess.path("summary.json"), result)
   plots.wc_vs_p(sess.path("figures", "wc_vs_p.png"), result)
   plots.curves(sess.path("figures", "curves.png"), phases)
@@ -547,6 +694,24 @@ def free_training(sess: Session) -> dict[str, Any]:
   else:
     say(f"no power-law fit: {power.get('error')}")
   return result
+
+
+SENSITIVITY_THRESHOLDS = (0.80, 0.90, 0.95)
+
+
+def wc_by_threshold(res: SweepResult, cfg: Config, lr: float) -> dict[str, Any]:
+  """W_c of the free runs at `lr` with T_grok defined at each test-accuracy threshold,
+  and its spread (max - min) / W_c at the configured threshold."""
+  pick = np.isclose(res.runs.lr, lr)
+  wc = {}
+  for th in SENSITIVITY_THRESHOLDS:
+    out = res.reduce(cfg.mem_threshold, th, cfg.grok_persist)
+    ok = pick & out["grokked"] & ~out["diverged"]
+    wc[f"{th:g}"] = float(np.median(out["norm_at_grok"][ok])) if ok.any() else None
+  known = [v for v in wc.values() if v is not None]
+  ref = wc.get(f"{cfg.grok_threshold:g}") or (known[0] if known else None)
+  spread = (max(known) - min(known)) / ref if len(known) == len(wc) and ref else None
+  return dict(wc=wc, spread=spread)
 
 
 def norm_vs_lr(sess: Session) -> dict[str, Any]:
@@ -560,16 +725,17 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
   if len(cfg.moduli) != 1:
     raise ValueError("norm_vs_lr runs at one modulus")
   p = cfg.moduli[0]
-  plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p))]
-       + [(p, cfg.seeds * len(cfg.lrs), cfg.budget(r, p)) for r in cfg.rhos])
+  clamp_cells = [(p, cfg.seeds * len(cfg.lrs), cfg.budget(r, p)) for r in cfg.rhos]
+  sess.estimate = plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p))] + clamp_cells)
   phases = []
   free = _free_phase(sess, p, cfg.lrs, phases)
+  eta_update(sess, p, [r for r in free if r["lr"] == cfg.lrs[0]], clamp_cells)
   wc_lr = _wc_by_lr(free, cfg.lrs)
   wc = wc_lr[float(cfg.lrs[0])]
   say(f"p={p}: W_c = {wc:.2f} at the reference lr {cfg.lrs[0]:g}; per lr "
       + ", ".join(f"{k:g}: {v:.2f}" for k, v in wc_lr.items()))
   clamp = _clamp_phase(sess, p, {float(lr): wc for lr in cfg.lrs}, cfg.rhos, cfg.lrs, phases)
-  write_tables(sess, phases)
+  all_rows = write_tables(sess, phases)
   matrix = {f"{rho:g}": {f"{lr:g}": _cell_summary([r for r in clamp if r["rho"] == rho
                                                     and r["lr"] == lr])["median_t_grok"]
                          for lr in cfg.lrs} for rho in cfg.rhos}
@@ -588,7 +754,7 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
                 fold_across_lr=fold_lr,
                 fold_rho_median=float(np.nanmedian(list(fold_rho.values()))),
                 fold_lr_median=float(np.nanmedian(list(fold_lr.values()))),
-                per_lr=alpha_lr, fit_method=fit.METHOD)
+                per_lr=alpha_lr, fit_method=fit.METHOD, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
   plots.rho_lr_matrix(sess.path("figures", "rho_lr_matrix.png"), result)
   plots.curves(sess.path("figures", "curves.png"), phases)
@@ -617,14 +783,14 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
   for p in cfg.moduli:
     cells += 2 * ([(p, cfg.seeds, cfg.budget(None, p))] + [(p, cfg.seeds, cfg.budget(r, p))
                                                           for r in cfg.rhos])
-  plan(cfg, cells)
+  sess.estimate = plan(cfg, cells)
   phases, variants = [], {}
   for ln in (False, True):
     name = "layernorm" if ln else "no_layernorm"
     per_p, clamp_rows = {}, []
     for p in cfg.moduli:
       free = _free_phase(sess, p, [lr], phases, layernorm=ln)
-      wc = critical_norm(free)
+      wc = checked_wc(cfg, p, free, f" ({name})")
       say(f"p={p} {name}: free control W_c = {wc:.2f} "
           f"({_cell_summary(free)['grok_fraction']:.0%} grokked)")
       rows = _clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases, layernorm=ln)
@@ -635,8 +801,9 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
     for p in cfg.moduli:
       per_p[p].update(fits["per_modulus"].get(p, {}))
     variants[name] = dict(per_modulus=per_p, shared=fits["shared"], rows=clamp_rows)
-  write_tables(sess, phases)
+  all_rows = write_tables(sess, phases)
   result = dict(experiment="layernorm_ablation", arch=cfg.arch, lr=lr, fit_method=_fit_method(),
+                **grok_rule(cfg, all_rows),
                 variants={k: {kk: vv for kk, vv in v.items() if kk != "rows"}
                           for k, v in variants.items()})
   a0 = variants["no_layernorm"]["shared"].get("alpha")

@@ -94,8 +94,19 @@ def _fit(rho, t, censored, seed, modulus, shared, n_boot, rng_seed):
       boots.append(_lstsq(bc, shared)[0])
   boots = np.array(boots) if boots else np.full((1, len(coef)), np.nan)
   ci = lambda j: [float(v) for v in np.nanpercentile(boots[:, j], [2.5, 97.5])]
+  kept_boot = len(boots) if np.isfinite(boots).all() else 0
   return dict(coef=coef, ci=ci, r2=r2, r2_within=r2_within, ps=ps, cells=cells,
-              dropped=dropped, n_boot=len(boots), used=kept)
+              dropped=dropped, n_boot=kept_boot, used=kept, boot=_boot_note(kept_boot, n_boot))
+
+
+def _boot_note(kept: int, requested: int) -> dict[str, Any]:
+  """How many bootstrap replicates a CI rests on; a warning when under 90 % survived
+  (a replicate is dropped when its resampled seeds leave a modulus with < 2 known cells)."""
+  out = dict(n_boot_kept=int(kept), n_boot_requested=int(requested))
+  if kept < 0.9 * requested:
+    out["ci_warning"] = (f"CI from {kept} of {requested} bootstrap replicates; the others lost "
+                         "a cell's median to censoring")
+  return out
 
 
 def fit_delay_law(rho, t_grok, censored=None, seed=None, *, n_boot: int = 1000,
@@ -129,7 +140,7 @@ def fit_delay_law(rho, t_grok, censored=None, seed=None, *, n_boot: int = 1000,
               intercept_ci=f["ci"](1), r2=f["r2"], n_cells=len(f["cells"]), n_runs=int(len(t)),
               n_censored=int(cens.sum()),
               medians_used={f"{c[1]:g}": float(np.exp(c[2])) for c in f["cells"]},
-              n_boot=f["n_boot"])
+              n_boot=f["n_boot"], **f["boot"])
 
 
 def fit_shared_delay_law(rho, t_grok, modulus, censored=None, seed=None, *, n_boot: int = 1000,
@@ -151,7 +162,8 @@ def fit_shared_delay_law(rho, t_grok, modulus, censored=None, seed=None, *, n_bo
               intercepts={str(int(p)): float(c) for p, c in zip(f["ps"], f["coef"][1:])},
               r2=f["r2"], r2_within=f["r2_within"], moduli=[int(p) for p in f["ps"]],
               dropped={str(k): v for k, v in f["dropped"].items()}, n_cells=len(f["cells"]),
-              n_runs=int(kept.sum()), n_censored=int(cens[kept].sum()), n_boot=f["n_boot"])
+              n_runs=int(kept.sum()), n_censored=int(cens[kept].sum()), n_boot=f["n_boot"],
+              **f["boot"])
 
 
 def fit_power_law(x, y) -> dict[str, Any]:

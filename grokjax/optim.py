@@ -72,7 +72,8 @@ def clamp_global_norm(target_norm: float | jax.Array,
           "update(updates, state, params) with params")
     m = mask(params) if callable(mask) else (weight_mask(params) if mask is None else mask)
     new = optax.apply_updates(params, updates)
-    scale = jnp.asarray(target_norm, jnp.float32) / weight_norm(new, m)
+    norm = weight_norm(new, m)
+    scale = jnp.asarray(target_norm, norm.dtype) / norm
     active = state.count + 1 >= start_step
 
     def project(p, u, n, is_matrix):

@@ -9,27 +9,45 @@ from __future__ import annotations
 import numpy as np
 
 
-def first_crossing(steps: np.ndarray, curve: np.ndarray, threshold: float
+def first_crossing(steps: np.ndarray, curve: np.ndarray, threshold: float, persist: int = 1
                    ) -> tuple[np.ndarray, np.ndarray]:
-  """Per run, the first evaluated step with curve >= threshold.
+  """Per run, the first evaluated step with curve >= threshold for `persist` evaluations.
 
   Args:
     steps: int[evals], the step of each evaluation column.
     curve: float[runs, evals]; NaN never crosses.
     threshold: the level to reach.
+    persist: evaluations in a row that must stay at or above the threshold, the first
+      of which is the crossing (1: the first evaluation at the level). A run whose curve
+      ends before the streak is complete has not crossed.
 
   Returns:
     (hit, step): bool[runs] whether the run crossed, int64[runs] the step (-1 if not).
   """
+  if persist < 1:
+    raise ValueError(f"persist must be >= 1, got {persist}")
   above = np.nan_to_num(np.asarray(curve, np.float64), nan=-np.inf) >= threshold
+  if persist > 1:
+    c = np.concatenate([np.zeros((above.shape[0], 1), np.int64), np.cumsum(above, axis=1)], 1)
+    streak = c[:, persist:] - c[:, :-persist] == persist  # [runs, evals - persist + 1]
+    above = np.zeros_like(above)
+    above[:, : streak.shape[1]] = streak
   hit = above.any(axis=1)
   first = above.argmax(axis=1)
   return hit, np.where(hit, np.asarray(steps)[first], -1).astype(np.int64)
 
 
+def fell_back(steps: np.ndarray, curve: np.ndarray, threshold: float) -> np.ndarray:
+  """bool[runs]: the curve reached the threshold and was later evaluated below it."""
+  hit, first = first_crossing(steps, curve, threshold)
+  later = np.asarray(steps)[None, :] > first[:, None]
+  below = np.nan_to_num(np.asarray(curve, np.float64), nan=np.inf) < threshold
+  return hit & np.any(later & below, axis=1)
+
+
 def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
                norm: np.ndarray, budget: np.ndarray, *, mem_threshold: float = 0.99,
-               grok_threshold: float = 0.90) -> dict[str, np.ndarray]:
+               grok_threshold: float = 0.90, grok_persist: int = 1) -> dict[str, np.ndarray]:
   """T_mem, T_grok, ||W|| at T_grok and censoring flags for every run.
 
   A run that never reaches `grok_threshold` is censored: its `t_grok` is its budget
@@ -42,13 +60,15 @@ def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
     budget: int[runs], each run's step budget.
     mem_threshold: train accuracy that defines memorisation (T_mem).
     grok_threshold: test accuracy that defines grokking (T_grok).
+    grok_persist: evaluations in a row the test accuracy must hold the threshold for
+      (`first_crossing`); 1 is the paper's rule.
 
   Returns:
     dict of arrays [runs]: t_mem (-1 if never), memorised, t_grok, grokked, censored,
-    norm_at_grok.
+    norm_at_grok, fell_back (test accuracy reached the threshold, then dropped below it).
   """
   memorised, t_mem = first_crossing(steps, train_acc, mem_threshold)
-  grokked, t_grok = first_crossing(steps, test_acc, grok_threshold)
+  grokked, t_grok = first_crossing(steps, test_acc, grok_threshold, grok_persist)
   col = np.searchsorted(np.asarray(steps), np.maximum(t_grok, 0))
   col = np.minimum(col, len(steps) - 1)
   norm_at = np.take_along_axis(np.asarray(norm, np.float64), col[:, None], axis=1)[:, 0]
@@ -59,4 +79,5 @@ def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
       grokked=grokked,
       censored=~grokked,
       norm_at_grok=np.where(grokked, norm_at, np.nan),
+      fell_back=fell_back(steps, test_acc, grok_threshold),
   )

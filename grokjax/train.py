@@ -299,11 +299,13 @@ class SweepResult:
   wall_s: float = 0.0
   lane_steps: int = 0
 
-  def reduce(self, mem_threshold: float = 0.99, grok_threshold: float = 0.90):
+  def reduce(self, mem_threshold: float = 0.99, grok_threshold: float = 0.90,
+             grok_persist: int = 1):
     """`grokjax.reduce.grok_times` over this grid; adds diverged and final accuracies."""
     c = self.curves
     out = grok_times(self.steps, c["train_acc"], c["test_acc"], c["norm"], self.runs.budget,
-                     mem_threshold=mem_threshold, grok_threshold=grok_threshold)
+                     mem_threshold=mem_threshold, grok_threshold=grok_threshold,
+                     grok_persist=grok_persist)
     out["diverged"] = self.diverged_step >= 0
     for name in ("train_acc", "test_acc"):
       out[f"final_{name}"] = last_finite(c[name])
@@ -328,7 +330,8 @@ def _bucket(live: int, ndev: int, cap: int) -> int:
 
 
 def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int | None = 500,
-          grok_threshold: float = 0.90, mem_threshold: float = 0.99, progress: bool = True,
+          grok_threshold: float = 0.90, mem_threshold: float = 0.99, grok_persist: int = 1,
+          progress: bool = True,
           devices=None, desc: str | None = None, checkpoint: str | None = None,
           checkpoint_every_s: float = 60.0, vmap_width: int | None | str = "auto"
           ) -> SweepResult:
@@ -341,7 +344,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       granularity of progress, retirement, checkpoints and batch compaction.
     retire_margin: a run that has memorised and grokked is retired once it is this many
       steps past T_grok; None trains every run to its own budget.
-    grok_threshold, mem_threshold: the levels retirement looks for.
+    grok_threshold, mem_threshold, grok_persist: what retirement calls grokked
+      (`grokjax.reduce.grok_times`).
     progress: show a progress bar with run-steps/s and ETA on stderr.
     devices: devices to shard the run axis over (default: every device of every process;
       the run axis is padded to a multiple of their number).
@@ -364,6 +368,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   n = len(runs)
   n_evals = -(-runs.budget // ev)
   budgets = n_evals * ev
+  chunk_evals = min(chunk_evals, int(n_evals.max()))  # never longer than the longest budget
   steps = ev * np.arange(1, n_evals.max() + 1)
 
   devices = list(devices or jax.devices())
@@ -421,7 +426,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     finished = (last_step >= budgets) | (diverged >= 0)
     if retire_margin is not None:
       res = grok_times(steps, curves["train_acc"], curves["test_acc"], curves["norm"], budgets,
-                       mem_threshold=mem_threshold, grok_threshold=grok_threshold)
+                       mem_threshold=mem_threshold, grok_threshold=grok_threshold,
+                       grok_persist=grok_persist)
       finished |= res["grokked"] & res["memorised"] & (last_step >= res["t_grok"] + retire_margin)
     if bar is not None:
       bar.total -= int(np.sum((budgets - last_step)[finished & live]))
@@ -481,6 +487,22 @@ def use_cpu_cores(n: int | None = None) -> bool:
   except (RuntimeError, AttributeError):
     return False
   return True
+
+
+def enable_compilation_cache(path: str | None = None) -> str:
+  """Keep compiled programs on disk, so a second identical invocation skips compiling.
+
+  Default folder: $GROKJAX_CACHE, else $XDG_CACHE_HOME/grokjax/xla (~/.cache/grokjax/xla).
+  Returns the folder used.
+  """
+  if path is None:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.environ.get("GROKJAX_CACHE") or os.path.join(base, "grokjax", "xla")
+  os.makedirs(path, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return path
 
 
 def to_host(tree):

@@ -110,6 +110,9 @@ BAD = [
     ("free_training", ["--eval-every", "0"], "--eval-every: 0 is below 1"),
     ("layernorm_ablation", ["--arch", "rnn"], "invalid choice: 'rnn'"),
     ("pinned_norm", ["--arch", "transformer", "--d", "10", "--heads", "4"], "not divisible"),
+    ("pinned_norm", ["--moduli", "100000"], "--moduli: the grid needs about"),
+    ("pinned_norm", ["--seeds", "1000000000"], "the largest number of seeds that fits is"),
+    ("free_training", ["--steps", "1000000000000"], "the largest budget that fits is"),
 ]
 
 
@@ -163,3 +166,67 @@ def test_pinned_norm_runs_the_transformer(tmp_path):
   assert {r["arch"] for r in rows} == {"transformer"}
   fit = json.load(open(os.path.join(out, "fit.json")))
   assert _finite(fit["per_modulus"]["23"]["wc"])
+
+
+# Every flag that takes a value, with a valid one; "--flag value" and "--flag=value" must
+# give the same configuration.
+FLAG_VALUES = {"--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
+               "--wd": "0.5", "--steps": "300", "--frac": "0.5", "--d": "16", "--hidden": "32",
+               "--eval-every": "5", "--chunk-steps": "100", "--retire-margin": "none",
+               "--n-boot": "50", "--dtype": "float64", "--rhos": "0.9,1.1", "--t-int": "20",
+               "--arch": "mlp", "--heads": "2", "--wc-min-grok-fraction": "0.5", "--out": "x",
+               "--checkpoint-every": "5", "--grok-persist": "3"}
+
+
+@pytest.mark.parametrize("name", experiment.EXPERIMENTS)
+def test_every_flag_parses_the_same_in_both_spellings(name, tmp_path):
+  ap = cli.build_parser(name)
+  flags = [a.option_strings[0] for a in ap._actions
+           if a.option_strings and a.nargs != 0 and a.option_strings[0] not in ("-h", "--wc-from")]
+  missing = [f for f in flags if f not in FLAG_VALUES]
+  assert not missing, f"add a value for {missing} to FLAG_VALUES"
+  for flag in flags:
+    spaced = cli.parse(name, [flag, FLAG_VALUES[flag]])
+    joined = cli.parse(name, [f"{flag}={FLAG_VALUES[flag]}"])
+    assert spaced[0].to_json() == joined[0].to_json() and spaced[1] == joined[1], flag
+  cfg, _, _ = cli.parse(name, ["--retire-margin=none"])
+  assert cfg.retire_margin is None
+
+
+def test_cell_summary_leaves_diverged_runs_out():
+  rows = [dict(t_grok=100 * (i + 1), grokked=True, diverged=False, t_mem=50) for i in range(3)]
+  rows.append(dict(t_grok=5000, grokked=False, diverged=True, t_mem=-1))
+  s = experiment._cell_summary(rows)
+  assert s["grok_fraction"] == 1.0 and s["n_censored"] == 0 and s["n_diverged"] == 1
+  assert s["median_t_grok"] == 200.0 and s["n"] == 4
+
+
+def test_free_control_that_mostly_fails_to_grok_stops_with_one_line(tmp_path, capsys):
+  code = cli.main("pinned_norm", experiment.pinned_norm,
+                  ["--preset", "smoke", "--steps", "20", "--out", str(tmp_path / "o"), "--no-progress"])
+  err = capsys.readouterr().err.strip()
+  assert code == 1 and len(err.splitlines()) == 1
+  assert "p=23" in err and "0% of the free control grokked" in err and "--steps" in err
+
+
+def test_wc_from_a_folder_with_another_model_is_refused(tmp_path, capsys):
+  src = tmp_path / "src"
+  cfg = experiment.resolve("free_training", "smoke", d=32)
+  src.mkdir()
+  (src / "config.json").write_text(json.dumps(dict(config=cfg.to_json())))
+  (src / "summary.json").write_text(json.dumps(dict(per_modulus={"23": dict(wc=20.0)})))
+  out = tmp_path / "o"
+  code = cli.main("pinned_norm", experiment.pinned_norm,
+                  ["--preset", "smoke", "--wc-from", str(src), "--out", str(out)])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and len(err.splitlines()) == 1 and "d 32 != 16" in err
+  assert not out.exists()
+
+
+def test_out_naming_a_file_is_refused(tmp_path, capsys):
+  target = tmp_path / "a_file"
+  target.write_text("keep me")
+  code = cli.main("pinned_norm", experiment.pinned_norm, ["--preset", "smoke", "--out", str(target)])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and "is a file, not a folder" in err and len(err.splitlines()) == 1
+  assert target.read_text() == "keep me"

@@ -132,3 +132,20 @@ def test_fold_change_ignores_missing():
   assert fold_change([1492.0, np.nan, 27925.0, 4077.0]) == pytest.approx(27925.0 / 1492.0)
   assert fold_change([587.0, None, 1492.0]) == pytest.approx(1492 / 587)
   assert np.isnan(fold_change([np.nan, 5.0]))
+
+
+def test_bootstrap_reports_replicates_kept_and_warns_when_few_survive():
+  rng = np.random.default_rng(0)
+  rho = np.repeat([0.9, 1.0, 1.1], 8)
+  seed = np.tile(np.arange(8), 3)
+  t = np.exp(2 + 7 * rho + 0.05 * rng.normal(size=24))
+  ok = fit_delay_law(rho, t, seed=seed, n_boot=200)
+  assert ok["n_boot_kept"] == 200 and "ci_warning" not in ok
+  # rho 1.1 has 4 of 8 censored (median unknown) and rho 1.0 has 3: most resamples lose
+  # the 1.0 cell too and leave a single known cell, so most replicates are dropped
+  cens = np.zeros(24, bool)
+  cens[16:20] = True
+  cens[8:11] = True
+  few = fit_delay_law(rho, t, cens, seed=seed, n_boot=200)
+  assert few["n_boot_kept"] < 180 and "ci_warning" in few
+  assert f"{few['n_boot_kept']} of 200" in few["ci_warning"]

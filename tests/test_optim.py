@@ -135,3 +135,14 @@ def test_never_means_free():
   # adamw without a mask also decays the bias, so compare only the matrices' norms' order
   assert abs(float(weight_norm(off)) - float(weight_norm(free))) < 0.05
   assert abs(float(weight_norm(off)) - 3.0) > 0.1
+
+
+def test_float64_parameters_keep_their_precision():
+  # the clamp's scale must be computed in the parameters' dtype, not float32
+  with jax.enable_x64(True):
+    params = {"w": jnp.full((40, 50), 0.3, jnp.float64)}
+    opt = clamp_global_norm(jnp.float64(1.0) / 3.0)
+    updates, _ = opt.update({"w": jnp.zeros((40, 50), jnp.float64)}, opt.init(params), params)
+    new = optax.apply_updates(params, updates)
+    assert new["w"].dtype == jnp.float64
+    assert abs(float(jnp.linalg.norm(new["w"])) - 1 / 3) < 1e-13

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from grokjax.reduce import first_crossing, grok_times
 
@@ -51,3 +52,21 @@ def test_thresholds_are_arguments():
 def test_first_crossing_never():
   hit, step = first_crossing(STEPS, np.full((2, 5), np.nan), 0.5)
   assert not hit.any() and (step == -1).all()
+
+
+def test_grok_persist_needs_a_streak_and_fell_back_counts_relapses():
+  steps = np.array([10, 20, 30, 40, 50, 60])
+  test = np.array([[0.2, 0.95, 0.5, 0.92, 0.93, 0.94],    # spike at 20, holds from 40
+                   [0.2, 0.5, 0.91, 0.92, 0.93, np.nan],  # holds from 30 to its end
+                   [0.1, 0.2, 0.3, 0.4, 0.95, 0.96]])     # crosses at 50, streak of 2
+  train = np.ones_like(test)
+  norm = np.ones_like(test)
+  budget = np.array([60, 60, 60])
+  one = grok_times(steps, train, test, norm, budget)
+  np.testing.assert_array_equal(one["t_grok"], [20, 30, 50])
+  np.testing.assert_array_equal(one["fell_back"], [True, False, False])
+  three = grok_times(steps, train, test, norm, budget, grok_persist=3)
+  np.testing.assert_array_equal(three["t_grok"], [40, 30, 60])   # run 3: censored at budget
+  np.testing.assert_array_equal(three["grokked"], [True, True, False])
+  with pytest.raises(ValueError):
+    grok_times(steps, train, test, norm, budget, grok_persist=0)

@@ -1,0 +1,724 @@
+"""The paper, reproduced: every claim's experiment at the paper preset, then one table.
+
+`experiments/reproduce.py` trains (or loads, or resumes) each claim's results folder,
+copies its small outputs to `docs/results/<name>/`, and compares every paper number with
+ours. The table is always recomputed from the runs.csv files, never from a stored fit, so
+a change to the statistics changes the table without re-training.
+
+Verdicts, per row with a number on both sides:
+  inside paper CI   our estimate lies inside the paper's 95 % CI;
+  CIs overlap       the two intervals overlap (a paper number without a CI counts as a
+                    zero-width interval: our 95 % CI contains it);
+  differs           they do not.
+Qualitative claims ("saturates", "slows rather than prevents") read `agrees` or
+`differs`, and a row without a paper number (new ground) reads `new`.
+Our CIs are 95 % percentile bootstraps over seeds (a seed brings its runs in every cell).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import os
+import shutil
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from grokjax import fit, io, paper
+
+DENSE_RHOS = [round(0.85 + 0.05 * i, 2) for i in range(10)]  # 0.85 ... 1.30
+FRACS = [0.30, 0.35, 0.40, 0.50, 0.65]
+SMALL_FILES = ("config.json", "runs.csv", "fit.json", "summary.json", "timing.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+  """One results folder: an experiment at the paper preset with some flags set."""
+  folder: str
+  experiment: str
+  overrides: dict
+  accelerator_only: bool = False
+
+
+CLAIMS: dict[str, tuple[str, list[Part]]] = {
+    "dense_rho": ("dense rho at p = 59: alpha, R^2, saturation at 1.30, grok fractions", [
+        Part("dense_rho", "pinned_norm", dict(moduli=[59], seeds=16, rhos=DENSE_RHOS))]),
+    "moduli_scan": ("moduli scan p = 41, 53, 59, 71: W_c, alpha per p, shared alpha", [
+        Part("moduli_scan", "pinned_norm", dict(moduli=[41, 53, 59, 71], seeds=12))]),
+    "norm_vs_lr": ("rho x learning-rate matrix at p = 59 (Table 1)", [
+        Part("norm_vs_lr", "norm_vs_lr", dict(seeds=12))]),
+    "free_training": ("free training: W_c(p), seed CV, power law", [
+        Part("free_training", "free_training", dict(seeds=16))]),
+    "train_fraction": ("free training at p = 59: W_c against the train fraction", [
+        Part(f"train_fraction/frac{f:.2f}", "free_training", dict(moduli=[59], seeds=12, frac=f))
+        for f in FRACS]),
+    "user_moduli": ("the user's moduli 97 and 113, against a locked prediction", [
+        Part("user_moduli", "pinned_norm", dict(moduli=[97, 113]))]),
+    "transformer_layernorm": ("attention model with and without LayerNorm (alpha_2)", [
+        Part("transformer_layernorm", "layernorm_ablation", {}, accelerator_only=True)]),
+}
+
+
+class MissingResults(Exception):
+  """A results folder the report needs is absent; the message names it."""
+
+
+# ---------------------------------------------------------------- reading results
+
+
+def read_runs(path: str) -> list[dict[str, Any]]:
+  """runs.csv as typed rows (ints, floats, bools; None for empty cells)."""
+  import csv
+  ints = {"p", "seed", "budget", "steps_trained", "t_mem", "t_grok", "t_int", "diverged_step"}
+  bools = {"grokked", "censored", "diverged", "layernorm"}
+  rows = []
+  with open(path, newline="") as f:
+    for raw in csv.DictReader(f):
+      row = {}
+      for k, v in raw.items():
+        if v == "":
+          row[k] = None
+        elif k in bools:
+          row[k] = v == "True"
+        elif k in ints:
+          row[k] = int(float(v))
+        else:
+          try:
+            row[k] = float(v)
+          except ValueError:
+            row[k] = v
+      rows.append(row)
+  return rows
+
+
+@dataclasses.dataclass
+class Folder:
+  """A finished results folder as the report sees it."""
+  path: str
+  rows: list[dict[str, Any]]
+  config: dict[str, Any]
+  environment: dict[str, Any]
+  timing: dict[str, Any]
+
+  @classmethod
+  def load(cls, path: str) -> "Folder":
+    runs = os.path.join(path, "runs.csv")
+    if not os.path.exists(runs):
+      raise MissingResults(f"{runs} is missing")
+    cfg = io.read_json(os.path.join(path, "config.json"))
+    timing_path = os.path.join(path, "timing.json")
+    timing = io.read_json(timing_path) if os.path.exists(timing_path) else {}
+    return cls(path, read_runs(runs), cfg.get("config", {}), cfg.get("environment", {}), timing)
+
+  def free(self, p: int | None = None, lr: float | None = None) -> list[dict]:
+    return [r for r in self.rows if r["arm"] == "free" and (p is None or r["p"] == p)
+            and (lr is None or np.isclose(r["lr"], lr))]
+
+  def clamp(self, p: int | None = None) -> list[dict]:
+    return [r for r in self.rows if r["arm"] == "clamp" and (p is None or r["p"] == p)]
+
+
+# ---------------------------------------------------------------- statistics on rows
+
+
+def critical_norm(rows) -> float | None:
+  """W_c: median ||W|| at T_grok over the grokked, non-diverged runs."""
+  w = [r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]
+  return float(np.median(w)) if w else None
+
+
+def median_t_grok(rows) -> float | None:
+  """Median T_grok with censored runs above every observed time; None when half or more
+  are censored. Diverged runs are neither grok nor censoring times: left out."""
+  rs = [r for r in rows if not r["diverged"]]
+  if not rs:
+    return None
+  t = np.array([r["t_grok"] if r["grokked"] else np.inf for r in rs], float)
+  if 2 * np.isinf(t).sum() >= len(t):
+    return None
+  return float(np.median(t))
+
+
+def grok_fraction(rows) -> float | None:
+  rs = [r for r in rows if not r["diverged"]]
+  return float(np.mean([r["grokked"] for r in rs])) if rs else None
+
+
+def seed_cv(rows) -> float | None:
+  w = np.array([r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]], float)
+  return float(np.std(w) / np.mean(w)) if len(w) > 1 else None
+
+
+def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
+                   n_boot: int = 1000, rng_seed: int = 0) -> tuple[float | None, list | None]:
+  """stat(rows) and its 95 % percentile CI over seeds resampled with replacement.
+
+  Replicates where the statistic is undefined (None) are skipped; with fewer than 90 %
+  of them left the CI is None: the data do not pin it down.
+  """
+  point = stat(list(rows))
+  seeds = sorted({r["seed"] for r in rows})
+  by_seed = {s: [r for r in rows if r["seed"] == s] for s in seeds}
+  rng = np.random.default_rng(rng_seed)
+  vals = []
+  for _ in range(n_boot):
+    picked = [r for s in rng.choice(seeds, len(seeds)) for r in by_seed[s]]
+    v = stat(picked)
+    if v is not None and np.isfinite(v):
+      vals.append(v)
+  if point is None or len(vals) < 0.9 * n_boot:
+    return point, None
+  return point, [float(x) for x in np.percentile(vals, [2.5, 97.5])]
+
+
+def _delay_fit(rows, n_boot: int) -> dict[str, Any]:
+  ok = [r for r in rows if not r["diverged"]]
+  return fit.safe(fit.fit_delay_law, [r["rho"] for r in ok], [r["t_grok"] for r in ok],
+                  [not r["grokked"] for r in ok], [r["seed"] for r in ok], n_boot=n_boot)
+
+
+def _shared_fit(rows, n_boot: int) -> dict[str, Any]:
+  ok = [r for r in rows if not r["diverged"]]
+  return fit.safe(fit.fit_shared_delay_law, [r["rho"] for r in ok], [r["t_grok"] for r in ok],
+                  [r["p"] for r in ok], [not r["grokked"] for r in ok], [r["seed"] for r in ok],
+                  n_boot=n_boot)
+
+
+# ---------------------------------------------------------------- rows of the table
+
+
+@dataclasses.dataclass
+class Row:
+  claim: str
+  quantity: str
+  paper: float | str | None
+  paper_ci: Sequence[float] | None
+  ours: float | str | None
+  ours_ci: Sequence[float] | None
+  verdict: str
+  note: str = ""
+
+
+def verdict(paper_value, paper_ci, ours, ours_ci) -> str:
+  """See the module docstring."""
+  if paper_value is None:
+    return "new"
+  if ours is None:
+    return "not measured"
+  if paper_ci is not None and paper_ci[0] <= ours <= paper_ci[1]:
+    return "inside paper CI"
+  lo, hi = paper_ci if paper_ci is not None else (paper_value, paper_value)
+  if ours_ci is not None and ours_ci[0] <= hi and lo <= ours_ci[1]:
+    return "CIs overlap"
+  return "differs"
+
+
+def _row(claim, quantity, paper_value, paper_ci, ours, ours_ci, note="") -> Row:
+  return Row(claim, quantity, paper_value, paper_ci, ours, ours_ci,
+             verdict(paper_value, paper_ci, ours, ours_ci), note)
+
+
+def _qual(claim, quantity, paper_text, ours_text, ok: bool | None, note="") -> Row:
+  v = "not measured" if ok is None else ("agrees" if ok else "differs")
+  return Row(claim, quantity, paper_text, None, ours_text, None, v, note)
+
+
+def dense_rho_rows(f: Folder, n_boot: int) -> list[Row]:
+  """Claims 1 and 6: the delay law over 0.85-1.25, saturation at 1.30, grok fractions."""
+  claim = "1 dense rho"
+  clamp = f.clamp(paper.DENSE_RHO["p"])
+  fitted = [r for r in clamp if r["rho"] <= 1.25 + 1e-9]
+  out = []
+  wc, wc_ci = seed_bootstrap(f.free(), critical_norm, n_boot)
+  out.append(_row(claim, "W_c at p=59 (free control)", paper.MODULI_SCAN["wc"][59], None, wc, wc_ci,
+                  "paper value from its moduli scan"))
+  d = _delay_fit(fitted, n_boot)
+  out.append(_row(claim, "alpha, rho 0.85-1.25", paper.DENSE_RHO["alpha"],
+                  paper.DENSE_RHO["alpha_ci"], d.get("alpha"), d.get("alpha_ci")))
+  out.append(_row(claim, "R^2 of that fit (cell medians)", paper.DENSE_RHO["r2"], None,
+                  d.get("r2"), None))
+  for rho in sorted({r["rho"] for r in clamp}):
+    m, ci = seed_bootstrap([r for r in clamp if r["rho"] == rho], median_t_grok, n_boot)
+    ref = paper.NORM_VS_LR["median"].get(rho)
+    out.append(_row(claim, f"median T_grok, rho {rho:.2f}", None if ref is None else ref[0], None,
+                    m, ci, "paper: Table 1, lr 1e-3" if ref else ""))
+  sat = [r for r in clamp if r["rho"] > 1.25 + 1e-9]
+  if sat and d.get("alpha") is not None:
+    rho_s = sat[0]["rho"]
+
+    def ratio(rows):
+      fr = [r for r in rows if r["rho"] <= 1.25 + 1e-9]
+      sr = [r for r in rows if r["rho"] > 1.25 + 1e-9]
+      m = median_t_grok(sr)
+      if m is None:
+        return None
+      cells = {}
+      for r in fr:
+        cells.setdefault(r["rho"], []).append(r)
+      pts = [(k, median_t_grok(v)) for k, v in cells.items()]
+      pts = [(k, v) for k, v in pts if v is not None]
+      if len(pts) < 2:
+        return None
+      slope, icept = np.polyfit([k for k, _ in pts], np.log([v for _, v in pts]), 1)
+      return float(m / np.exp(icept + slope * rho_s))
+
+    rt, rt_ci = seed_bootstrap(clamp, ratio, n_boot)
+    ok = None if rt_ci is None else (True if rt_ci[1] < 1 else (False if rt_ci[0] >= 1 else None))
+    out.append(_qual(claim, f"saturation: median T_grok at rho {rho_s:.2f} / fit extrapolation",
+                     "< 1 (falls below the exponential)", _fmt_ci(rt, rt_ci), ok,
+                     "" if ok is not None else "CI straddles 1"))
+  claim6 = "6 slows, not prevents"
+  for rho in sorted({r["rho"] for r in fitted}):
+    cell = [r for r in fitted if r["rho"] == rho]
+    g = grok_fraction(cell)
+    n_ok = sum(r["grokked"] for r in cell)
+    out.append(_qual(claim6, f"grok fraction, rho {rho:.2f} (budget {cell[0]['budget']})",
+                     "all grok", f"{g:.0%} ({n_ok}/{len(cell)})", g == 1.0))
+  return out
+
+
+def moduli_scan_rows(f: Folder, n_boot: int) -> list[Row]:
+  claim = "2 moduli scan"
+  out = []
+  for p in sorted({r["p"] for r in f.rows}):
+    wc, ci = seed_bootstrap(f.free(p), critical_norm, n_boot)
+    out.append(_row(claim, f"W_c, p={p}", paper.MODULI_SCAN["wc"].get(p), None, wc, ci))
+  for p in sorted({r["p"] for r in f.rows}):
+    d = _delay_fit(f.clamp(p), n_boot)
+    out.append(_row(claim, f"alpha, p={p} (R^2 {_num(d.get('r2'), 3)})",
+                    paper.MODULI_SCAN["alpha"].get(p), None, d.get("alpha"), d.get("alpha_ci"),
+                    d.get("error", "")))
+  s = _shared_fit(f.clamp(), n_boot)
+  out.append(_row(claim, "shared alpha", paper.MODULI_SCAN["shared_alpha"],
+                  paper.MODULI_SCAN["shared_alpha_ci"], s.get("alpha"), s.get("alpha_ci"),
+                  s.get("error", "")))
+  out.append(_row(claim, "R^2 of the shared fit", paper.MODULI_SCAN["shared_r2"], None,
+                  s.get("r2"), None))
+  return out
+
+
+def norm_vs_lr_rows(f: Folder, n_boot: int) -> list[Row]:
+  claim = "3 rho x lr"
+  ref = paper.NORM_VS_LR
+  lrs = sorted({r["lr"] for r in f.rows})
+  rhos = sorted({r["rho"] for r in f.clamp()})
+  out = []
+
+  def cell(rows, rho, lr):
+    return [r for r in rows if r["arm"] == "clamp" and r["rho"] == rho and np.isclose(r["lr"], lr)]
+
+  for rho in rhos:
+    for lr in lrs:
+      m, ci = seed_bootstrap(cell(f.rows, rho, lr), median_t_grok, n_boot)
+      j = _index(ref["lrs"], lr)
+      p_val = ref["median"].get(rho, (None,) * 4)[j] if j is not None else None
+      out.append(_row(claim, f"median T_grok, rho {rho:.2f}, lr {lr:g}", p_val, None, m, ci))
+  for lr in lrs:
+    m, ci = seed_bootstrap(f.free(lr=lr), median_t_grok, n_boot)
+    j = _index(ref["lrs"], lr)
+    out.append(_row(claim, f"median T_grok, free, lr {lr:g}", None if j is None else ref["free"][j],
+                    None, m, ci))
+
+  def fold_rho(rows):  # at the reference (smallest) lr: slowest / fastest rho cell
+    meds = [median_t_grok(cell(rows, rho, lrs[0])) for rho in rhos]
+    return fit.fold_change(meds) if None not in meds else None
+
+  def fold_lr(rows):  # per rho row, slowest / fastest lr; median over rows
+    folds = []
+    for rho in rhos:
+      meds = [median_t_grok(cell(rows, rho, lr)) for lr in lrs]
+      if None in meds:
+        return None
+      folds.append(fit.fold_change(meds))
+    return float(np.median(folds))
+
+  paper_rho = fit.fold_change([ref["median"][rho][0] for rho in ref["median"]])
+  paper_lr = float(np.median([fit.fold_change(v) for v in ref["median"].values()]))
+  v, ci = seed_bootstrap(f.rows, fold_rho, n_boot)
+  out.append(_row(claim, f"fold change across rho at lr {lrs[0]:g}", paper_rho, None, v, ci,
+                  f"paper text: ~{ref['fold_rho_text']:g}x; paper value from its Table 1"))
+  v, ci = seed_bootstrap(f.rows, fold_lr, n_boot)
+  out.append(_row(claim, "fold change across lr (median over rho rows)", paper_lr, None, v, ci,
+                  f"paper text: ~{ref['fold_lr_text']:g}x; paper value from its Table 1"))
+  return out
+
+
+def free_training_rows(f: Folder, n_boot: int) -> list[Row]:
+  claim = "4 free training"
+  out, wcs = [], {}
+  for p in sorted({r["p"] for r in f.rows}):
+    rows = f.free(p)
+    wc, ci = seed_bootstrap(rows, critical_norm, n_boot)
+    wcs[p] = wc
+    out.append(_row(claim, f"W_c, p={p} ({sum(r['grokked'] for r in rows)}/{len(rows)} grokked)",
+                    paper.FREE_TRAINING["wc"].get(p), None, wc, ci))
+    cvp = seed_cv(rows)
+    lo, hi = paper.FREE_TRAINING["cv_range"]
+    out.append(_qual(claim, f"seed CV of the norm at T_grok, p={p}", f"{lo:.0%}-{hi:.0%}",
+                     None if cvp is None else f"{cvp:.1%}", None if cvp is None else cvp <= hi))
+  ps = [p for p, w in wcs.items() if w is not None]
+
+  def beta(rows):
+    pts = [(p, critical_norm([r for r in rows if r["p"] == p])) for p in ps]
+    pts = [(p, w) for p, w in pts if w is not None]
+    return fit.fit_power_law(*zip(*pts))["beta"] if len(pts) >= 2 else None
+
+  v, ci = seed_bootstrap(f.rows, beta, n_boot)
+  out.append(_row(claim, f"beta of W_c ~ p^beta over p = {', '.join(map(str, ps))}",
+                  paper.FREE_TRAINING["beta"], None, v, ci))
+  return out
+
+
+def train_fraction_rows(folders: Sequence[Folder], n_boot: int) -> list[Row]:
+  claim = "4 train fraction"
+  out = []
+  for f in folders:
+    frac = float(f.config["frac"])
+    wc, ci = seed_bootstrap(f.free(), critical_norm, n_boot)
+    ref = {round(k, 2): v for k, v in paper.TRAIN_FRACTION["wc"].items()}.get(round(frac, 2))
+    out.append(_row(claim, f"W_c, p=59, train fraction {frac:.2f}", ref, None, wc, ci))
+  return out
+
+
+def user_moduli_rows(f: Folder, scan: Folder | None, prediction: dict | None,
+                     n_boot: int) -> list[Row]:
+  claim = "5 p = 97, 113"
+  out = []
+  pred = (prediction or {}).get("moduli", {})
+  for p in sorted({r["p"] for r in f.rows}):
+    wc, ci = seed_bootstrap(f.free(p), critical_norm, n_boot)
+    pw = pred.get(str(p), {}).get("wc")
+    out.append(Row(claim, f"W_c, p={p}", _pred_text(pw), None, wc, ci, _pred_verdict(pw, wc, ci),
+                   "left: locked prediction" if pw else "no locked prediction"))
+    d = _delay_fit(f.clamp(p), n_boot)
+    out.append(_row(claim, f"alpha, p={p} (R^2 {_num(d.get('r2'), 3)})", None, None,
+                    d.get("alpha"), d.get("alpha_ci"), d.get("error", "")))
+    for rho in sorted({r["rho"] for r in f.clamp(p)}):
+      m, mci = seed_bootstrap([r for r in f.clamp(p) if r["rho"] == rho], median_t_grok, n_boot)
+      pc = pred.get(str(p), {}).get("median_t_grok", {}).get(f"{rho:g}")
+      out.append(Row(claim, f"median T_grok, p={p}, rho {rho:.2f}", _pred_text(pc), None, m, mci,
+                     _pred_verdict(pc, m, mci), "left: locked prediction" if pc else ""))
+  s = _shared_fit(f.clamp(), n_boot)
+  out.append(_row(claim, "shared alpha, p = 97, 113", None, None, s.get("alpha"), s.get("alpha_ci"),
+                  s.get("error", "")))
+  if scan is not None:
+    s = _shared_fit(scan.clamp() + f.clamp(), n_boot)
+    ps = sorted({r["p"] for r in scan.clamp() + f.clamp()})
+    out.append(_row(claim, f"shared alpha, p = {', '.join(map(str, ps))}", None, None,
+                    s.get("alpha"), s.get("alpha_ci"), f"R^2 {_num(s.get('r2'), 3)}"))
+  return out
+
+
+def _pred_text(pred):
+  if not pred:
+    return None
+  return f"{pred['value']:.4g} [{pred['band'][0]:.4g}, {pred['band'][1]:.4g}]"
+
+
+def _pred_verdict(pred, ours, ours_ci) -> str:
+  if not pred:
+    return "new"
+  if ours is None:
+    return "not measured"
+  lo, hi = pred["band"]
+  if lo <= ours <= hi:
+    return "inside predicted band"
+  if ours_ci is not None and ours_ci[0] <= hi and lo <= ours_ci[1]:
+    return "bands overlap"
+  return "differs from prediction"
+
+
+def _index(values, x):
+  for i, v in enumerate(values):
+    if np.isclose(v, x):
+      return i
+  return None
+
+
+# ---------------------------------------------------------------- the locked prediction
+
+
+def predict_user_moduli(scan: Folder, moduli: Sequence[int], rhos: Sequence[float],
+                        n_boot: int = 1000, rng_seed: int = 0) -> dict[str, Any]:
+  """W_c and every cell's median T_grok at new moduli, from the moduli scan alone.
+
+  W_c: the power law W_c = c p^beta through the scan's W_c, extrapolated. Cells:
+  ln T = c_p + alpha_p * rho per scanned modulus, with alpha_p and c_p each extrapolated
+  linearly in p (and, as a second model, one shared alpha with c_p linear in p). Bands are
+  95 % percentile bootstraps over the scan's seeds.
+  """
+  scan_ps = sorted({r["p"] for r in scan.clamp()})
+
+  def model(rows):
+    wc, per = {}, {}
+    for p in scan_ps:
+      wc[p] = critical_norm([r for r in rows if r["arm"] == "free" and r["p"] == p])
+      cells = {}
+      for r in rows:
+        if r["arm"] == "clamp" and r["p"] == p:
+          cells.setdefault(r["rho"], []).append(r)
+      pts = [(k, median_t_grok(v)) for k, v in cells.items()]
+      pts = [(k, v) for k, v in pts if v is not None]
+      if len(pts) < 2 or wc[p] is None:
+        return None
+      per[p] = np.polyfit([k for k, _ in pts], np.log([v for _, v in pts]), 1)  # alpha, c
+    ps = np.array(scan_ps, float)
+    pw = fit.fit_power_law(ps, [wc[p] for p in scan_ps])
+    a_p = np.polyfit(ps, [per[p][0] for p in scan_ps], 1)
+    c_p = np.polyfit(ps, [per[p][1] for p in scan_ps], 1)
+    out = {}
+    for p in moduli:
+      alpha = np.polyval(a_p, p)
+      c = np.polyval(c_p, p)
+      out[p] = dict(wc=pw["c"] * p ** pw["beta"], alpha=alpha,
+                    cells={rho: float(np.exp(c + alpha * rho)) for rho in rhos})
+    return out
+
+  point = model(scan.rows)
+  if point is None:
+    raise ValueError("the moduli scan has a modulus without W_c or two rho cells with a "
+                     "known median; cannot extrapolate")
+  seeds = sorted({r["seed"] for r in scan.rows})
+  by_seed = {s: [r for r in scan.rows if r["seed"] == s] for s in seeds}
+  rng = np.random.default_rng(rng_seed)
+  boots = [m for m in (model([r for s in rng.choice(seeds, len(seeds)) for r in by_seed[s]])
+                       for _ in range(n_boot)) if m is not None]
+  band = lambda get: [float(x) for x in np.percentile([get(b) for b in boots], [2.5, 97.5])]
+  result = {}
+  for p in moduli:
+    result[str(p)] = dict(
+        wc=dict(value=point[p]["wc"], band=band(lambda b: b[p]["wc"])),
+        alpha=dict(value=point[p]["alpha"], band=band(lambda b: b[p]["alpha"])),
+        median_t_grok={f"{rho:g}": dict(value=point[p]["cells"][rho],
+                                        band=band(lambda b: b[p]["cells"][rho]))
+                       for rho in rhos})
+  with open(os.path.join(scan.path, "runs.csv"), "rb") as fh:
+    digest = hashlib.sha256(fh.read()).hexdigest()
+  return dict(locked_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              source=scan.path, source_runs_sha256=digest, n_boot=len(boots),
+              method=predict_user_moduli.__doc__.split("\n\n")[1].strip(), moduli=result)
+
+
+# ---------------------------------------------------------------- the whole table
+
+
+def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None
+           ) -> tuple[list[Row], dict[str, Folder | list[Folder]]]:
+  """Every row that the results under `results` support; raises MissingResults naming
+  the first absent folder among the claims asked for."""
+  names = [n for n in CLAIMS if only is None or n in only]
+  folders: dict[str, Any] = {}
+  rows: list[Row] = []
+  for name in names:
+    parts = CLAIMS[name][1]
+    if parts[0].accelerator_only:
+      path = os.path.join(results, parts[0].folder)
+      if os.path.exists(os.path.join(path, "runs.csv")):
+        folders[name] = Folder.load(path)
+        rows += transformer_rows(folders[name], n_boot)
+      else:
+        rows.append(Row("7 LayerNorm (attention)", "alpha_2 without LayerNorm",
+                        paper.TRANSFORMER["alpha"], None, None, None, "not measured",
+                        "needs an accelerator; see the plan for its CPU estimate"))
+      continue
+    loaded = [Folder.load(os.path.join(results, p.folder)) for p in parts]
+    folders[name] = loaded if len(loaded) > 1 else loaded[0]
+    if name == "dense_rho":
+      rows += dense_rho_rows(loaded[0], n_boot)
+    elif name == "moduli_scan":
+      rows += moduli_scan_rows(loaded[0], n_boot)
+    elif name == "norm_vs_lr":
+      rows += norm_vs_lr_rows(loaded[0], n_boot)
+    elif name == "free_training":
+      rows += free_training_rows(loaded[0], n_boot)
+    elif name == "train_fraction":
+      rows += train_fraction_rows(loaded, n_boot)
+    elif name == "user_moduli":
+      scan_path = os.path.join(results, "moduli_scan")
+      scan = Folder.load(scan_path) if os.path.exists(os.path.join(scan_path, "runs.csv")) else None
+      pred_path = os.path.join(results, "user_moduli", "prediction.json")
+      pred = io.read_json(pred_path) if os.path.exists(pred_path) else None
+      rows += user_moduli_rows(loaded[0], scan, pred, n_boot)
+  return rows, folders
+
+
+def transformer_rows(f: Folder, n_boot: int) -> list[Row]:
+  claim = "7 LayerNorm (attention)"
+  out = []
+  for ln in (False, True):
+    rows = [r for r in f.clamp() if bool(r["layernorm"]) == ln]
+    d = _delay_fit(rows, n_boot)
+    out.append(_row(claim, f"alpha_2 {'with' if ln else 'without'} LayerNorm",
+                    None if ln else paper.TRANSFORMER["alpha"], None, d.get("alpha"),
+                    d.get("alpha_ci"), f"R^2 {_num(d.get('r2'), 3)}"))
+  return out
+
+
+def _num(x, digits=2) -> str:
+  if x is None:
+    return "-"
+  if isinstance(x, str):
+    return x
+  ax = abs(x)
+  if ax >= 1000:
+    return f"{x:,.0f}"
+  if ax >= 100:
+    return f"{x:.1f}"
+  return f"{x:.{digits}f}" if ax >= 1 or ax == 0 else f"{x:.{digits + 1}f}"
+
+
+def _fmt_ci(x, ci) -> str:
+  if x is None:
+    return "-"
+  s = _num(x)
+  return s if ci is None else f"{s} [{_num(ci[0])}, {_num(ci[1])}]"
+
+
+def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
+  head = ("claim", "quantity", "paper", "ours [95 % CI]", "verdict")
+  body = []
+  for r in rows:
+    pv = r.paper if isinstance(r.paper, str) or r.paper is None else _fmt_ci(r.paper, r.paper_ci)
+    ov = r.ours if isinstance(r.ours, str) or r.ours is None else _fmt_ci(r.ours, r.ours_ci)
+    v = r.verdict + (f" ({r.note})" if r.note else "")
+    body.append((r.claim, r.quantity, pv or "-", ov or "-", v))
+  if markdown:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in b) + " |" for b in body]
+    return "\n".join(lines)
+  widths = [max(len(str(x[i])) for x in [head] + body) for i in range(len(head) - 1)]
+  fmt = lambda cols: "  ".join(str(c).ljust(w) for c, w in zip(cols, widths)) + "  " + str(cols[-1])
+  return "\n".join([fmt(head)] + [fmt(b) for b in body])
+
+
+def copy_small_outputs(src: str, dst: str) -> None:
+  """config.json, runs.csv, fit/summary.json, timing.json and figures/ of a results folder."""
+  os.makedirs(dst, exist_ok=True)
+  for name in SMALL_FILES:
+    if os.path.exists(os.path.join(src, name)):
+      shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
+  if os.path.isdir(os.path.join(src, "figures")):
+    shutil.copytree(os.path.join(src, "figures"), os.path.join(dst, "figures"), dirs_exist_ok=True)
+
+
+# ---------------------------------------------------------------- running the claims
+
+
+def part_config(part: Part, seeds: int | None = None):
+  """The resolved paper-preset Config of a part (what its config.json must hold)."""
+  from grokjax import experiment as ex
+  overrides = dict(part.overrides)
+  if seeds is not None:
+    overrides["seeds"] = seeds
+  return ex.resolve(part.experiment, "paper", **overrides)
+
+
+def plan_cells(cfg) -> list[tuple[int, int, int]]:
+  """(p, runs, budget) of every cell an experiment trains, free controls included."""
+  n_lr = len(cfg.lrs)
+  per_p = [(None, n_lr)] + [(r, n_lr) for r in cfg.rhos]
+  variants = 2 if cfg.experiment == "layernorm_ablation" else 1
+  return [(p, cfg.seeds * k * variants, cfg.budget(r, p)) for p in cfg.moduli for r, k in per_p]
+
+
+def is_done(part: Part, results: str, seeds: int | None) -> bool:
+  """The committed folder holds this part's runs under the same configuration."""
+  path = os.path.join(results, part.folder)
+  if not os.path.exists(os.path.join(path, "runs.csv")):
+    return False
+  old = io.read_json(os.path.join(path, "config.json")).get("config", {})
+  new = io._plain(part_config(part, seeds).to_json())
+  return all(old.get(k) == v for k, v in new.items() if k in old)
+
+
+def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
+               progress: bool, checkpoint_every_s: float, say=print) -> list[str]:
+  """Train every part of the named claims that `results` lacks; copy its small outputs.
+
+  Returns the claims skipped because they need an accelerator.
+  """
+  import jax
+  from grokjax import experiment as ex
+  on_cpu = jax.default_backend() == "cpu"
+  todo, skipped = [], []
+  say("plan (paper preset; expected from a prior of a fifth of each budget, see README):")
+  total = 0.0
+  for name in names:
+    for part in CLAIMS[name][1]:
+      cfg = part_config(part, seeds)
+      cells = plan_cells(cfg)
+      runs = sum(n for _, n, _ in cells)
+      if is_done(part, results, seeds):
+        say(f"  {part.folder:<28} done: {os.path.join(results, part.folder)}")
+        continue
+      p_big = max(p for p, _, _ in cells)
+      rate, _ = ex.measure_rate(cfg.task(p_big), min(16, runs))
+      cost = lambda p: cfg.task(p).n_train * p / (cfg.task(p_big).n_train * p_big)
+      exp_s = sum(ex.expected_run_steps(cfg, [c]) * cost(c[0]) for c in cells) / rate
+      worst = sum(n * b * cost(p) for p, n, b in cells) / rate
+      line = (f"  {part.folder:<28} {runs:>4} runs, expected ~{ex._hms(exp_s)}, "
+              f"at most ~{ex._hms(worst)} ({rate:,.0f} run-steps/s at p={p_big})")
+      if part.accelerator_only and on_cpu:
+        say(line + ": needs an accelerator, not run on this CPU")
+        skipped.append(name)
+        continue
+      say(line)
+      total += exp_s
+      todo.append((name, part, cfg))
+  say(f"expected training time on this machine: ~{ex._hms(total)}")
+  for i, (name, part, cfg) in enumerate(todo):
+    if name == "user_moduli":
+      lock_prediction(results, cfg, say)
+    folder = os.path.join(out, part.folder)
+    say(f"=== {part.folder} ({i + 1}/{len(todo)}): results in {folder}")
+    sess = ex.Session(cfg, folder, progress=progress, checkpoint_every_s=checkpoint_every_s)
+    getattr(ex, part.experiment)(sess)
+    copy_small_outputs(folder, os.path.join(results, part.folder))
+  return skipped
+
+
+def lock_prediction(results: str, cfg, say=print) -> None:
+  """Write results/user_moduli/prediction.json from the moduli scan, once, before training."""
+  path = os.path.join(results, "user_moduli", "prediction.json")
+  if os.path.exists(path):
+    say(f"prediction already locked: {path} ({io.read_json(path)['locked_at']})")
+    return
+  scan = Folder.load(os.path.join(results, "moduli_scan"))
+  pred = predict_user_moduli(scan, cfg.moduli, cfg.rhos)
+  io.write_json(path, pred)
+  say(f"locked a prediction of W_c and every cell's median T_grok: {path}")
+
+
+def machine_line(env: dict) -> str:
+  return (f"{env.get('cpu', env.get('device', '?'))}, {env.get('device_count', '?')} "
+          f"{env.get('platform', '?')} device(s), jax {env.get('jax', '?')}")
+
+
+def write_markdown(path: str, rows: Sequence[Row], folders: dict, missing: Sequence[str]) -> None:
+  """docs/reproduction.md: the table, machine and wall time per experiment, figures."""
+  lines = ["# Reproduction of arXiv:2606.13753 with grokjax", "",
+           "Generated by `python experiments/reproduce.py --report-only` from the runs.csv files "
+           "under `docs/results/`; every number is recomputed from them. Verdicts and CIs: see "
+           "`grokjax/reproduce.py`.", "", format_table(rows, markdown=True), ""]
+  if missing:
+    lines += ["Not yet measured: " + ", ".join(f"`{m}` ({CLAIMS[m][0]})" for m in missing), ""]
+  lines += ["## Experiments", "", "| claim | folder | machine | training wall time |",
+            "|---|---|---|---|"]
+  figures = []
+  rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(path)))
+  for name, f in folders.items():
+    for one in (f if isinstance(f, list) else [f]):
+      wall = sum((one.timing.get("phases") or {}).values())
+      lines.append(f"| {name} | `{rel(one.path)}` | {machine_line(one.environment)} | "
+                   f"{wall / 60:.1f} min |")
+      fig_dir = os.path.join(one.path, "figures")
+      if os.path.isdir(fig_dir):
+        figures += [os.path.join(fig_dir, x) for x in sorted(os.listdir(fig_dir))]
+  notes = os.path.join(os.path.dirname(os.path.abspath(path)), "reproduction_notes.md")
+  if os.path.exists(notes):  # the hand-written discussion of the rows that differ
+    with open(notes) as fh:
+      lines += ["", fh.read().rstrip()]
+  lines += ["", "## Figures", ""] + [f"![{os.path.basename(x)}]({rel(x)})" for x in figures]
+  io._atomic_bytes(path, ("\n".join(lines) + "\n").encode())

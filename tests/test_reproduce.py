@@ -1,0 +1,154 @@
+"""The reproduction report on small synthetic results: rows, verdicts, the locked
+prediction, and the command line (report-only, the missing-folder error)."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from grokjax import cli, io
+from grokjax import reproduce as rp
+
+
+def _write(folder, rows, **config):
+  io.write_csv(os.path.join(folder, "runs.csv"), rows)
+  cfg = dict(experiment="pinned_norm", preset="paper", frac=0.4, seeds=8)
+  cfg.update(config)
+  io.write_json(os.path.join(folder, "config.json"),
+                dict(config=cfg, environment=dict(platform="cpu", device_count=2, jax="test")))
+  io.write_json(os.path.join(folder, "timing.json"), dict(phases={"p59_free": 60.0, "p59_clamp": 120.0}))
+
+
+def _run(p, seed, arm, rho, t, norm, budget, grokked=True, lr=1e-3, diverged=False):
+  return dict(p=p, seed=seed, arm=arm, rho=rho, lr=lr, budget=budget, steps_trained=t,
+              t_grok=t if grokked else budget, grokked=grokked, censored=not grokked,
+              diverged=diverged, norm_at_grok=norm if grokked else None, layernorm=False)
+
+
+def law_rows(p, alpha, c, wc, seeds, rhos, rng, saturate_at=None, lr=1e-3):
+  """Free runs with norm W_c (1 % noise) and clamp runs with ln T = c + alpha rho (5 %)."""
+  rows = []
+  for s in range(seeds):
+    rows.append(_run(p, s, "free", None, int(np.exp(c + alpha)), wc * (1 + 0.01 * rng.normal()),
+                     10 ** 6, lr=lr))
+    for rho in rhos:
+      mean = c + alpha * (min(rho, saturate_at) if saturate_at else rho)
+      t = int(round(np.exp(mean + 0.05 * rng.normal()) / 10) * 10)
+      rows.append(_run(p, s, "clamp", rho, t, rho * wc, 10 ** 6, lr=lr))
+  return rows
+
+
+def test_verdicts():
+  assert rp.verdict(7.64, (7.47, 7.81), 7.5, (7.0, 8.0)) == "inside paper CI"
+  assert rp.verdict(7.64, (7.47, 7.81), 8.0, (7.7, 8.3)) == "CIs overlap"
+  assert rp.verdict(7.64, (7.47, 7.81), 9.0, (8.5, 9.5)) == "differs"
+  assert rp.verdict(55.0, None, 56.0, (54.5, 57.0)) == "CIs overlap"   # point inside our CI
+  assert rp.verdict(55.0, None, 56.0, (55.5, 57.0)) == "differs"
+  assert rp.verdict(None, None, 56.0, None) == "new"
+  assert rp.verdict(55.0, None, None, None) == "not measured"
+
+
+def test_seed_bootstrap_median_and_undefined_replicates():
+  rows = [dict(seed=s, v=float(s)) for s in range(20)]
+  point, ci = rp.seed_bootstrap(rows, lambda rs: float(np.median([r["v"] for r in rs])), 300)
+  assert point == 9.5 and ci[0] < 9.5 < ci[1] and ci[0] >= 4 and ci[1] <= 15
+  # a statistic undefined in most replicates has no CI rather than a misleading one
+  point, ci = rp.seed_bootstrap(rows, lambda rs: None if len({r["seed"] for r in rs}) < 20 else 1.0, 100)
+  assert ci is None
+
+
+def test_censored_median_and_diverged_runs():
+  rows = [_run(59, s, "clamp", 1.0, 100 * (s + 1), 50.0, 10000) for s in range(3)]
+  rows += [_run(59, 3, "clamp", 1.0, 0, 0, 10000, grokked=False)]
+  assert rp.median_t_grok(rows) == 250.0          # censored counts above every time
+  rows += [_run(59, 4, "clamp", 1.0, 0, 0, 10000, grokked=False)] * 2
+  assert rp.median_t_grok(rows) is None            # half or more censored: unknown
+  div = [_run(59, 9, "clamp", 1.0, 0, 0, 10000, grokked=False, diverged=True)]
+  assert rp.median_t_grok(rows[:3] + div) == 200.0  # diverged runs are left out
+  assert rp.grok_fraction(rows[:3] + div) == 1.0
+
+
+@pytest.fixture
+def results(tmp_path):
+  """A docs/results-like tree with dense_rho and moduli_scan from known laws."""
+  rng = np.random.default_rng(0)
+  root = tmp_path / "results"
+  dense = law_rows(59, 7.5, 1.0, 55.0, 8, rp.DENSE_RHOS, rng, saturate_at=1.20)
+  _write(str(root / "dense_rho"), dense, moduli=[59], rhos=rp.DENSE_RHOS)
+  scan = []
+  for p, alpha in ((41, 8.0), (53, 7.6), (59, 7.4), (71, 7.0)):
+    scan += law_rows(p, alpha, 1.0 + 0.01 * p, 10.0 * p ** 0.4, 8, [0.85, 1.0, 1.15], rng)
+  _write(str(root / "moduli_scan"), scan, moduli=[41, 53, 59, 71], rhos=[0.85, 1.0, 1.15])
+  return root
+
+
+def test_dense_rho_rows_recover_the_law(results):
+  rows = rp.dense_rho_rows(rp.Folder.load(str(results / "dense_rho")), 200)
+  by = {r.quantity: r for r in rows}
+  alpha = by["alpha, rho 0.85-1.25"]
+  # the synthetic law saturates at 1.20, so the 0.85-1.25 fit is a little flatter than 7.5
+  assert 6.0 < alpha.ours < 7.6 and alpha.ours_ci[0] < alpha.ours < alpha.ours_ci[1]
+  assert alpha.verdict in ("inside paper CI", "CIs overlap", "differs")
+  wc = by["W_c at p=59 (free control)"]
+  assert abs(wc.ours - 55.0) < 1.0
+  sat = [r for r in rows if r.quantity.startswith("saturation")][0]
+  assert sat.verdict == "agrees"   # 1.30 lies below the fitted exponential
+  fractions = [r for r in rows if r.claim.startswith("6")]
+  assert len(fractions) == 9 and all(r.verdict == "agrees" for r in fractions)
+
+
+def test_grok_fraction_row_reports_a_censored_cell(results):
+  f = rp.Folder.load(str(results / "dense_rho"))
+  for r in f.rows:
+    if r["arm"] == "clamp" and r["rho"] == 1.25 and r["seed"] < 2:
+      r.update(grokked=False, censored=True, t_grok=r["budget"], norm_at_grok=None)
+  row = [r for r in rp.dense_rho_rows(f, 50) if r.quantity.startswith("grok fraction, rho 1.25")][0]
+  assert row.verdict == "differs" and row.ours.startswith("75%")
+
+
+def test_moduli_scan_shared_alpha(results):
+  rows = rp.moduli_scan_rows(rp.Folder.load(str(results / "moduli_scan")), 200)
+  shared = [r for r in rows if r.quantity == "shared alpha"][0]
+  assert 7.0 < shared.ours < 8.0
+  per_p = {r.quantity.split(" (")[0]: r.ours for r in rows if r.quantity.startswith("alpha")}
+  assert abs(per_p["alpha, p=41"] - 8.0) < 0.6 and abs(per_p["alpha, p=71"] - 7.0) < 0.6
+
+
+def test_prediction_extrapolates_the_scan(results):
+  scan = rp.Folder.load(str(results / "moduli_scan"))
+  pred = rp.predict_user_moduli(scan, [97], [1.0], n_boot=100)
+  one = pred["moduli"]["97"]
+  assert abs(one["wc"]["value"] - 10.0 * 97 ** 0.4) / (10.0 * 97 ** 0.4) < 0.03
+  lo, hi = one["wc"]["band"]
+  assert lo < one["wc"]["value"] < hi
+  # alpha falls linearly by ~0.033 per unit of p in the synthetic scan
+  assert 5.0 < one["alpha"]["value"] < 6.8
+  assert pred["locked_at"] and len(pred["source_runs_sha256"]) == 64
+
+
+def test_report_only_cli(results, tmp_path, capsys):
+  doc = tmp_path / "reproduction.md"
+  t0 = time.perf_counter()
+  code = cli.reproduce_main(["--report-only", "--only", "dense_rho,moduli_scan", "--results",
+                             str(results), "--doc", str(doc), "--n-boot", "100"])
+  assert code == 0 and time.perf_counter() - t0 < 60
+  out = capsys.readouterr().out
+  assert "alpha, rho 0.85-1.25" in out and "shared alpha" in out and "7.64 [7.47, 7.81]" in out
+  text = doc.read_text()
+  assert "| 1 dense rho |" in text and "Not yet measured" in text and "norm_vs_lr" in text
+
+
+def test_report_only_names_the_missing_folder(results, tmp_path, capsys):
+  code = cli.reproduce_main(["--report-only", "--results", str(results), "--doc",
+                             str(tmp_path / "r.md"), "--n-boot", "10"])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and len(err.splitlines()) == 1
+  assert "norm_vs_lr" in err and "--only norm_vs_lr" in err
+  assert not (tmp_path / "r.md").exists()
+
+
+def test_unknown_claim_is_refused(capsys):
+  assert cli.reproduce_main(["--report-only", "--only", "dense_rho,bogus"]) == 2
+  assert "bogus" in capsys.readouterr().err
