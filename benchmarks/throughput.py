@@ -26,12 +26,22 @@ import platform
 import resource
 import time
 
-import jax
-import jax.numpy as jnp
+import os
+import sys
+
 import numpy as np
 
+if __name__ == "__main__":  # the device count must be chosen before JAX starts
+  _n = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--cpu-devices=")), None)
+  os.environ.setdefault("GROKJAX_CPU_DEVICES", _n or "")
+
+import jax
+import jax.numpy as jnp
+
 from grokjax.optim import NEVER
-from grokjax.train import Runs, Task, _hparams, default_vmap_width, program, train
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from grokjax.train import Runs, Task, _hparams, default_vmap_width, program, train, use_cpu_cores
 
 
 def useful_flops_per_step(task: Task) -> float:
@@ -56,24 +66,61 @@ def matmul_ceiling(n: int, reps: int = 20) -> float:
   return 2 * n ** 3 / np.median(times) / 1e9
 
 
-def engine_rate(task: Task, n_runs: int, steps: int, width="auto", clamp: bool = True) -> float:
-  """Run-steps per second of the compiled chunk, after compilation, clamp on.
+def engine_rate(task: Task, n_runs: int, steps: int, width="auto", clamp: bool = True,
+                devices=None) -> float:
+  """Run-steps per second of the compiled chunk, after compilation, clamp on, with the run
+  axis split over every device as `train` does.
 
   width: the engine's vmap_width ("auto": its default for this device)."""
+  devices = devices or jax.devices()
+  n_runs = -(-n_runs // len(devices)) * len(devices)
+  mesh = Mesh(np.array(devices), ("runs",))
+  sharding = NamedSharding(mesh, PartitionSpec("runs"))
   prog = program(task)
   runs = Runs(np.arange(n_runs), 1e-3, 1.0, 50.0 if clamp else np.nan, 0 if clamp else NEVER,
               10 ** 7)
-  hp = {k: jnp.asarray(v) for k, v in _hparams(runs, np.dtype(task.dtype)).items()}
-  state = prog.init(jnp.arange(n_runs, dtype=jnp.uint32))
+  hp = jax.device_put(_hparams(runs, np.dtype(task.dtype)), sharding)
+  state = jax.device_put(prog.init(jnp.arange(n_runs, dtype=jnp.uint32)), sharding)
   if width == "auto":
-    width = default_vmap_width(jax.devices())
-  fn = prog.chunk(max(1, steps // task.eval_every), width)
+    width = default_vmap_width(devices)
+  fn = prog.chunk(max(1, steps // task.eval_every), width, mesh)
   state, _ = fn(state, hp)
   jax.block_until_ready(state)
   t0 = time.perf_counter()
   state, _ = fn(state, hp)
   jax.block_until_ready(state)
   return n_runs * max(1, steps // task.eval_every) * task.eval_every / (time.perf_counter() - t0)
+
+
+def profile(task: Task, reps: int = 200) -> dict:
+  """Milliseconds per run-step of one run's pieces, each jitted in a loop of `reps`:
+  the forward pass on the train pairs, forward + backward, the whole step (adds AdamW and
+  the clamp), and one evaluation on all p^2 pairs (paid every eval_every steps)."""
+  from grokjax import data
+  prog = program(task)
+  state = jax.tree.map(lambda x: x[0], prog.init(jnp.arange(1, dtype=jnp.uint32)))
+  runs = Runs(np.arange(1), 1e-3, 1.0, 50.0, 0, 10 ** 7)
+  hp = jax.tree.map(lambda x: jnp.asarray(x[0]), _hparams(runs, np.dtype(task.dtype)))
+  a, b, y = data.all_pairs(task.p)
+  idx = state["train_idx"]
+  args = (a[idx], b[idx], y[idx])
+  pieces = {
+      "forward": lambda s: prog.loss(s["params"], *args),
+      "forward_backward": lambda s: jax.grad(prog.loss)(s["params"], *args)["w1"].sum(),
+      "whole_step": lambda s: prog._step(s, hp)["params"]["w1"].sum(),
+      "evaluation": lambda s: prog.evaluate(s)["test_acc"],
+  }
+  out = {}
+  for name, f in pieces.items():
+    loop = jax.jit(lambda s, f=f: jax.lax.fori_loop(
+        0, reps, lambda i, acc: acc + f(jax.tree.map(lambda x: x + 0 * acc.astype(x.dtype)
+                                                     if x.dtype.kind == "f" else x, s)), 0.0))
+    loop(state).block_until_ready()
+    t0 = time.perf_counter()
+    loop(state).block_until_ready()
+    out[f"{name}_ms"] = 1e3 * (time.perf_counter() - t0) / reps
+  out["evaluation_per_step_ms"] = out["evaluation_ms"] / task.eval_every
+  return out
 
 
 def dense_rho_grid(args) -> tuple[Task, Runs, np.ndarray]:
@@ -145,8 +192,12 @@ def main():
   ap.add_argument("--skip-sequential", action="store_true")
   ap.add_argument("--skip-grid", action="store_true")
   ap.add_argument("--quick", action="store_true", help="small sizes: a sanity check")
+  ap.add_argument("--cpu-devices", help="=N: JAX devices the CPU is split into (default: one "
+                  "per core, as the experiment scripts do; =1 is the one-device layout)")
+  ap.add_argument("--profile", action="store_true", help="also time one run-step's pieces")
   ap.add_argument("--json", help="also write the table here")
   args = ap.parse_args()
+  use_cpu_cores()
   if args.quick:
     args.runs, args.steps, args.matmul, args.grid_seeds, args.grid_scale = 4, 50, 1024, 2, 0.02
 
@@ -167,12 +218,15 @@ def main():
                               useful_mflop_per_run_step=flops / 1e6,
                               useful_gflops=vm * flops / 1e9,
                               fraction_of_ceiling=vm * flops / 1e9 / table["matmul_ceiling_gflops"])
+  if args.profile:
+    table["profile_one_run"] = profile(task)
   if not args.skip_sequential:
     seq_steps = max(args.eval_every, args.steps // 2)
-    engine_rate(task, 1, seq_steps, width=None)  # compile the batch-of-one program
+    one = jax.devices()[:1]
+    engine_rate(task, 1, seq_steps, width=None, devices=one)  # compile the batch-of-one program
     t0 = time.perf_counter()
     for _ in range(args.runs):
-      engine_rate(task, 1, seq_steps, width=None)
+      engine_rate(task, 1, seq_steps, width=None, devices=one)
     # engine_rate times its own chunk; re-time the whole loop for the sequential figure
     seq = args.runs * 2 * seq_steps / (time.perf_counter() - t0)
     table["sequential"] = dict(run_steps_per_s=seq, vmapped_over_sequential=vm / seq)

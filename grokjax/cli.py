@@ -14,7 +14,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from grokjax import experiment as ex
-from grokjax.train import ARCHS
+from grokjax.train import ARCHS, MATMUL_PRECISIONS
 
 
 _UNSET = object()  # a flag's default when "not given" and None are different things
@@ -123,6 +123,9 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   ap.add_argument("--grok-persist", type=_int("--grok-persist", 1),
                   help="evaluations in a row test accuracy must stay >= 0.90 for T_grok (default 1)")
   ap.add_argument("--dtype", choices=["float32", "float64"], help="float64 turns on jax x64")
+  ap.add_argument("--matmul-precision", choices=list(MATMUL_PRECISIONS),
+                  help="float32 (default, the paper's); tensorfloat32 / bfloat16 are faster "
+                       "on GPUs and TPUs and change the numbers")
   if experiment != "free_training":
     ap.add_argument("--rhos", type=_floats("--rhos"), help="held norms rho (units of W_c)")
     ap.add_argument("--t-int", type=_int("--t-int", 0), help="first step of the clamp")
@@ -143,6 +146,9 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   ap.add_argument("--no-progress", action="store_true", help="no progress bars")
   ap.add_argument("--no-compile-cache", action="store_true",
                   help="do not keep compiled programs in ~/.cache/grokjax/xla ($GROKJAX_CACHE)")
+  ap.add_argument("--deterministic", action="store_true",
+                  help="GPU: deterministic XLA ops (no atomics in scatter-adds), so a rerun "
+                       "gives the same bits; slower. CPU runs are deterministic anyway")
   ap.add_argument("--checkpoint-every", type=_float_in("--checkpoint-every", 0, None, True),
                   default=60.0, help="seconds between checkpoints (default 60)")
   return ap
@@ -161,7 +167,7 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
                 layernorm=getattr(args, "layernorm", False) or None,
                 wc_from=getattr(args, "wc_from", None),
                 wc_min_grok_fraction=getattr(args, "wc_min_grok_fraction", None),
-                grok_persist=args.grok_persist)
+                grok_persist=args.grok_persist, matmul_precision=args.matmul_precision)
   cfg = ex.resolve(experiment, args.preset, **fields)
   if args.retire_margin is not _UNSET:
     cfg.retire_margin = args.retire_margin
@@ -215,7 +221,10 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
   except UsageError as e:
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
-  from grokjax.train import enable_compilation_cache, maybe_initialize_distributed, use_cpu_cores
+  from grokjax.train import (enable_compilation_cache, maybe_initialize_distributed,
+                             request_determinism, use_cpu_cores)
+  if args.deterministic:
+    request_determinism()
   use_cpu_cores()
   if not args.no_compile_cache:
     enable_compilation_cache()

@@ -106,6 +106,7 @@ class Config:
   wc_from: str | None = None
   wc_min_grok_fraction: float = 0.75
   grok_persist: int = 1
+  matmul_precision: str = "float32"
 
   def budget(self, rho: float | None, p: int) -> int:
     """Step budget of a cell: --steps if given, else the preset's anchors (see above)."""
@@ -130,7 +131,8 @@ class Config:
   def task(self, p: int, layernorm: bool | None = None) -> Task:
     return Task(p=p, frac=self.frac, d=self.d, hidden=self.hidden, arch=self.arch,
                 layernorm=self.layernorm if layernorm is None else layernorm,
-                eval_every=self.eval_every, dtype=self.dtype, heads=self.heads)
+                eval_every=self.eval_every, dtype=self.dtype, heads=self.heads,
+                matmul_precision=self.matmul_precision)
 
   def to_json(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)
@@ -170,6 +172,12 @@ class Session:
                   if f.default is not dataclasses.MISSING}
       old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
       diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      was = io.read_json(cfg_path).get("environment", {}).get("platform")
+      now = io.environment().get("platform")
+      if was and was != now:
+        raise ConfigMismatch(
+            f"{out} was trained on {was} and this is {now}: results would not continue bit "
+            "for bit; use another --out, or --force-new to start over")
       if diff:
         raise ConfigMismatch(
             f"{out} holds a run with another configuration (differs in: {', '.join(diff)}); "
@@ -597,9 +605,11 @@ def delay_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
     rs = [r for r in ok if r["p"] == p]
     per_p[p] = fit.safe(fit.fit_delay_law, *_fit_arrays(rs), n_boot=cfg.n_boot)
     per_p[p]["n_diverged"] = sum(1 for r in clamp_rows if r["p"] == p and r["diverged"])
+    per_p[p]["aft"] = fit.safe(fit.fit_aft_delay_law, *_fit_arrays(rs), n_boot=cfg.n_boot)
   rho, t, cens, seed = _fit_arrays(ok)
-  shared = fit.safe(fit.fit_shared_delay_law, rho, t, np.array([r["p"] for r in ok]), cens,
-                    seed, n_boot=cfg.n_boot)
+  moduli = np.array([r["p"] for r in ok])
+  shared = fit.safe(fit.fit_shared_delay_law, rho, t, moduli, cens, seed, n_boot=cfg.n_boot)
+  shared["aft"] = fit.safe(fit.fit_aft_delay_law, rho, t, cens, seed, moduli, n_boot=cfg.n_boot)
   return dict(per_modulus=per_p, shared=shared, method=fit.METHOD)
 
 
@@ -619,12 +629,22 @@ def print_delay_summary(result) -> None:
           f"{d.get('n_diverged', 0)} diverged runs; {d['n_cells']} cells fitted)")
     else:
       say(f"       no fit: {d.get('error')}")
+    say(_aft_line(d.get("aft"), "       "))
   s = result["shared"]
   if s.get("alpha") is not None:
     say(f"shared: alpha = {s['alpha']:.2f} [{s['alpha_ci'][0]:.2f}, {s['alpha_ci'][1]:.2f}]"
         f"{_ci_warning(s)}  R^2 = {s['r2']:.3f}")
   else:
     say(f"shared: no fit: {s.get('error')}")
+  say(_aft_line(s.get("aft"), "shared "))
+
+
+def _aft_line(aft: dict | None, indent: str) -> str:
+  if not aft or aft.get("alpha") is None:
+    return f"{indent}per-run censored (AFT) fit: {(aft or {}).get('error', 'not made')}"
+  return (f"{indent}per-run censored (AFT) fit: alpha = {aft['alpha']:.2f} "
+          f"[{aft['alpha_ci'][0]:.2f}, {aft['alpha_ci'][1]:.2f}]{_ci_warning(aft)}, sigma = "
+          f"{aft['sigma']:.2f}, {aft['n_censored']} of {aft['n_runs']} runs censored")
 
 
 def _ci_warning(fit_result: dict) -> str:

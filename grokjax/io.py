@@ -90,5 +90,17 @@ def environment() -> dict[str, Any]:
   return dict(grokjax=__version__, jax=jax.__version__, flax=flax.__version__,
               optax=optax.__version__, numpy=np.__version__, python=platform.python_version(),
               platform=dev.platform, device=getattr(dev, "device_kind", str(dev)),
-              device_count=jax.device_count(), host=platform.node(),
-              x64=bool(jax.config.jax_enable_x64))
+              device_count=jax.device_count(), process_count=jax.process_count(),
+              host=platform.node(), cpu=_cpu_name(), cores=os.cpu_count(),
+              xla_flags=os.environ.get("XLA_FLAGS", ""), x64=bool(jax.config.jax_enable_x64))
+
+
+def _cpu_name() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()

@@ -29,6 +29,7 @@ from grokjax.optim import NEVER, paper_optimizer
 from grokjax.reduce import grok_times
 
 ARCHS = ("mlp", "transformer")
+MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
 CURVES = ("train_acc", "test_acc", "train_loss", "test_loss", "norm", "collapse", "gini")
 
 
@@ -45,6 +46,10 @@ class Task:
     layernorm: the architecture's LayerNorm option.
     eval_every: steps between evaluations; the resolution of T_mem and T_grok.
     dtype: "float32" (the paper) or "float64" (needs jax x64).
+    heads: attention heads (transformer).
+    matmul_precision: "float32" (full precision, the paper's; JAX would otherwise use
+      TF32 on recent NVIDIA GPUs and one bfloat16 pass on TPUs), or the opt-in speed modes
+      "tensorfloat32" and "bfloat16". No effect on a CPU.
   """
   p: int
   frac: float = 0.40
@@ -55,6 +60,7 @@ class Task:
   eval_every: int = 10
   dtype: str = "float32"
   heads: int = 4
+  matmul_precision: str = "float32"
 
   def __post_init__(self):
     data.n_train_pairs(self.p, self.frac)
@@ -65,6 +71,9 @@ class Task:
         raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
     if self.dtype not in ("float32", "float64"):
       raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+    if self.matmul_precision not in MATMUL_PRECISIONS:
+      raise ValueError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, "
+                       f"got {self.matmul_precision!r}")
 
   @property
   def n_train(self) -> int:
@@ -179,7 +188,7 @@ class Program:
   def __init__(self, task: Task):
     self.task = task
     self.graphdef, _ = nnx.split(nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0))))
-    self.init = jax.jit(jax.vmap(self._init_one))
+    self.init = jax.jit(self._precise(jax.vmap(self._init_one)))
     self._chunks: dict[int, Callable] = {}
 
   def model(self, params):
@@ -258,13 +267,32 @@ class Program:
       per_run = functools.partial(self._chunk_one, n_evals=n_evals)
       if vmap_width is None:
         fn = jax.vmap(per_run)
+      elif vmap_width == 1:
+        fn = lambda s, h: jax.lax.map(lambda sh: self._skip_idle(per_run, *sh), (s, h))
       else:
         fn = lambda s, h: jax.lax.map(lambda sh: per_run(*sh), (s, h), batch_size=vmap_width)
       if mesh is not None and mesh.size > 1:
         spec = PartitionSpec("runs")
         fn = jax.shard_map(fn, mesh=mesh, in_specs=(spec, spec), out_specs=(spec, spec))
-      self._chunks[key] = jax.jit(fn, donate_argnums=0)
+      self._chunks[key] = jax.jit(self._precise(fn), donate_argnums=0)
     return self._chunks[key]
+
+  @staticmethod
+  def _skip_idle(per_run: Callable, state, hp):
+    """per_run for a run with steps left; a padding lane or a run already at its budget
+    is returned as it is, without computing (one run at a time, `lax.cond` really skips).
+    The records of a skipped lane are zeros and never read."""
+    live = (state["step"] < hp["budget"]) & (state["diverged"] < 0) & hp.get("active", True)
+    idle = lambda: (state, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
+                                        jax.eval_shape(per_run, state, hp)[1]))
+    return jax.lax.cond(live, lambda: per_run(state, hp), idle)
+
+  def _precise(self, fn: Callable) -> Callable:
+    """fn traced under the Task's matmul precision."""
+    def wrapped(*args):
+      with jax.default_matmul_precision(self.task.matmul_precision):
+        return fn(*args)
+    return wrapped
 
 
 @functools.lru_cache(maxsize=None)
@@ -319,14 +347,19 @@ def last_finite(curve: np.ndarray) -> np.ndarray:
   return np.where(ok.any(1), curve[np.arange(len(curve)), last], np.nan)
 
 
-def _bucket(live: int, ndev: int, cap: int) -> int:
-  """Batch size for `live` runs: the next of ndev * {1, 2, 3, 4, 6, 8, 11, 16, 23, ...}
-  (ratio ~sqrt 2), so padding stays under ~30 % and a grid compiles few batch sizes."""
-  size, k = ndev, 1.0
-  while size < live:
-    k *= 2 ** 0.5
-    size = ndev * int(round(k))
-  return min(size, cap)
+def _bucket(live: int, ndev: int, cap: int, floor: int = 1) -> int:
+  """Batch size for `live` runs: ndev times the next power of two (at least `floor` per
+  device), never above cap. Powers of two keep the distinct batch sizes, and so the
+  compiled programs, of a phase to about log2(runs); padding stays under 50 %."""
+  per = max(floor, 1 << max(0, -(-live // ndev) - 1).bit_length())
+  return min(ndev * per, cap)
+
+
+def batch_floor(devices) -> int:
+  """Smallest batch per device worth its own program: 1 on a CPU (runs go one by one),
+  8 on an accelerator (a vmapped step costs about the same for 1 or 8 runs there, and
+  every new size is a compile and an autotune)."""
+  return 1 if all(d.platform == "cpu" for d in devices) else 8
 
 
 def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int | None = 500,
@@ -384,7 +417,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   saved = ckpt.restore() if ckpt else None
   if saved is None:
     seeds = np.array([task.init_seed(w, s) for w, s in zip(runs.wd, runs.seed)], np.uint32)
-    size = -(-n // ndev) * ndev
+    size = _bucket(n, ndev, 1 << 62, batch_floor(devices))
     # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
     lanes = np.resize(np.arange(n), size)
     state = prog.init(jnp.asarray(seeds[lanes]))
@@ -408,7 +441,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     bar.update(int(last_step.sum()))
   last_save = time.perf_counter()
   while live.any():
-    hp = jax.device_put({k: v[lanes] for k, v in hp_all.items()}, sharding)
+    hp = jax.device_put(dict({k: v[lanes] for k, v in hp_all.items()}, active=~pad), sharding)
     state, rec = prog.chunk(chunk_evals, width, mesh)(state, hp)
     loop["lane_steps"] = np.int64(loop["lane_steps"] + size * chunk_evals * ev)
     rec, step_now, div_now = to_host((rec, state["step"], state["diverged"]))
@@ -438,7 +471,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       keep = np.flatnonzero(live[lanes] & ~pad)
       _, first = np.unique(lanes[keep], return_index=True)
       keep = keep[np.sort(first)]
-      new_size = _bucket(len(keep), ndev, size)
+      new_size = _bucket(len(keep), ndev, size, batch_floor(devices))
       if new_size < size or len(keep) < np.sum(~pad):
         take = np.resize(keep, new_size)
         pad = np.arange(new_size) >= len(keep)
@@ -487,6 +520,15 @@ def use_cpu_cores(n: int | None = None) -> bool:
   except (RuntimeError, AttributeError):
     return False
   return True
+
+
+def request_determinism() -> None:
+  """Ask XLA for deterministic GPU kernels (before JAX starts): scatter-adds without
+  atomics and fixed GEMM algorithms, so reruns and resumes agree bit for bit on a GPU.
+  On a CPU grokjax is deterministic without it."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_gpu_deterministic_ops" not in flags:
+    os.environ["XLA_FLAGS"] = (flags + " --xla_gpu_deterministic_ops=true").strip()
 
 
 def enable_compilation_cache(path: str | None = None) -> str:

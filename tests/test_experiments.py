@@ -175,7 +175,8 @@ FLAG_VALUES = {"--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "
                "--eval-every": "5", "--chunk-steps": "100", "--retire-margin": "none",
                "--n-boot": "50", "--dtype": "float64", "--rhos": "0.9,1.1", "--t-int": "20",
                "--arch": "mlp", "--heads": "2", "--wc-min-grok-fraction": "0.5", "--out": "x",
-               "--checkpoint-every": "5", "--grok-persist": "3"}
+               "--checkpoint-every": "5", "--grok-persist": "3",
+               "--matmul-precision": "bfloat16"}
 
 
 @pytest.mark.parametrize("name", experiment.EXPERIMENTS)

@@ -149,3 +149,33 @@ def test_bootstrap_reports_replicates_kept_and_warns_when_few_survive():
   few = fit_delay_law(rho, t, cens, seed=seed, n_boot=200)
   assert few["n_boot_kept"] < 180 and "ci_warning" in few
   assert f"{few['n_boot_kept']} of 200" in few["ci_warning"]
+
+
+def test_aft_fit_recovers_alpha_where_the_median_fit_cannot():
+  from grokjax.fit import fit_aft_delay_law
+  rng = np.random.default_rng(1)
+  rho = np.repeat([0.9, 1.0, 1.1, 1.2], 32)
+  seed = np.tile(np.arange(32), 4)
+  t_true = np.exp(1.0 + 8.0 * rho + 0.5 * rng.normal(size=len(rho)))
+  budget = np.exp(1.0 + 8.0 * 1.0 - 0.1)   # only the rho 0.9 cell keeps a known median
+  cens = t_true > budget
+  t = np.where(cens, budget, t_true)
+  with pytest.raises(ValueError):
+    fit_delay_law(rho, t, cens, seed, n_boot=10)
+  out = fit_aft_delay_law(rho, t, cens, seed, n_boot=100)
+  assert out["alpha_ci"][0] < 8.0 < out["alpha_ci"][1]
+  assert abs(out["alpha"] - 8.0) < 1.5 and abs(out["sigma"] - 0.5) < 0.15
+  assert out["n_censored"] == int(cens.sum()) > 64
+
+
+def test_aft_fit_without_censoring_matches_least_squares():
+  from grokjax.fit import fit_aft_delay_law
+  rng = np.random.default_rng(2)
+  rho = np.repeat([0.9, 1.0, 1.1], 10)
+  p = np.tile([41, 59], 15)
+  y = np.where(p == 41, 1.0, 2.0) + 7.0 * rho + 0.2 * rng.normal(size=30)
+  out = fit_aft_delay_law(rho, np.exp(y), None, None, p, n_boot=0)
+  X = np.stack([rho, p == 41, p == 59], 1).astype(float)
+  coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+  assert abs(out["alpha"] - coef[0]) < 1e-6
+  assert abs(out["intercepts"]["41"] - coef[1]) < 1e-6
