@@ -761,9 +761,12 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
                          for lr in cfg.lrs} for rho in cfg.rhos}
   control = {f"{lr:g}": _cell_summary([r for r in free if r["lr"] == lr])["median_t_grok"]
              for lr in cfg.lrs}
-  grid = np.array([[np.nan if v is None else v for v in row.values()] for row in matrix.values()])
-  fold_rho = {f"{lr:g}": fit.fold_change(grid[:, j]) for j, lr in enumerate(cfg.lrs)}
-  fold_lr = {f"{rho:g}": fit.fold_change(grid[i]) for i, rho in enumerate(cfg.rhos)}
+  grid = [[matrix[f"{rho:g}"][f"{lr:g}"] for lr in cfg.lrs] for rho in cfg.rhos]
+  budget = [[cfg.budget(rho, p) for _ in cfg.lrs] for rho in cfg.rhos]
+  fold_rho = {f"{lr:g}": fit.fold_change_bounded([row[j] for row in grid], [b[j] for b in budget])
+              for j, lr in enumerate(cfg.lrs)}
+  fold_lr = {f"{rho:g}": fit.fold_change_bounded(grid[i], budget[i])
+             for i, rho in enumerate(cfg.rhos)}
   alpha_lr = {}
   for lr in cfg.lrs:
     rs = [r for r in clamp if r["lr"] == lr and not r["diverged"]]
@@ -772,8 +775,8 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
                 held_norms={f"{rho:g}": rho * wc for rho in cfg.rhos},
                 median_t_grok=matrix, free_control=control, fold_across_rho=fold_rho,
                 fold_across_lr=fold_lr,
-                fold_rho_median=float(np.nanmedian(list(fold_rho.values()))),
-                fold_lr_median=float(np.nanmedian(list(fold_lr.values()))),
+                fold_rho_median=fit.bounded_median(list(fold_rho.values())),
+                fold_lr_median=fit.bounded_median(list(fold_lr.values())),
                 per_lr=alpha_lr, fit_method=fit.METHOD, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
   plots.rho_lr_matrix(sess.path("figures", "rho_lr_matrix.png"), result)
@@ -782,8 +785,9 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
   for rho, row in matrix.items():
     say(f"  rho {rho:>5}: " + "  ".join(f"{'censored' if v is None else int(v):>8}" for v in row.values()))
   say("  free    : " + "  ".join(f"{'censored' if v is None else int(v):>8}" for v in control.values()))
-  say(f"fold change of median T_grok: across rho {result['fold_rho_median']:.1f}x, "
-      f"across lr {result['fold_lr_median']:.1f}x (medians over the other axis)")
+  say(f"fold change of median T_grok: across rho {fit.format_fold(result['fold_rho_median'])}, "
+      f"across lr {fit.format_fold(result['fold_lr_median'])} (medians over the other axis; "
+      "'>=': a censored cell at the slow end, so only a lower bound)")
   return result
 
 

@@ -187,6 +187,40 @@ def fold_change(values) -> float:
   return float(v.max() / v.min()) if len(v) >= 2 else float("nan")
 
 
+def fold_change_bounded(medians, lower_bounds) -> dict[str, Any]:
+  """max / min of cell medians where some medians are only known to exceed a bound.
+
+  Args:
+    medians: per cell, the median T_grok, or None/NaN when half or more of the cell is
+      censored (its median then exceeds the cell's budget).
+    lower_bounds: per cell, that bound (the budget); used only where the median is unknown.
+
+  Returns:
+    value, and lower_bound=True when an unknown cell raised the maximum: the true fold is
+    then at least `value`. The minimum always comes from known cells (an unknown median
+    exceeds its budget, hence every observed time). NaN with fewer than two cells or no
+    known one.
+  """
+  known = [float(m) for m in medians if m is not None and np.isfinite(m)]
+  bounds = [float(b) for m, b in zip(medians, lower_bounds) if m is None or not np.isfinite(m)]
+  if not known or len(known) + len(bounds) < 2:
+    return dict(value=float("nan"), lower_bound=False)
+  top = max(known + bounds)
+  return dict(value=top / min(known), lower_bound=bool(bounds) and top > max(known))
+
+
+def bounded_median(folds: list[dict[str, Any]]) -> dict[str, Any]:
+  """Median of fold changes; a lower bound as soon as one of them is (raising any value
+  cannot lower the median)."""
+  vals = [f["value"] for f in folds if np.isfinite(f["value"])]
+  return dict(value=float(np.median(vals)) if vals else float("nan"),
+              lower_bound=any(f["lower_bound"] for f in folds if np.isfinite(f["value"])))
+
+
+def format_fold(fold: dict[str, Any]) -> str:
+  return f"{'>= ' if fold['lower_bound'] else ''}{fold['value']:.1f}x"
+
+
 def safe(fn: Callable[..., dict], *args, **kwargs) -> dict[str, Any]:
   """Call a fit; a fit that cannot be made returns {'error': reason} instead of raising."""
   try:

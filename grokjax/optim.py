@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.models import weight_mask, weight_norm
+from grokjax.models import weight_mask
 
 NEVER = jnp.iinfo(jnp.int32).max  # a start step no run reaches: the clamp stays off
 
@@ -24,26 +24,71 @@ class ClampGlobalNormState(NamedTuple):
   count: jax.Array
 
 
+def _resolve_mask(mask: MaskOrFn, params):
+  return mask(params) if callable(mask) else (weight_mask(params) if mask is None else mask)
+
+
+def _masked_norm(tree, mask) -> jax.Array:
+  """||W|| over the masked leaves; a mask leaf may be a Python or a traced bool."""
+  sq = [jnp.sum(jnp.square(x)) * jnp.asarray(m, x.dtype) for x, m in
+        zip(jax.tree.leaves(tree), jax.tree.leaves(mask)) if m is not False]
+  return jnp.sqrt(sum(sq))
+
+
+def _window_rescale(name: str, factor_fn, start_step, stop_step, mask
+                    ) -> optax.GradientTransformation:
+  """Multiply the masked leaves of params + u by factor_fn(params + u, mask) on the
+  updates k (1-based) with start_step <= k <= stop_step; pass other updates through."""
+  stop_step = NEVER if stop_step is None else stop_step
+
+  def init_fn(params):
+    del params
+    return ClampGlobalNormState(count=jnp.zeros([], jnp.int32))
+
+  def update_fn(updates, state, params=None):
+    if params is None:
+      raise ValueError(f"{name} needs the current parameters: call "
+                       "update(updates, state, params) with params")
+    m = _resolve_mask(mask, params)
+    new = optax.apply_updates(params, updates)
+    factor = factor_fn(new, m)
+    k = state.count + 1
+    active = (k >= start_step) & (k <= stop_step)
+
+    def project(p, u, n, in_mask):
+      if in_mask is False:
+        return u
+      return jnp.where(active & jnp.asarray(in_mask), (n * factor).astype(p.dtype) - p, u)
+
+    updates = jax.tree.map(project, params, updates, new, m)
+    return updates, ClampGlobalNormState(count=optax.safe_increment(state.count))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
 def clamp_global_norm(target_norm: float | jax.Array,
                       start_step: int | jax.Array = 0,
-                      mask: MaskOrFn = None) -> optax.GradientTransformation:
+                      mask: MaskOrFn = None,
+                      stop_step: int | jax.Array | None = None) -> optax.GradientTransformation:
   """Hold the global norm of the masked parameters at `target_norm` from a step on.
 
   Put it last in a chain: it turns the incoming updates u into updates that land the
   masked leaves of params + u on the sphere ||W|| = target_norm, with one global factor
   target_norm / ||params + u|| over all masked leaves. Leaves outside the mask keep
   their updates. The parameters produced by update k (k = 1, 2, ...) are projected
-  when k >= start_step; before that the updates pass through unchanged. Optimizer
-  moments upstream are never touched.
+  when start_step <= k <= stop_step; the other updates pass through unchanged.
+  Optimizer moments upstream are never touched.
 
-  `target_norm` and `start_step` may be traced arrays, so one compiled program can
-  vmap the transform over runs that each hold a different norm.
+  `target_norm`, `start_step` and `stop_step` may be traced arrays, so one compiled
+  program can vmap the transform over runs that each hold a different norm.
 
   Args:
     target_norm: the held norm ||W|| (same units as the parameters' Frobenius norm).
     start_step: first update whose result is projected (1-based; 0 or 1: from the first).
-    mask: pytree of bools like params, or a callable params -> such a pytree; None
-      selects every leaf with ndim >= 2 (`grokjax.models.weight_mask`).
+    mask: pytree of bools like params (Python or traced), or a callable params -> such a
+      pytree; None selects every leaf with ndim >= 2 (`grokjax.models.weight_mask`).
+    stop_step: last update projected (None: every one from start_step on). With
+      start_step == stop_step the projection is a one-shot rescale.
 
   Returns:
     An `optax.GradientTransformation` whose `update` requires `params`.
@@ -60,31 +105,38 @@ def clamp_global_norm(target_norm: float | jax.Array,
     >>> round(float(jnp.linalg.norm(new["w"])), 5), round(float(new["b"][0]), 5)
     (2.0, 0.9)
   """
+  def factor(new, m):
+    norm = _masked_norm(new, m)
+    return jnp.asarray(target_norm, norm.dtype) / norm
+  return _window_rescale("clamp_global_norm", factor, start_step, stop_step, mask)
 
-  def init_fn(params):
-    del params
-    return ClampGlobalNormState(count=jnp.zeros([], jnp.int32))
 
-  def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError(
-          "clamp_global_norm needs the current parameters: call "
-          "update(updates, state, params) with params")
-    m = mask(params) if callable(mask) else (weight_mask(params) if mask is None else mask)
-    new = optax.apply_updates(params, updates)
-    norm = weight_norm(new, m)
-    scale = jnp.asarray(target_norm, norm.dtype) / norm
-    active = state.count + 1 >= start_step
+def scale_weights(factor: float | jax.Array, start_step: int | jax.Array = 1,
+                  stop_step: int | jax.Array | None = None, mask: MaskOrFn = None
+                  ) -> optax.GradientTransformation:
+  """Multiply the masked parameters by `factor` after the updates start_step..stop_step.
 
-    def project(p, u, n, is_matrix):
-      if not is_matrix:
-        return u
-      return jnp.where(active, (n * scale).astype(p.dtype) - p, u)
+  The intervention of a one-shot kick: with start_step == stop_step == t the weights are
+  scaled once, after update t, and training continues freely (compare `clamp_global_norm`,
+  which holds the norm on every step). `mask` selects a group of leaves (for example only
+  the embedding); it may hold traced bools, so each vmapped run can kick another group.
+  Put it last in a chain; needs `params`.
 
-    updates = jax.tree.map(project, params, updates, new, m)
-    return updates, ClampGlobalNormState(count=optax.safe_increment(state.count))
-
-  return optax.GradientTransformation(init_fn, update_fn)
+  Example:
+    >>> import jax.numpy as jnp, optax
+    >>> from grokjax.optim import scale_weights
+    >>> params = {"w": jnp.ones((2, 2)), "v": jnp.ones((2, 2))}
+    >>> opt = optax.chain(optax.sgd(0.0), scale_weights(0.8, 1, 1, mask={"w": True, "v": False}))
+    >>> state = opt.init(params)
+    >>> u, state = opt.update(params, state, params)
+    >>> new = optax.apply_updates(params, u)
+    >>> round(float(new["w"][0, 0]), 6), float(new["v"][0, 0])
+    (0.8, 1.0)
+  """
+  stop = start_step if stop_step is None else stop_step
+  return _window_rescale("scale_weights",
+                         lambda new, m: jnp.asarray(factor, jax.tree.leaves(new)[0].dtype),
+                         start_step, stop, mask)
 
 
 def adamw_matrices(learning_rate: float | jax.Array, weight_decay: float | jax.Array,

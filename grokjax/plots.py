@@ -128,8 +128,9 @@ def rho_lr_matrix(path: str, result: dict[str, Any]):
   ax.set_xticks(range(len(lrs)), [f"lr {l}" for l in lrs])
   ax.set_yticks(range(len(rows)), [f"rho {r}" for r in rhos] + ["free"])
   fig.colorbar(im, ax=ax, label="log10 median T_grok")
-  ax.set_title(f"p={result['p']}: fold across rho {result['fold_rho_median']:.1f}x, "
-               f"across lr {result['fold_lr_median']:.1f}x", fontsize=9)
+  from grokjax.fit import format_fold
+  ax.set_title(f"p={result['p']}: fold across rho {format_fold(result['fold_rho_median'])}, "
+               f"across lr {format_fold(result['fold_lr_median'])}", fontsize=9)
   return _save(fig, path)
 
 

@@ -79,7 +79,7 @@ def test_norm_vs_lr_smoke(tmp_path):
   fit = json.load(open(os.path.join(out, "fit.json")))
   assert set(fit["median_t_grok"]) == {"0.95", "1.1"}
   assert set(fit["free_control"]) == {"0.02", "0.03"}
-  assert _finite(fit["fold_rho_median"]) and _finite(fit["fold_lr_median"])
+  assert _finite(fit["fold_rho_median"]["value"]) and _finite(fit["fold_lr_median"]["value"])
   assert "fold change" in proc.stdout
   assert os.path.exists(os.path.join(out, "figures", "rho_lr_matrix.png"))
 

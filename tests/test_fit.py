@@ -179,3 +179,15 @@ def test_aft_fit_without_censoring_matches_least_squares():
   coef, *_ = np.linalg.lstsq(X, y, rcond=None)
   assert abs(out["alpha"] - coef[0]) < 1e-6
   assert abs(out["intercepts"]["41"] - coef[1]) < 1e-6
+
+
+def test_fold_change_with_a_censored_slow_cell_is_a_lower_bound():
+  from grokjax.fit import bounded_median, fold_change_bounded, format_fold
+  # rho 1.30 at lr 1e-3 censored in more than half its seeds: median > its 30k budget
+  fold = fold_change_bounded([1492.0, 4077.0, 13426.0, None], [30000] * 4)
+  assert fold["lower_bound"] and fold["value"] == pytest.approx(30000 / 1492)
+  assert format_fold(fold).startswith(">= 20.1")
+  full = fold_change_bounded([1492.0, 4077.0, 13426.0, 27925.0], [30000] * 4)
+  assert not full["lower_bound"] and full["value"] == pytest.approx(27925 / 1492)
+  med = bounded_median([fold, full, full])
+  assert med["lower_bound"] and med["value"] == pytest.approx(27925 / 1492)

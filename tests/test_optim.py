@@ -146,3 +146,68 @@ def test_float64_parameters_keep_their_precision():
     new = optax.apply_updates(params, updates)
     assert new["w"].dtype == jnp.float64
     assert abs(float(jnp.linalg.norm(new["w"])) - 1 / 3) < 1e-13
+
+
+def test_stop_step_holds_then_releases():
+  params = {"w": jnp.ones((3, 4))}
+  opt = optax.chain(optax.sgd(0.1), clamp_global_norm(2.0, start_step=2, stop_step=3))
+  state = opt.init(params)
+  norms = []
+  for _ in range(5):
+    grads = {"w": -jnp.ones((3, 4))}  # grows the weights by 0.1 per step
+    u, state = opt.update(grads, state, params)
+    params = optax.apply_updates(params, u)
+    norms.append(float(jnp.linalg.norm(params["w"])))
+  ref = np.sqrt(12) * 1.1
+  np.testing.assert_allclose(norms[0], ref, rtol=1e-6)            # update 1: free
+  np.testing.assert_allclose(norms[1:3], [2.0, 2.0], rtol=1e-6)   # updates 2, 3: held
+  np.testing.assert_allclose(norms[3], 2.0 + 0.1 * np.sqrt(12), rtol=1e-6)  # free again
+
+
+def test_one_shot_group_kick_against_a_hand_written_reference():
+  from grokjax.optim import scale_weights
+  params = {"embed": jnp.full((4, 3), 0.5), "w1": jnp.full((3, 5), 0.2), "b1": jnp.ones(5)}
+  grads = jax.tree.map(jnp.ones_like, params)
+  mask = {"embed": True, "w1": False, "b1": False}
+  opt = optax.chain(optax.sgd(0.1), scale_weights(0.8, start_step=2, mask=mask))
+  state = opt.init(params)
+  ref = dict(params)
+  for k in range(1, 4):
+    u, state = opt.update(grads, state, params)
+    params = optax.apply_updates(params, u)
+    ref = {n: v - 0.1 for n, v in ref.items()}
+    if k == 2:
+      ref["embed"] = ref["embed"] * 0.8
+    for n in ref:
+      np.testing.assert_allclose(params[n], ref[n], rtol=1e-6, err_msg=f"{n} after update {k}")
+
+
+def test_kicks_vmapped_with_per_run_factor_step_and_group():
+  from grokjax.optim import scale_weights
+  params = {"a": jnp.ones((2, 2)), "b": jnp.ones((2, 2))}
+
+  def one(factor, step, group):
+    mask = {"a": group == 0, "b": group == 1}  # traced bools: each run kicks its own group
+    opt = optax.chain(optax.sgd(0.0), scale_weights(factor, step, mask=mask))
+    state, p = opt.init(params), params
+    for _ in range(3):
+      u, state = opt.update(jax.tree.map(jnp.zeros_like, p), state, p)
+      p = optax.apply_updates(p, u)
+    return p
+
+  out = jax.jit(jax.vmap(one))(jnp.array([0.5, 2.0, 3.0]), jnp.array([1, 3, 9]),
+                               jnp.array([0, 1, 0]))
+  np.testing.assert_allclose(out["a"][:, 0, 0], [0.5, 1.0, 1.0])  # run 3 kicks after step 9
+  np.testing.assert_allclose(out["b"][:, 0, 0], [1.0, 2.0, 1.0])
+
+
+def test_clamp_with_a_traced_group_mask_holds_that_group_only():
+  params = {"a": jnp.full((2, 2), 3.0), "b": jnp.full((2, 2), 5.0)}
+  def one(group):
+    mask = {"a": group == 0, "b": group == 1}
+    opt = clamp_global_norm(1.0, mask=mask)
+    u, _ = opt.update(jax.tree.map(jnp.zeros_like, params), opt.init(params), params)
+    return optax.apply_updates(params, u)
+  out = jax.vmap(one)(jnp.array([0, 1]))
+  np.testing.assert_allclose([jnp.linalg.norm(out["a"][0]), out["b"][0, 0, 0]], [1.0, 5.0], rtol=1e-6)
+  np.testing.assert_allclose([out["a"][1, 0, 0], jnp.linalg.norm(out["b"][1])], [3.0, 1.0], rtol=1e-6)

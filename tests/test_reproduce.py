@@ -152,3 +152,17 @@ def test_report_only_names_the_missing_folder(results, tmp_path, capsys):
 def test_unknown_claim_is_refused(capsys):
   assert cli.reproduce_main(["--report-only", "--only", "dense_rho,bogus"]) == 2
   assert "bogus" in capsys.readouterr().err
+
+
+def test_norm_vs_lr_rows_and_folds(tmp_path):
+  rng = np.random.default_rng(3)
+  rows = []
+  for lr, c in ((1e-3, 1.0), (2e-3, 0.6)):
+    rows += law_rows(59, 7.0, c, 55.0, 8, [0.85, 1.0, 1.15, 1.30], rng, lr=lr)
+  _write(str(tmp_path / "nvl"), rows, experiment="norm_vs_lr")
+  out = rp.norm_vs_lr_rows(rp.Folder.load(str(tmp_path / "nvl")), 100)
+  by = {r.quantity: r for r in out}
+  assert by["median T_grok, rho 0.85, lr 0.001"].paper == 1492
+  fold = by["fold change across rho at lr 0.001"]
+  assert abs(fold.ours - np.exp(7.0 * 0.45)) / np.exp(7.0 * 0.45) < 0.2
+  assert abs(by["fold change across lr (median over rho rows)"].ours - np.exp(0.4)) < 0.3
