@@ -58,6 +58,9 @@ class MLP(nnx.Module):
     rngs: `nnx.Rngs` with a `params` stream.
   """
 
+  # The weight groups a one-shot kick can target (`grokjax.train.KICK_GROUPS`).
+  GROUPS = {"embedding": ("embed",), "hidden": ("w1",), "output": ("w2",)}
+
   def __init__(self, p: int, d: int = 128, hidden: int = 256, *,
                layernorm: bool = False, factorised: bool = True, rngs: nnx.Rngs):
     self.p, self.d, self.hidden = p, d, hidden
@@ -111,6 +114,9 @@ class Transformer(nnx.Module):
       of once per sample; the same function as the plain form.
     rngs: `nnx.Rngs` with a `params` stream.
   """
+
+  GROUPS = {"embedding": ("embed", "pos"), "hidden": ("wq", "wk", "wv", "wo", "w_in", "w_out"),
+            "output": ("unembed",)}
 
   def __init__(self, p: int, d: int = 128, heads: int = 4, mlp_width: int = 512, *,
                layernorm: bool = False, factorised: bool = True, rngs: nnx.Rngs):

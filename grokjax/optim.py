@@ -151,8 +151,17 @@ def adamw_matrices(learning_rate: float | jax.Array, weight_decay: float | jax.A
                      weight_decay=weight_decay, mask=weight_mask)
 
 
-def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEVER
+def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEVER,
+                    stop_step=None, kick=1.0, kick_step=NEVER, kick_mask: MaskOrFn = None
                     ) -> optax.GradientTransformation:
-  """AdamW on matrices followed by the norm clamp; the defaults leave the clamp off."""
+  """AdamW on matrices, then the norm clamp, then a one-shot kick.
+
+  The defaults leave the clamp and the kick off. The clamp holds ||W|| at target_norm on
+  the updates start_step..stop_step; the kick multiplies the matrices in kick_mask (default
+  all) by `kick` after update kick_step.
+  """
   return optax.chain(adamw_matrices(learning_rate, weight_decay),
-                     clamp_global_norm(target_norm, start_step, mask=weight_mask))
+                     clamp_global_norm(target_norm, start_step, mask=weight_mask,
+                                       stop_step=stop_step),
+                     scale_weights(kick, kick_step, kick_step,
+                                   mask=weight_mask if kick_mask is None else kick_mask))

@@ -29,6 +29,7 @@ from grokjax.optim import NEVER, paper_optimizer
 from grokjax.reduce import grok_times
 
 ARCHS = ("mlp", "transformer")
+KICK_GROUPS = ("all", "embedding", "hidden", "output")
 MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
 CURVES = ("train_acc", "test_acc", "train_loss", "test_loss", "norm", "collapse", "gini")
 
@@ -108,6 +109,11 @@ class Runs:
     target_norm: held norm rho * W_c of a clamp run; NaN for a free run.
     t_int: first step held at target_norm (`NEVER` for a free run).
     budget: steps this run may take; rounded up to the evaluation interval.
+    t_stop: last step held (`NEVER`: held to the end). t_stop == t_int is a one-shot
+      rescale of the norm to target_norm at t_int, then free training.
+    kick: a one-shot factor on the weight matrices of `kick_group` after step t_kick
+      (t_kick = 0: on the initial weights; `NEVER`: no kick).
+    kick_group: index into `KICK_GROUPS` ("all", "embedding", "hidden", "output").
   """
   seed: np.ndarray
   lr: np.ndarray
@@ -115,16 +121,19 @@ class Runs:
   target_norm: np.ndarray
   t_int: np.ndarray
   budget: np.ndarray
+  t_stop: np.ndarray | int = NEVER
+  kick: np.ndarray | float = 1.0
+  t_kick: np.ndarray | int = NEVER
+  kick_group: np.ndarray | int = 0
 
   def __post_init__(self):
     n = len(np.atleast_1d(self.seed))
     for f in dataclasses.fields(self):
       arr = np.broadcast_to(np.asarray(getattr(self, f.name)), (n,)).copy()
       setattr(self, f.name, arr)
-    self.seed = self.seed.astype(np.int64)
-    self.t_int = self.t_int.astype(np.int64)
-    self.budget = self.budget.astype(np.int64)
-    for f in ("lr", "wd", "target_norm"):
+    for f in ("seed", "t_int", "budget", "t_stop", "t_kick", "kick_group"):
+      setattr(self, f, getattr(self, f).astype(np.int64))
+    for f in ("lr", "wd", "target_norm", "kick"):
       setattr(self, f, getattr(self, f).astype(np.float64))
     if n == 0:
       raise ValueError("a grid needs at least one run")
@@ -137,6 +146,12 @@ class Runs:
     clamp = self.t_int < NEVER
     if np.any(clamp & ~(self.target_norm > 0)):
       raise ValueError("a clamp run needs a held norm target_norm > 0")
+    if np.any(clamp & (self.t_stop < self.t_int)):
+      raise ValueError("a clamp's stop step t_stop must be >= its start t_int")
+    if np.any((self.t_kick < NEVER) & ~(self.kick > 0)) or np.any(self.t_kick < 0):
+      raise ValueError("a kick needs a factor > 0 and a step t_kick >= 0")
+    if np.any((self.kick_group < 0) | (self.kick_group >= len(KICK_GROUPS))):
+      raise ValueError(f"kick_group must index {KICK_GROUPS}, got {self.kick_group}")
 
   def __len__(self) -> int:
     return len(self.seed)
@@ -167,6 +182,9 @@ def _hparams(runs: Runs, dtype) -> dict[str, np.ndarray]:
   return dict(lr=runs.lr.astype(dtype), wd=runs.wd.astype(dtype),
               target=np.nan_to_num(runs.target_norm, nan=1.0).astype(dtype),
               start=np.minimum(runs.t_int, NEVER).astype(np.int32),
+              stop=np.minimum(runs.t_stop, NEVER).astype(np.int32),
+              kick=runs.kick.astype(dtype), t_kick=np.minimum(runs.t_kick, NEVER).astype(np.int32),
+              kick_group=runs.kick_group.astype(np.int32),
               budget=runs.budget.astype(np.int32))
 
 
@@ -187,7 +205,9 @@ class Program:
 
   def __init__(self, task: Task):
     self.task = task
-    self.graphdef, _ = nnx.split(nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0))))
+    abstract = nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0)))
+    self.graphdef, _ = nnx.split(abstract)
+    self.groups = type(abstract).GROUPS  # weight groups a kick can target
     self.init = jax.jit(self._precise(jax.vmap(self._init_one)))
     self._chunks: dict[int, Callable] = {}
 
@@ -208,12 +228,24 @@ class Program:
     logits = self.model(params)(a, b)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
+  def kick_mask(self, params, group: jax.Array):
+    """Per leaf, a traced bool: a weight matrix in KICK_GROUPS[group] ("all": every one)."""
+    def member(name):
+      hits = [group == KICK_GROUPS.index(g) for g, names in self.groups.items() if name in names]
+      return functools.reduce(jnp.logical_or, hits, group == 0)
+    return {name: member(name) if jnp.ndim(leaf) >= 2 else False for name, leaf in params.items()}
+
   def _step(self, state, hp):
     a, b, y = data.all_pairs(self.task.p)
     idx = state["train_idx"]
-    params = state["params"]
+    kick_mask = self.kick_mask(state["params"], hp["kick_group"])
+    at_init = (state["step"] == 0) & (hp["t_kick"] == 0)  # a kick at step 0: initial weights
+    params = jax.tree.map(lambda p, m: p if m is False else
+                          jnp.where(at_init & m, p * hp["kick"].astype(p.dtype), p),
+                          state["params"], kick_mask)
     loss, grads = jax.value_and_grad(self.loss)(params, a[idx], b[idx], y[idx])
-    opt = paper_optimizer(hp["lr"], hp["wd"], hp["target"], hp["start"])
+    opt = paper_optimizer(hp["lr"], hp["wd"], hp["target"], hp["start"], hp["stop"],
+                          hp["kick"], hp["t_kick"], kick_mask)
     updates, opt_state = opt.update(grads, state["opt"], params)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(weight_norm(new_params, jax.tree.map(lambda _: True, new_params)))
@@ -575,7 +607,10 @@ def _fingerprint(task: Task, runs: Runs) -> str:
             if not (k in _LATER_TASK_FIELDS and v == _LATER_TASK_FIELDS[k])}
   h = hashlib.sha256(repr(fields).encode())
   for f in dataclasses.fields(runs):
-    h.update(np.ascontiguousarray(getattr(runs, f.name)).tobytes())
+    value = getattr(runs, f.name)
+    if f.default is not dataclasses.MISSING and np.all(value == f.default):
+      continue  # fields added later hash as before while unused
+    h.update(np.ascontiguousarray(value).tobytes())
   return h.hexdigest()
 
 

@@ -100,3 +100,46 @@ def test_sequential_lanes_equal_vmapped_lanes():
     narrow = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False,
                    vmap_width=width)
     _close(wide, narrow)
+
+
+def _advance(prog, state, runs, evals):
+  import jax.numpy as jnp
+  from grokjax.train import _hparams
+  hp = {k: jnp.asarray(v) for k, v in _hparams(runs, np.dtype("float32")).items()}
+  return prog.chunk(evals, 1)(state, hp)
+
+
+def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
+  import jax
+  import jax.numpy as jnp
+  from grokjax.train import program
+  prog = program(TINY)
+  base = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=40)
+  kicked = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=40,
+                kick=1.5, t_kick=0)
+  seeds = jnp.array([TINY.init_seed(1.0, 0)], jnp.uint32)
+  scaled = prog.init(seeds)
+  scaled["params"] = {k: v * 1.5 if v.ndim >= 3 else v for k, v in scaled["params"].items()}
+  _, ref = _advance(prog, scaled, base, 8)
+  _, got = _advance(prog, prog.init(seeds), kicked, 8)
+  for k in ref:
+    np.testing.assert_allclose(got[k], ref[k], rtol=1e-6, err_msg=k)
+  assert float(ref["norm"][0, 0]) > 1.3 * float(_advance(prog, prog.init(seeds), base, 1)[1]["norm"][0, 0])
+
+
+def test_one_shot_rescale_and_group_kick_in_the_engine():
+  import jax.numpy as jnp
+  from grokjax.train import KICK_GROUPS, program
+  prog = program(TINY)
+  seeds = jnp.array([TINY.init_seed(1.0, 0)] * 3, jnp.uint32)
+  runs = Runs(seed=[0, 0, 0], lr=1e-2, wd=1.0, target_norm=[np.nan, 5.0, np.nan],
+              t_int=[NEVER, 10, NEVER], t_stop=[NEVER, 10, NEVER], budget=40,
+              kick=[1.0, 1.0, 0.8], t_kick=[NEVER, NEVER, 10],
+              kick_group=[0, 0, KICK_GROUPS.index("embedding")])
+  state, rec = _advance(prog, prog.init(seeds), runs, 2)  # 10 steps, the interventions land
+  np.testing.assert_allclose(rec["norm"][1, 1], 5.0, rtol=1e-5)   # rescaled at step 10
+  np.testing.assert_allclose(state["params"]["embed"][2], 0.8 * state["params"]["embed"][0], rtol=1e-6)
+  np.testing.assert_allclose(state["params"]["w1"][2], state["params"]["w1"][0], rtol=1e-6)
+  np.testing.assert_allclose(rec["norm"][:, 0], rec["norm"][0, 0], rtol=1e-6)  # identical before
+  state, rec = _advance(prog, state, runs, 2)
+  assert abs(float(rec["norm"][1, -1]) - 5.0) > 1e-3   # after the one-shot, free again
