@@ -126,9 +126,18 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   ap.add_argument("--matmul-precision", choices=list(MATMUL_PRECISIONS),
                   help="float32 (default, the paper's); tensorfloat32 / bfloat16 are faster "
                        "on GPUs and TPUs and change the numbers")
-  if experiment != "free_training":
+  if experiment not in ("free_training", "free_norm_delay"):
     ap.add_argument("--rhos", type=_floats("--rhos"), help="held norms rho (units of W_c)")
     ap.add_argument("--t-int", type=_int("--t-int", 0), help="first step of the clamp")
+  if experiment == "norm_interventions":
+    ap.add_argument("--hold-rhos", type=_floats("--hold-rhos"),
+                    help="sustained holds rho (--rhos are the one-shot rescales)")
+    ap.add_argument("--kick", type=_float_in("--kick", 0, None, False),
+                    help="one-shot factor of a single weight group at t_int (default 0.8)")
+  if experiment == "free_norm_delay":
+    ap.add_argument("--scales", type=_floats("--scales"), help="initial-weight scales s")
+    ap.add_argument("--wds", type=_floats("--wds"), help="comma-separated weight decays")
+    ap.add_argument("--clamp-from", help="a pinned_norm folder: its delay law joins the figure")
   if experiment in ("free_training", "pinned_norm", "layernorm_ablation"):
     ap.add_argument("--arch", choices=list(ARCHS), help="model architecture")
     ap.add_argument("--heads", type=_int("--heads", 1), help="attention heads (transformer)")
@@ -137,7 +146,7 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
                     help="the architecture's LayerNorm variant (MLP: before the output layer)")
   if experiment == "pinned_norm":
     ap.add_argument("--wc-from", help="reuse W_c from a free_training or pinned_norm folder")
-  if experiment != "free_training":
+  if experiment not in ("free_training", "free_norm_delay"):
     ap.add_argument("--wc-min-grok-fraction",
                     type=_float_in("--wc-min-grok-fraction", 0, 1.0001, False),
                     help="least fraction of a free control that must grok for its W_c (default 0.75)")
@@ -167,7 +176,10 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
                 layernorm=getattr(args, "layernorm", False) or None,
                 wc_from=getattr(args, "wc_from", None),
                 wc_min_grok_fraction=getattr(args, "wc_min_grok_fraction", None),
-                grok_persist=args.grok_persist, matmul_precision=args.matmul_precision)
+                grok_persist=args.grok_persist, matmul_precision=args.matmul_precision,
+                hold_rhos=getattr(args, "hold_rhos", None), kick=getattr(args, "kick", None),
+                scales=getattr(args, "scales", None), wds=getattr(args, "wds", None),
+                clamp_from=getattr(args, "clamp_from", None))
   cfg = ex.resolve(experiment, args.preset, **fields)
   if args.retire_margin is not _UNSET:
     cfg.retire_margin = args.retire_margin
@@ -176,13 +188,17 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
   if cfg.wc_from and ex.wc_source_mismatch(cfg, cfg.wc_from):
     raise UsageError(f"--wc-from: {ex.wc_source_mismatch(cfg, cfg.wc_from)}; its W_c is not this "
                      "configuration's")
-  if experiment in ("pinned_norm", "layernorm_ablation") and len(cfg.lrs) != 1:
+  if experiment in ("pinned_norm", "layernorm_ablation", "norm_interventions") and len(cfg.lrs) != 1:
     raise UsageError(f"--lrs: {experiment} holds one learning rate; use norm_vs_lr for several")
+  if experiment in ("norm_interventions", "free_norm_delay") and len(cfg.moduli) != 1:
+    raise UsageError(f"--moduli: {experiment} runs at one modulus")
+  if cfg.clamp_from and not os.path.isfile(os.path.join(cfg.clamp_from, "runs.csv")):
+    raise UsageError(f"--clamp-from: {cfg.clamp_from!r} holds no runs.csv")
   if cfg.arch == "transformer" and cfg.d % cfg.heads:
     raise UsageError(f"--d/--heads: d={cfg.d} is not divisible by heads={cfg.heads}")
   if experiment == "norm_vs_lr" and len(cfg.moduli) != 1:
     raise UsageError("--moduli: norm_vs_lr runs at one modulus")
-  if experiment != "free_training" and not cfg.rhos:
+  if experiment not in ("free_training", "free_norm_delay") and not cfg.rhos:
     raise UsageError("--rhos: need at least one held norm")
   for p in cfg.moduli:
     try:

@@ -20,7 +20,8 @@ import numpy as np
 from grokjax import io
 from grokjax.train import CURVES, Runs, SweepResult, Task, program, train, _hparams
 
-EXPERIMENTS = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation")
+EXPERIMENTS = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation",
+               "norm_interventions", "free_norm_delay")
 
 # Budget anchors: steps per rho (the key "free" for free runs), scaled by max(1, p / ref_p)
 # and log-interpolated in rho between anchors. The paper's are SPEC.md's moduli-scan
@@ -45,6 +46,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                            budgets={"free": 30000, 0.85: 30000, 1.30: 30000}),
         "layernorm_ablation": dict(_PAPER, moduli=[59], seeds=16, lrs=[1e-3],
                                    rhos=[0.85, 1.00, 1.15, 1.20], arch="transformer"),
+        "norm_interventions": dict(_PAPER, moduli=[59], seeds=16, lrs=[1e-3],
+                                   rhos=[0.70, 0.85, 1.00, 1.15, 1.30],
+                                   hold_rhos=[0.90, 1.00, 1.15, 1.30], budgets={"free": 20000}),
+        "free_norm_delay": dict(_PAPER, moduli=[59], seeds=8, lrs=[1e-3, 2e-3], wds=[0.5, 1.0],
+                                scales=[1.0, 1.5, 2.0, 3.0, 4.0], rhos=[],
+                                budgets={"free": 60000}),
     },
     "quick": {
         "free_training": dict(_QUICK, moduli=[31, 41, 47], seeds=6, lrs=[5e-3, 1e-2], rhos=[]),
@@ -54,12 +61,21 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                            rhos=[1.00, 1.05, 1.10, 1.15]),
         "layernorm_ablation": dict(_QUICK, moduli=[47], seeds=4, lrs=[1e-2],
                                    rhos=[1.00, 1.05, 1.10], arch="transformer"),
+        "norm_interventions": dict(_QUICK, moduli=[47], seeds=6, lrs=[1e-2],
+                                   rhos=[0.70, 0.85, 1.00, 1.15, 1.30],
+                                   hold_rhos=[0.90, 1.00, 1.15, 1.30], budgets={"free": 16000}),
+        "free_norm_delay": dict(_QUICK, moduli=[47], seeds=4, lrs=[5e-3, 1e-2], wds=[0.5, 1.0],
+                                scales=[1.0, 1.5, 2.0, 3.0], rhos=[], budgets={"free": 15000}),
     },
     "smoke": {
         "free_training": dict(_SMOKE, moduli=[23, 31], seeds=2, lrs=[3e-2], rhos=[]),
         "pinned_norm": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
         "norm_vs_lr": dict(_SMOKE, moduli=[23], seeds=2, lrs=[2e-2, 3e-2], rhos=[0.95, 1.10]),
         "layernorm_ablation": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
+        "norm_interventions": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.85, 1.15],
+                                   hold_rhos=[0.95, 1.10]),
+        "free_norm_delay": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], wds=[1.0],
+                                scales=[1.0, 2.0], rhos=[]),
     },
 }
 
@@ -107,6 +123,11 @@ class Config:
   wc_min_grok_fraction: float = 0.75
   grok_persist: int = 1
   matmul_precision: str = "float32"
+  hold_rhos: list[float] | None = None  # norm_interventions: sustained holds
+  kick: float = 0.8  # norm_interventions: one-shot factor of a weight group
+  scales: list[float] | None = None  # free_norm_delay: initial-weight scales s
+  wds: list[float] | None = None  # free_norm_delay: weight decays (default [wd])
+  clamp_from: str | None = None  # free_norm_delay: a pinned_norm folder for the figure
 
   def budget(self, rho: float | None, p: int) -> int:
     """Step budget of a cell: --steps if given, else the preset's anchors (see above)."""
@@ -244,9 +265,11 @@ def say(msg: str) -> None:
 # ---------------------------------------------------------------- grids and tables
 
 
-def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[float],
-              extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-  """One row per run of a phase: configuration, grok times, norms, collapse, final accuracy."""
+def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[float | None],
+              extra: dict[str, Any] | None = None, per_run: Sequence[dict] | None = None
+              ) -> list[dict[str, Any]]:
+  """One row per run of a phase: configuration, grok times, norms, collapse, final accuracy;
+  `extra` adds the same columns to every row, `per_run` its own to each."""
   out = res.reduce(cfg.mem_threshold, cfg.grok_threshold, cfg.grok_persist)
   col = np.clip(np.searchsorted(res.steps, out["t_grok"]), 0, len(res.steps) - 1)
   collapse = res.curves["collapse"]
@@ -255,10 +278,10 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
     seen = np.isfinite(collapse[i])
     rows.append(dict(
         p=res.task.p, arch=res.task.arch, layernorm=res.task.layernorm,
-        seed=res.runs.seed[i], arm=arm[i], rho=rho[i] if arm[i] == "clamp" else None,
-        target_norm=res.runs.target_norm[i] if arm[i] == "clamp" else None,
+        seed=res.runs.seed[i], arm=arm[i], rho=rho[i] if arm[i] != "free" else None,
+        target_norm=res.runs.target_norm[i] if res.runs.is_clamp[i] else None,
         lr=res.runs.lr[i], wd=res.runs.wd[i],
-        t_int=res.runs.t_int[i] if arm[i] == "clamp" else None, budget=res.runs.budget[i],
+        t_int=res.runs.t_int[i] if res.runs.is_clamp[i] else None, budget=res.runs.budget[i],
         steps_trained=res.last_step[i], t_mem=out["t_mem"][i], t_grok=out["t_grok"][i],
         grokked=out["grokked"][i], censored=out["censored"][i], fell_back=out["fell_back"][i],
         diverged=out["diverged"][i], diverged_step=res.diverged_step[i] if out["diverged"][i] else None,
@@ -267,7 +290,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         collapse_max=np.max(collapse[i, seen]) if seen.any() else None,
         gini_final=_last(res.curves["gini"][i]),
         final_train_acc=out["final_train_acc"][i], final_test_acc=out["final_test_acc"][i],
-        **(extra or {})))
+        **(extra or {}), **(per_run[i] if per_run else {})))
   return rows
 
 
@@ -401,6 +424,10 @@ def memory_needed(cfg: Config) -> int:
   """
   n_rhos = max(1, len(cfg.rhos)) if cfg.experiment != "free_training" else 1
   runs = cfg.seeds * len(cfg.lrs) * n_rhos
+  if cfg.experiment == "norm_interventions":
+    runs = cfg.seeds * (len(cfg.rhos) + 4 + len(cfg.hold_rhos or []))
+  elif cfg.experiment == "free_norm_delay":
+    runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd]) * len(cfg.scales or [1.0])
   worst = 0
   for p in cfg.moduli:
     t = cfg.task(p)

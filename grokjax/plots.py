@@ -140,3 +140,67 @@ def ablation(path: str, variants: dict[str, tuple[list, dict]]):
   for ax, (name, (rows, result)) in zip(np.atleast_1d(axes), variants.items()):
     _draw_delay_law(ax, rows, result, name)
   return _save(fig, path)
+
+
+def interventions(path: str, result: dict[str, Any]):
+  """Median T_grok of one-shot rescales and sustained holds against rho, the free control
+  as a line, and the one-shot group kicks as points at rho = 1 (log scale)."""
+  fig, ax = plt.subplots(figsize=(6.4, 4.6))
+  for key, label, color in (("oneshot", "one-shot rescale at t_int, then free", "C0"),
+                            ("hold", "sustained hold from t_int", "C3")):
+    xs = [float(k) for k, c in result[key].items() if c["median_t_grok"] is not None]
+    ys = [c["median_t_grok"] for c in result[key].values() if c["median_t_grok"] is not None]
+    ax.plot(xs, ys, "o-", color=color, label=label)
+    cens = [float(k) for k, c in result[key].items() if c["median_t_grok"] is None]
+    if cens:
+      ax.plot(cens, [result["budget"]] * len(cens), "^", color=color, mfc="none",
+              label=f"{key}: median beyond the budget")
+  for j, (group, c) in enumerate(result["kick"].items()):
+    if c["median_t_grok"] is not None:
+      ax.plot(1.0 + 0.015 * (j - 1.5), c["median_t_grok"], "s", color=f"C{4 + j}",
+              label=f"one-shot x{result['kick_factor']:g}: {group}")
+  if result["control"]["median_t_grok"] is not None:
+    ax.axhline(result["control"]["median_t_grok"], color="k", ls=":", label="free control")
+  ax.set_yscale("log")
+  ax.set_xlabel("rho (norm in units of W_c)")
+  ax.set_ylabel("median T_grok (steps)")
+  ax.set_title(f"p={result['p']}: one-shot span {_fold(result['span_oneshot'])}, "
+               f"sustained span {_fold(result['span_hold'])}", fontsize=9)
+  ax.legend(fontsize=7)
+  return _save(fig, path)
+
+
+def _fold(f):
+  from grokjax.fit import format_fold
+  return format_fold(f)
+
+
+def both_laws(path: str, free_rows: list[dict[str, Any]], clamp_rows: list[dict] | None):
+  """The two halves of the law on one axis of norm: T_grok of free runs against the
+  starting norm (log x: the logarithmic delay is a straight line) and, from a pinned_norm
+  folder, T_grok of held runs against the held norm (log y: the exponential one)."""
+  fig, axes = plt.subplots(1, 2 if clamp_rows else 1, figsize=(11 if clamp_rows else 6.4, 4.6),
+                           squeeze=False)
+  ax = axes[0, 0]
+  keys = sorted({(r["lr"], r["wd"]) for r in free_rows})
+  for k, (lr, wd) in enumerate(keys):
+    rs = [r for r in free_rows if r["lr"] == lr and r["wd"] == wd and r["grokked"]]
+    ax.plot([r["start_norm"] for r in rs], [r["t_grok"] for r in rs], "o", ms=3, alpha=0.6,
+            color=f"C{k}", label=f"free: lr {lr:g}, wd {wd:g}")
+  ax.set_xscale("log")
+  ax.set_xlabel("starting norm ||W_0|| (log)")
+  ax.set_ylabel("T_grok (steps)")
+  ax.set_title("free training: T_grok linear in ln(starting norm)", fontsize=9)
+  ax.legend(fontsize=7)
+  if clamp_rows:
+    ax = axes[0, 1]
+    for k, p in enumerate(sorted({r["p"] for r in clamp_rows})):
+      rs = [r for r in clamp_rows if r["p"] == p and r["grokked"] and not r["diverged"]]
+      ax.plot([r["target_norm"] for r in rs], [r["t_grok"] for r in rs], "o", ms=3,
+              alpha=0.6, color=f"C{k}", label=f"held: p={p}")
+    ax.set_yscale("log")
+    ax.set_xlabel("held norm rho W_c")
+    ax.set_ylabel("T_grok (steps, log)")
+    ax.set_title("pinned norm: ln T_grok linear in the held norm", fontsize=9)
+    ax.legend(fontsize=7)
+  return _save(fig, path)

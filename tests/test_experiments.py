@@ -176,14 +176,15 @@ FLAG_VALUES = {"--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "
                "--n-boot": "50", "--dtype": "float64", "--rhos": "0.9,1.1", "--t-int": "20",
                "--arch": "mlp", "--heads": "2", "--wc-min-grok-fraction": "0.5", "--out": "x",
                "--checkpoint-every": "5", "--grok-persist": "3",
-               "--matmul-precision": "bfloat16"}
+               "--matmul-precision": "bfloat16", "--hold-rhos": "0.9,1.2", "--kick": "0.7",
+               "--scales": "1,2", "--wds": "0.5,1"}
 
 
 @pytest.mark.parametrize("name", experiment.EXPERIMENTS)
 def test_every_flag_parses_the_same_in_both_spellings(name, tmp_path):
   ap = cli.build_parser(name)
   flags = [a.option_strings[0] for a in ap._actions
-           if a.option_strings and a.nargs != 0 and a.option_strings[0] not in ("-h", "--wc-from")]
+           if a.option_strings and a.nargs != 0 and a.option_strings[0] not in ("-h", "--wc-from", "--clamp-from")]
   missing = [f for f in flags if f not in FLAG_VALUES]
   assert not missing, f"add a value for {missing} to FLAG_VALUES"
   for flag in flags:

@@ -1,0 +1,221 @@
+"""Norm interventions beyond the sustained clamp: what sets the grokking delay.
+
+- `norm_interventions`: one-shot rescales of the norm at t_int (global to rho * W_c, or
+  x `kick` of one weight group), then free training, against the sustained hold, all
+  with a matched free control. The paper: one-shot kicks wash out (span ~1.2x), the hold
+  does not (span ~7x over rho 0.90-1.15).
+- `free_norm_delay`: free training started from initial weights scaled by s, over a
+  grid of learning rates and weight decays: the logarithmic delay of a freely contracting
+  norm, T_grok - T_peak = ln(V_peak / V_grok) / (2 kappa eta lambda), V = ||W||^2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from grokjax import fit, io
+from grokjax.experiment import (Session, _cell_summary, _free_phase, checked_wc, eta_update,
+                                grok_rule, plan, run_table, say, write_tables)
+from grokjax.optim import NEVER
+from grokjax.train import KICK_GROUPS, Runs
+
+
+def _phase(sess: Session, name: str, task, runs: Runs, arm, rho, per_run, phases):
+  res = sess.phase(name, task, runs)
+  rows = run_table(res, sess.cfg, arm, rho, per_run=per_run)
+  phases.append((res, rows))
+  return res, rows
+
+
+def norm_interventions(sess: Session) -> dict[str, Any]:
+  """Free control, one-shot global rescales, one-shot group kicks and sustained holds."""
+  from grokjax import plots
+  cfg = sess.cfg
+  if len(cfg.moduli) != 1 or len(cfg.lrs) != 1:
+    raise ValueError("norm_interventions runs at one modulus and one learning rate")
+  p, lr = cfg.moduli[0], cfg.lrs[0]
+  budget = cfg.budget(None, p)
+  cells = ([("oneshot", r, "all") for r in cfg.rhos]
+           + [("kick", None, g) for g in KICK_GROUPS]
+           + [("hold", r, "all") for r in cfg.hold_rhos])
+  sess.estimate = plan(cfg, [(p, cfg.seeds, budget)] * (1 + len(cells)))
+  phases: list = []
+  free = _free_phase(sess, p, [lr], phases)
+  wc = checked_wc(cfg, p, free)
+  control = _cell_summary(free)
+  say(f"p={p}: free control W_c = {wc:.2f}, median T_grok {control['median_t_grok']}")
+  eta_update(sess, p, free, [(p, cfg.seeds, budget)] * len(cells))
+
+  grid = [(arm, rho, group, s) for arm, rho, group in cells for s in range(cfg.seeds)]
+  arm, rho, group, seed = (list(c) for c in zip(*grid))
+  target = np.array([np.nan if r is None else r * wc for r in rho])
+  held = np.array([a in ("oneshot", "hold") for a in arm])
+  runs = Runs(np.array(seed), lr, cfg.wd, target, np.where(held, cfg.t_int, NEVER), budget,
+              t_stop=np.array([cfg.t_int if a == "oneshot" else NEVER for a in arm]),
+              kick=np.array([cfg.kick if a == "kick" else 1.0 for a in arm]),
+              t_kick=np.array([cfg.t_int if a == "kick" else NEVER for a in arm]),
+              kick_group=np.array([KICK_GROUPS.index(g) for g in group]))
+  per_run = [dict(intervention=a, group=g if a == "kick" else None,
+                  factor=cfg.kick if a == "kick" else None) for a, g in zip(arm, group)]
+  _, rows = _phase(sess, f"interventions_p{p}", cfg.task(p), runs, arm,
+                   [r for r in rho], per_run, phases)
+  for r in rows:
+    r["wc"] = wc
+  all_rows = write_tables(sess, phases)
+
+  def summary(pick):
+    return _cell_summary([r for r in rows if pick(r)])
+
+  oneshot = {f"{x:g}": summary(lambda r, x=x: r["arm"] == "oneshot" and r["rho"] == x)
+             for x in cfg.rhos}
+  kicks = {g: summary(lambda r, g=g: r["arm"] == "kick" and r["group"] == g) for g in KICK_GROUPS}
+  hold = {f"{x:g}": summary(lambda r, x=x: r["arm"] == "hold" and r["rho"] == x)
+          for x in cfg.hold_rhos}
+  span = lambda cells_: fit.fold_change_bounded([c["median_t_grok"] for c in cells_.values()],
+                                                [budget] * len(cells_))
+  result = dict(experiment="norm_interventions", p=p, lr=lr, wc=wc, t_int=cfg.t_int,
+                kick_factor=cfg.kick, budget=budget, control=control, oneshot=oneshot,
+                kick=kicks, hold=hold, span_oneshot=span(oneshot), span_hold=span(hold),
+                **grok_rule(cfg, all_rows))
+  io.write_json(sess.path("fit.json"), result)
+  plots.interventions(sess.path("figures", "interventions.png"), result)
+  plots.curves(sess.path("figures", "curves.png"), phases)
+  fmt = lambda c: f"{c['grok_fraction']:.0%} grokked, median {c['median_t_grok']}"
+  say(f"control (free): {fmt(control)}")
+  for name, group_cells in (("one-shot rescale to rho W_c at t_int", oneshot),
+                            (f"one-shot x{cfg.kick:g} of one group at t_int", kicks),
+                            ("sustained hold at rho W_c from t_int", hold)):
+    say(f"{name}:")
+    for k, c in group_cells.items():
+      say(f"  {k:>9}: {fmt(c)}")
+  say(f"span of median T_grok: one-shot {fit.format_fold(result['span_oneshot'])} "
+      f"(rho {cfg.rhos[0]:g}-{cfg.rhos[-1]:g}) against sustained "
+      f"{fit.format_fold(result['span_hold'])} (rho {cfg.hold_rhos[0]:g}-{cfg.hold_rhos[-1]:g})")
+  return result
+
+
+# ---------------------------------------------------------------- the free-norm delay
+
+
+def peak_after_memorising(steps, norm, t_mem, t_grok) -> tuple[np.ndarray, np.ndarray]:
+  """Per run, the step and value of the largest ||W|| between T_mem and T_grok (NaN/-1
+  for a run that never memorised or never grokked)."""
+  steps = np.asarray(steps)
+  window = (steps[None, :] >= t_mem[:, None]) & (steps[None, :] <= t_grok[:, None])
+  window &= (t_mem >= 0)[:, None]
+  masked = np.where(window & np.isfinite(norm), norm, -np.inf)
+  col = np.argmax(masked, axis=1)
+  ok = np.isfinite(masked[np.arange(len(col)), col])
+  return (np.where(ok, steps[col], -1),
+          np.where(ok, masked[np.arange(len(col)), col], np.nan))
+
+
+def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
+  """T_grok - T_peak = c + x / kappa, x = ln(V_peak / V_grok) / (2 lr wd): kappa, its
+  95 % bootstrap CI over seeds, R^2 and the intercept c."""
+  ok = [r for r in rows if r["grokked"] and r["t_peak"] is not None and r["t_peak"] >= 0
+        and r["v_peak"] and r["v_grok"] and not r["diverged"]]
+
+  def one(rs):
+    if len(rs) < 3:
+      return None
+    x = np.array([np.log(r["v_peak"] / r["v_grok"]) / (2 * r["lr"] * r["wd"]) for r in rs])
+    y = np.array([r["t_grok"] - r["t_peak"] for r in rs], float)
+    if np.ptp(x) == 0:
+      return None
+    slope, icept = np.polyfit(x, y, 1)
+    r2 = 1 - np.sum((y - (icept + slope * x)) ** 2) / np.sum((y - y.mean()) ** 2)
+    return slope, icept, r2
+
+  point = one(ok)
+  if point is None or point[0] <= 0:
+    return dict(error="fewer than 3 grokked runs with a peak, or no positive slope",
+                n_runs=len(ok))
+  seeds = sorted({r["seed"] for r in ok})
+  rng = np.random.default_rng(0)
+  boots = []
+  for _ in range(n_boot):
+    res = one([r for s in rng.choice(seeds, len(seeds)) for r in ok if r["seed"] == s])
+    if res is not None and res[0] > 0:
+      boots.append(1 / res[0])
+  ci = [float(v) for v in np.percentile(boots, [2.5, 97.5])] if boots else None
+  return dict(kappa=float(1 / point[0]), kappa_ci=ci, slope=float(point[0]),
+              intercept=float(point[1]), r2=float(point[2]), n_runs=len(ok),
+              n_boot_kept=len(boots))
+
+
+def free_norm_delay(sess: Session) -> dict[str, Any]:
+  """Free runs from initial weights scaled by s, over learning rates x weight decays."""
+  from grokjax import plots
+  from grokjax.models import weight_norm
+  from grokjax.train import program
+  import jax
+  cfg = sess.cfg
+  if len(cfg.moduli) != 1:
+    raise ValueError("free_norm_delay runs at one modulus")
+  p = cfg.moduli[0]
+  budget = cfg.budget(None, p)
+  wds = cfg.wds or [cfg.wd]
+  grid = [(lr, wd, s, seed) for lr in cfg.lrs for wd in wds for s in cfg.scales
+          for seed in range(cfg.seeds)]
+  lr, wd, scale, seed = (np.array(c) for c in zip(*grid))
+  sess.estimate = plan(cfg, [(p, len(grid), budget)])
+  runs = Runs(seed, lr, wd, np.nan, NEVER, budget, kick=scale,
+              t_kick=np.where(scale != 1.0, 0, NEVER))
+  task = cfg.task(p)
+  phases: list = []
+  res, rows = _phase(sess, f"free_scaled_p{p}", task, runs, ["free"] * len(grid),
+                     [None] * len(grid), [dict(scale=s) for s in scale], phases)
+  # ||W|| of each run's initial weights, times its scale: the height the contraction starts from
+  init = program(task).init(np.array([task.init_seed(w, s) for w, s in zip(wd, seed)], np.uint32))
+  w0 = np.asarray(jax.vmap(weight_norm)(init["params"]))
+  out = res.reduce(cfg.mem_threshold, cfg.grok_threshold, cfg.grok_persist)
+  t_peak, n_peak = peak_after_memorising(res.steps, res.curves["norm"],
+                                         np.where(out["memorised"], out["t_mem"], -1),
+                                         np.where(out["grokked"], out["t_grok"], -1))
+  for i, r in enumerate(rows):
+    r.update(start_norm=float(w0[i] * scale[i]), t_peak=int(t_peak[i]) if t_peak[i] >= 0 else None,
+             v_peak=float(n_peak[i] ** 2) if np.isfinite(n_peak[i]) else None,
+             v_grok=float(r["norm_at_grok"] ** 2) if r["grokked"] else None)
+  all_rows = write_tables(sess, phases)
+  per = {}
+  for l in cfg.lrs:
+    for w in wds:
+      rs = [r for r in rows if np.isclose(r["lr"], l) and np.isclose(r["wd"], w)]
+      cells = {f"{s:g}": _cell_summary([r for r in rs if r["scale"] == s]) for s in cfg.scales}
+      delays = [r["t_grok"] - r["t_peak"] for r in rs if r["grokked"] and r["t_peak"] is not None]
+      per[f"lr{l:g}_wd{w:g}"] = dict(lr=l, wd=w, kappa=fit_kappa(rs, cfg.n_boot), cells=cells,
+                                     median_delay=float(np.median(delays)) if delays else None)
+  pts = [(v["lr"] * v["wd"], v["median_delay"]) for v in per.values()
+         if v["median_delay"] and v["median_delay"] > 0]
+  scaling = (fit.safe(fit.fit_power_law, *zip(*pts)) if len(pts) >= 2 else
+             dict(error="needs two (lr, wd) points with a positive median delay"))
+  result = dict(experiment="free_norm_delay", p=p, scales=cfg.scales, per_lr_wd=per,
+                delay_vs_eta_lambda=scaling, **grok_rule(cfg, all_rows))
+  io.write_json(sess.path("fit.json"), result)
+  clamp_rows = None
+  if cfg.clamp_from:
+    from grokjax.reproduce import read_runs
+    import os
+    clamp_rows = [r for r in read_runs(os.path.join(cfg.clamp_from, "runs.csv"))
+                  if r["arm"] == "clamp"]
+  plots.both_laws(sess.path("figures", "both_laws.png"), rows, clamp_rows)
+  plots.curves(sess.path("figures", "curves.png"), phases)
+  for key, v in per.items():
+    k = v["kappa"]
+    cells = "  ".join(f"s={s}: {c['grok_fraction']:.0%}, T_grok {c['median_t_grok']}"
+                      for s, c in v["cells"].items())
+    say(f"lr {v['lr']:g}, wd {v['wd']:g}: {cells}")
+    if k.get("kappa") is not None:
+      ci = k["kappa_ci"] or [float("nan")] * 2
+      say(f"   kappa = {k['kappa']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  R^2 = {k['r2']:.2f} "
+          f"({k['n_runs']} runs; delay T_grok - T_peak = {k['intercept']:.0f} + "
+          f"ln(V_peak/V_grok) / (2 kappa lr wd))")
+    else:
+      say(f"   no kappa: {k.get('error')}")
+  if scaling.get("beta") is not None:
+    say(f"median delay ~ (lr wd)^{scaling['beta']:.2f} across the grid (R^2 {scaling['r2']:.2f}; "
+        "the law predicts -1)")
+  return result
