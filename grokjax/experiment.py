@@ -135,7 +135,7 @@ class Config:
       raw = self.steps
     else:
       anchors = {float(k): v for k, v in self.budgets.items() if k != "free"}
-      if rho is None:
+      if rho is None or not anchors:  # presets without rho anchors give every cell one budget
         raw = self.budgets["free"]
       else:
         xs = sorted(anchors)
