@@ -509,7 +509,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
         take = np.resize(keep, new_size)
         pad = np.arange(new_size) >= len(keep)
         lanes, size = lanes[take], new_size
-        state = jax.device_put(jax.tree.map(lambda x: x[take], state), sharding)
+        state = _compact(state, jax.device_put(take, sharding), sharding)
     if ckpt and time.perf_counter() - last_save >= checkpoint_every_s:
       loop.update(lanes=lanes, pad=pad, elapsed=np.float64(elapsed0 + time.perf_counter() - t0))
       ckpt.save(int(last_step.sum()), loop, state)
@@ -521,6 +521,12 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   wall = elapsed0 + time.perf_counter() - t0
   return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
                      int(loop["lane_steps"]))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _compact(state, take, sharding):
+  """The rows `take` of every leaf of a batch: one compiled gather per pair of sizes."""
+  return jax.lax.with_sharding_constraint(jax.tree.map(lambda x: x[take], state), sharding)
 
 
 def default_vmap_width(devices) -> int | None:
