@@ -8,7 +8,9 @@ so re-running the same command continues where a killed one stopped.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -244,15 +246,19 @@ def _same_runs(a: Runs, b: Runs) -> bool:
 def save_result(path: str, res: SweepResult) -> None:
   arrays = {f"curve_{k}": v for k, v in res.curves.items()}
   arrays.update({f"run_{f.name}": getattr(res.runs, f.name) for f in dataclasses.fields(Runs)})
-  task = np.array(repr(sorted(dataclasses.asdict(res.task).items())))
+  task = np.array(json.dumps(dataclasses.asdict(res.task), sort_keys=True))
   io.write_npz(path, steps=res.steps, last_step=res.last_step, diverged_step=res.diverged_step,
                wall_s=np.float64(res.wall_s), task=task, **arrays)
 
 
 def load_result(path: str) -> SweepResult:
   z = np.load(path)
-  task = Task(**dict(eval(str(z["task"]))))  # repr of a sorted list of plain items
-  runs = Runs(**{f.name: z[f"run_{f.name}"] for f in dataclasses.fields(Runs)})
+  text = str(z["task"])
+  # JSON; phases written before it hold the repr of a sorted list of plain items
+  task = Task(**(json.loads(text) if text.startswith("{") else dict(ast.literal_eval(text))))
+  # Runs fields added after a phase was written take their defaults
+  runs = Runs(**{f.name: z[f"run_{f.name}"] for f in dataclasses.fields(Runs)
+                 if f"run_{f.name}" in z.files})
   curves = {k: z[f"curve_{k}"] for k in CURVES}
   return SweepResult(task, runs, z["steps"], curves, z["last_step"], z["diverged_step"],
                      float(z["wall_s"]))

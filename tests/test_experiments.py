@@ -232,3 +232,22 @@ def test_out_naming_a_file_is_refused(tmp_path, capsys):
   err = capsys.readouterr().err.strip()
   assert code == 2 and "is a file, not a folder" in err and len(err.splitlines()) == 1
   assert target.read_text() == "keep me"
+
+
+def test_phase_files_from_before_new_run_fields_still_load(tmp_path):
+  import numpy as np
+  from grokjax.train import Runs, SweepResult, Task
+  task = Task(p=7, d=4, hidden=8)
+  runs = Runs([0, 1], 1e-2, 1.0, np.nan, experiment.NEVER if hasattr(experiment, "NEVER") else 2 ** 31 - 1, 20)
+  res = SweepResult(task, runs, np.array([10, 20]), {k: np.zeros((2, 2)) for k in experiment.CURVES},
+                    np.array([20, 20]), np.array([-1, -1]))
+  path = str(tmp_path / "phase.npz")
+  experiment.save_result(path, res)
+  z = dict(np.load(path))
+  for name in ("run_t_stop", "run_kick", "run_t_kick", "run_kick_group"):
+    z.pop(name)
+  z["task"] = np.array(repr(sorted(
+      (k, v) for k, v in __import__("dataclasses").asdict(task).items() if k != "matmul_precision")))
+  np.savez(path, **z)
+  back = experiment.load_result(path)
+  assert back.task == task and experiment._same_runs(back.runs, runs)
