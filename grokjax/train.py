@@ -388,6 +388,22 @@ def _bucket(live: int, ndev: int, cap: int, floor: int = 1) -> int:
   return min(ndev * per, cap)
 
 
+def _spread(sources: np.ndarray, size: int, ndev: int) -> tuple[np.ndarray, np.ndarray]:
+  """Lane layout of a batch: `size` lanes, in ndev contiguous blocks (one per device).
+
+  The live entries `sources` are dealt round-robin over the blocks, so every device trains
+  the same number of runs (+-1) and none waits for another; the remaining lanes are
+  padding (repeating sources[0]). Returns (source of each lane, padding mask).
+  """
+  per = size // ndev
+  take = np.full(size, sources[0])
+  pad = np.ones(size, bool)
+  j = np.arange(len(sources))
+  pos = (j % ndev) * per + j // ndev
+  take[pos], pad[pos] = sources, False
+  return take, pad
+
+
 def batch_floor(devices) -> int:
   """Smallest batch per device worth its own program: 1 on a CPU (runs go one by one),
   8 on an accelerator (a vmapped step costs about the same for 1 or 8 runs there, and
@@ -452,9 +468,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     seeds = np.array([task.init_seed(w, s) for w, s in zip(runs.wd, runs.seed)], np.uint32)
     size = _bucket(n, ndev, 1 << 62, batch_floor(devices))
     # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
-    lanes = np.resize(np.arange(n), size)
+    lanes, pad = _spread(np.arange(n), size, ndev)
     state = prog.init(jnp.asarray(seeds[lanes]))
-    loop = dict(lanes=lanes, pad=np.arange(size) >= n, live=np.ones(n, bool),
+    loop = dict(lanes=lanes, pad=pad, live=np.ones(n, bool),
                 last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
                 curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in CURVES},
                 elapsed=np.float64(0.0), lane_steps=np.int64(0))
@@ -506,8 +522,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       keep = keep[np.sort(first)]
       new_size = _bucket(len(keep), ndev, size, batch_floor(devices))
       if new_size < size or len(keep) < np.sum(~pad):
-        take = np.resize(keep, new_size)
-        pad = np.arange(new_size) >= len(keep)
+        take, pad = _spread(keep, new_size, ndev)
         lanes, size = lanes[take], new_size
         state = _compact(state, jax.device_put(take, sharding), sharding)
     if ckpt and time.perf_counter() - last_save >= checkpoint_every_s:

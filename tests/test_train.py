@@ -143,3 +143,14 @@ def test_one_shot_rescale_and_group_kick_in_the_engine():
   np.testing.assert_allclose(rec["norm"][:, 0], rec["norm"][0, 0], rtol=1e-6)  # identical before
   state, rec = _advance(prog, state, runs, 2)
   assert abs(float(rec["norm"][1, -1]) - 5.0) > 1e-3   # after the one-shot, free again
+
+
+def test_padding_is_spread_so_every_device_trains_as_many_runs():
+  from grokjax.train import _bucket, _spread
+  for live in (1, 5, 36, 80, 97):
+    for ndev in (1, 2, 4):
+      size = _bucket(live, ndev, 1 << 62)
+      take, pad = _spread(np.arange(100, 100 + live), size, ndev)
+      per_device = (~pad).reshape(ndev, -1).sum(1)
+      assert per_device.max() - per_device.min() <= 1
+      assert sorted(take[~pad]) == list(range(100, 100 + live))
