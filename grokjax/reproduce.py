@@ -682,8 +682,9 @@ def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
       cost = lambda p: cfg.task(p).n_train * p / (cfg.task(p_big).n_train * p_big)
       exp_s = sum(ex.expected_run_steps(cfg, [c]) * cost(c[0]) for c in cells) / rate
       worst = sum(n * b * cost(p) for p, n, b in cells) / rate
-      line = (f"  {part.folder:<28} {runs:>4} runs, expected ~{ex._hms(exp_s)}, "
-              f"at most ~{ex._hms(worst)} ({rate:,.0f} run-steps/s at p={p_big})")
+      line = (f"  {part.folder:<28} {runs:>4} runs, at most {sum(n * b for _, n, b in cells):,} "
+              f"run-steps; expected ~{ex._hms(exp_s)}, at most ~{ex._hms(worst)} "
+              f"({rate:,.0f} run-steps/s at p={p_big})")
       if part.accelerator_only and on_cpu:
         say(line + ": needs an accelerator, not run on this CPU")
         skipped.append(name)
