@@ -93,7 +93,8 @@ def _fit(rho, t, censored, seed, modulus, shared, n_boot, rng_seed):
     if all(len({c[1] for c in bc if c[0] == p}) >= 2 for p in ps):
       boots.append(_lstsq(bc, shared)[0])
   boots = np.array(boots) if boots else np.full((1, len(coef)), np.nan)
-  ci = lambda j: [float(v) for v in np.nanpercentile(boots[:, j], [2.5, 97.5])]
+  ci = lambda j: ([float(v) for v in np.nanpercentile(boots[:, j], [2.5, 97.5])]
+                  if np.isfinite(boots[:, j]).any() else [float("nan")] * 2)
   kept_boot = len(boots) if np.isfinite(boots).all() else 0
   return dict(coef=coef, ci=ci, r2=r2, r2_within=r2_within, ps=ps, cells=cells,
               dropped=dropped, n_boot=kept_boot, used=kept, boot=_boot_note(kept_boot, n_boot))

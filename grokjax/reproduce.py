@@ -7,8 +7,9 @@ a change to the statistics changes the table without re-training.
 
 Verdicts, per row with a number on both sides:
   inside paper CI   our estimate lies inside the paper's 95 % CI;
-  CIs overlap       the two intervals overlap (a paper number without a CI counts as a
-                    zero-width interval: our 95 % CI contains it);
+  CIs overlap       the two intervals overlap (a paper number without a CI counts as the
+                    interval of values that round to it, 0.994 as [0.9935, 0.9945]: our
+                    95 % CI reaches it);
   differs           they do not.
 Qualitative claims ("saturates", "slows rather than prevents") read `agrees` or
 `differs`, and a row without a paper number (new ground) reads `new`.
@@ -186,6 +187,24 @@ def _aft_fit(rows, n_boot: int) -> dict[str, Any]:
                   n_boot=n_boot)
 
 
+def _r2_of_cell_medians(rows) -> float | None:
+  """R^2 of ln(median T_grok per rho cell) on rho, one modulus (the cell-median fit's)."""
+  cells = {}
+  for r in rows:
+    cells.setdefault(r["rho"], []).append(r)
+  pts = [(k, median_t_grok(v)) for k, v in cells.items()]
+  pts = [(k, np.log(v)) for k, v in pts if v is not None]
+  if len(pts) < 3:
+    return None
+  x, y = np.array(pts).T
+  resid = y - np.polyval(np.polyfit(x, y, 1), x)
+  return float(1 - np.sum(resid ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+def _r2_of_shared_fit(rows) -> float | None:
+  return _shared_fit(rows, 0).get("r2")
+
+
 def _shared_fit(rows, n_boot: int) -> dict[str, Any]:
   ok = [r for r in rows if not r["diverged"]]
   return fit.safe(fit.fit_shared_delay_law, [r["rho"] for r in ok], [r["t_grok"] for r in ok],
@@ -216,10 +235,18 @@ def verdict(paper_value, paper_ci, ours, ours_ci) -> str:
     return "not measured"
   if paper_ci is not None and paper_ci[0] <= ours <= paper_ci[1]:
     return "inside paper CI"
-  lo, hi = paper_ci if paper_ci is not None else (paper_value, paper_value)
+  half = _rounding(paper_value)
+  lo, hi = paper_ci if paper_ci is not None else (paper_value - half, paper_value + half)
   if ours_ci is not None and ours_ci[0] <= hi and lo <= ours_ci[1]:
     return "CIs overlap"
   return "differs"
+
+
+def _rounding(value: float) -> float:
+  """Half a unit of the last digit the paper printed: 0.994 stands for [0.9935, 0.9945]."""
+  text = repr(float(value))
+  decimals = 0 if text.endswith(".0") else len(text.split(".")[1]) if "." in text else 0
+  return 0.5 * 10.0 ** -decimals
 
 
 def _row(claim, quantity, paper_value, paper_ci, ours, ours_ci, note="") -> Row:
@@ -244,8 +271,8 @@ def dense_rho_rows(f: Folder, n_boot: int) -> list[Row]:
   d = _delay_fit(fitted, n_boot)
   out.append(_row(claim, "alpha, rho 0.85-1.25", paper.DENSE_RHO["alpha"],
                   paper.DENSE_RHO["alpha_ci"], d.get("alpha"), d.get("alpha_ci")))
-  out.append(_row(claim, "R^2 of that fit (cell medians)", paper.DENSE_RHO["r2"], None,
-                  d.get("r2"), None))
+  r2, r2_ci = seed_bootstrap(fitted, _r2_of_cell_medians, n_boot)
+  out.append(_row(claim, "R^2 of that fit (cell medians)", paper.DENSE_RHO["r2"], None, r2, r2_ci))
   a = _aft_fit(fitted, n_boot)
   out.append(_row(claim, "alpha, rho 0.85-1.25, per-run censored (AFT) fit",
                   paper.DENSE_RHO["alpha"], paper.DENSE_RHO["alpha_ci"], a.get("alpha"),
@@ -305,8 +332,8 @@ def moduli_scan_rows(f: Folder, n_boot: int) -> list[Row]:
   out.append(_row(claim, "shared alpha", paper.MODULI_SCAN["shared_alpha"],
                   paper.MODULI_SCAN["shared_alpha_ci"], s.get("alpha"), s.get("alpha_ci"),
                   s.get("error", "")))
-  out.append(_row(claim, "R^2 of the shared fit", paper.MODULI_SCAN["shared_r2"], None,
-                  s.get("r2"), None))
+  r2, r2_ci = seed_bootstrap(f.clamp(), _r2_of_shared_fit, n_boot)
+  out.append(_row(claim, "R^2 of the shared fit", paper.MODULI_SCAN["shared_r2"], None, r2, r2_ci))
   a = _aft_fit(f.clamp(), n_boot)
   out.append(_row(claim, "shared alpha, per-run censored (AFT) fit", paper.MODULI_SCAN["shared_alpha"],
                   paper.MODULI_SCAN["shared_alpha_ci"], a.get("alpha"), a.get("alpha_ci"),

@@ -45,7 +45,10 @@ def test_verdicts():
   assert rp.verdict(7.64, (7.47, 7.81), 8.0, (7.7, 8.3)) == "CIs overlap"
   assert rp.verdict(7.64, (7.47, 7.81), 9.0, (8.5, 9.5)) == "differs"
   assert rp.verdict(55.0, None, 56.0, (54.5, 57.0)) == "CIs overlap"   # point inside our CI
-  assert rp.verdict(55.0, None, 56.0, (55.5, 57.0)) == "differs"
+  assert rp.verdict(55.0, None, 56.0, (55.6, 57.0)) == "differs"
+  # a paper number stands for the values that round to it: 0.994 reaches down to 0.9935
+  assert rp.verdict(0.994, None, 0.993, (0.989, 0.99357)) == "CIs overlap"
+  assert rp.verdict(0.994, None, 0.993, (0.989, 0.9934)) == "differs"
   assert rp.verdict(None, None, 56.0, None) == "new"
   assert rp.verdict(55.0, None, None, None) == "not measured"
 
