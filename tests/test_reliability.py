@@ -9,6 +9,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from grokjax.optim import NEVER
 from grokjax.train import Runs, Task, program, train
@@ -28,6 +29,10 @@ def _has_checkpoint(out, phase):
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+  # A CPU guarantee: bit for bit needs deterministic kernels, which a GPU gives only with
+  # --deterministic (scatter-adds without atomics), so the device lane does not assert it.
+  if os.environ.get("GROKJAX_TEST_DEVICE") == "1":
+    pytest.skip("bit-for-bit resume is asserted on the CPU only")
   killed, clean = str(tmp_path / "killed"), str(tmp_path / "clean")
   proc = subprocess.Popen(_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 240
