@@ -57,12 +57,17 @@ def test_pinned_norm_smoke(tmp_path):
 
 def test_free_training_smoke(tmp_path):
   out = str(tmp_path / "ft")
-  _script("free_training", "--preset", "smoke", "--out", out, "--no-progress")
+  first = _script("free_training", "--preset", "smoke", "--out", out, "--no-progress")
+  assert "W_c at test-accuracy thresholds 0.8:" in first.stdout
   summary = json.load(open(os.path.join(out, "summary.json")))
   assert set(summary["per_modulus"]) == {"23", "31"}
   assert _finite(summary["power_law"]["beta"])
   assert all(_finite(v["wc"]) for v in summary["per_modulus"].values())
   assert os.path.exists(os.path.join(out, "figures", "wc_vs_p.png"))
+  # W_c at each test-accuracy threshold: 0.90 is the reported W_c, the others bracket it
+  th = summary["per_modulus"]["23"]["wc_by_threshold"]
+  assert set(th["wc"]) == {"0.8", "0.9", "0.95"} and 0 <= th["spread"] < 0.2
+  assert th["wc"]["0.9"] == pytest.approx(summary["per_modulus"]["23"]["wc"])
   # --wc-from reuses these W_c instead of training a free control again
   out2 = str(tmp_path / "pn")
   proc = _script("pinned_norm", "--preset", "smoke", "--out", out2, "--no-progress",
