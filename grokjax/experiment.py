@@ -52,7 +52,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                                    rhos=[0.70, 0.85, 1.00, 1.15, 1.30],
                                    hold_rhos=[0.90, 1.00, 1.15, 1.30], budgets={"free": 20000}),
         "free_norm_delay": dict(_PAPER, moduli=[59], seeds=8, lrs=[1e-3, 2e-3], wds=[0.5, 1.0],
-                                scales=[1.0, 1.5, 2.0, 3.0, 4.0], rhos=[],
+                                scales=[1.0, 2.0, 3.0, 4.0, 6.0], rhos=[],
                                 budgets={"free": 60000}),
     },
     "quick": {
@@ -67,7 +67,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                                    rhos=[0.70, 0.85, 1.00, 1.15, 1.30],
                                    hold_rhos=[0.90, 1.00, 1.15, 1.30], budgets={"free": 16000}),
         "free_norm_delay": dict(_QUICK, moduli=[47], seeds=4, lrs=[5e-3, 1e-2], wds=[0.5, 1.0],
-                                scales=[1.0, 1.5, 2.0, 3.0], rhos=[], budgets={"free": 15000}),
+                                scales=[1.0, 2.0, 4.0, 6.0], rhos=[], budgets={"free": 15000}),
     },
     "smoke": {
         "free_training": dict(_SMOKE, moduli=[23, 31], seeds=2, lrs=[3e-2], rhos=[]),

@@ -188,11 +188,15 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
       delays = [r["t_grok"] - r["t_peak"] for r in rs if r["grokked"] and r["t_peak"] is not None]
       per[f"lr{l:g}_wd{w:g}"] = dict(lr=l, wd=w, kappa=fit_kappa(rs, cfg.n_boot), cells=cells,
                                      median_delay=float(np.median(delays)) if delays else None)
+  # Pooled over the grid, where 1 / (2 lr wd) also moves x: a scale s below the
+  # memorisation peak does not move V_peak, so one (lr, wd) cell alone may not pin kappa.
+  pooled = fit_kappa(rows, cfg.n_boot)
   pts = [(v["lr"] * v["wd"], v["median_delay"]) for v in per.values()
          if v["median_delay"] and v["median_delay"] > 0]
   scaling = (fit.safe(fit.fit_power_law, *zip(*pts)) if len(pts) >= 2 else
              dict(error="needs two (lr, wd) points with a positive median delay"))
   result = dict(experiment="free_norm_delay", p=p, scales=cfg.scales, per_lr_wd=per,
+                kappa_pooled=pooled,
                 delay_vs_eta_lambda=scaling, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
   clamp_rows = None
@@ -215,6 +219,12 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
           f"ln(V_peak/V_grok) / (2 kappa lr wd))")
     else:
       say(f"   no kappa: {k.get('error')}")
+  if pooled.get("kappa") is not None:
+    ci = pooled["kappa_ci"] or [float("nan")] * 2
+    say(f"pooled over lr x wd: kappa = {pooled['kappa']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  "
+        f"R^2 = {pooled['r2']:.2f} ({pooled['n_runs']} runs)")
+  else:
+    say(f"pooled over lr x wd: no kappa: {pooled.get('error')}")
   if scaling.get("beta") is not None:
     say(f"median delay ~ (lr wd)^{scaling['beta']:.2f} across the grid (R^2 {scaling['r2']:.2f}; "
         "the law predicts -1)")
