@@ -39,9 +39,8 @@ import jax
 import jax.numpy as jnp
 
 from grokjax.optim import NEVER
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-from grokjax.train import Runs, Task, _hparams, default_vmap_width, program, train, use_cpu_cores
+from grokjax.train import (Runs, Task, _hparams, chunk_rate, default_vmap_width, program, train,
+                           use_cpu_cores)
 
 
 def useful_flops_per_step(task: Task) -> float:
@@ -68,28 +67,11 @@ def matmul_ceiling(n: int, reps: int = 20) -> float:
 
 def engine_rate(task: Task, n_runs: int, steps: int, width="auto", clamp: bool = True,
                 devices=None) -> float:
-  """Run-steps per second of the compiled chunk, after compilation, clamp on, with the run
-  axis split over every device as `train` does.
-
-  width: the engine's vmap_width ("auto": its default for this device)."""
-  devices = devices or jax.devices()
-  n_runs = -(-n_runs // len(devices)) * len(devices)
-  mesh = Mesh(np.array(devices), ("runs",))
-  sharding = NamedSharding(mesh, PartitionSpec("runs"))
-  prog = program(task)
-  runs = Runs(np.arange(n_runs), 1e-3, 1.0, 50.0 if clamp else np.nan, 0 if clamp else NEVER,
-              10 ** 7)
-  hp = jax.device_put(_hparams(runs, np.dtype(task.dtype)), sharding)
-  state = jax.device_put(prog.init(jnp.arange(n_runs, dtype=jnp.uint32)), sharding)
-  if width == "auto":
-    width = default_vmap_width(devices)
-  fn = prog.chunk(max(1, steps // task.eval_every), width, mesh)
-  state, _ = fn(state, hp)
-  jax.block_until_ready(state)
-  t0 = time.perf_counter()
-  state, _ = fn(state, hp)
-  jax.block_until_ready(state)
-  return n_runs * max(1, steps // task.eval_every) * task.eval_every / (time.perf_counter() - t0)
+  """Run-steps per second of the engine's compiled chunk of `steps` steps, after
+  compilation, clamp on, the run axis split over the devices as `train` does
+  (`grokjax.train.chunk_rate`). width: the engine's vmap_width ("auto": its default)."""
+  return chunk_rate(task, n_runs, max(1, steps // task.eval_every), clamp=clamp,
+                    vmap_width=width, devices=devices)
 
 
 def profile(task: Task, reps: int = 200) -> dict:

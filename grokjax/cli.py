@@ -152,6 +152,12 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
                     help="least fraction of a free control that must grok for its W_c (default 0.75)")
   ap.add_argument("--out", help="results folder (default results/<experiment>_<preset>_p<moduli>)")
   ap.add_argument("--force-new", action="store_true", help="discard a previous run in --out")
+  _add_run_flags(ap)
+  return ap
+
+
+def _add_run_flags(ap: argparse.ArgumentParser) -> None:
+  """Flags of how a training command runs, shared by the experiments and reproduce.py."""
   ap.add_argument("--no-progress", action="store_true", help="no progress bars")
   ap.add_argument("--no-compile-cache", action="store_true",
                   help="do not keep compiled programs in ~/.cache/grokjax/xla ($GROKJAX_CACHE)")
@@ -160,7 +166,19 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
                        "gives the same bits; slower. CPU runs are deterministic anyway")
   ap.add_argument("--checkpoint-every", type=_float_in("--checkpoint-every", 0, None, True),
                   default=60.0, help="seconds between checkpoints (default 60)")
-  return ap
+
+
+def _start_jax(args) -> None:
+  """Before JAX computes anything: determinism, one CPU device per core, the compile
+  cache, and several processes when the environment asks for them."""
+  from grokjax.train import (enable_compilation_cache, maybe_initialize_distributed,
+                             request_determinism, use_cpu_cores)
+  if args.deterministic:
+    request_determinism()
+  use_cpu_cores()
+  if not args.no_compile_cache:
+    enable_compilation_cache()
+  maybe_initialize_distributed()
 
 
 def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
@@ -185,9 +203,9 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
     cfg.retire_margin = args.retire_margin
   if cfg.wc_from and not os.path.isdir(cfg.wc_from):
     raise UsageError(f"--wc-from: {cfg.wc_from!r} is not a folder")
-  if cfg.wc_from and ex.wc_source_mismatch(cfg, cfg.wc_from):
-    raise UsageError(f"--wc-from: {ex.wc_source_mismatch(cfg, cfg.wc_from)}; its W_c is not this "
-                     "configuration's")
+  mismatch = cfg.wc_from and ex.wc_source_mismatch(cfg, cfg.wc_from)
+  if mismatch:
+    raise UsageError(f"--wc-from: {mismatch}; its W_c is not this configuration's")
   if experiment in ("pinned_norm", "layernorm_ablation", "norm_interventions") and len(cfg.lrs) != 1:
     raise UsageError(f"--lrs: {experiment} holds one learning rate; use norm_vs_lr for several")
   if experiment in ("norm_interventions", "free_norm_delay") and len(cfg.moduli) != 1:
@@ -237,17 +255,10 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
   except UsageError as e:
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
-  from grokjax.train import (enable_compilation_cache, maybe_initialize_distributed,
-                             request_determinism, use_cpu_cores)
-  if args.deterministic:
-    request_determinism()
-  use_cpu_cores()
-  if not args.no_compile_cache:
-    enable_compilation_cache()
+  _start_jax(args)
   if cfg.dtype == "float64":
     import jax
     jax.config.update("jax_enable_x64", True)
-  maybe_initialize_distributed()
   try:
     sess = ex.Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
                       checkpoint_every_s=args.checkpoint_every)
@@ -280,11 +291,7 @@ def reproduce_main(argv=None, doc: str = "") -> int:
                   help="the markdown report to write (default docs/reproduction.md)")
   ap.add_argument("--report-only", action="store_true", help="no training: the table from --results")
   ap.add_argument("--n-boot", type=_int("--n-boot", 10), default=1000, help="bootstrap replicates")
-  ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-  ap.add_argument("--no-compile-cache", action="store_true",
-                  help="do not keep compiled programs in ~/.cache/grokjax/xla ($GROKJAX_CACHE)")
-  ap.add_argument("--checkpoint-every", type=_float_in("--checkpoint-every", 0, None, True),
-                  default=60.0, help="seconds between checkpoints (default 60)")
+  _add_run_flags(ap)
   try:
     args = ap.parse_args(argv)
     names = list(rp.CLAIMS)
@@ -298,24 +305,18 @@ def reproduce_main(argv=None, doc: str = "") -> int:
     print(f"reproduce: error: {e}", file=sys.stderr)
     return 2
   if not args.report_only:
-    from grokjax.train import enable_compilation_cache, maybe_initialize_distributed, use_cpu_cores
-    use_cpu_cores()
-    if not args.no_compile_cache:
-      enable_compilation_cache()
-    maybe_initialize_distributed()
+    _start_jax(args)
     try:
-      skipped = rp.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
-                              args.checkpoint_every, say=ex.say)
+      rp.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
+                    args.checkpoint_every, say=ex.say)
     except ex.ConfigMismatch as e:
       print(f"reproduce: error: {e}", file=sys.stderr)
       return 2
-    names = [n for n in names if n not in skipped or
-             os.path.exists(os.path.join(args.results, rp.CLAIMS[n][1][0].folder, "runs.csv"))]
   try:
     rows, folders = rp.report(args.results, args.n_boot, names)
   except rp.MissingResults as e:
     print(f"reproduce: error: {e}; train it with: python experiments/reproduce.py --only "
-          f"{_claim_of(str(e), rp)}", file=sys.stderr)
+          f"{e.claim}", file=sys.stderr)
     return 2
   print(rp.format_table(rows))
   missing = [n for n in rp.CLAIMS if n not in folders]
@@ -323,9 +324,3 @@ def reproduce_main(argv=None, doc: str = "") -> int:
   print(f"wrote {args.doc}")
   return 0
 
-
-def _claim_of(message: str, rp) -> str:
-  for name, (_, parts) in rp.CLAIMS.items():
-    if any(p.folder in message for p in parts):
-      return name
-  return "NAME"

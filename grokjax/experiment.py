@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from grokjax import io
-from grokjax.train import CURVES, Runs, SweepResult, Task, program, train, _hparams
+from grokjax.train import CURVES, Runs, SweepResult, Task, train
 
 EXPERIMENTS = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation",
                "norm_interventions", "free_norm_delay")
@@ -351,6 +351,17 @@ def expected_run_steps(cfg: Config, cells: list[tuple[int, int, int]],
   return total
 
 
+def training_seconds(cfg: Config, cells: list[tuple[int, int, int]], rate: float, p_ref: int,
+                     scale: dict[int, float] | None = None) -> tuple[float, float]:
+  """(expected, worst-case) seconds to train (p, runs, budget) cells at `rate` run-steps/s
+  measured at modulus p_ref; other moduli scaled by their per-step arithmetic n_train * p."""
+  ref = cfg.task(p_ref).n_train * p_ref
+  cost = lambda p: cfg.task(p).n_train * p / ref
+  expected = sum(expected_run_steps(cfg, [c], scale) * cost(c[0]) for c in cells) / rate
+  worst = sum(n * b * cost(p) for p, n, b in cells) / rate
+  return expected, worst
+
+
 def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> dict[str, float]:
   """Print the grid size and a time estimate before a long run; return the estimate.
 
@@ -364,9 +375,7 @@ def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> dict[str, float]:
   p_big = max(p for p, _, _ in cells)
   batch = min(max(n for p, n, _ in cells if p == p_big), 64)
   rate, width = measure_rate(cfg.task(p_big), batch)
-  cost = lambda p: cfg.task(p).n_train * p / (cfg.task(p_big).n_train * p_big)
-  worst = sum(n * b * cost(p) for p, n, b in cells) / rate
-  expected = sum(expected_run_steps(cfg, [c]) * cost(c[0]) for c in cells) / rate
+  expected, worst = training_seconds(cfg, cells, rate, p_big)
   say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
       f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)")
   import jax
@@ -374,23 +383,20 @@ def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> dict[str, float]:
   if jax.device_count() > 1:
     how += f", {jax.device_count()} {jax.devices()[0].platform} devices"
   say(f"  this machine: {rate:,.0f} run-steps/s at p={p_big} ({batch} runs {how}); "
-      f"expected ~{_hms(expected)} of training, at most ~{_hms(worst)} if no run groks early")
+      f"expected ~{hms(expected)} of training, at most ~{hms(worst)} if no run groks early")
   return dict(rate=rate, p_big=p_big, expected_s=expected, worst_s=worst)
 
 
 def eta_update(sess: "Session", p: int, free_rows, remaining: list[tuple[int, int, int]]) -> None:
   """After a free control: the expected time left, with the prior rescaled by its median."""
   est = getattr(sess, "estimate", None)
-  med = _censored_median(np.array([r["t_grok"] for r in free_rows], float),
-                         np.array([not r["grokked"] for r in free_rows], bool))
+  med = _cell_summary(free_rows)["median_t_grok"]
   if est is None or med is None or not remaining:
     return
   cfg = sess.cfg
   scale = {p: med / (PRIOR_FRACTION * cfg.budget(None, p))}
-  ref = cfg.task(est["p_big"])
-  cost = lambda q: cfg.task(q).n_train * q / (ref.n_train * est["p_big"])
-  left = sum(expected_run_steps(cfg, [c], scale) * cost(c[0]) for c in remaining) / est["rate"]
-  say(f"  ETA: ~{_hms(left)} of training left (clamp cells of p={p} rescaled by its free "
+  left, _ = training_seconds(cfg, remaining, est["rate"], est["p_big"], scale)
+  say(f"  ETA: ~{hms(left)} of training left (clamp cells of p={p} rescaled by its free "
       f"median T_grok {med:.0f}, x{scale[p]:.2f} the prior)")
 
 
@@ -398,26 +404,8 @@ def measure_rate(task: Task, batch: int) -> tuple[float, int | None]:
   """Run-steps per second of one compiled chunk on this machine (after compiling), and
   the vmap width `train` uses here."""
   import jax
-  from jax.sharding import Mesh, NamedSharding, PartitionSpec
-  from grokjax.train import default_vmap_width
-  devices = jax.devices()
-  width = default_vmap_width(devices)
-  batch = -(-batch // len(devices)) * len(devices)
-  mesh = Mesh(np.array(devices), ("runs",))
-  sharding = NamedSharding(mesh, PartitionSpec("runs"))
-  prog = program(task)
-  runs = Runs.free(np.arange(batch), 1e-3, 1.0, 10 ** 6)
-  hp = jax.device_put(_hparams(runs, np.dtype(task.dtype)), sharding)
-  state = jax.device_put(prog.init(jax.numpy.arange(batch, dtype=jax.numpy.uint32)), sharding)
-  fn = prog.chunk(1, width, mesh)
-  state, _ = fn(state, hp)
-  jax.block_until_ready(state)
-  t0 = time.perf_counter()
-  reps = 3
-  for _ in range(reps):
-    state, _ = fn(state, hp)
-  jax.block_until_ready(state)
-  return batch * task.eval_every * reps / (time.perf_counter() - t0), width
+  from grokjax.train import chunk_rate, default_vmap_width
+  return chunk_rate(task, batch, 1, reps=3), default_vmap_width(jax.devices())
 
 
 def memory_needed(cfg: Config) -> int:
@@ -477,7 +465,7 @@ def largest_fitting(cfg: Config, field: str, have: int) -> int | None:
   return lo
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
   seconds = int(round(seconds))
   if seconds < 120:
     return f"{seconds} s"
@@ -490,9 +478,10 @@ def _hms(seconds: float) -> str:
 
 
 def _phase_rows(sess: Session, name: str, task: Task, runs: Runs, arm, rho,
-                phases: list) -> list[dict[str, Any]]:
+                phases: list, per_run: Sequence[dict] | None = None) -> list[dict[str, Any]]:
+  """Train (or load) a phase, append (result, rows) to `phases`, return its rows."""
   res = sess.phase(name, task, runs)
-  rows = run_table(res, sess.cfg, arm, rho)
+  rows = run_table(res, sess.cfg, arm, rho, per_run=per_run)
   phases.append((res, rows))
   return rows
 
@@ -572,11 +561,11 @@ def _cell_summary(rows) -> dict[str, Any]:
   g = np.array([r["grokked"] for r in ok], bool)
   mem = np.array([r["t_mem"] for r in ok if r["t_mem"] >= 0], float)
   return dict(n=len(rows), grok_fraction=float(g.mean()) if len(g) else float("nan"),
-              median_t_grok=_censored_median(t, ~g), median_t_mem=float(np.median(mem)) if len(mem) else None,
+              median_t_grok=censored_median(t, ~g), median_t_mem=float(np.median(mem)) if len(mem) else None,
               n_censored=int((~g).sum()), n_diverged=len(rows) - len(ok))
 
 
-def _censored_median(t: np.ndarray, censored: np.ndarray) -> float | None:
+def censored_median(t: np.ndarray, censored: np.ndarray) -> float | None:
   """Median with censored runs as lower bounds above every observed time; None when
   half or more are censored (the median is then only known to exceed the budget)."""
   if len(t) == 0 or 2 * censored.sum() >= len(t):

@@ -16,17 +16,10 @@ from typing import Any
 import numpy as np
 
 from grokjax import fit, io
-from grokjax.experiment import (Session, _cell_summary, _free_phase, checked_wc, eta_update,
-                                grok_rule, plan, run_table, say, write_tables)
+from grokjax.experiment import (Session, _cell_summary, _free_phase, _phase_rows, checked_wc,
+                                eta_update, grok_rule, plan, say, write_tables)
 from grokjax.optim import NEVER
 from grokjax.train import KICK_GROUPS, Runs
-
-
-def _phase(sess: Session, name: str, task, runs: Runs, arm, rho, per_run, phases):
-  res = sess.phase(name, task, runs)
-  rows = run_table(res, sess.cfg, arm, rho, per_run=per_run)
-  phases.append((res, rows))
-  return res, rows
 
 
 def norm_interventions(sess: Session) -> dict[str, Any]:
@@ -59,8 +52,7 @@ def norm_interventions(sess: Session) -> dict[str, Any]:
               kick_group=np.array([KICK_GROUPS.index(g) for g in group]))
   per_run = [dict(intervention=a, group=g if a == "kick" else None,
                   factor=cfg.kick if a == "kick" else None) for a, g in zip(arm, group)]
-  _, rows = _phase(sess, f"interventions_p{p}", cfg.task(p), runs, arm,
-                   [r for r in rho], per_run, phases)
+  rows = _phase_rows(sess, f"interventions_p{p}", cfg.task(p), runs, arm, rho, phases, per_run)
   for r in rows:
     r["wc"] = wc
   all_rows = write_tables(sess, phases)
@@ -166,8 +158,9 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
               t_kick=np.where(scale != 1.0, 0, NEVER))
   task = cfg.task(p)
   phases: list = []
-  res, rows = _phase(sess, f"free_scaled_p{p}", task, runs, ["free"] * len(grid),
-                     [None] * len(grid), [dict(scale=s) for s in scale], phases)
+  rows = _phase_rows(sess, f"free_scaled_p{p}", task, runs, ["free"] * len(grid),
+                     [None] * len(grid), phases, [dict(scale=s) for s in scale])
+  res = phases[-1][0]
   # ||W|| of each run's initial weights, times its scale: the height the contraction starts from
   init = program(task).init(np.array([task.init_seed(w, s) for w, s in zip(wd, seed)], np.uint32))
   w0 = np.asarray(jax.vmap(weight_norm)(init["params"]))

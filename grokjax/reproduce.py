@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from grokjax import experiment as ex
 from grokjax import fit, io, paper
 
 DENSE_RHOS = [round(0.85 + 0.05 * i, 2) for i in range(10)]  # 0.85 ... 1.30
@@ -63,7 +64,11 @@ CLAIMS: dict[str, tuple[str, list[Part]]] = {
 
 
 class MissingResults(Exception):
-  """A results folder the report needs is absent; the message names it."""
+  """A results folder the report needs is absent; the message names it, `claim` its claim."""
+
+  def __init__(self, message: str, claim: str | None = None):
+    super().__init__(message)
+    self.claim = claim
 
 
 # ---------------------------------------------------------------- reading results
@@ -125,21 +130,16 @@ class Folder:
 
 
 def critical_norm(rows) -> float | None:
-  """W_c: median ||W|| at T_grok over the grokked, non-diverged runs."""
-  w = [r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]
-  return float(np.median(w)) if w else None
+  """W_c (`grokjax.experiment.critical_norm`), None when no run grokked."""
+  return _finite_or_none(ex.critical_norm(rows))
 
 
 def median_t_grok(rows) -> float | None:
-  """Median T_grok with censored runs above every observed time; None when half or more
-  are censored. Diverged runs are neither grok nor censoring times: left out."""
+  """Median T_grok (`grokjax.experiment.censored_median`); None when half or more are
+  censored. Diverged runs are neither grok nor censoring times: left out."""
   rs = [r for r in rows if not r["diverged"]]
-  if not rs:
-    return None
-  t = np.array([r["t_grok"] if r["grokked"] else np.inf for r in rs], float)
-  if 2 * np.isinf(t).sum() >= len(t):
-    return None
-  return float(np.median(t))
+  return ex.censored_median(np.array([r["t_grok"] for r in rs], float),
+                            np.array([not r["grokked"] for r in rs], bool))
 
 
 def grok_fraction(rows) -> float | None:
@@ -148,8 +148,8 @@ def grok_fraction(rows) -> float | None:
 
 
 def seed_cv(rows) -> float | None:
-  w = np.array([r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]], float)
-  return float(np.std(w) / np.mean(w)) if len(w) > 1 else None
+  return _finite_or_none(ex.cv([r["norm_at_grok"] for r in rows
+                                if r["grokked"] and not r["diverged"]]))
 
 
 def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
@@ -574,7 +574,10 @@ def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None
                         paper.TRANSFORMER["alpha"], None, None, None, "not measured",
                         "needs an accelerator; see the plan for its CPU estimate"))
       continue
-    loaded = [Folder.load(os.path.join(results, p.folder)) for p in parts]
+    try:
+      loaded = [Folder.load(os.path.join(results, p.folder)) for p in parts]
+    except MissingResults as e:
+      raise MissingResults(str(e), claim=name) from None
     folders[name] = loaded if len(loaded) > 1 else loaded[0]
     if name == "dense_rho":
       rows += dense_rho_rows(loaded[0], n_boot)
@@ -659,7 +662,6 @@ def copy_small_outputs(src: str, dst: str) -> None:
 
 def part_config(part: Part, seeds: int | None = None):
   """The resolved paper-preset Config of a part (what its config.json must hold)."""
-  from grokjax import experiment as ex
   overrides = dict(part.overrides)
   if seeds is not None:
     overrides["seeds"] = seeds
@@ -685,15 +687,12 @@ def is_done(part: Part, results: str, seeds: int | None) -> bool:
 
 
 def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
-               progress: bool, checkpoint_every_s: float, say=print) -> list[str]:
+               progress: bool, checkpoint_every_s: float, say=print) -> None:
   """Train every part of the named claims that `results` lacks; copy its small outputs.
-
-  Returns the claims skipped because they need an accelerator.
-  """
+  Claims that need an accelerator are planned (their CPU estimate printed), not run."""
   import jax
-  from grokjax import experiment as ex
   on_cpu = jax.default_backend() == "cpu"
-  todo, skipped = [], []
+  todo = []
   say("plan (paper preset; expected from a prior of a fifth of each budget, see README):")
   total = 0.0
   for name in names:
@@ -706,20 +705,17 @@ def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
         continue
       p_big = max(p for p, _, _ in cells)
       rate, _ = ex.measure_rate(cfg.task(p_big), min(16, runs))
-      cost = lambda p: cfg.task(p).n_train * p / (cfg.task(p_big).n_train * p_big)
-      exp_s = sum(ex.expected_run_steps(cfg, [c]) * cost(c[0]) for c in cells) / rate
-      worst = sum(n * b * cost(p) for p, n, b in cells) / rate
+      exp_s, worst = ex.training_seconds(cfg, cells, rate, p_big)
       line = (f"  {part.folder:<28} {runs:>4} runs, at most {sum(n * b for _, n, b in cells):,} "
-              f"run-steps; expected ~{ex._hms(exp_s)}, at most ~{ex._hms(worst)} "
+              f"run-steps; expected ~{ex.hms(exp_s)}, at most ~{ex.hms(worst)} "
               f"({rate:,.0f} run-steps/s at p={p_big})")
       if part.accelerator_only and on_cpu:
         say(line + ": needs an accelerator, not run on this CPU")
-        skipped.append(name)
         continue
       say(line)
       total += exp_s
       todo.append((name, part, cfg))
-  say(f"expected training time on this machine: ~{ex._hms(total)}")
+  say(f"expected training time on this machine: ~{ex.hms(total)}")
   for i, (name, part, cfg) in enumerate(todo):
     if name == "user_moduli":
       lock_prediction(results, cfg, say)
@@ -728,7 +724,6 @@ def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
     sess = ex.Session(cfg, folder, progress=progress, checkpoint_every_s=checkpoint_every_s)
     getattr(ex, part.experiment)(sess)
     copy_small_outputs(folder, os.path.join(results, part.folder))
-  return skipped
 
 
 def lock_prediction(results: str, cfg, say=print) -> None:

@@ -209,7 +209,7 @@ class Program:
     self.graphdef, _ = nnx.split(abstract)
     self.groups = type(abstract).GROUPS  # weight groups a kick can target
     self.init = jax.jit(self._precise(jax.vmap(self._init_one)))
-    self._chunks: dict[int, Callable] = {}
+    self._chunks: dict[tuple, Callable] = {}
 
   def model(self, params):
     return nnx.merge(self.graphdef, params)
@@ -408,7 +408,7 @@ def batch_floor(devices) -> int:
   """Smallest batch per device worth its own program: 1 on a CPU (runs go one by one),
   8 on an accelerator (a vmapped step costs about the same for 1 or 8 runs there, and
   every new size is a compile and an autotune)."""
-  return 1 if all(d.platform == "cpu" for d in devices) else 8
+  return 1 if _all_cpu(devices) else 8
 
 
 def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int | None = 500,
@@ -544,11 +544,38 @@ def _compact(state, take, sharding):
   return jax.lax.with_sharding_constraint(jax.tree.map(lambda x: x[take], state), sharding)
 
 
+def _all_cpu(devices) -> bool:
+  return all(d.platform == "cpu" for d in devices)
+
+
 def default_vmap_width(devices) -> int | None:
   """1 on CPU devices (runs one by one within each), None (vectorise) elsewhere; see `train`."""
-  if all(d.platform == "cpu" for d in devices):
-    return 1
-  return None
+  return 1 if _all_cpu(devices) else None
+
+
+def chunk_rate(task: Task, n_runs: int, n_evals: int, *, reps: int = 1, clamp: bool = False,
+               vmap_width: int | None | str = "auto", devices=None) -> float:
+  """Run-steps per second of one compiled chunk of n_evals evaluations, timed `reps` times
+  after compiling, for n_runs runs (rounded up to the device count) split over `devices`
+  as `train` splits them. clamp: every run holds ||W|| = 50 from its first step."""
+  devices = list(devices or jax.devices())
+  n_runs = -(-n_runs // len(devices)) * len(devices)
+  mesh = Mesh(np.array(devices), ("runs",))
+  sharding = NamedSharding(mesh, PartitionSpec("runs"))
+  prog = program(task)
+  runs = Runs(np.arange(n_runs), 1e-3, 1.0, 50.0 if clamp else np.nan, 0 if clamp else NEVER,
+              10 ** 7)
+  hp = jax.device_put(_hparams(runs, np.dtype(task.dtype)), sharding)
+  state = jax.device_put(prog.init(jnp.arange(n_runs, dtype=jnp.uint32)), sharding)
+  width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width
+  fn = prog.chunk(n_evals, width, mesh)
+  state, _ = fn(state, hp)
+  jax.block_until_ready(state)
+  t0 = time.perf_counter()
+  for _ in range(reps):
+    state, _ = fn(state, hp)
+  jax.block_until_ready(state)
+  return n_runs * n_evals * task.eval_every * reps / (time.perf_counter() - t0)
 
 
 def use_cpu_cores(n: int | None = None) -> bool:
@@ -622,20 +649,10 @@ def maybe_initialize_distributed() -> bool:
 
 
 def _fingerprint(task: Task, runs: Runs) -> str:
-  # Task fields added after checkpoints existed hash as before while at their default,
-  # so those checkpoints still resume.
-  fields = {k: v for k, v in dataclasses.asdict(task).items()
-            if not (k in _LATER_TASK_FIELDS and v == _LATER_TASK_FIELDS[k])}
-  h = hashlib.sha256(repr(fields).encode())
+  h = hashlib.sha256(repr(dataclasses.asdict(task)).encode())
   for f in dataclasses.fields(runs):
-    value = getattr(runs, f.name)
-    if f.default is not dataclasses.MISSING and np.all(value == f.default):
-      continue  # fields added later hash as before while unused
-    h.update(np.ascontiguousarray(value).tobytes())
+    h.update(np.ascontiguousarray(getattr(runs, f.name)).tobytes())
   return h.hexdigest()
-
-
-_LATER_TASK_FIELDS = {"matmul_precision": "float32"}
 
 
 class _Checkpoints:
