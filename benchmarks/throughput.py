@@ -78,14 +78,11 @@ def profile(task: Task, reps: int = 200) -> dict:
   """Milliseconds per run-step of one run's pieces, each jitted in a loop of `reps`:
   the forward pass on the train pairs, forward + backward, the whole step (adds AdamW and
   the clamp), and one evaluation on all p^2 pairs (paid every eval_every steps)."""
-  from grokjax import data
   prog = program(task)
   state = jax.tree.map(lambda x: x[0], prog.init(jnp.arange(1, dtype=jnp.uint32)))
   runs = Runs(np.arange(1), 1e-3, 1.0, 50.0, 0, 10 ** 7)
   hp = jax.tree.map(lambda x: jnp.asarray(x[0]), _hparams(runs, np.dtype(task.dtype)))
-  a, b, y = data.all_pairs(task.p)
-  idx = state["train_idx"]
-  args = (a[idx], b[idx], y[idx])
+  args = prog.problem.train_set(state["data"])
   pieces = {
       "forward": lambda s: prog.loss(s["params"], *args),
       "forward_backward": lambda s: jax.grad(prog.loss)(s["params"], *args)["w1"].sum(),

@@ -1,9 +1,12 @@
 """grokjax: whole grokking sweep grids as one compiled, vmapped JAX program."""
 
+from grokjax import problems, train  # modules: grokjax.train stays the engine module
 from grokjax.optim import clamp_global_norm, paper_optimizer
+from grokjax.problems import Problem
 from grokjax.reduce import grok_times
-from grokjax.train import Runs, SweepResult, Task, train
+from grokjax.train import Runs, SweepResult, Task
+from grokjax.train import train as train_grid
 
 __version__ = "0.1.0"
-__all__ = ["Runs", "SweepResult", "Task", "clamp_global_norm", "grok_times",
-           "paper_optimizer", "train"]
+__all__ = ["Problem", "Runs", "SweepResult", "Task", "clamp_global_norm", "grok_times",
+           "paper_optimizer", "problems", "train", "train_grid"]

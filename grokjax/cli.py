@@ -14,6 +14,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from grokjax import experiment as ex
+from grokjax import problems
 from grokjax.train import ARCHS, MATMUL_PRECISIONS
 
 
@@ -100,12 +101,26 @@ def _margin(text: str) -> int | None:
   return _int("--retire-margin", 0)(text)
 
 
+def _problem(text: str) -> str:
+  try:
+    problems.parse_spec(text)
+  except ValueError as e:
+    raise UsageError(f"--problem: {e}")
+  return text
+
+
 def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   ap = _Parser(prog=f"{experiment}.py", description=doc,
                formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--preset", default="paper",
                   help=f"base configuration, one of {', '.join(ex.PRESETS)} (default paper)")
-  ap.add_argument("--moduli", type=_ints("--moduli", 3), help="comma-separated moduli p")
+  ap.add_argument("--moduli", type=_ints("--moduli", 3),
+                  help="comma-separated moduli p (sparse parity: input bits n)")
+  ap.add_argument("--problem", type=_problem,
+                  help=f"what is learnt: {', '.join(problems.names())}; options after a colon, "
+                       "e.g. sparse_parity:k=4 (default add, the paper's)")
+  ap.add_argument("--train-size", type=_int("--train-size", 1),
+                  help="training examples per seed instead of --frac (sparse parity's m)")
   ap.add_argument("--seeds", type=_int("--seeds", 1), help="seeds per cell")
   ap.add_argument("--lrs", type=_floats("--lrs"), help="comma-separated learning rates")
   ap.add_argument("--wd", type=_float_in("--wd", 0, None, True), help="weight decay lambda")
@@ -134,6 +149,11 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
                     help="sustained holds rho (--rhos are the one-shot rescales)")
     ap.add_argument("--kick", type=_float_in("--kick", 0, None, False),
                     help="one-shot factor of a single weight group at t_int (default 0.8)")
+  if experiment == "sparse_parity":
+    ap.add_argument("--wds", type=_floats("--wds"),
+                    help="weight decays of the free scan (--wd is the reference)")
+    ap.add_argument("--train-sizes", type=_ints("--train-sizes", 1),
+                    help="training-set sizes m of the W_c(m) scan")
   if experiment == "free_norm_delay":
     ap.add_argument("--scales", type=_floats("--scales"), help="initial-weight scales s")
     ap.add_argument("--wds", type=_floats("--wds"), help="comma-separated weight decays")
@@ -197,7 +217,8 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
                 grok_persist=args.grok_persist, matmul_precision=args.matmul_precision,
                 hold_rhos=getattr(args, "hold_rhos", None), kick=getattr(args, "kick", None),
                 scales=getattr(args, "scales", None), wds=getattr(args, "wds", None),
-                clamp_from=getattr(args, "clamp_from", None))
+                clamp_from=getattr(args, "clamp_from", None), problem=args.problem,
+                train_size=args.train_size, train_sizes=getattr(args, "train_sizes", None))
   cfg = ex.resolve(experiment, args.preset, **fields)
   if args.retire_margin is not _UNSET:
     cfg.retire_margin = args.retire_margin
@@ -208,7 +229,7 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
     raise UsageError(f"--wc-from: {mismatch}; its W_c is not this configuration's")
   if experiment in ("pinned_norm", "layernorm_ablation", "norm_interventions") and len(cfg.lrs) != 1:
     raise UsageError(f"--lrs: {experiment} holds one learning rate; use norm_vs_lr for several")
-  if experiment in ("norm_interventions", "free_norm_delay") and len(cfg.moduli) != 1:
+  if experiment in ("norm_interventions", "free_norm_delay", "sparse_parity") and len(cfg.moduli) != 1:
     raise UsageError(f"--moduli: {experiment} runs at one modulus")
   if cfg.clamp_from and not os.path.isfile(os.path.join(cfg.clamp_from, "runs.csv")):
     raise UsageError(f"--clamp-from: {cfg.clamp_from!r} holds no runs.csv")
@@ -222,7 +243,7 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
     try:
       cfg.task(p)
     except ValueError as e:
-      raise UsageError(f"--moduli/--frac: {e}")
+      raise UsageError(f"--moduli/--frac/--problem: {e}")
   out = args.out or os.path.join(
       "results", f"{experiment}_{cfg.preset}_p{'-'.join(map(str, cfg.moduli))}")
   if os.path.exists(out) and not os.path.isdir(out):
@@ -272,7 +293,8 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 1
   ex.say(f"wrote {out}/ (config.json, runs.csv, curves.npz, "
-         f"{'summary.json' if experiment == 'free_training' else 'fit.json'}, figures/)")
+         f"{'summary.json' if experiment in ('free_training', 'sparse_parity') else 'fit.json'}, "
+         "figures/)")
   return 0
 
 

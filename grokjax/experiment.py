@@ -20,10 +20,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from grokjax import io
-from grokjax.train import CURVES, Runs, SweepResult, Task, train
+from grokjax.train import CURVES, Runs, SweepResult, Task, train  # noqa: F401 (CURVES re-exported)
 
 EXPERIMENTS = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation",
-               "norm_interventions", "free_norm_delay")
+               "norm_interventions", "free_norm_delay", "sparse_parity")
 
 # Budget anchors: steps per rho (the key "free" for free runs), scaled by max(1, p / ref_p)
 # and log-interpolated in rho between anchors. The paper's are SPEC.md's moduli-scan
@@ -81,6 +81,33 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+# Sparse parity (--problem sparse_parity, or experiments/sparse_parity.py): the authors'
+# model and optimiser (n = 30 bits, m = 1000, MLP 30 -> 512 -> 2, lr 1e-3, weight decay 1,
+# t_int 1000) replace the modular ones in every experiment. Budgets: the authors' 50k; quick
+# about 3x their slowest grokking cells (lr 5e-4: 6637 steps; rho 1.30: 2.47 x 2648), 8 seeds.
+_PARITY = dict(moduli=[30], train_size=1000, d=128, frac=0.40, hidden=512, arch="mlp", lrs=[1e-3], wd=1.0,
+               t_int=1000, eval_every=10, ref_p=30, chunk_steps=500, retire_margin=500, rhos=[0.90, 1.30])
+PROBLEM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "sparse_parity": {
+        "paper": dict(_PARITY, seeds=16, budgets={"free": 50000}),
+        "quick": dict(_PARITY, seeds=8, budgets={"free": 20000}),
+        "smoke": dict(_PARITY, moduli=[12], train_size=300, hidden=64, lrs=[1e-2], t_int=100,
+                      seeds=2, retire_margin=0, chunk_steps=200, budgets={"free": 1500}),
+        "paper/norm_vs_lr": dict(lrs=[5e-4, 1e-3, 2e-3]),
+        "quick/norm_vs_lr": dict(lrs=[5e-4, 1e-3, 2e-3]),
+        "paper/free_training": dict(lrs=[1e-3, 5e-4, 2e-3]),
+        "quick/free_training": dict(lrs=[1e-3, 5e-4, 2e-3]),
+    },
+}
+_PARITY_SCANS = dict(problem="sparse_parity", lrs=[1e-3, 5e-4, 2e-3],
+                     wds=[1.0, 0.3, 0.5, 2.0, 3.0, 5.0], train_sizes=[600, 1000, 1500])
+for _preset in ("paper", "quick"):
+  PRESETS[_preset]["sparse_parity"] = dict(PROBLEM_PRESETS["sparse_parity"][_preset],
+                                           **_PARITY_SCANS)
+PRESETS["smoke"]["sparse_parity"] = dict(PROBLEM_PRESETS["sparse_parity"]["smoke"],
+                                         problem="sparse_parity:k=2", lrs=[1e-2, 2e-2],
+                                         wds=[1.0, 3.0], train_sizes=[200, 300], rhos=[1.3])
+
 # With --arch transformer these replace the preset's model and optimisation values. The
 # paper's: SPEC.md's attention model (d 128, 4 heads, MLP 512, lr 5e-4, t_int 600) with
 # budgets about 2x its reported times (718 / 6608 / 73966 / 99920 at rho 0.85 ... 1.20).
@@ -130,6 +157,9 @@ class Config:
   scales: list[float] | None = None  # free_norm_delay: initial-weight scales s
   wds: list[float] | None = None  # free_norm_delay: weight decays (default [wd])
   clamp_from: str | None = None  # free_norm_delay: a pinned_norm folder for the figure
+  problem: str = "add"  # a grokjax.problems spec; the moduli are its sizes
+  train_size: int | None = None  # training examples per seed instead of frac
+  train_sizes: list[int] | None = None  # sparse_parity: the m scan
 
   def budget(self, rho: float | None, p: int) -> int:
     """Step budget of a cell: --steps if given, else the preset's anchors (see above)."""
@@ -155,7 +185,8 @@ class Config:
     return Task(p=p, frac=self.frac, d=self.d, hidden=self.hidden, arch=self.arch,
                 layernorm=self.layernorm if layernorm is None else layernorm,
                 eval_every=self.eval_every, dtype=self.dtype, heads=self.heads,
-                matmul_precision=self.matmul_precision)
+                matmul_precision=self.matmul_precision, problem=self.problem,
+                train_size=self.train_size)
 
   def to_json(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)
@@ -172,6 +203,10 @@ def resolve(experiment: str, preset: str, **overrides) -> Config:
   values = dict(PRESETS[preset][experiment])
   if (overrides.get("arch") or values.get("arch")) == "transformer":
     values.update(TRANSFORMER[preset])
+  family = str(overrides.get("problem") or values.get("problem") or "add").partition(":")[0]
+  if family in PROBLEM_PRESETS and experiment != "sparse_parity":
+    values.update(PROBLEM_PRESETS[family][preset])
+    values.update(PROBLEM_PRESETS[family].get(f"{preset}/{experiment}", {}))
   values.update({k: v for k, v in overrides.items() if v is not None})
   return Config(experiment=experiment, preset=preset, **values)
 
@@ -259,7 +294,7 @@ def load_result(path: str) -> SweepResult:
   # Runs fields added after a phase was written take their defaults
   runs = Runs(**{f.name: z[f"run_{f.name}"] for f in dataclasses.fields(Runs)
                  if f"run_{f.name}" in z.files})
-  curves = {k: z[f"curve_{k}"] for k in CURVES}
+  curves = {k[len("curve_"):]: z[k] for k in z.files if k.startswith("curve_")}
   return SweepResult(task, runs, z["steps"], curves, z["last_step"], z["diverged_step"],
                      float(z["wall_s"]))
 
@@ -283,7 +318,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
   for i in range(len(res.runs)):
     seen = np.isfinite(collapse[i])
     rows.append(dict(
-        p=res.task.p, arch=res.task.arch, layernorm=res.task.layernorm,
+        p=res.task.p, problem=res.task.problem, arch=res.task.arch, layernorm=res.task.layernorm,
         seed=res.runs.seed[i], arm=arm[i], rho=rho[i] if arm[i] != "free" else None,
         target_norm=res.runs.target_norm[i] if res.runs.is_clamp[i] else None,
         lr=res.runs.lr[i], wd=res.runs.wd[i],
@@ -294,7 +329,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         norm_at_grok=out["norm_at_grok"][i],
         collapse_at_grok=collapse[i, col[i]] if out["grokked"][i] else None,
         collapse_max=np.max(collapse[i, seen]) if seen.any() else None,
-        gini_final=_last(res.curves["gini"][i]),
+        gini_final=_last(res.curves["gini"][i]) if "gini" in res.curves else None,
         final_train_acc=out["final_train_acc"][i], final_test_acc=out["final_test_acc"][i],
         **(extra or {}), **(per_run[i] if per_run else {})))
   return rows
@@ -354,9 +389,10 @@ def expected_run_steps(cfg: Config, cells: list[tuple[int, int, int]],
 def training_seconds(cfg: Config, cells: list[tuple[int, int, int]], rate: float, p_ref: int,
                      scale: dict[int, float] | None = None) -> tuple[float, float]:
   """(expected, worst-case) seconds to train (p, runs, budget) cells at `rate` run-steps/s
-  measured at modulus p_ref; other moduli scaled by their per-step arithmetic n_train * p."""
-  ref = cfg.task(p_ref).n_train * p_ref
-  cost = lambda p: cfg.task(p).n_train * p / ref
+  measured at size p_ref; other sizes scaled by their per-step arithmetic (the problem's
+  `cost`: n_train * p for a modular problem)."""
+  ref = cfg.task(p_ref).problem_def.cost(cfg.hidden)
+  cost = lambda p: cfg.task(p).problem_def.cost(cfg.hidden) / ref
   expected = sum(expected_run_steps(cfg, [c], scale) * cost(c[0]) for c in cells) / rate
   worst = sum(n * b * cost(p) for p, n, b in cells) / rate
   return expected, worst
@@ -425,14 +461,25 @@ def memory_needed(cfg: Config) -> int:
   worst = 0
   for p in cfg.moduli:
     t = cfg.task(p)
-    d, h = cfg.d, cfg.hidden
-    n_params = p * d + 2 * d * h + h * p if cfg.arch == "mlp" else (p + 4) * d + 4 * d * d + 2 * d * h + d * p
-    state = 3 * 4 * n_params + 4 * t.n_train + p * p
+    prob, h = t.problem_def, cfg.hidden
+    n_params, state_bytes = _state_size(t)
+    state = 3 * 4 * n_params + state_bytes
     budget = max([cfg.budget(None, p)] + [cfg.budget(r, p) for r in cfg.rhos])
-    curves = 2 * len(CURVES) * 4 * -(-budget // cfg.eval_every)
-    act = 4 * 3 * (t.n_train * (2 * h + 2 * p) + p * p * (h + p))
+    curves = 2 * 7 * 4 * -(-budget // cfg.eval_every)
+    c = prob.n_classes
+    act = 4 * 3 * (prob.n_train * (2 * h + 2 * c) + (prob.n_train + prob.n_test) * (h + c))
     worst = max(worst, runs * (state + curves) + act)
   return int(worst)
+
+
+def _state_size(task: Task) -> tuple[int, int]:
+  """(parameters, bytes of the per-seed data) of one run, from shapes alone (abstract:
+  nothing here may start a JAX backend, jax.distributed comes later)."""
+  import jax
+  from flax import nnx
+  model = nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0)))
+  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  return n_params, task.problem_def.data_bytes()
 
 
 def available_memory() -> int:
@@ -534,8 +581,11 @@ def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) ->
   pad = lambda a, fill: np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
   arrays = {"steps": np.concatenate([pad(np.tile(res.steps, (len(res.runs), 1)), -1)
                                      for res, _ in phases])}
-  for k in CURVES:
-    arrays[k] = np.concatenate([pad(res.curves[k].astype(np.float32), np.nan) for res, _ in phases])
+  names = dict.fromkeys(k for res, _ in phases for k in res.curves)
+  for k in names:
+    arrays[k] = np.concatenate([pad(res.curves[k].astype(np.float32), np.nan) if k in res.curves
+                                else np.full((len(res.runs), width), np.nan, np.float32)
+                                for res, _ in phases])
   for k in ("p", "seed", "lr", "rho", "arm", "layernorm"):
     arrays[k] = np.array([np.nan if r.get(k) is None else r.get(k) for r in rows])
   io.write_npz(sess.path("curves.npz"), **arrays)

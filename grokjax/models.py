@@ -84,6 +84,36 @@ class MLP(nnx.Module):
     return h @ self.w2[...] + self.b2[...]
 
 
+class ParityMLP(nnx.Module):
+  """The sparse-parity MLP: logits = GELU(x W1 + b1) W2 + b2 for x in {-1, +1}^n.
+
+  Args:
+    n: input bits.
+    hidden: hidden width H (authors': 512).
+    n_classes: output classes (2).
+    layernorm: a parameter-free LayerNorm on h before the output layer.
+    rngs: `nnx.Rngs` with a `params` stream. W1 ~ N(0, 1/n), W2 ~ N(0, 1/H), zero biases.
+  """
+
+  GROUPS = {"embedding": (), "hidden": ("w1",), "output": ("w2",)}
+
+  def __init__(self, n: int, hidden: int = 512, n_classes: int = 2, *,
+               layernorm: bool = False, rngs: nnx.Rngs):
+    self.layernorm = layernorm
+    self.w1 = nnx.Param(_normal(rngs.params(), (n, hidden), 1 / math.sqrt(n)))
+    self.b1 = nnx.Param(jnp.zeros((hidden,), jnp.float32))
+    self.w2 = nnx.Param(_normal(rngs.params(), (hidden, n_classes), 1 / math.sqrt(hidden)))
+    self.b2 = nnx.Param(jnp.zeros((n_classes,), jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Logits float32[..., n_classes] for inputs x[..., n] (any numeric dtype, +-1)."""
+    w1 = self.w1[...]
+    h = gelu(x.astype(w1.dtype) @ w1 + self.b1[...])
+    if self.layernorm:
+      h = layer_norm(h)
+    return h @ self.w2[...] + self.b2[...]
+
+
 def weight_mask(params: Any) -> Any:
   """Pytree of bools over `params`: True on weight matrices (ndim >= 2)."""
   return jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)

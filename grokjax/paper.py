@@ -29,3 +29,11 @@ TRAIN_FRACTION = dict(p=59, wc={0.30: 56.4, 0.35: 55.9, 0.40: 54.8, 0.50: 55.1, 
 
 TRANSFORMER = dict(p=59, lr=5e-4, wc=37.0, alpha=15.45, r2=0.999,
                    median={0.85: 718, 1.00: 6608, 1.15: 73966, 1.20: 99920})
+
+# Sparse parity (n = 30, k = 3, MLP n -> 512 -> 2, lr 1e-3, weight decay 1, 16 seeds, 50k
+# budget; SPEC.md and the authors' text). None: never groks.
+SPARSE_PARITY = dict(n=30, k=3, m=1000, free_t_grok=2647.5, wc=20.6, wc_cv=0.029,
+                     wc_by_m={600: 16.9, 1000: 20.6, 1500: 23.4},
+                     slowdown={1.30: 2.47, 0.90: 1.01},
+                     wc_by_wd={0.3: 26.7, 0.5: 23.6, 1.0: 20.8, 2.0: 17.6, 3.0: 15.7, 5.0: None},
+                     t_grok_by_lr={5e-4: 6637, 1e-3: 3220, 2e-3: 1763}, wc_cv_across_lr=0.03)

@@ -204,3 +204,41 @@ def both_laws(path: str, free_rows: list[dict[str, Any]], clamp_rows: list[dict]
     ax.set_title("pinned norm: ln T_grok linear in the held norm", fontsize=9)
     ax.legend(fontsize=7)
   return _save(fig, path)
+
+
+def sparse_parity(path: str, result: dict[str, Any]):
+  """The sparse-parity rows, ours (filled) beside the authors' (open): W_c against m and
+  against weight decay, median T_grok against the learning rate, clamp slowdowns."""
+  from grokjax import paper
+  a = paper.SPARSE_PARITY
+  fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+
+  def pairs(ax, ours: dict, theirs: dict, key: str, xlabel: str, ylabel: str, logx=False):
+    xs = [float(k) for k in ours]
+    ax.plot(xs, [np.nan if v[key] is None else v[key] for v in ours.values()], "o-", label="grokjax")
+    tx = [x for x, v in theirs.items() if v is not None]
+    ax.plot(tx, [theirs[x] for x in tx], "s", mfc="none", color="k", label="authors")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+      ax.set_xscale("log")
+    ax.legend(fontsize=7)
+
+  pairs(axes[0], result["by_m"], a["wc_by_m"], "wc", "training examples m", "W_c")
+  pairs(axes[1], result["by_wd"], a["wc_by_wd"], "wc", "weight decay", "W_c (no point: no grok)",
+        logx=True)
+  pairs(axes[2], result["by_lr"], a["t_grok_by_lr"], "median_t_grok", "learning rate",
+        "median T_grok", logx=True)
+  axes[2].set_yscale("log")
+  rhos = list(result["by_rho"])
+  ax = axes[3]
+  ax.bar(np.arange(len(rhos)) - 0.2, [result["by_rho"][r]["slowdown"]["value"] for r in rhos],
+         0.4, label="grokjax")
+  ax.bar(np.arange(len(rhos)) + 0.2, [a["slowdown"].get(float(r), np.nan) for r in rhos], 0.4,
+         color="none", edgecolor="k", label="authors")
+  ax.axhline(1.0, color="grey", lw=0.8)
+  ax.set_xticks(np.arange(len(rhos)), [f"rho {r}" for r in rhos])
+  ax.set_ylabel("clamp / free median T_grok")
+  ax.legend(fontsize=7)
+  fig.suptitle(f"sparse parity n={result['n']}, m={result['m']}", fontsize=9)
+  return _save(fig, path)

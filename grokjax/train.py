@@ -23,14 +23,16 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from grokjax import data
-from grokjax.models import MLP, Transformer, weight_norm
+from grokjax import problems
+from grokjax.models import weight_norm
 from grokjax.optim import NEVER, paper_optimizer
 from grokjax.reduce import grok_times
 
 ARCHS = ("mlp", "transformer")
 KICK_GROUPS = ("all", "embedding", "hidden", "output")
 MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
+# The curves of a modular problem; a grid's own are whatever `Program.evaluate` returns
+# (`Program.curve_names`), so a new metric needs no second list.
 CURVES = ("train_acc", "test_acc", "train_loss", "test_loss", "norm", "collapse", "gini")
 
 
@@ -39,8 +41,9 @@ class Task:
   """The static half of a grid: one compiled program per distinct Task.
 
   Attributes:
-    p: modulus.
-    frac: fraction of the p^2 pairs used for training.
+    p: the problem's size: the modulus of a modular problem, the input bits n of sparse
+      parity.
+    frac: fraction of the full set (the p^2 pairs of a + b) used for training.
     d: embedding width.
     hidden: MLP hidden width (H of the paper's MLP; the transformer's MLP width).
     arch: "mlp" (the paper's MLP) or "transformer" (the one-layer attention model).
@@ -51,6 +54,10 @@ class Task:
     matmul_precision: "float32" (full precision, the paper's; JAX would otherwise use
       TF32 on recent NVIDIA GPUs and one bfloat16 pass on TPUs), or the opt-in speed modes
       "tensorfloat32" and "bfloat16". No effect on a CPU.
+    problem: what is learnt, a `grokjax.problems` spec: "add" (the paper's a + b mod p),
+      "sub", "mul", "div", "x2_xy_y2", "sparse_parity" (options: "sparse_parity:k=4").
+    train_size: training examples per seed, instead of frac (sparse parity's m; default
+      1000 there).
   """
   p: int
   frac: float = 0.40
@@ -62,9 +69,11 @@ class Task:
   dtype: str = "float32"
   heads: int = 4
   matmul_precision: str = "float32"
+  problem: str = "add"
+  train_size: int | None = None
 
   def __post_init__(self):
-    data.n_train_pairs(self.p, self.frac)
+    self.problem_def.check(self)  # validates p, frac, train_size, options, architecture
     if self.arch not in ARCHS:
       raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
     for name in ("d", "hidden", "eval_every"):
@@ -77,14 +86,16 @@ class Task:
                        f"got {self.matmul_precision!r}")
 
   @property
+  def problem_def(self) -> problems.Problem:
+    """The `grokjax.problems.Problem` this Task trains on."""
+    return problems.build(self.problem, self.p, self.frac, self.train_size)
+
+  @property
   def n_train(self) -> int:
-    return data.n_train_pairs(self.p, self.frac)
+    return self.problem_def.n_train
 
   def make_model(self, rngs: nnx.Rngs) -> nnx.Module:
-    if self.arch == "transformer":
-      return Transformer(self.p, self.d, self.heads, self.hidden, layernorm=self.layernorm,
-                         rngs=rngs)
-    return MLP(self.p, self.d, self.hidden, layernorm=self.layernorm, rngs=rngs)
+    return self.problem_def.make_model(self, rngs)
 
   def init_seed(self, wd: float, seed: int) -> int:
     """The 31-bit seed of a run's init and split: (p, split size, d, H, arch, wd, seed).
@@ -95,6 +106,7 @@ class Task:
     key = f"{self.p}|{self.n_train}|{self.d}|{self.hidden}|{self.arch}|{float(wd)!r}|{int(seed)}"
     if self.arch == "transformer":
       key += f"|{self.heads}"
+    key += self.problem_def.seed_tag()
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
@@ -188,16 +200,26 @@ def _hparams(runs: Runs, dtype) -> dict[str, np.ndarray]:
               budget=runs.budget.astype(np.int32))
 
 
-def fourier_gini(embed: jax.Array) -> jax.Array:
-  """Gini coefficient of the token-frequency power spectrum of E (DC removed).
+fourier_gini = problems.fourier_gini  # where it used to live
 
-  Near 0 when the power is spread over all frequencies, towards 1 when a few dominate.
+# ln(2^126): beyond this logit margin every other class's softmax probability lies below
+# float32's smallest normal number, where backends differ (denormals kept or flushed).
+COLLAPSE_MARGIN = 126 * 0.6931471805599453
+
+
+def softmax_collapsed(logits: jax.Array) -> jax.Array:
+  """Per sample, whether its softmax has collapsed to one-hot in float32: the top logit
+  exceeds every other by more than `COLLAPSE_MARGIN`, so no other class keeps a normal
+  float32 probability. Computed from the logit margin, it reads the same on every backend.
+
+  (Before, a sample counted as collapsed when every other probability was exactly 0.0:
+  a margin of about 103.3 where a backend keeps denormals and 87.3 where it flushes them,
+  so the same weights could read differently on two backends. Results written before
+  2026-11-23 use that meaning.)
   """
-  power = jnp.sum(jnp.abs(jnp.fft.rfft(embed, axis=0)) ** 2, axis=-1)[1:]
-  power = jnp.sort(power)
-  n = power.shape[0]
-  i = jnp.arange(1, n + 1, dtype=power.dtype)
-  return 2 * jnp.sum(i * power) / (n * jnp.sum(power)) - (n + 1) / n
+  top = jnp.argmax(logits, axis=-1)
+  others = jnp.where(jax.nn.one_hot(top, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+  return jnp.max(logits, axis=-1) - jnp.max(others, axis=-1) > COLLAPSE_MARGIN
 
 
 class Program:
@@ -208,8 +230,11 @@ class Program:
     abstract = nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0)))
     self.graphdef, _ = nnx.split(abstract)
     self.groups = type(abstract).GROUPS  # weight groups a kick can target
+    self.problem = task.problem_def
     self.init = jax.jit(self._precise(jax.vmap(self._init_one)))
     self._chunks: dict[tuple, Callable] = {}
+    one = jax.eval_shape(self._init_one, jnp.zeros([], jnp.uint32))
+    self.curve_names = tuple(jax.eval_shape(self.evaluate, one))
 
   def model(self, params):
     return nnx.merge(self.graphdef, params)
@@ -217,15 +242,14 @@ class Program:
   def _init_one(self, seed: jax.Array) -> dict[str, Any]:
     t = self.task
     k_split, k_params = jax.random.split(jax.random.key(seed))
-    train_idx, is_train = data.split(k_split, t.p, t.n_train)
     _, state = nnx.split(t.make_model(nnx.Rngs(params=k_params)))
     params = jax.tree.map(lambda x: x.astype(t.dtype), nnx.to_pure_dict(state))
     opt = paper_optimizer(1.0, 1.0)  # the state's structure only; hparams arrive per step
     return dict(params=params, opt=opt.init(params), step=jnp.zeros([], jnp.int32),
-                diverged=jnp.full([], -1, jnp.int32), train_idx=train_idx, is_train=is_train)
+                diverged=jnp.full([], -1, jnp.int32), data=self.problem.split(k_split))
 
-  def loss(self, params, a, b, y):
-    logits = self.model(params)(a, b)
+  def loss(self, params, inputs, y):
+    logits = self.model(params)(*inputs)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
   def kick_mask(self, params, group: jax.Array):
@@ -236,14 +260,13 @@ class Program:
     return {name: member(name) if jnp.ndim(leaf) >= 2 else False for name, leaf in params.items()}
 
   def _step(self, state, hp):
-    a, b, y = data.all_pairs(self.task.p)
-    idx = state["train_idx"]
+    inputs, y = self.problem.train_set(state["data"])
     kick_mask = self.kick_mask(state["params"], hp["kick_group"])
     at_init = (state["step"] == 0) & (hp["t_kick"] == 0)  # a kick at step 0: initial weights
     params = jax.tree.map(lambda p, m: p if m is False else
                           jnp.where(at_init & m, p * hp["kick"].astype(p.dtype), p),
                           state["params"], kick_mask)
-    loss, grads = jax.value_and_grad(self.loss)(params, a[idx], b[idx], y[idx])
+    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y)
     opt = paper_optimizer(hp["lr"], hp["wd"], hp["target"], hp["start"], hp["stop"],
                           hp["kick"], hp["t_kick"], kick_mask)
     updates, opt_state = opt.update(grads, state["opt"], params)
@@ -257,16 +280,17 @@ class Program:
                 diverged=jnp.where(live & ~finite, state["step"], state["diverged"]))
 
   def evaluate(self, state) -> dict[str, jax.Array]:
-    """Accuracy, loss, ||W||, softmax collapse and Fourier Gini of one run, all pairs."""
-    t = self.task
-    a, b, y = data.all_pairs(t.p)
+    """Accuracy, loss, ||W|| and softmax collapse of one run on its whole train and test
+    set, and the problem's own metrics (a modular problem's Fourier Gini)."""
+    prob = self.problem
+    inputs, y, is_train = prob.eval_set(state["data"])
     model = self.model(state["params"])
-    logits = model(a, b)
+    logits = model(*inputs)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
     correct = (jnp.argmax(logits, -1) == y).astype(logits.dtype)
-    is_train = state["is_train"].astype(logits.dtype)
-    n_tr, n_te = t.n_train, t.p * t.p - t.n_train
-    one_hot = (jnp.sum(jax.nn.softmax(logits) > 0, axis=-1) == 1).astype(logits.dtype)
+    is_train = is_train.astype(logits.dtype)
+    n_tr, n_te = prob.n_train, prob.n_test
+    one_hot = softmax_collapsed(logits).astype(logits.dtype)
     return dict(
         train_acc=jnp.sum(correct * is_train) / n_tr,
         test_acc=jnp.sum(correct * (1 - is_train)) / n_te,
@@ -274,7 +298,7 @@ class Program:
         test_loss=jnp.sum(ce * (1 - is_train)) / n_te,
         norm=weight_norm(state["params"]),
         collapse=jnp.sum(one_hot * is_train) / n_tr,
-        gini=fourier_gini(model.embed[...][: t.p]),
+        **prob.metrics(model),
     )
 
   def _chunk_one(self, state, hp, n_evals: int):
@@ -472,7 +496,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     state = prog.init(jnp.asarray(seeds[lanes]))
     loop = dict(lanes=lanes, pad=pad, live=np.ones(n, bool),
                 last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
-                curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in CURVES},
+                curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in prog.curve_names},
                 elapsed=np.float64(0.0), lane_steps=np.int64(0))
   else:
     loop, leaves = saved
@@ -499,7 +523,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       r = lanes[lane]
       start = last_step[r] // ev
       stop = min(start + chunk_evals, n_evals[r])
-      for k in CURVES:
+      for k in curves:
         curves[k][r, start:stop] = rec[k][lane, : stop - start]
     done_before = last_step.sum()
     last_step[lanes[real]] = step_now[real]
@@ -642,7 +666,14 @@ def maybe_initialize_distributed() -> bool:
   It asks by setting JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES and JAX_PROCESS_ID),
   or GROKJAX_DISTRIBUTED=1 on a cluster JAX detects by itself (SLURM, Cloud TPU).
   """
-  if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("GROKJAX_DISTRIBUTED") == "1":
+  env = os.environ
+  if env.get("JAX_COORDINATOR_ADDRESS"):
+    # JAX reads the address from the environment itself, but not the other two.
+    number = lambda k: int(env[k]) if env.get(k) else None
+    jax.distributed.initialize(env["JAX_COORDINATOR_ADDRESS"], number("JAX_NUM_PROCESSES"),
+                               number("JAX_PROCESS_ID"))
+    return True
+  if env.get("GROKJAX_DISTRIBUTED") == "1":
     jax.distributed.initialize()
     return True
   return False

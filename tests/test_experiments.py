@@ -182,7 +182,8 @@ FLAG_VALUES = {"--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "
                "--arch": "mlp", "--heads": "2", "--wc-min-grok-fraction": "0.5", "--out": "x",
                "--checkpoint-every": "5", "--grok-persist": "3",
                "--matmul-precision": "bfloat16", "--hold-rhos": "0.9,1.2", "--kick": "0.7",
-               "--scales": "1,2", "--wds": "0.5,1"}
+               "--scales": "1,2", "--wds": "0.5,1", "--problem": "sparse_parity:k=2",
+               "--train-size": "500", "--train-sizes": "300,600"}
 
 
 @pytest.mark.parametrize("name", experiment.EXPERIMENTS)

@@ -1,0 +1,142 @@
+"""Sparse parity: the paper's second, non-Fourier problem, every row the authors report.
+
+One experiment, four questions, all at n bits with k relevant (default n = 30, k = 3):
+
+- free training at the reference (m, lr, weight decay): T_grok, W_c and its seed CV;
+- W_c against the number of training examples m (the authors: it moves with m, unlike
+  modular addition's W_c against the train fraction);
+- clamps at rho * W_c (the authors: rho 1.30 slows grokking ~2.5x, rho 0.90 does not speed
+  it up);
+- free training over weight decays (norm at grok falls as decay grows; the largest never
+  groks) and over learning rates (T_grok ~ 1/lr at nearly one norm).
+
+The free runs of one m share one phase (one compiled program): every (lr, wd) variant is
+a per-run hyperparameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from grokjax import io
+from grokjax.experiment import (Session, _cell_summary, _phase_rows, checked_wc, clamp_runs,
+                                critical_norm, cv, grok_rule, plan, say, write_tables)
+from grokjax.train import Runs
+
+
+def _cell(rows) -> dict[str, Any]:
+  """A cell's grok fraction and median T_grok, its W_c (median norm at grok) and CV."""
+  return dict(_cell_summary(rows), wc=critical_norm(rows),
+              wc_cv_seeds=cv([r["norm_at_grok"] for r in rows if r["grokked"]]))
+
+
+def sparse_parity(sess: Session) -> dict[str, Any]:
+  """Free variants (lr, wd) at the reference m, free runs at the other m, clamp cells."""
+  from grokjax import plots
+  cfg = sess.cfg
+  if len(cfg.moduli) != 1:
+    raise ValueError("sparse_parity runs at one input size n (--moduli)")
+  n, lr0, wd0 = cfg.moduli[0], cfg.lrs[0], cfg.wd
+  m0 = cfg.task(n).n_train
+  sizes = [m for m in (cfg.train_sizes or []) if m != m0]
+  variants = ([(lr0, wd0)] + [(lr, wd0) for lr in cfg.lrs[1:]]
+              + [(lr0, wd) for wd in (cfg.wds or []) if wd != wd0])
+  budget = cfg.budget(None, n)
+  cells = [(n, cfg.seeds * len(variants), budget)] + [(n, cfg.seeds, budget) for _ in sizes]
+  cells += [(n, cfg.seeds, cfg.budget(r, n)) for r in cfg.rhos]
+  sess.estimate = plan(cfg, cells)
+
+  phases: list = []
+  seeds = np.tile(np.arange(cfg.seeds), len(variants))
+  lr = np.repeat([v[0] for v in variants], cfg.seeds)
+  wd = np.repeat([v[1] for v in variants], cfg.seeds)
+  runs = Runs(seeds, lr, wd, np.nan, np.iinfo(np.int32).max, budget)
+  free = _phase_rows(sess, f"free_m{m0}", cfg.task(n), runs, ["free"] * len(runs),
+                     [None] * len(runs), phases, [dict(m=m0)] * len(runs))
+  ref = [r for r in free if r["lr"] == lr0 and r["wd"] == wd0]
+  wc = checked_wc(cfg, n, ref, f" (m={m0})")
+  control = _cell(ref)
+  say(f"n={n} m={m0}: free W_c = {wc:.2f} (CV {control['wc_cv_seeds']:.1%}, "
+      f"{control['grok_fraction']:.0%} grokked, median T_grok {control['median_t_grok']})")
+
+  by_m = {str(m0): control}
+  for m in sizes:
+    task = dataclasses.replace(cfg.task(n), train_size=m)
+    rs = _phase_rows(sess, f"free_m{m}", task, Runs.free(np.arange(cfg.seeds), lr0, wd0, budget),
+                     ["free"] * cfg.seeds, [None] * cfg.seeds, phases, [dict(m=m)] * cfg.seeds)
+    by_m[str(m)] = _cell(rs)
+    say(f"n={n} m={m}: free W_c = {by_m[str(m)]['wc']:.2f}, median T_grok "
+        f"{by_m[str(m)]['median_t_grok']}")
+
+  clamp = []
+  if cfg.rhos:
+    cr, rho = clamp_runs(cfg, n, {float(lr0): wc}, cfg.rhos, [lr0])
+    clamp = _phase_rows(sess, f"clamp_m{m0}", cfg.task(n), cr, ["clamp"] * len(cr), list(rho),
+                        phases, [dict(m=m0, wc=wc)] * len(cr))
+  all_rows = write_tables(sess, phases)
+
+  t_free = control["median_t_grok"]
+  by_rho = {}
+  for rho in cfg.rhos:
+    s = _cell_summary([r for r in clamp if r["rho"] == rho])
+    s["slowdown"] = slowdown(s["median_t_grok"], t_free, cfg.budget(rho, n))
+    by_rho[f"{rho:g}"] = s
+  by_wd = {f"{w:g}": _cell([r for r in free if r["lr"] == lr0 and r["wd"] == w])
+           for w in sorted({v[1] for v in variants})}
+  by_lr = {f"{l:g}": _cell([r for r in free if r["lr"] == l and r["wd"] == wd0])
+           for l in sorted({v[0] for v in variants})}
+  wc_lrs = [c["wc"] for c in by_lr.values()]
+  result = dict(experiment="sparse_parity", problem=cfg.problem, n=n, m=m0, lr=lr0, wd=wd0,
+                wc=wc, free=control, by_m=by_m, by_rho=by_rho, by_wd=by_wd, by_lr=by_lr,
+                wc_cv_across_lr=cv(wc_lrs), **grok_rule(cfg, all_rows))
+  io.write_json(sess.path("summary.json"), result)
+  plots.sparse_parity(sess.path("figures", "sparse_parity.png"), result)
+  plots.curves(sess.path("figures", "curves.png"), phases)
+  print_summary(result)
+  return result
+
+
+def slowdown(t_clamp: float | None, t_free: float | None, budget: int) -> dict[str, Any]:
+  """Median T_grok of a clamp cell over the free median (below 1: a speed-up). A censored
+  cell (median None) gives its budget over the free median, a lower bound."""
+  if t_free is None:
+    return dict(value=float("nan"), lower_bound=False)
+  if t_clamp is None:
+    return dict(value=budget / t_free, lower_bound=True)
+  return dict(value=t_clamp / t_free, lower_bound=False)
+
+
+def _t(v) -> str:
+  return "censored" if v is None else f"{v:.0f}"
+
+
+def print_summary(result: dict[str, Any]) -> None:
+  """The rows the authors report, ours beside theirs (`grokjax.paper.SPARSE_PARITY`)."""
+  from grokjax import paper
+  a = paper.SPARSE_PARITY
+  f = result["free"]
+  say(f"free (m={result['m']}): median T_grok {_t(f['median_t_grok'])} (authors "
+      f"{a['free_t_grok']}), W_c {result['wc']:.2f} (authors {a['wc']}), seed CV "
+      f"{f['wc_cv_seeds']:.1%} (authors {a['wc_cv']:.1%})")
+  say("W_c against m: " + ", ".join(
+      f"m={m}: {c['wc']:.2f}" + (f" (authors {a['wc_by_m'][int(m)]})" if int(m) in a['wc_by_m']
+                                 else "") for m, c in result["by_m"].items()))
+  for rho, c in result["by_rho"].items():
+    theirs = a["slowdown"].get(float(rho))
+    say(f"clamp rho {rho}: median T_grok {_t(c['median_t_grok'])}, {c['grok_fraction']:.0%} "
+        f"grokked, {'>= ' if c['slowdown']['lower_bound'] else ''}{c['slowdown']['value']:.2f}x "
+        "the free median"
+        + (f" (authors {theirs}x)" if theirs else ""))
+  say("weight decay: " + ", ".join(
+      f"{w}: " + ("no grok" if not c["grok_fraction"] else f"W_c {c['wc']:.2f}")
+      + f" ({c['grok_fraction']:.0%})"
+      + (f" [authors {a['wc_by_wd'][float(w)] or 'no grok'}]" if float(w) in a["wc_by_wd"] else "")
+      for w, c in result["by_wd"].items()))
+  say("learning rate: " + ", ".join(
+      f"{l}: T_grok {_t(c['median_t_grok'])}, W_c {c['wc']:.2f}"
+      + (f" [authors {a['t_grok_by_lr'][float(l)]}]" if float(l) in a["t_grok_by_lr"] else "")
+      for l, c in result["by_lr"].items())
+      + f"; W_c CV across lr {result['wc_cv_across_lr']:.1%} (authors {a['wc_cv_across_lr']:.0%})")

@@ -1,0 +1,44 @@
+"""Several processes: two local CPU processes under jax.distributed, started through the
+scripts' own environment variables and given the same --out, write the same runs.csv as
+one process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARGS = ["--preset", "smoke", "--moduli", "23", "--no-progress", "--no-compile-cache"]
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _start(out, **env):
+  script = os.path.join(ROOT, "experiments", "free_training.py")
+  return subprocess.Popen([sys.executable, script, *ARGS, "--out", out],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, GROKJAX_CPU_DEVICES="1", **env))
+
+
+def test_two_processes_match_one(tmp_path):
+  port = _free_port()
+  two = str(tmp_path / "two")
+  procs = [_start(two, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+                  JAX_PROCESS_ID=str(i)) for i in range(2)]
+  for p in procs:
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-2000:]
+  one = str(tmp_path / "one")
+  p = _start(one)
+  _, err = p.communicate(timeout=600)
+  assert p.returncode == 0, err[-2000:]
+  with open(os.path.join(one, "runs.csv")) as a, open(os.path.join(two, "runs.csv")) as b:
+    assert a.read() == b.read()
+  with open(os.path.join(two, "config.json")) as f:
+    env = json.load(f)["environment"]
+  assert env["process_count"] == 2 and env["device_count"] == 2  # one device per process
