@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 
-def _atomic_bytes(path: str, payload: bytes) -> None:
+def atomic_bytes(path: str, payload: bytes) -> None:
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
@@ -30,14 +30,14 @@ def _atomic_bytes(path: str, payload: bytes) -> None:
     raise
 
 
-def _plain(x: Any) -> Any:
+def plain(x: Any) -> Any:
   """numpy scalars/arrays -> JSON-ready Python values; NaN and inf -> None."""
   if isinstance(x, dict):
-    return {str(k): _plain(v) for k, v in x.items()}
+    return {str(k): plain(v) for k, v in x.items()}
   if isinstance(x, (list, tuple)):
-    return [_plain(v) for v in x]
+    return [plain(v) for v in x]
   if isinstance(x, np.ndarray):
-    return _plain(x.tolist())
+    return plain(x.tolist())
   if isinstance(x, (np.bool_, bool)):
     return bool(x)
   if isinstance(x, (np.integer, int)):
@@ -48,7 +48,7 @@ def _plain(x: Any) -> Any:
 
 
 def write_json(path: str, obj: Any) -> None:
-  _atomic_bytes(path, (json.dumps(_plain(obj), indent=2, sort_keys=False) + "\n").encode())
+  atomic_bytes(path, (json.dumps(plain(obj), indent=2, sort_keys=False) + "\n").encode())
 
 
 def read_json(path: str) -> Any:
@@ -64,11 +64,11 @@ def write_csv(path: str, rows: Iterable[dict[str, Any]]) -> None:
   writer.writeheader()
   for row in rows:
     writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-  _atomic_bytes(path, buf.getvalue().encode())
+  atomic_bytes(path, buf.getvalue().encode())
 
 
 def _csv_cell(v: Any) -> Any:
-  v = _plain(v)
+  v = plain(v)
   if v is None:
     return ""
   if isinstance(v, float):
@@ -79,7 +79,7 @@ def _csv_cell(v: Any) -> Any:
 def write_npz(path: str, **arrays: np.ndarray) -> None:
   buf = io.BytesIO()
   np.savez_compressed(buf, **arrays)
-  _atomic_bytes(path, buf.getvalue())
+  atomic_bytes(path, buf.getvalue())
 
 
 def environment() -> dict[str, Any]:

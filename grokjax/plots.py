@@ -14,13 +14,13 @@ COLLAPSE_MARK = 0.5  # a run whose train softmax collapsed on at least half the 
 
 
 def _save(fig, path: str) -> str:
-  from grokjax.io import _atomic_bytes
+  from grokjax.io import atomic_bytes
   import io as _io
   buf = _io.BytesIO()
   fig.tight_layout()
   fig.savefig(buf, format="png", dpi=120)
   plt.close(fig)
-  _atomic_bytes(path, buf.getvalue())
+  atomic_bytes(path, buf.getvalue())
   return path
 
 

@@ -682,7 +682,7 @@ def is_done(part: Part, results: str, seeds: int | None) -> bool:
   if not os.path.exists(os.path.join(path, "runs.csv")):
     return False
   old = io.read_json(os.path.join(path, "config.json")).get("config", {})
-  new = io._plain(part_config(part, seeds).to_json())
+  new = io.plain(part_config(part, seeds).to_json())
   return all(old.get(k) == v for k, v in new.items() if k in old)
 
 
@@ -768,4 +768,4 @@ def write_markdown(path: str, rows: Sequence[Row], folders: dict, missing: Seque
     with open(notes) as fh:
       lines += ["", fh.read().rstrip()]
   lines += ["", "## Figures", ""] + [f"![{os.path.basename(x)}]({rel(x)})" for x in figures]
-  io._atomic_bytes(path, ("\n".join(lines) + "\n").encode())
+  io.atomic_bytes(path, ("\n".join(lines) + "\n").encode())

@@ -21,15 +21,33 @@ from typing import Any
 
 import numpy as np
 
-from grokjax import io
-from grokjax.experiment import (Session, _cell_summary, _phase_rows, checked_wc, clamp_runs,
-                                critical_norm, cv, grok_rule, plan, say, write_tables)
+from grokjax import flags, io
+from grokjax.estimate import plan
+from grokjax.grids import clamp_runs, phase_rows, write_tables
+from grokjax.session import Session, say
+from grokjax.stats import cell_summary, checked_wc, critical_norm, cv, grok_rule
 from grokjax.train import Runs
+
+
+OUTPUT = "summary.json"
+
+
+def add_flags(ap) -> None:
+  flags.clamp_flags(ap)
+  ap.add_argument("--wds", type=flags.floats("--wds"),
+                  help="weight decays of the free scan (--wd is the reference)")
+  ap.add_argument("--train-sizes", type=flags.ints("--train-sizes", 1),
+                  help="training-set sizes m of the W_c(m) scan")
+
+
+def check(cfg) -> None:
+  flags.one_modulus(cfg, "sparse_parity")
+
 
 
 def _cell(rows) -> dict[str, Any]:
   """A cell's grok fraction and median T_grok, its W_c (median norm at grok) and CV."""
-  return dict(_cell_summary(rows), wc=critical_norm(rows),
+  return dict(cell_summary(rows), wc=critical_norm(rows),
               wc_cv_seeds=cv([r["norm_at_grok"] for r in rows if r["grokked"]]))
 
 
@@ -54,7 +72,7 @@ def sparse_parity(sess: Session) -> dict[str, Any]:
   lr = np.repeat([v[0] for v in variants], cfg.seeds)
   wd = np.repeat([v[1] for v in variants], cfg.seeds)
   runs = Runs(seeds, lr, wd, np.nan, np.iinfo(np.int32).max, budget)
-  free = _phase_rows(sess, f"free_m{m0}", cfg.task(n), runs, ["free"] * len(runs),
+  free = phase_rows(sess, f"free_m{m0}", cfg.task(n), runs, ["free"] * len(runs),
                      [None] * len(runs), phases, [dict(m=m0)] * len(runs))
   ref = [r for r in free if r["lr"] == lr0 and r["wd"] == wd0]
   wc = checked_wc(cfg, n, ref, f" (m={m0})")
@@ -65,7 +83,7 @@ def sparse_parity(sess: Session) -> dict[str, Any]:
   by_m = {str(m0): control}
   for m in sizes:
     task = dataclasses.replace(cfg.task(n), train_size=m)
-    rs = _phase_rows(sess, f"free_m{m}", task, Runs.free(np.arange(cfg.seeds), lr0, wd0, budget),
+    rs = phase_rows(sess, f"free_m{m}", task, Runs.free(np.arange(cfg.seeds), lr0, wd0, budget),
                      ["free"] * cfg.seeds, [None] * cfg.seeds, phases, [dict(m=m)] * cfg.seeds)
     by_m[str(m)] = _cell(rs)
     say(f"n={n} m={m}: free W_c = {by_m[str(m)]['wc']:.2f}, median T_grok "
@@ -74,14 +92,14 @@ def sparse_parity(sess: Session) -> dict[str, Any]:
   clamp = []
   if cfg.rhos:
     cr, rho = clamp_runs(cfg, n, {float(lr0): wc}, cfg.rhos, [lr0])
-    clamp = _phase_rows(sess, f"clamp_m{m0}", cfg.task(n), cr, ["clamp"] * len(cr), list(rho),
+    clamp = phase_rows(sess, f"clamp_m{m0}", cfg.task(n), cr, ["clamp"] * len(cr), list(rho),
                         phases, [dict(m=m0, wc=wc)] * len(cr))
   all_rows = write_tables(sess, phases)
 
   t_free = control["median_t_grok"]
   by_rho = {}
   for rho in cfg.rhos:
-    s = _cell_summary([r for r in clamp if r["rho"] == rho])
+    s = cell_summary([r for r in clamp if r["rho"] == rho])
     s["slowdown"] = slowdown(s["median_t_grok"], t_free, cfg.budget(rho, n))
     by_rho[f"{rho:g}"] = s
   by_wd = {f"{w:g}": _cell([r for r in free if r["lr"] == lr0 and r["wd"] == w])

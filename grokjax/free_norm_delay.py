@@ -1,0 +1,168 @@
+"""The free-norm delay: free training started from initial weights scaled by s, over a
+grid of learning rates and weight decays; the logarithmic delay of a freely contracting
+norm, T_grok - T_peak = ln(V_peak / V_grok) / (2 kappa eta lambda), V = ||W||^2.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from grokjax import fit, flags, io
+from grokjax.estimate import plan
+from grokjax.grids import phase_rows, write_tables
+from grokjax.optim import NEVER
+from grokjax.session import Session, say
+from grokjax.stats import cell_summary, grok_rule
+from grokjax.train import Runs
+
+
+OUTPUT = "fit.json"
+
+
+def add_flags(ap) -> None:
+  ap.add_argument("--scales", type=flags.floats("--scales"), help="initial-weight scales s")
+  ap.add_argument("--wds", type=flags.floats("--wds"), help="comma-separated weight decays")
+  ap.add_argument("--clamp-from", help="a pinned_norm folder: its delay law joins the figure")
+
+
+def check(cfg) -> None:
+  flags.one_modulus(cfg, "free_norm_delay")
+  if cfg.clamp_from and not os.path.isfile(os.path.join(cfg.clamp_from, "runs.csv")):
+    raise flags.UsageError(f"--clamp-from: {cfg.clamp_from!r} holds no runs.csv")
+
+
+
+def peak_after_memorising(steps, norm, t_mem, t_grok) -> tuple[np.ndarray, np.ndarray]:
+  """Per run, the step and value of the largest ||W|| between T_mem and T_grok (NaN/-1
+  for a run that never memorised or never grokked)."""
+  steps = np.asarray(steps)
+  window = (steps[None, :] >= t_mem[:, None]) & (steps[None, :] <= t_grok[:, None])
+  window &= (t_mem >= 0)[:, None]
+  masked = np.where(window & np.isfinite(norm), norm, -np.inf)
+  col = np.argmax(masked, axis=1)
+  ok = np.isfinite(masked[np.arange(len(col)), col])
+  return (np.where(ok, steps[col], -1),
+          np.where(ok, masked[np.arange(len(col)), col], np.nan))
+
+
+def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
+  """T_grok - T_peak = c + x / kappa, x = ln(V_peak / V_grok) / (2 lr wd): kappa, its
+  95 % bootstrap CI over seeds, R^2 and the intercept c."""
+  ok = [r for r in rows if r["grokked"] and r["t_peak"] is not None and r["t_peak"] >= 0
+        and r["v_peak"] and r["v_grok"] and not r["diverged"]]
+
+  def one(rs):
+    if len(rs) < 3:
+      return None
+    x = np.array([np.log(r["v_peak"] / r["v_grok"]) / (2 * r["lr"] * r["wd"]) for r in rs])
+    y = np.array([r["t_grok"] - r["t_peak"] for r in rs], float)
+    if np.ptp(x) == 0:
+      return None
+    slope, icept = np.polyfit(x, y, 1)
+    r2 = 1 - np.sum((y - (icept + slope * x)) ** 2) / np.sum((y - y.mean()) ** 2)
+    return slope, icept, r2
+
+  point = one(ok)
+  if point is None or point[0] <= 0:
+    return dict(error="fewer than 3 grokked runs with a peak, or no positive slope",
+                n_runs=len(ok))
+  seeds = sorted({r["seed"] for r in ok})
+  rng = np.random.default_rng(0)
+  boots = []
+  for _ in range(n_boot):
+    res = one([r for s in rng.choice(seeds, len(seeds)) for r in ok if r["seed"] == s])
+    if res is not None and res[0] > 0:
+      boots.append(1 / res[0])
+  ci = [float(v) for v in np.percentile(boots, [2.5, 97.5])] if boots else None
+  return dict(kappa=float(1 / point[0]), kappa_ci=ci, slope=float(point[0]),
+              intercept=float(point[1]), r2=float(point[2]), n_runs=len(ok),
+              n_boot_kept=len(boots))
+
+
+def free_norm_delay(sess: Session) -> dict[str, Any]:
+  """Free runs from initial weights scaled by s, over learning rates x weight decays."""
+  from grokjax import plots
+  from grokjax.models import weight_norm
+  from grokjax.train import program
+  import jax
+  cfg = sess.cfg
+  if len(cfg.moduli) != 1:
+    raise ValueError("free_norm_delay runs at one modulus")
+  p = cfg.moduli[0]
+  budget = cfg.budget(None, p)
+  wds = cfg.wds or [cfg.wd]
+  grid = [(lr, wd, s, seed) for lr in cfg.lrs for wd in wds for s in cfg.scales
+          for seed in range(cfg.seeds)]
+  lr, wd, scale, seed = (np.array(c) for c in zip(*grid))
+  sess.estimate = plan(cfg, [(p, len(grid), budget)])
+  runs = Runs(seed, lr, wd, np.nan, NEVER, budget, kick=scale,
+              t_kick=np.where(scale != 1.0, 0, NEVER))
+  task = cfg.task(p)
+  phases: list = []
+  rows = phase_rows(sess, f"free_scaled_p{p}", task, runs, ["free"] * len(grid),
+                     [None] * len(grid), phases, [dict(scale=s) for s in scale])
+  res = phases[-1][0]
+  # ||W|| of each run's initial weights, times its scale: the height the contraction starts from
+  init = program(task).init(np.array([task.init_seed(w, s) for w, s in zip(wd, seed)], np.uint32))
+  w0 = np.asarray(jax.vmap(weight_norm)(init["params"]))
+  out = res.reduce(cfg.mem_threshold, cfg.grok_threshold, cfg.grok_persist)
+  t_peak, n_peak = peak_after_memorising(res.steps, res.curves["norm"],
+                                         np.where(out["memorised"], out["t_mem"], -1),
+                                         np.where(out["grokked"], out["t_grok"], -1))
+  for i, r in enumerate(rows):
+    r.update(start_norm=float(w0[i] * scale[i]), t_peak=int(t_peak[i]) if t_peak[i] >= 0 else None,
+             v_peak=float(n_peak[i] ** 2) if np.isfinite(n_peak[i]) else None,
+             v_grok=float(r["norm_at_grok"] ** 2) if r["grokked"] else None)
+  all_rows = write_tables(sess, phases)
+  per = {}
+  for l in cfg.lrs:
+    for w in wds:
+      rs = [r for r in rows if np.isclose(r["lr"], l) and np.isclose(r["wd"], w)]
+      cells = {f"{s:g}": cell_summary([r for r in rs if r["scale"] == s]) for s in cfg.scales}
+      delays = [r["t_grok"] - r["t_peak"] for r in rs if r["grokked"] and r["t_peak"] is not None]
+      per[f"lr{l:g}_wd{w:g}"] = dict(lr=l, wd=w, kappa=fit_kappa(rs, cfg.n_boot), cells=cells,
+                                     median_delay=float(np.median(delays)) if delays else None)
+  # Pooled over the grid, where 1 / (2 lr wd) also moves x: a scale s below the
+  # memorisation peak does not move V_peak, so one (lr, wd) cell alone may not pin kappa.
+  pooled = fit_kappa(rows, cfg.n_boot)
+  pts = [(v["lr"] * v["wd"], v["median_delay"]) for v in per.values()
+         if v["median_delay"] and v["median_delay"] > 0]
+  scaling = (fit.safe(fit.fit_power_law, *zip(*pts)) if len(pts) >= 2 else
+             dict(error="needs two (lr, wd) points with a positive median delay"))
+  result = dict(experiment="free_norm_delay", p=p, scales=cfg.scales, per_lr_wd=per,
+                kappa_pooled=pooled,
+                delay_vs_eta_lambda=scaling, **grok_rule(cfg, all_rows))
+  io.write_json(sess.path("fit.json"), result)
+  clamp_rows = None
+  if cfg.clamp_from:
+    from grokjax.reproduce import read_runs
+    import os
+    clamp_rows = [r for r in read_runs(os.path.join(cfg.clamp_from, "runs.csv"))
+                  if r["arm"] == "clamp"]
+  plots.both_laws(sess.path("figures", "both_laws.png"), rows, clamp_rows)
+  plots.curves(sess.path("figures", "curves.png"), phases)
+  for key, v in per.items():
+    k = v["kappa"]
+    cells = "  ".join(f"s={s}: {c['grok_fraction']:.0%}, T_grok {c['median_t_grok']}"
+                      for s, c in v["cells"].items())
+    say(f"lr {v['lr']:g}, wd {v['wd']:g}: {cells}")
+    if k.get("kappa") is not None:
+      ci = k["kappa_ci"] or [float("nan")] * 2
+      say(f"   kappa = {k['kappa']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  R^2 = {k['r2']:.2f} "
+          f"({k['n_runs']} runs; delay T_grok - T_peak = {k['intercept']:.0f} + "
+          f"ln(V_peak/V_grok) / (2 kappa lr wd))")
+    else:
+      say(f"   no kappa: {k.get('error')}")
+  if pooled.get("kappa") is not None:
+    ci = pooled["kappa_ci"] or [float("nan")] * 2
+    say(f"pooled over lr x wd: kappa = {pooled['kappa']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  "
+        f"R^2 = {pooled['r2']:.2f} ({pooled['n_runs']} runs)")
+  else:
+    say(f"pooled over lr x wd: no kappa: {pooled.get('error')}")
+  if scaling.get("beta") is not None:
+    say(f"median delay ~ (lr wd)^{scaling['beta']:.2f} across the grid (R^2 {scaling['r2']:.2f}; "
+        "the law predicts -1)")
+  return result

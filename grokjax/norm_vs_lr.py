@@ -1,0 +1,83 @@
+"""The rho x learning-rate matrix at one modulus (the paper's Table 1), with a free
+control per learning rate: how weakly the learning rate matters against the held norm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grokjax import flags, io
+from grokjax.estimate import eta_update, plan
+from grokjax.grids import clamp_phase, free_phase, wc_by_lr, write_tables
+from grokjax.session import Session, say
+from grokjax.stats import cell_summary, fit_arrays, grok_rule
+
+
+OUTPUT = "fit.json"
+
+
+def add_flags(ap) -> None:
+  flags.clamp_flags(ap)
+
+
+def check(cfg) -> None:
+  flags.one_modulus(cfg, "norm_vs_lr")
+  flags.some_rhos(cfg)
+
+
+
+def norm_vs_lr(sess: Session) -> dict[str, Any]:
+  """The rho x learning-rate matrix at one modulus, with a free control per learning rate.
+
+  The held norms are rho * W_c with W_c measured at the first (reference) learning rate,
+  so a row of the matrix holds one absolute norm, as in the paper's table.
+  """
+  from grokjax import fit, plots
+  cfg = sess.cfg
+  if len(cfg.moduli) != 1:
+    raise ValueError("norm_vs_lr runs at one modulus")
+  p = cfg.moduli[0]
+  clamp_cells = [(p, cfg.seeds * len(cfg.lrs), cfg.budget(r, p)) for r in cfg.rhos]
+  sess.estimate = plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p))] + clamp_cells)
+  phases = []
+  free = free_phase(sess, p, cfg.lrs, phases)
+  eta_update(sess, p, [r for r in free if r["lr"] == cfg.lrs[0]], clamp_cells)
+  wc_lr = wc_by_lr(free, cfg.lrs)
+  wc = wc_lr[float(cfg.lrs[0])]
+  say(f"p={p}: W_c = {wc:.2f} at the reference lr {cfg.lrs[0]:g}; per lr "
+      + ", ".join(f"{k:g}: {v:.2f}" for k, v in wc_lr.items()))
+  clamp = clamp_phase(sess, p, {float(lr): wc for lr in cfg.lrs}, cfg.rhos, cfg.lrs, phases)
+  all_rows = write_tables(sess, phases)
+  matrix = {f"{rho:g}": {f"{lr:g}": cell_summary([r for r in clamp if r["rho"] == rho
+                                                    and r["lr"] == lr])["median_t_grok"]
+                         for lr in cfg.lrs} for rho in cfg.rhos}
+  control = {f"{lr:g}": cell_summary([r for r in free if r["lr"] == lr])["median_t_grok"]
+             for lr in cfg.lrs}
+  grid = [[matrix[f"{rho:g}"][f"{lr:g}"] for lr in cfg.lrs] for rho in cfg.rhos]
+  budget = [[cfg.budget(rho, p) for _ in cfg.lrs] for rho in cfg.rhos]
+  fold_rho = {f"{lr:g}": fit.fold_change_bounded([row[j] for row in grid], [b[j] for b in budget])
+              for j, lr in enumerate(cfg.lrs)}
+  fold_lr = {f"{rho:g}": fit.fold_change_bounded(grid[i], budget[i])
+             for i, rho in enumerate(cfg.rhos)}
+  alpha_lr = {}
+  for lr in cfg.lrs:
+    rs = [r for r in clamp if r["lr"] == lr and not r["diverged"]]
+    alpha_lr[f"{lr:g}"] = fit.safe(fit.fit_delay_law, *fit_arrays(rs), n_boot=cfg.n_boot)
+  result = dict(experiment="norm_vs_lr", p=p, wc=wc, wc_per_lr={f"{k:g}": v for k, v in wc_lr.items()},
+                held_norms={f"{rho:g}": rho * wc for rho in cfg.rhos},
+                median_t_grok=matrix, free_control=control, fold_across_rho=fold_rho,
+                fold_across_lr=fold_lr,
+                fold_rho_median=fit.bounded_median(list(fold_rho.values())),
+                fold_lr_median=fit.bounded_median(list(fold_lr.values())),
+                per_lr=alpha_lr, fit_method=fit.METHOD, **grok_rule(cfg, all_rows))
+  io.write_json(sess.path("fit.json"), result)
+  plots.rho_lr_matrix(sess.path("figures", "rho_lr_matrix.png"), result)
+  plots.curves(sess.path("figures", "curves.png"), phases)
+  say(f"median T_grok (rows rho, columns lr {', '.join(f'{lr:g}' for lr in cfg.lrs)}):")
+  for rho, row in matrix.items():
+    say(f"  rho {rho:>5}: " + "  ".join(f"{'censored' if v is None else int(v):>8}" for v in row.values()))
+  say("  free    : " + "  ".join(f"{'censored' if v is None else int(v):>8}" for v in control.values()))
+  say(f"fold change of median T_grok: across rho {fit.format_fold(result['fold_rho_median'])}, "
+      f"across lr {fit.format_fold(result['fold_lr_median'])} (medians over the other axis; "
+      "'>=': a censored cell at the slow end, so only a lower bound)")
+  return result

@@ -1,0 +1,110 @@
+"""The results folder of one experiment: config.json, cached phases, checkpoints.
+
+A `Session` writes config.json, refuses to resume under a changed configuration or
+platform, loads finished training phases and resumes interrupted ones from their
+checkpoints, so re-running the same command continues where a killed one stopped.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+
+from grokjax import io
+from grokjax.config import Config
+from grokjax.train import Runs, SweepResult, Task, train
+
+
+class Session:
+  """A results folder: config.json, cached phases, checkpoints, final tables."""
+
+  def __init__(self, cfg: Config, out: str, *, force_new: bool = False, progress: bool = True,
+               checkpoint_every_s: float = 60.0):
+    self.cfg, self.out, self.progress = cfg, out, progress
+    self.checkpoint_every_s = checkpoint_every_s
+    cfg_path = os.path.join(out, "config.json")
+    if os.path.exists(cfg_path) and not force_new:
+      old = io.read_json(cfg_path).get("config", {})
+      new = io.plain(cfg.to_json())
+      # A field added to Config after a folder was written reads as its default there.
+      defaults = {f.name: io.plain(f.default) for f in dataclasses.fields(Config)
+                  if f.default is not dataclasses.MISSING}
+      old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
+      diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      was = io.read_json(cfg_path).get("environment", {}).get("platform")
+      now = io.environment().get("platform")
+      if was and was != now:
+        raise ConfigMismatch(
+            f"{out} was trained on {was} and this is {now}: results would not continue bit "
+            "for bit; use another --out, or --force-new to start over")
+      if diff:
+        raise ConfigMismatch(
+            f"{out} holds a run with another configuration (differs in: {', '.join(diff)}); "
+            "use another --out, or --force-new to start over")
+    elif force_new and os.path.isdir(out):
+      for name in ("phases", "checkpoints", "figures"):
+        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+    self.started = time.time()
+    self.estimate: dict[str, float] | None = None  # set by `plan`
+    io.write_json(cfg_path, dict(config=cfg.to_json(), environment=io.environment()))
+
+  def phase(self, name: str, task: Task, runs: Runs) -> SweepResult:
+    """Train a grid once: a finished phase is loaded, an interrupted one resumed."""
+    path = os.path.join(self.out, "phases", f"{name}.npz")
+    if os.path.exists(path):
+      res = load_result(path)
+      if res.task == task and same_runs(res.runs, runs):
+        say(f"  {name}: loaded from {path}")
+        return res
+    res = train(task, runs, chunk_steps=self.cfg.chunk_steps,
+                retire_margin=self.cfg.retire_margin, grok_threshold=self.cfg.grok_threshold,
+                mem_threshold=self.cfg.mem_threshold, grok_persist=self.cfg.grok_persist,
+                progress=self.progress, desc=name,
+                checkpoint=os.path.join(self.out, "checkpoints", name),
+                checkpoint_every_s=self.checkpoint_every_s)
+    save_result(path, res)
+    shutil.rmtree(os.path.join(self.out, "checkpoints", name), ignore_errors=True)
+    return res
+
+  def path(self, *parts: str) -> str:
+    return os.path.join(self.out, *parts)
+
+
+class ConfigMismatch(ValueError):
+  """A resume was asked for under a different configuration."""
+
+
+def same_runs(a: Runs, b: Runs) -> bool:
+  return all(np.array_equal(getattr(a, f.name), getattr(b, f.name), equal_nan=True)
+             for f in dataclasses.fields(Runs))
+
+
+def save_result(path: str, res: SweepResult) -> None:
+  arrays = {f"curve_{k}": v for k, v in res.curves.items()}
+  arrays.update({f"run_{f.name}": getattr(res.runs, f.name) for f in dataclasses.fields(Runs)})
+  task = np.array(json.dumps(dataclasses.asdict(res.task), sort_keys=True))
+  io.write_npz(path, steps=res.steps, last_step=res.last_step, diverged_step=res.diverged_step,
+               wall_s=np.float64(res.wall_s), task=task, **arrays)
+
+
+def load_result(path: str) -> SweepResult:
+  z = np.load(path)
+  text = str(z["task"])
+  # JSON; phases written before it hold the repr of a sorted list of plain items
+  task = Task(**(json.loads(text) if text.startswith("{") else dict(ast.literal_eval(text))))
+  # Runs fields added after a phase was written take their defaults
+  runs = Runs(**{f.name: z[f"run_{f.name}"] for f in dataclasses.fields(Runs)
+                 if f"run_{f.name}" in z.files})
+  curves = {k[len("curve_"):]: z[k] for k in z.files if k.startswith("curve_")}
+  return SweepResult(task, runs, z["steps"], curves, z["last_step"], z["diverged_step"],
+                     float(z["wall_s"]))
+
+
+def say(msg: str) -> None:
+  print(msg, flush=True)
