@@ -78,14 +78,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 # Sparse parity (--problem sparse_parity, or experiments/sparse_parity.py): the authors'
 # model and optimiser (n = 30 bits, m = 1000, MLP 30 -> 512 -> 2, lr 1e-3, weight decay 1,
 # t_int 1000) replace the modular ones in every experiment. Budgets: the authors' 50k; quick
-# about 3x their slowest grokking cells (lr 5e-4: 6637 steps; rho 1.30: 2.47 x 2648), 8 seeds.
+# about 2x their slowest grokking cells (lr 5e-4: 6637 steps; rho 1.30: 2.47 x 2648), 8 seeds.
 _PARITY = dict(moduli=[30], train_size=1000, d=128, frac=0.40, hidden=512, arch="mlp",
                lrs=[1e-3], wd=1.0, t_int=1000, eval_every=10, ref_p=30, chunk_steps=500,
                retire_margin=500, rhos=[0.90, 1.30])
 PROBLEM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "sparse_parity": {
         "paper": dict(_PARITY, seeds=16, budgets={"free": 50000}),
-        "quick": dict(_PARITY, seeds=8, budgets={"free": 20000}),
+        "quick": dict(_PARITY, seeds=8, budgets={"free": 15000}),
         "smoke": dict(_PARITY, moduli=[12], train_size=300, hidden=64, lrs=[1e-2], t_int=100,
                       seeds=2, retire_margin=0, chunk_steps=200, budgets={"free": 1500}),
         "paper/norm_vs_lr": dict(lrs=[5e-4, 1e-3, 2e-3]),
