@@ -131,7 +131,9 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
     except ValueError as e:
       raise UsageError(f"--moduli/--frac/--problem: {e}")
   out = args.out or os.path.join(
-      "results", f"{experiment}_{cfg.preset}_p{'-'.join(map(str, cfg.moduli))}")
+      "results", f"{experiment}_{cfg.preset}_p{'-'.join(map(str, cfg.moduli))}"
+      + ("" if cfg.problem == "add" else "_" + cfg.problem.replace(":", "_").replace(",", "_")
+         .replace("=", "")))
   if os.path.exists(out) and not os.path.isdir(out):
     raise UsageError(f"--out: {out!r} is a file, not a folder")
   _check_memory(cfg, args)
@@ -147,7 +149,10 @@ def _check_memory(cfg, args) -> None:
   for flag, field, noun in (("--moduli", "moduli", "modulus"), ("--steps", "steps", "budget"),
                             ("--seeds", "seeds", "number of seeds")):
     if getattr(args, field, None) is not None:
-      best = ex.largest_fitting(cfg, field, have)
+      try:
+        best = ex.largest_fitting(cfg, field, have)
+      except ValueError:  # the search reached a size the problem rejects
+        best = None
       if best is not None:
         raise UsageError(f"{flag}: the grid needs about {gib(need)} of memory and this machine "
                          f"has {gib(have)} free; the largest {noun} that fits is {best:,}")

@@ -120,15 +120,27 @@ def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) ->
   for k in ("p", "seed", "lr", "rho", "arm", "layernorm"):
     arrays[k] = np.array([np.nan if r.get(k) is None else r.get(k) for r in rows])
   io.write_npz(sess.path("curves.npz"), **arrays)
+  keys = _unique([f"p{res.task.p}_{rs[0]['arm']}" for res, rs in phases])
   # Timing lives apart from the results so a resumed run's tables equal an uninterrupted one's.
   io.write_json(sess.path("timing.json"), dict(
       session_wall_s=time.time() - sess.started,
-      phases={f"p{res.task.p}_{rs[0]['arm']}": res.wall_s for res, rs in phases},
-      run_steps={f"p{res.task.p}_{rs[0]['arm']}": int(res.last_step.sum()) for res, rs in phases}))
+      phases=dict(zip(keys, (res.wall_s for res, _ in phases))),
+      run_steps=dict(zip(keys, (int(res.last_step.sum()) for res, _ in phases)))))
   return rows
 
 
-WC_FIELDS = ("d", "hidden", "wd", "frac", "arch", "layernorm", "heads", "dtype")
+def _unique(keys: list[str]) -> list[str]:
+  """keys with a repeated one numbered (p59_free, p59_free_2, ...)."""
+  seen: dict[str, int] = {}
+  out = []
+  for k in keys:
+    seen[k] = seen.get(k, 0) + 1
+    out.append(k if seen[k] == 1 else f"{k}_{seen[k]}")
+  return out
+
+
+WC_FIELDS = ("d", "hidden", "wd", "frac", "arch", "layernorm", "heads", "dtype", "problem",
+             "train_size")
 
 
 def wc_source_mismatch(cfg: Config, folder: str) -> str | None:

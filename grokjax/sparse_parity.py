@@ -48,7 +48,7 @@ def check(cfg) -> None:
 def _cell(rows) -> dict[str, Any]:
   """A cell's grok fraction and median T_grok, its W_c (median norm at grok) and CV."""
   return dict(cell_summary(rows), wc=critical_norm(rows),
-              wc_cv_seeds=cv([r["norm_at_grok"] for r in rows if r["grokked"]]))
+              wc_cv_seeds=cv([r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]))
 
 
 def sparse_parity(sess: Session) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def sparse_parity(sess: Session) -> dict[str, Any]:
   say(f"n={n} m={m0}: free W_c = {wc:.2f} (CV {control['wc_cv_seeds']:.1%}, "
       f"{control['grok_fraction']:.0%} grokked, median T_grok {control['median_t_grok']})")
 
-  by_m = {str(m0): control}
+  by_m = {str(m0): control}  # sorted by m below
   for m in sizes:
     task = dataclasses.replace(cfg.task(n), train_size=m)
     rs = phase_rows(sess, f"free_m{m}", task, Runs.free(np.arange(cfg.seeds), lr0, wd0, budget),
@@ -89,6 +89,7 @@ def sparse_parity(sess: Session) -> dict[str, Any]:
     say(f"n={n} m={m}: free W_c = {by_m[str(m)]['wc']:.2f}, median T_grok "
         f"{by_m[str(m)]['median_t_grok']}")
 
+  by_m = {k: by_m[k] for k in sorted(by_m, key=int)}
   clamp = []
   if cfg.rhos:
     cr, rho = clamp_runs(cfg, n, {float(lr0): wc}, cfg.rhos, [lr0])

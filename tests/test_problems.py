@@ -166,3 +166,15 @@ def test_data_bytes_match_the_split(spec, p, m):
   prob = problems.build(spec, p, 0.4, m)
   data = jax.eval_shape(prob.split, jax.random.key(0))
   assert prob.data_bytes() == sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(data))
+
+
+def test_wc_from_another_problem_is_refused(tmp_path):
+  """W_c belongs to one problem: --wc-from a folder of a + b is refused for a * b."""
+  import json
+
+  from grokjax import config, grids
+  add = config.resolve("pinned_norm", "smoke")
+  (tmp_path / "config.json").write_text(json.dumps({"config": add.to_json()}))
+  mul = config.resolve("pinned_norm", "smoke", problem="mul")
+  assert grids.wc_source_mismatch(add, str(tmp_path)) is None
+  assert "problem" in grids.wc_source_mismatch(mul, str(tmp_path))
