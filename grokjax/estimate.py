@@ -11,7 +11,7 @@ import numpy as np
 from grokjax.config import Config
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary
-from grokjax.train import Task
+from grokjax.train import CURVES, Task
 
 
 # The prior of the time estimate: a run is expected to grok after this fraction of its
@@ -39,8 +39,8 @@ def training_seconds(cfg: Config, cells: list[tuple[int, int, int]], rate: float
   """(expected, worst-case) seconds to train (p, runs, budget) cells at `rate` run-steps/s
   measured at size p_ref; other sizes scaled by their per-step arithmetic (the problem's
   `cost`: n_train * p for a modular problem)."""
-  ref = cfg.task(p_ref).problem_def.cost(cfg.hidden)
-  cost = lambda p: cfg.task(p).problem_def.cost(cfg.hidden) / ref
+  ref = cfg.task(p_ref).problem_def.cost()
+  cost = lambda p: cfg.task(p).problem_def.cost() / ref
   expected = sum(expected_run_steps(cfg, [c], scale) * cost(c[0]) for c in cells) / rate
   worst = sum(n * b * cost(p) for p, n, b in cells) / rate
   return expected, worst
@@ -113,7 +113,7 @@ def memory_needed(cfg: Config) -> int:
     n_params, state_bytes = state_size(t)
     state = 3 * 4 * n_params + state_bytes
     budget = max([cfg.budget(None, p)] + [cfg.budget(r, p) for r in cfg.rhos])
-    curves = 2 * 7 * 4 * -(-budget // cfg.eval_every)
+    curves = 2 * len(CURVES) * 4 * -(-budget // cfg.eval_every)
     c = prob.n_classes
     act = 4 * 3 * (prob.n_train * (2 * h + 2 * c) + (prob.n_train + prob.n_test) * (h + c))
     worst = max(worst, runs * (state + curves) + act)

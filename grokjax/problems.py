@@ -86,7 +86,7 @@ class Problem:
   def check(self, task) -> None:
     """Raise ValueError when `task` (architecture, widths) cannot train this problem."""
 
-  def cost(self, hidden: int) -> float:
+  def cost(self) -> float:
     """Relative arithmetic of one training step (time estimates compare sizes with it)."""
     return float(self.n_train * self.n_classes)
 
@@ -234,7 +234,7 @@ class Modular(Problem):
   def metrics(self, model):
     return dict(gini=fourier_gini(model.embed[...][: self.size]))
 
-  def cost(self, hidden: int) -> float:
+  def cost(self) -> float:
     return float(self.n_train * self.size)
 
 
@@ -342,7 +342,7 @@ class SparseParity(Problem):
   def data_bytes(self) -> int:
     return (self.m + self.test_examples) * self.size  # int8 bits
 
-  def cost(self, hidden: int) -> float:
+  def cost(self) -> float:
     return float(self.m * self.size)
 
 

@@ -71,7 +71,7 @@ def sparse_parity(sess: Session) -> dict[str, Any]:
   seeds = np.tile(np.arange(cfg.seeds), len(variants))
   lr = np.repeat([v[0] for v in variants], cfg.seeds)
   wd = np.repeat([v[1] for v in variants], cfg.seeds)
-  runs = Runs(seeds, lr, wd, np.nan, np.iinfo(np.int32).max, budget)
+  runs = Runs.free(seeds, lr, wd, budget)
   free = phase_rows(sess, f"free_m{m0}", cfg.task(n), runs, ["free"] * len(runs),
                      [None] * len(runs), phases, [dict(m=m0)] * len(runs))
   ref = [r for r in free if r["lr"] == lr0 and r["wd"] == wd0]
