@@ -679,8 +679,15 @@ def maybe_initialize_distributed() -> bool:
   return False
 
 
+# Bumped whenever the per-run state's layout changes, so that a checkpoint of an older
+# grokjax is refused with a message instead of restored into the wrong shapes.
+# 2: the training data in the state (problems); 3: the MLP's W2 stored [p, H].
+STATE_LAYOUT = 3
+
+
 def _fingerprint(task: Task, runs: Runs) -> str:
-  h = hashlib.sha256(repr(dataclasses.asdict(task)).encode())
+  h = hashlib.sha256(f"layout {STATE_LAYOUT}|".encode())
+  h.update(repr(dataclasses.asdict(task)).encode())
   for f in dataclasses.fields(runs):
     h.update(np.ascontiguousarray(getattr(runs, f.name)).tobytes())
   return h.hexdigest()
@@ -703,7 +710,8 @@ class _Checkpoints:
       return None
     tree = self.manager.restore(step)
     if not np.array_equal(np.asarray(tree["fingerprint"]), self.fingerprint):
-      raise ValueError(f"checkpoint in {self.manager.directory} belongs to another grid")
+      raise ValueError(f"checkpoint in {self.manager.directory} belongs to another grid, or "
+                       "to a grokjax whose state layout differs (train.STATE_LAYOUT)")
     loop = {k: v for k, v in tree.items() if k not in ("fingerprint", "state")}
     return loop, list(tree["state"])
 

@@ -45,7 +45,7 @@ def test_layer_norm_is_scale_invariant_and_used_by_mlp():
   a = jnp.arange(7)
   E, w1 = with_ln.embed[...], with_ln.w1[...]
   h = jax.nn.gelu(jnp.concatenate([E[a], E[a]], -1) @ w1 + with_ln.b1[...], approximate=False)
-  expect = layer_norm(h) @ with_ln.w2[...] + with_ln.b2[...]
+  expect = layer_norm(h) @ with_ln.w2[...].T + with_ln.b2[...]
   np.testing.assert_allclose(with_ln(a, a), expect, rtol=1e-5, atol=1e-5)
 
 
@@ -57,3 +57,23 @@ def test_gelu_is_the_exact_erf_gelu_with_its_derivative():
   ref = jax.vmap(jax.grad(lambda v: jax.nn.gelu(v, approximate=False)))(x)
   np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
   assert np.abs(np.asarray(gelu(x)) - np.asarray(jax.nn.gelu(x, approximate=True))).max() > 1e-4
+
+
+def test_output_product_pads_rows_without_changing_values_or_gradients():
+  from grokjax.models import output_product
+  h = jax.random.normal(jax.random.key(3), (37, 24))
+  for rows in (59, 64, 2):  # padded to 64, already a multiple, padded to 16
+    w = jax.random.normal(jax.random.key(rows), (rows, 24))
+    np.testing.assert_allclose(output_product(h, w), h @ w.T, rtol=1e-5, atol=1e-5)
+    assert output_product(h, w).shape == (37, rows)
+    loss = lambda f: lambda h, w: jnp.sum(jnp.sin(f(h, w)))
+    fast = jax.grad(loss(output_product), argnums=(0, 1))(h, w)
+    plain = jax.grad(loss(lambda h, w: h @ w.T), argnums=(0, 1))(h, w)
+    for f, pl in zip(fast, plain):
+      assert f.shape == pl.shape
+      np.testing.assert_allclose(f, pl, rtol=1e-4, atol=1e-5)
+
+
+def test_mlp_output_layer_is_stored_out_by_in():
+  model = MLP(11, d=8, hidden=16, rngs=nnx.Rngs(0))
+  assert model.w2[...].shape == (11, 16) and model.b2[...].shape == (11,)
