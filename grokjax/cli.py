@@ -91,6 +91,9 @@ def _add_run_flags(ap: argparse.ArgumentParser) -> None:
                        "gives the same bits; slower. CPU runs are deterministic anyway")
   ap.add_argument("--checkpoint-every", type=number_in("--checkpoint-every", 0, None, True),
                   default=60.0, help="seconds between checkpoints (default 60)")
+  ap.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
+                  help="queue each chunk before reading the last one's records (same results; "
+                       "auto: on for GPUs and TPUs, off on a CPU)")
 
 
 def _start_jax(args) -> None:
@@ -106,8 +109,12 @@ def _start_jax(args) -> None:
   maybe_initialize_distributed()
 
 
+def _overlap(args) -> bool | str:
+  return {"on": True, "off": False}.get(args.overlap, "auto")
+
+
 _NOT_CONFIG = {"preset", "out", "force_new", "retire_margin", "no_progress", "no_compile_cache",
-               "deterministic", "checkpoint_every"}
+               "deterministic", "checkpoint_every", "overlap"}
 
 
 def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
@@ -173,7 +180,8 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
     jax.config.update("jax_enable_x64", True)
   try:
     sess = ex.Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
-                      checkpoint_every_s=args.checkpoint_every)
+                      checkpoint_every_s=args.checkpoint_every,
+                      overlap=_overlap(args))
   except ex.ConfigMismatch as e:
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
@@ -220,7 +228,7 @@ def reproduce_main(argv=None, doc: str = "") -> int:
     _start_jax(args)
     try:
       rp.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
-                    args.checkpoint_every, say=ex.say)
+                    args.checkpoint_every, say=ex.say, overlap=_overlap(args))
     except ex.ConfigMismatch as e:
       print(f"reproduce: error: {e}", file=sys.stderr)
       return 2

@@ -46,40 +46,68 @@ def training_seconds(cfg: Config, cells: list[tuple[int, int, int]], rate: float
   return expected, worst
 
 
-def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> dict[str, float]:
-  """Print the grid size and a time estimate before a long run; return the estimate.
+class Estimate:
+  """The time estimate of one experiment, from the training's own program.
 
-  cells: (p, number of runs, step budget) per group of runs. The rate is one compiled
-  chunk of the largest modulus timed on this machine; other moduli are scaled by their
-  per-step arithmetic (n_train * p). The expected time uses `expected_run_steps`; the
-  budgets give the worst case.
+  `plan` prints the grid's size; the first chunk of training that does not compile (its
+  run-steps/s, reported by `grokjax.train.train` through `Session.phase`) gives the rate,
+  and `measured` prints the expected and the worst-case time of the whole grid. No second
+  program is compiled or run for it, and when every phase is already in the results folder
+  nothing is timed at all.
+  """
+
+  def __init__(self, cfg: Config, cells: list[tuple[int, int, int]]):
+    self.cfg, self.cells = cfg, cells
+    self.rate: float | None = None  # run-steps/s, measured at size p_ref
+    self.p_ref: int | None = None
+    self.clean = False  # measured on a chunk without compiling
+
+  def wants(self) -> bool:
+    return not self.clean
+
+  def measured(self, task: Task, name: str, n_runs: int, rate: float, clean: bool) -> None:
+    """Take the rate of a training; print the estimate the first time."""
+    told = self.rate is not None
+    self.rate, self.p_ref, self.clean = rate, task.p, clean
+    if told:  # a rate with compiles in it, replaced by a clean one for later ETAs
+      return
+    import jax
+    from grokjax.train import default_vmap_width
+    expected, worst = training_seconds(self.cfg, self.cells, rate, task.p)
+    how = "vmapped" if default_vmap_width(jax.devices()) is None else "mapped one by one"
+    if jax.device_count() > 1:
+      how += f", {jax.device_count()} {jax.devices()[0].platform} devices"
+    timed = (f"timed on {name}'s own chunks" if clean else
+             f"timed over all of {name}, compiles included")
+    say(f"  this machine: {rate:,.0f} run-steps/s at p={task.p} ({n_runs} runs {how}; {timed}); "
+        f"the whole grid: expected ~{hms(expected)} of training, at most ~{hms(worst)} if no "
+        "run groks early")
+
+
+def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> Estimate:
+  """Print the grid's size before a long run; return its `Estimate`, which prints the time
+  once training has timed its first chunk.
+
+  cells: (p, number of runs, step budget) per group of runs. Other sizes than the timed
+  one are scaled by their per-step arithmetic (the problem's `cost`). The expected time
+  uses `expected_run_steps`; the budgets give the worst case.
   """
   n_runs = sum(n for _, n, _ in cells)
   run_steps = sum(n * b for _, n, b in cells)
-  p_big = max(p for p, _, _ in cells)
-  batch = min(max(n for p, n, _ in cells if p == p_big), 64)
-  rate, width = measure_rate(cfg.task(p_big), batch)
-  expected, worst = training_seconds(cfg, cells, rate, p_big)
   say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
       f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)")
-  import jax
-  how = "vmapped" if width is None else "mapped one by one in the program"
-  if jax.device_count() > 1:
-    how += f", {jax.device_count()} {jax.devices()[0].platform} devices"
-  say(f"  this machine: {rate:,.0f} run-steps/s at p={p_big} ({batch} runs {how}); "
-      f"expected ~{hms(expected)} of training, at most ~{hms(worst)} if no run groks early")
-  return dict(rate=rate, p_big=p_big, expected_s=expected, worst_s=worst)
+  return Estimate(cfg, cells)
 
 
 def eta_update(sess: "Session", p: int, free_rows, remaining: list[tuple[int, int, int]]) -> None:
   """After a free control: the expected time left, with the prior rescaled by its median."""
   est = getattr(sess, "estimate", None)
   med = cell_summary(free_rows)["median_t_grok"]
-  if est is None or med is None or not remaining:
+  if est is None or est.rate is None or med is None or not remaining:
     return
   cfg = sess.cfg
   scale = {p: med / (PRIOR_FRACTION * cfg.budget(None, p))}
-  left, _ = training_seconds(cfg, remaining, est["rate"], est["p_big"], scale)
+  left, _ = training_seconds(cfg, remaining, est.rate, est.p_ref, scale)
   say(f"  ETA: ~{hms(left)} of training left (clamp cells of p={p} rescaled by its free "
       f"median T_grok {med:.0f}, x{scale[p]:.2f} the prior)")
 

@@ -687,7 +687,8 @@ def is_done(part: Part, results: str, seeds: int | None) -> bool:
 
 
 def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
-               progress: bool, checkpoint_every_s: float, say=print) -> None:
+               progress: bool, checkpoint_every_s: float, say=print,
+               overlap: bool | str = "auto") -> None:
   """Train every part of the named claims that `results` lacks; copy its small outputs.
   Claims that need an accelerator are planned (their CPU estimate printed), not run."""
   import jax
@@ -721,7 +722,8 @@ def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
       lock_prediction(results, cfg, say)
     folder = os.path.join(out, part.folder)
     say(f"=== {part.folder} ({i + 1}/{len(todo)}): results in {folder}")
-    sess = ex.Session(cfg, folder, progress=progress, checkpoint_every_s=checkpoint_every_s)
+    sess = ex.Session(cfg, folder, progress=progress, checkpoint_every_s=checkpoint_every_s,
+                      overlap=overlap)
     getattr(ex, part.experiment)(sess)
     copy_small_outputs(folder, os.path.join(results, part.folder))
 

@@ -25,9 +25,9 @@ class Session:
   """A results folder: config.json, cached phases, checkpoints, final tables."""
 
   def __init__(self, cfg: Config, out: str, *, force_new: bool = False, progress: bool = True,
-               checkpoint_every_s: float = 60.0):
+               checkpoint_every_s: float = 60.0, overlap: bool | str = "auto"):
     self.cfg, self.out, self.progress = cfg, out, progress
-    self.checkpoint_every_s = checkpoint_every_s
+    self.checkpoint_every_s, self.overlap = checkpoint_every_s, overlap
     cfg_path = os.path.join(out, "config.json")
     if os.path.exists(cfg_path) and not force_new:
       old = io.read_json(cfg_path).get("config", {})
@@ -51,7 +51,7 @@ class Session:
       for name in ("phases", "checkpoints", "figures"):
         shutil.rmtree(os.path.join(out, name), ignore_errors=True)
     self.started = time.time()
-    self.estimate: dict[str, float] | None = None  # set by `plan`
+    self.estimate = None  # a `grokjax.estimate.Estimate`, set by `plan`
     io.write_json(cfg_path, dict(config=cfg.to_json(), environment=io.environment()))
 
   def phase(self, name: str, task: Task, runs: Runs) -> SweepResult:
@@ -67,10 +67,18 @@ class Session:
                 mem_threshold=self.cfg.mem_threshold, grok_persist=self.cfg.grok_persist,
                 progress=self.progress, desc=name,
                 checkpoint=os.path.join(self.out, "checkpoints", name),
-                checkpoint_every_s=self.checkpoint_every_s)
+                checkpoint_every_s=self.checkpoint_every_s, overlap=self.overlap,
+                on_rate=self._timer(name, task, len(runs)))
     save_result(path, res)
     shutil.rmtree(os.path.join(self.out, "checkpoints", name), ignore_errors=True)
     return res
+
+  def _timer(self, name: str, task: Task, n_runs: int):
+    """What the training reports its rate to: the estimate, until it has one."""
+    est = self.estimate
+    if est is None or not est.wants():
+      return None
+    return lambda rate, clean: est.measured(task, name, n_runs, rate, clean)
 
   def path(self, *parts: str) -> str:
     return os.path.join(self.out, *parts)

@@ -233,6 +233,7 @@ class Program:
     self.problem = task.problem_def
     self.init = jax.jit(self._precise(jax.vmap(self._init_one)))
     self._chunks: dict[tuple, Callable] = {}
+    self.seen: set[tuple] = set()  # (chunk fn, batch size) pairs already run: compiled
     one = jax.eval_shape(self._init_one, jnp.zeros([], jnp.uint32))
     self.curve_names = tuple(jax.eval_shape(self.evaluate, one))
 
@@ -309,7 +310,8 @@ class Program:
 
   def chunk(self, n_evals: int, vmap_width: int | None = None, mesh: Mesh | None = None
             ) -> Callable:
-    """Jitted fn(state, hp) -> (state, records[runs, n_evals]) for a batch of runs.
+    """Jitted fn(state, hp) -> (state, records[runs, n_evals], (step, diverged)) for a
+    batch of runs; the state argument is donated.
 
     Args:
       n_evals: evaluations per chunk (eval_every steps each).
@@ -331,8 +333,15 @@ class Program:
         spec = PartitionSpec("runs")
         fn = jax.shard_map(fn, mesh=mesh, in_specs=(spec, spec), out_specs=(spec, spec),
                            check_vma=False)  # runs never talk to each other
-      self._chunks[key] = jax.jit(self._precise(fn), donate_argnums=0)
+      with_status = lambda s, h, fn=fn: self._with_status(*fn(s, h))
+      self._chunks[key] = jax.jit(self._precise(with_status), donate_argnums=0)
     return self._chunks[key]
+
+  @staticmethod
+  def _with_status(state, records):
+    # Step and divergence as outputs of their own: the state is donated to the next chunk,
+    # which may be queued before the host reads these.
+    return state, records, (state["step"] + 0, state["diverged"] + 0)
 
   @staticmethod
   def _skip_idle(per_run: Callable, state, hp):
@@ -439,7 +448,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
           grok_threshold: float = 0.90, mem_threshold: float = 0.99, grok_persist: int = 1,
           progress: bool = True,
           devices=None, desc: str | None = None, checkpoint: str | None = None,
-          checkpoint_every_s: float = 60.0, vmap_width: int | None | str = "auto"
+          checkpoint_every_s: float = 60.0, vmap_width: int | None | str = "auto",
+          overlap: bool | str = "auto", on_rate: Callable[[float], None] | None = None
           ) -> SweepResult:
   """Train every run of a grid; return its curves.
 
@@ -464,6 +474,13 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       rest are mapped in sequence within the same program. None: all runs vmapped.
       "auto": 1 on CPU devices, where a wide vmap spills the caches (measured: 1.26x more
       run-steps/s at paper scale on 2 cores), else None.
+    overlap: queue chunk k + 1 before reading chunk k, so the device never waits for the
+      host. A run that chunk k retires has then trained one chunk more, which is dropped:
+      the result equals the one without overlap. "auto": on for accelerators, off for CPU
+      devices (where the host's share is small and the extra chunk is not free).
+    on_rate: called once with (run-steps/s, True) of this training's first chunk that did
+      not compile, or, when every chunk compiled, (run-steps/s of the whole call, False):
+      time estimates reuse the training's own program instead of timing another.
 
   Returns:
     A `SweepResult`.
@@ -512,22 +529,58 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   if bar is not None:
     bar.total -= int(np.sum((budgets - last_step)[~live]))
     bar.update(int(last_step.sum()))
-  last_save = time.perf_counter()
-  while live.any():
-    hp = jax.device_put(dict({k: v[lanes] for k, v in hp_all.items()}, active=~pad), sharding)
-    state, rec = prog.chunk(chunk_evals, width, mesh)(state, hp)
-    loop["lane_steps"] = np.int64(loop["lane_steps"] + size * chunk_evals * ev)
-    rec, step_now, div_now = to_host((rec, state["step"], state["diverged"]))
-    real = ~pad
-    for lane in np.flatnonzero(real):
-      r = lanes[lane]
+  overlap = (not _all_cpu(devices)) if overlap == "auto" else bool(overlap)
+  fn = prog.chunk(chunk_evals, width, mesh)
+  chunk_len = chunk_evals * ev
+  put_hp = lambda lanes, pad: jax.device_put(
+      dict({k: v[lanes] for k, v in hp_all.items()}, active=~pad), sharding)
+
+  def launch(state, hp, lanes, pad):
+    """Queue one chunk on the device; return the state it will leave and its ticket."""
+    compiles = (fn, len(lanes)) not in prog.seen
+    prog.seen.add((fn, len(lanes)))
+    state, rec, status = fn(state, hp)
+    loop["lane_steps"] = np.int64(loop["lane_steps"] + len(lanes) * chunk_len)
+    return state, dict(rec=rec, status=status, lanes=lanes, pad=pad, compiles=compiles,
+                       t=time.perf_counter())
+
+  # The per-run hyperparameters stay on the device until the lane layout changes.
+  hp = put_hp(lanes, pad)
+  last_save, t_read, rate_told = time.perf_counter(), None, on_rate is None
+  done0 = int(last_step.sum())
+  state, flight = launch(state, hp, lanes, pad)
+  while flight is not None:
+    # Before reading the chunk in flight: a copy of the state it leaves, when a checkpoint
+    # is due (saved while the device trains on), and, with overlap, the next chunk queued
+    # on the same layout unless every run in it will be at its budget.
+    snapshot = None
+    if ckpt and time.perf_counter() - last_save >= checkpoint_every_s:
+      snapshot = _copy(state)
+    ahead = None
+    if overlap:
+      rl = lanes[~pad]
+      if np.any(live[rl] & (last_step[rl] + chunk_len < budgets[rl])):
+        state, ahead = launch(state, hp, lanes, pad)
+    rec, (step_now, div_now) = to_host((flight["rec"], flight["status"]))
+    t_prev, t_read = t_read, time.perf_counter()
+    # Only runs still live when this chunk was read take its records: with overlap, a run
+    # retired by the chunk before was trained once more and that chunk is dropped, so the
+    # result is the same as without.
+    real = np.flatnonzero(~flight["pad"] & live[flight["lanes"]])
+    run = flight["lanes"][real]
+    for lane, r in zip(real, run):
       start = last_step[r] // ev
       stop = min(start + chunk_evals, n_evals[r])
       for k in curves:
         curves[k][r, start:stop] = rec[k][lane, : stop - start]
-    done_before = last_step.sum()
-    last_step[lanes[real]] = step_now[real]
-    diverged[lanes[real]] = div_now[real]
+    trained = int(np.sum(step_now[real] - last_step[run]))
+    last_step[run] = step_now[real]
+    diverged[run] = div_now[real]
+    if not rate_told and not flight["compiles"] and t_prev is not None and trained:
+      # Run-steps/s of the training's own program, read to read (the host's share in), from
+      # the first chunk that did not compile.
+      on_rate(trained / max(t_read - t_prev, 1e-9), True)
+      rate_told = True
 
     finished = (last_step >= budgets) | (diverged >= 0)
     if retire_margin is not None:
@@ -537,29 +590,46 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       finished |= res["grokked"] & res["memorised"] & (last_step >= res["t_grok"] + retire_margin)
     if bar is not None:
       bar.total -= int(np.sum((budgets - last_step)[finished & live]))
-      bar.update(int(last_step.sum() - done_before))
+      bar.update(trained)
       bar.set_postfix(live=int((~finished).sum()))
     live[:] = ~finished
-    if live.any():
-      keep = np.flatnonzero(live[lanes] & ~pad)
-      _, first = np.unique(lanes[keep], return_index=True)
-      keep = keep[np.sort(first)]
-      new_size = _bucket(len(keep), ndev, size, batch_floor(devices))
-      if new_size < size or len(keep) < np.sum(~pad):
-        take, pad = _spread(keep, new_size, ndev)
-        lanes, size = lanes[take], new_size
-        state = _compact(state, jax.device_put(take, sharding), sharding)
-    if ckpt and time.perf_counter() - last_save >= checkpoint_every_s:
-      loop.update(lanes=lanes, pad=pad, elapsed=np.float64(elapsed0 + time.perf_counter() - t0))
-      ckpt.save(int(last_step.sum()), loop, state)
+    if snapshot is not None:
+      loop.update(lanes=flight["lanes"], pad=flight["pad"],
+                  elapsed=np.float64(elapsed0 + time.perf_counter() - t0))
+      ckpt.save(int(last_step.sum()), loop, snapshot)
       last_save = time.perf_counter()
+    if not live.any():
+      flight = None
+      continue
+    # Retired runs leave the batch; `state` is the one after the last queued chunk, whose
+    # layout is `lanes` (the chunk just read, or the one queued ahead of it).
+    keep = np.flatnonzero(live[lanes] & ~pad)
+    _, first = np.unique(lanes[keep], return_index=True)
+    keep = keep[np.sort(first)]
+    new_size = _bucket(len(keep), ndev, size, batch_floor(devices))
+    if new_size < size or len(keep) < np.sum(~pad):
+      take, pad = _spread(keep, new_size, ndev)
+      lanes, size = lanes[take], new_size
+      state = _compact(state, jax.device_put(take, sharding), sharding)
+      hp = put_hp(lanes, pad)
+    if ahead is None:
+      state, ahead = launch(state, hp, lanes, pad)
+    flight = ahead
   if bar is not None:
     bar.close()
   if ckpt:
     ckpt.close()
+  if not rate_told and last_step.sum() > done0:  # every chunk compiled: the whole, compiles in
+    on_rate((last_step.sum() - done0) / (time.perf_counter() - t0), False)
   wall = elapsed0 + time.perf_counter() - t0
   return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
                      int(loop["lane_steps"]))
+
+
+@jax.jit
+def _copy(state):
+  """A copy in new buffers (the original is about to be donated to the next chunk)."""
+  return jax.tree.map(jnp.copy, state)
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -593,11 +663,11 @@ def chunk_rate(task: Task, n_runs: int, n_evals: int, *, reps: int = 1, clamp: b
   state = jax.device_put(prog.init(jnp.arange(n_runs, dtype=jnp.uint32)), sharding)
   width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width
   fn = prog.chunk(n_evals, width, mesh)
-  state, _ = fn(state, hp)
+  state, *_ = fn(state, hp)
   jax.block_until_ready(state)
   t0 = time.perf_counter()
   for _ in range(reps):
-    state, _ = fn(state, hp)
+    state, *_ = fn(state, hp)
   jax.block_until_ready(state)
   return n_runs * n_evals * task.eval_every * reps / (time.perf_counter() - t0)
 

@@ -175,7 +175,7 @@ def test_pinned_norm_runs_the_transformer(tmp_path):
 
 # Every flag that takes a value, with a valid one; "--flag value" and "--flag=value" must
 # give the same configuration.
-FLAG_VALUES = {"--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
+FLAG_VALUES = {"--overlap": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
                "--wd": "0.5", "--steps": "300", "--frac": "0.5", "--d": "16", "--hidden": "32",
                "--eval-every": "5", "--chunk-steps": "100", "--retire-margin": "none",
                "--n-boot": "50", "--dtype": "float64", "--rhos": "0.9,1.1", "--t-int": "20",

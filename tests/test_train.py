@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -106,7 +108,8 @@ def _advance(prog, state, runs, evals):
   import jax.numpy as jnp
   from grokjax.train import _hparams
   hp = {k: jnp.asarray(v) for k, v in _hparams(runs, np.dtype("float32")).items()}
-  return prog.chunk(evals, 1)(state, hp)
+  state, records, _ = prog.chunk(evals, 1)(state, hp)
+  return state, records
 
 
 def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
@@ -154,3 +157,53 @@ def test_padding_is_spread_so_every_device_trains_as_many_runs():
       per_device = (~pad).reshape(ndev, -1).sum(1)
       assert per_device.max() - per_device.min() <= 1
       assert sorted(take[~pad]) == list(range(100, 100 + live))
+
+
+def _mixed_grid():
+  # budgets that end inside chunks, runs that retire by grokking, one that diverges
+  return Runs(seed=[0, 1, 2, 3, 4, 5], lr=[2e-2] * 5 + [1e38], wd=1.0,
+              target_norm=[np.nan] * 3 + [9.0, 10.0, np.nan], t_int=[NEVER] * 3 + [50, 60, NEVER],
+              budget=[300, 800, 800, 500, 800, 400])
+
+
+def test_overlapped_dispatch_equals_plain_loop():
+  task = Task(p=31, d=16, hidden=64, frac=0.5, eval_every=10)
+  rates = []
+  plain = train(task, _mixed_grid(), chunk_steps=100, retire_margin=0, progress=False,
+                overlap=False)
+  ahead = train(task, _mixed_grid(), chunk_steps=100, retire_margin=0, progress=False,
+                overlap=True, on_rate=lambda *a: rates.append(a))
+  assert plain.diverged_step[5] >= 0 and plain.last_step[2] < 800  # diverged; retired early
+  np.testing.assert_array_equal(plain.last_step, ahead.last_step)
+  np.testing.assert_array_equal(plain.diverged_step, ahead.diverged_step)
+  for k in plain.curves:
+    np.testing.assert_array_equal(plain.curves[k], ahead.curves[k], err_msg=k)
+  assert ahead.lane_steps > plain.lane_steps  # the chunks queued ahead of a retirement
+  assert len(rates) == 1 and rates[0][0] > 0 and rates[0][1]  # its own rate, once
+
+
+def test_overlapped_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch):
+  import grokjax.train as engine
+  task = Task(p=31, d=16, hidden=64, frac=0.5, eval_every=10)
+  kw = dict(chunk_steps=100, retire_margin=0, progress=False, overlap=True)
+  whole = train(task, _mixed_grid(), **kw)
+  reads, real_to_host = [0], engine.to_host
+
+  class Killed(Exception):
+    pass
+
+  def dying_to_host(tree):
+    reads[0] += 1
+    if reads[0] == 5:  # reads alternate with checkpoint saves: killed at the 3rd chunk
+      raise Killed
+    return real_to_host(tree)
+
+  monkeypatch.setattr(engine, "to_host", dying_to_host)
+  with pytest.raises(Killed):
+    train(task, _mixed_grid(), checkpoint=str(tmp_path), checkpoint_every_s=0, **kw)
+  monkeypatch.setattr(engine, "to_host", real_to_host)
+  assert any(name.isdigit() for name in os.listdir(tmp_path))  # a checkpoint to resume from
+  resumed = train(task, _mixed_grid(), checkpoint=str(tmp_path), checkpoint_every_s=0, **kw)
+  np.testing.assert_array_equal(whole.last_step, resumed.last_step)
+  for k in whole.curves:
+    np.testing.assert_array_equal(whole.curves[k], resumed.curves[k], err_msg=k)
