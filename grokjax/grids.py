@@ -29,7 +29,9 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
   for i in range(len(res.runs)):
     seen = np.isfinite(collapse[i])
     rows.append(dict(
-        p=res.task.p, problem=res.task.problem, arch=res.task.arch, layernorm=res.task.layernorm,
+        p=res.task.p, problem=res.task.problem, arch=res.task.arch,
+        layernorm=(bool(res.runs.layernorm[i]) if res.task.layernorm == "per_run"
+                   else res.task.layernorm),
         seed=res.runs.seed[i], arm=arm[i], rho=rho[i] if arm[i] != "free" else None,
         target_norm=res.runs.target_norm[i] if res.runs.is_clamp[i] else None,
         lr=res.runs.lr[i], wd=res.runs.wd[i],
@@ -75,11 +77,10 @@ def phase_rows(sess: Session, name: str, task: Task, runs: Runs, arm, rho,
   return rows
 
 
-def free_phase(sess: Session, p: int, lrs, phases, layernorm=None) -> list[dict[str, Any]]:
+def free_phase(sess: Session, p: int, lrs, phases) -> list[dict[str, Any]]:
   cfg = sess.cfg
   runs = free_runs(cfg, p, lrs)
-  tag = "" if layernorm is None else ("_ln" if layernorm else "_noln")
-  return phase_rows(sess, f"free_p{p}{tag}", cfg.task(p, layernorm), runs,
+  return phase_rows(sess, f"free_p{p}", cfg.task(p), runs,
                      ["free"] * len(runs), [None] * len(runs), phases)
 
 
@@ -87,16 +88,15 @@ def wc_by_lr(rows, lrs) -> dict[float, float]:
   return {float(lr): critical_norm([r for r in rows if r["lr"] == lr]) for lr in lrs}
 
 
-def clamp_phase(sess: Session, p: int, wc: dict[float, float], rhos, lrs, phases,
-                 layernorm=None) -> list[dict[str, Any]]:
+def clamp_phase(sess: Session, p: int, wc: dict[float, float], rhos, lrs, phases
+                 ) -> list[dict[str, Any]]:
   cfg = sess.cfg
   bad = [lr for lr in lrs if not np.isfinite(wc[float(lr)])]
   if bad:
     raise RuntimeError(f"p={p}: no free run grokked at lr {bad}, so W_c is unknown; "
                        "raise the budget (--steps) or change the learning rate")
   runs, rho = clamp_runs(cfg, p, wc, rhos, lrs)
-  tag = "" if layernorm is None else ("_ln" if layernorm else "_noln")
-  rows = phase_rows(sess, f"clamp_p{p}{tag}", cfg.task(p, layernorm), runs,
+  rows = phase_rows(sess, f"clamp_p{p}", cfg.task(p), runs,
                      ["clamp"] * len(runs), list(rho), phases)
   for r in rows:
     r["wc"] = wc[float(r["lr"])]

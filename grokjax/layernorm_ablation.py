@@ -4,13 +4,15 @@ model by default): alpha per variant, both laws side by side.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from grokjax import fit, flags, io
 from grokjax.estimate import plan
-from grokjax.grids import clamp_phase, free_phase, write_tables
+from grokjax.grids import clamp_runs, free_runs, phase_rows, write_tables
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary, checked_wc, delay_fits, grok_rule, print_delay_summary
+from grokjax.train import Runs
 
 
 OUTPUT = "fit.json"
@@ -32,7 +34,9 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
 
   For each modulus and each variant: a free control measures that variant's W_c, then
   clamp cells at rho * W_c; alpha is fitted per variant (per modulus and shared). Both
-  variants of a seed start from the same weights and split (the init ignores LayerNorm).
+  variants of a seed start from the same weights and split (the init ignores LayerNorm),
+  and train in the same batch: one free and one clamp phase per modulus, under
+  Task(layernorm="per_run").
   """
   cfg = sess.cfg
   from grokjax import plots
@@ -44,23 +48,40 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
     cells += 2 * ([(p, cfg.seeds, cfg.budget(None, p))] + [(p, cfg.seeds, cfg.budget(r, p))
                                                           for r in cfg.rhos])
   sess.estimate = plan(cfg, cells)
-  phases, variants = [], {}
-  for ln in (False, True):
-    name = "layernorm" if ln else "no_layernorm"
-    per_p, clamp_rows = {}, []
+  phases = []
+  names = {False: "no_layernorm", True: "layernorm"}
+  per_p = {ln: {} for ln in names}
+  clamp_rows = {ln: [] for ln in names}
+  for p in cfg.moduli:
+    # Both variants in one batch: the Task switches LayerNorm per run.
+    task = cfg.task(p, "per_run")
+    free = free_runs(cfg, p, [lr])
+    runs = Runs.concat(free, dataclasses.replace(free, layernorm=True))
+    rows = phase_rows(sess, f"free_p{p}", task, runs, ["free"] * len(runs), [None] * len(runs),
+                      phases)
+    wc = {}
+    for ln, name in names.items():
+      mine = [r for r in rows if r["layernorm"] == ln]
+      wc[ln] = checked_wc(cfg, p, mine, f" ({name})")
+      say(f"p={p} {name}: free control W_c = {wc[ln]:.2f} "
+          f"({cell_summary(mine)['grok_fraction']:.0%} grokked)")
+    parts = {ln: clamp_runs(cfg, p, {float(lr): wc[ln]}, cfg.rhos, [lr]) for ln in names}
+    runs = Runs.concat(parts[False][0], dataclasses.replace(parts[True][0], layernorm=True))
+    rho = list(parts[False][1]) + list(parts[True][1])
+    rows = phase_rows(sess, f"clamp_p{p}", task, runs, ["clamp"] * len(runs), rho, phases)
+    for ln in names:
+      mine = [r for r in rows if r["layernorm"] == ln]
+      for r in mine:
+        r["wc"] = wc[ln]
+      clamp_rows[ln] += mine
+      per_p[ln][p] = dict(wc=wc[ln], cells={f"{r:g}": cell_summary([x for x in mine if x["rho"] == r])
+                                            for r in cfg.rhos})
+  variants = {}
+  for ln, name in names.items():
+    fits = delay_fits(cfg, clamp_rows[ln])
     for p in cfg.moduli:
-      free = free_phase(sess, p, [lr], phases, layernorm=ln)
-      wc = checked_wc(cfg, p, free, f" ({name})")
-      say(f"p={p} {name}: free control W_c = {wc:.2f} "
-          f"({cell_summary(free)['grok_fraction']:.0%} grokked)")
-      rows = clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases, layernorm=ln)
-      clamp_rows += rows
-      per_p[p] = dict(wc=wc, cells={f"{rho:g}": cell_summary([r for r in rows if r["rho"] == rho])
-                                    for rho in cfg.rhos})
-    fits = delay_fits(cfg, clamp_rows)
-    for p in cfg.moduli:
-      per_p[p].update(fits["per_modulus"].get(p, {}))
-    variants[name] = dict(per_modulus=per_p, shared=fits["shared"], rows=clamp_rows)
+      per_p[ln][p].update(fits["per_modulus"].get(p, {}))
+    variants[name] = dict(per_modulus=per_p[ln], shared=fits["shared"], rows=clamp_rows[ln])
   all_rows = write_tables(sess, phases)
   result = dict(experiment="layernorm_ablation", arch=cfg.arch, lr=lr, fit_method=fit.METHOD,
                 **grok_rule(cfg, all_rows),

@@ -27,6 +27,17 @@ def layer_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
   return (x - mean) * jax.lax.rsqrt(var + eps)
 
 
+def maybe_layer_norm(x: jax.Array, switch) -> jax.Array:
+  """`layer_norm(x)` where `switch` holds, else x. switch: a Python bool (decided when
+  tracing) or a traced bool (one compiled program serves runs with and without LayerNorm;
+  `grokjax.train.Task(layernorm="per_run")`)."""
+  if switch is True:
+    return layer_norm(x)
+  if switch is False or switch is None:
+    return x
+  return jnp.where(switch, layer_norm(x), x)
+
+
 @jax.custom_jvp
 def gelu(x: jax.Array) -> jax.Array:
   """Exact (erf) GELU, x * Phi(x), with a hand-written derivative Phi(x) + x * phi(x).
@@ -73,7 +84,8 @@ class MLP(nnx.Module):
     p: modulus (vocabulary and number of classes).
     d: embedding width (paper: 128).
     hidden: hidden width H (paper: 256).
-    layernorm: put a parameter-free LayerNorm on h before the output layer.
+    layernorm: put a parameter-free LayerNorm on h before the output layer (a bool, or a
+      traced bool set on the module before a call: `maybe_layer_norm`).
     factorised: compute the first layer as (E W1[:d])[a] + (E W1[d:])[b] + b1, which is
       the same function as the concat form with p x H instead of n x H products, and the
       output layer with `output_product`; False computes the plain forms.
@@ -100,9 +112,7 @@ class MLP(nnx.Module):
       pre = (E @ w1[: self.d])[a] + (E @ w1[self.d:])[b]
     else:
       pre = jnp.concatenate([E[a], E[b]], axis=-1) @ w1
-    h = gelu(pre + self.b1[...])
-    if self.layernorm:
-      h = layer_norm(h)
+    h = maybe_layer_norm(gelu(pre + self.b1[...]), self.layernorm)
     w2 = self.w2[...]
     return (output_product(h, w2) if self.factorised else h @ w2.T) + self.b2[...]
 
@@ -131,9 +141,7 @@ class ParityMLP(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits float32[..., n_classes] for inputs x[..., n] (any numeric dtype, +-1)."""
     w1 = self.w1[...]
-    h = gelu(x.astype(w1.dtype) @ w1 + self.b1[...])
-    if self.layernorm:
-      h = layer_norm(h)
+    h = maybe_layer_norm(gelu(x.astype(w1.dtype) @ w1 + self.b1[...]), self.layernorm)
     return h @ self.w2[...] + self.b2[...]
 
 
@@ -189,7 +197,7 @@ class Transformer(nnx.Module):
     self.unembed = nnx.Param(_normal(rngs.params(), (d, p), s))
 
   def _ln(self, x):
-    return layer_norm(x) if self.layernorm else x
+    return maybe_layer_norm(x, self.layernorm)
 
   def _heads(self, x):
     return x.reshape(*x.shape[:-1], self.heads, self.d // self.heads)

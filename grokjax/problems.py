@@ -224,9 +224,9 @@ class Modular(Problem):
   def make_model(self, task, rngs):
     from grokjax.models import MLP, Transformer
     if task.arch == "transformer":
-      return Transformer(self.size, task.d, task.heads, task.hidden, layernorm=task.layernorm,
+      return Transformer(self.size, task.d, task.heads, task.hidden, layernorm=task.layernorm is not False,
                          rngs=rngs)
-    return MLP(self.size, task.d, task.hidden, layernorm=task.layernorm, rngs=rngs)
+    return MLP(self.size, task.d, task.hidden, layernorm=task.layernorm is not False, rngs=rngs)
 
   def data_bytes(self) -> int:
     return 4 * self.n_train + self.n_total  # int32 train indices, bool mask
@@ -337,7 +337,7 @@ class SparseParity(Problem):
 
   def make_model(self, task, rngs):
     from grokjax.models import ParityMLP
-    return ParityMLP(self.size, task.hidden, layernorm=task.layernorm, rngs=rngs)
+    return ParityMLP(self.size, task.hidden, layernorm=task.layernorm is not False, rngs=rngs)
 
   def data_bytes(self) -> int:
     return (self.m + self.test_examples) * self.size  # int8 bits

@@ -47,7 +47,8 @@ class Task:
     d: embedding width.
     hidden: MLP hidden width (H of the paper's MLP; the transformer's MLP width).
     arch: "mlp" (the paper's MLP) or "transformer" (the one-layer attention model).
-    layernorm: the architecture's LayerNorm option.
+    layernorm: the architecture's LayerNorm option: False, True, or "per_run" (each run's
+      `Runs.layernorm` switches it, so runs with and without LayerNorm share one program).
     eval_every: steps between evaluations; the resolution of T_mem and T_grok.
     dtype: "float32" (the paper) or "float64" (needs jax x64).
     heads: attention heads (transformer).
@@ -64,7 +65,7 @@ class Task:
   d: int = 128
   hidden: int = 256
   arch: str = "mlp"
-  layernorm: bool = False
+  layernorm: bool | str = False
   eval_every: int = 10
   dtype: str = "float32"
   heads: int = 4
@@ -74,6 +75,8 @@ class Task:
 
   def __post_init__(self):
     self.problem_def.check(self)  # validates p, frac, train_size, options, architecture
+    if self.layernorm not in (False, True, "per_run"):
+      raise ValueError(f"layernorm must be False, True or 'per_run', got {self.layernorm!r}")
     if self.arch not in ARCHS:
       raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
     for name in ("d", "hidden", "eval_every"):
@@ -126,6 +129,8 @@ class Runs:
     kick: a one-shot factor on the weight matrices of `kick_group` after step t_kick
       (t_kick = 0: on the initial weights; `NEVER`: no kick).
     kick_group: index into `KICK_GROUPS` ("all", "embedding", "hidden", "output").
+    layernorm: whether the run uses the architecture's LayerNorm; read only under
+      `Task(layernorm="per_run")`.
   """
   seed: np.ndarray
   lr: np.ndarray
@@ -137,6 +142,7 @@ class Runs:
   kick: np.ndarray | float = 1.0
   t_kick: np.ndarray | int = NEVER
   kick_group: np.ndarray | int = 0
+  layernorm: np.ndarray | bool = False
 
   def __post_init__(self):
     n = len(np.atleast_1d(self.seed))
@@ -147,6 +153,7 @@ class Runs:
       setattr(self, f, getattr(self, f).astype(np.int64))
     for f in ("lr", "wd", "target_norm", "kick"):
       setattr(self, f, getattr(self, f).astype(np.float64))
+    self.layernorm = self.layernorm.astype(bool)
     if n == 0:
       raise ValueError("a grid needs at least one run")
     if np.any(self.lr <= 0) or not np.all(np.isfinite(self.lr)):
@@ -197,7 +204,7 @@ def _hparams(runs: Runs, dtype) -> dict[str, np.ndarray]:
               stop=np.minimum(runs.t_stop, NEVER).astype(np.int32),
               kick=runs.kick.astype(dtype), t_kick=np.minimum(runs.t_kick, NEVER).astype(np.int32),
               kick_group=runs.kick_group.astype(np.int32),
-              budget=runs.budget.astype(np.int32))
+              budget=runs.budget.astype(np.int32), layernorm=runs.layernorm.astype(bool))
 
 
 fourier_gini = problems.fourier_gini  # where it used to live
@@ -237,8 +244,13 @@ class Program:
     one = jax.eval_shape(self._init_one, jnp.zeros([], jnp.uint32))
     self.curve_names = tuple(jax.eval_shape(self.evaluate, one))
 
-  def model(self, params):
-    return nnx.merge(self.graphdef, params)
+  def model(self, params, layernorm=None):
+    """The module with these parameters; under Task(layernorm="per_run") `layernorm` is the
+    run's traced switch (None: on)."""
+    model = nnx.merge(self.graphdef, params)
+    if self.task.layernorm == "per_run":
+      model.layernorm = True if layernorm is None else layernorm
+    return model
 
   def _init_one(self, seed: jax.Array) -> dict[str, Any]:
     t = self.task
@@ -249,8 +261,8 @@ class Program:
     return dict(params=params, opt=opt.init(params), step=jnp.zeros([], jnp.int32),
                 diverged=jnp.full([], -1, jnp.int32), data=self.problem.split(k_split))
 
-  def loss(self, params, inputs, y):
-    logits = self.model(params)(*inputs)
+  def loss(self, params, inputs, y, layernorm=None):
+    logits = self.model(params, layernorm)(*inputs)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
   def kick_mask(self, params, group: jax.Array):
@@ -267,7 +279,7 @@ class Program:
     params = jax.tree.map(lambda p, m: p if m is False else
                           jnp.where(at_init & m, p * hp["kick"].astype(p.dtype), p),
                           state["params"], kick_mask)
-    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y)
+    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp["layernorm"])
     opt = paper_optimizer(hp["lr"], hp["wd"], hp["target"], hp["start"], hp["stop"],
                           hp["kick"], hp["t_kick"], kick_mask)
     updates, opt_state = opt.update(grads, state["opt"], params)
@@ -280,12 +292,12 @@ class Program:
                 step=state["step"] + keep.astype(jnp.int32),
                 diverged=jnp.where(live & ~finite, state["step"], state["diverged"]))
 
-  def evaluate(self, state) -> dict[str, jax.Array]:
+  def evaluate(self, state, hp=None) -> dict[str, jax.Array]:
     """Accuracy, loss, ||W|| and softmax collapse of one run on its whole train and test
     set, and the problem's own metrics (a modular problem's Fourier Gini)."""
     prob = self.problem
     inputs, y, is_train = prob.eval_set(state["data"])
-    model = self.model(state["params"])
+    model = self.model(state["params"], None if hp is None else hp["layernorm"])
     logits = model(*inputs)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
     correct = (jnp.argmax(logits, -1) == y).astype(logits.dtype)
@@ -305,7 +317,7 @@ class Program:
   def _chunk_one(self, state, hp, n_evals: int):
     def block(state, _):
       state = jax.lax.fori_loop(0, self.task.eval_every, lambda _, s: self._step(s, hp), state)
-      return state, self.evaluate(state)
+      return state, self.evaluate(state, hp)
     return jax.lax.scan(block, state, None, length=n_evals)
 
   def chunk(self, n_evals: int, vmap_width: int | None = None, mesh: Mesh | None = None
@@ -485,6 +497,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   Returns:
     A `SweepResult`.
   """
+  if task.layernorm != "per_run" and runs.layernorm.any():
+    raise ValueError("runs with their own LayerNorm switch need Task(layernorm='per_run')")
   t0 = time.perf_counter()
   ev = task.eval_every
   chunk_evals = max(1, int(chunk_steps) // ev)
@@ -555,7 +569,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     # on the same layout unless every run in it will be at its budget.
     snapshot = None
     if ckpt and time.perf_counter() - last_save >= checkpoint_every_s:
-      snapshot = _copy(state)
+      snapshot = _copy(state), lanes, pad  # in the layout of `state`, perhaps compacted
     ahead = None
     if overlap:
       rl = lanes[~pad]
@@ -594,9 +608,10 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       bar.set_postfix(live=int((~finished).sum()))
     live[:] = ~finished
     if snapshot is not None:
-      loop.update(lanes=flight["lanes"], pad=flight["pad"],
+      saved_state, saved_lanes, saved_pad = snapshot
+      loop.update(lanes=saved_lanes, pad=saved_pad,
                   elapsed=np.float64(elapsed0 + time.perf_counter() - t0))
-      ckpt.save(int(last_step.sum()), loop, snapshot)
+      ckpt.save(int(last_step.sum()), loop, saved_state)
       last_save = time.perf_counter()
     if not live.any():
       flight = None

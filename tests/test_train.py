@@ -185,25 +185,53 @@ def test_overlapped_dispatch_equals_plain_loop():
 def test_overlapped_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch):
   import grokjax.train as engine
   task = Task(p=31, d=16, hidden=64, frac=0.5, eval_every=10)
-  kw = dict(chunk_steps=100, retire_margin=0, progress=False, overlap=True)
-  whole = train(task, _mixed_grid(), **kw)
-  reads, real_to_host = [0], engine.to_host
+  kw = dict(chunk_steps=100, retire_margin=0, progress=False)
+  whole = train(task, _mixed_grid(), overlap=False, **kw)
+  real_to_host = engine.to_host
 
   class Killed(Exception):
     pass
 
-  def dying_to_host(tree):
-    reads[0] += 1
-    if reads[0] == 5:  # reads alternate with checkpoint saves: killed at the 3rd chunk
-      raise Killed
-    return real_to_host(tree)
+  # Reads of records alternate with checkpoint saves; killed at several points, some after
+  # a compaction of a batch whose next chunk was already queued.
+  for kill_at in (5, 9, 13):
+    reads = [0]
 
-  monkeypatch.setattr(engine, "to_host", dying_to_host)
-  with pytest.raises(Killed):
-    train(task, _mixed_grid(), checkpoint=str(tmp_path), checkpoint_every_s=0, **kw)
-  monkeypatch.setattr(engine, "to_host", real_to_host)
-  assert any(name.isdigit() for name in os.listdir(tmp_path))  # a checkpoint to resume from
-  resumed = train(task, _mixed_grid(), checkpoint=str(tmp_path), checkpoint_every_s=0, **kw)
-  np.testing.assert_array_equal(whole.last_step, resumed.last_step)
-  for k in whole.curves:
-    np.testing.assert_array_equal(whole.curves[k], resumed.curves[k], err_msg=k)
+    def dying_to_host(tree):
+      reads[0] += 1
+      if reads[0] == kill_at:
+        raise Killed
+      return real_to_host(tree)
+
+    folder = str(tmp_path / str(kill_at))
+    monkeypatch.setattr(engine, "to_host", dying_to_host)
+    with pytest.raises(Killed):
+      train(task, _mixed_grid(), checkpoint=folder, checkpoint_every_s=0, overlap=True, **kw)
+    monkeypatch.setattr(engine, "to_host", real_to_host)
+    assert any(name.isdigit() for name in os.listdir(folder))  # a checkpoint to resume from
+    resumed = train(task, _mixed_grid(), checkpoint=folder, checkpoint_every_s=0, overlap=True,
+                    **kw)
+    np.testing.assert_array_equal(whole.last_step, resumed.last_step)
+    for k in whole.curves:
+      np.testing.assert_array_equal(whole.curves[k], resumed.curves[k], err_msg=f"{k} {kill_at}")
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_per_run_layernorm_switch_equals_each_variant_alone(arch):
+  import dataclasses
+  base = Task(p=13, d=8, hidden=16, eval_every=5, arch=arch, heads=2)
+  mixed = Runs(seed=[0, 0, 1, 1], lr=1e-2, wd=1.0, target_norm=[np.nan, np.nan, 6.0, 6.0],
+               t_int=[NEVER, NEVER, 10, 10], budget=40, layernorm=[False, True, False, True])
+  both = train(dataclasses.replace(base, layernorm="per_run"), mixed, chunk_steps=20,
+               retire_margin=None, progress=False)
+  for ln, rows in ((False, [0, 2]), (True, [1, 3])):
+    alone = train(dataclasses.replace(base, layernorm=ln),
+                  dataclasses.replace(mixed.take(rows), layernorm=False), chunk_steps=20,
+                  retire_margin=None, progress=False)
+    for k in alone.curves:
+      np.testing.assert_allclose(both.curves[k][rows], alone.curves[k], rtol=1e-5, atol=1e-6,
+                                 err_msg=f"{k} layernorm={ln}")
+  # the two variants really differ, and a switch needs a per-run Task
+  assert not np.allclose(both.curves["train_loss"][0], both.curves["train_loss"][1])
+  with pytest.raises(ValueError, match="per_run"):
+    train(base, mixed, chunk_steps=20, progress=False)
