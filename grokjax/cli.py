@@ -114,7 +114,7 @@ def _overlap(args) -> bool | str:
 
 
 _NOT_CONFIG = {"preset", "out", "force_new", "retire_margin", "no_progress", "no_compile_cache",
-               "deterministic", "checkpoint_every", "overlap"}
+               "deterministic", "checkpoint_every", "overlap", "pad_moduli"}
 
 
 def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
@@ -182,6 +182,7 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
     sess = ex.Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
                       checkpoint_every_s=args.checkpoint_every,
                       overlap=_overlap(args))
+    sess.pad_moduli = {"on": True, "off": False}.get(getattr(args, "pad_moduli", "auto"), "auto")
   except ex.ConfigMismatch as e:
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2

@@ -29,7 +29,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
   for i in range(len(res.runs)):
     seen = np.isfinite(collapse[i])
     rows.append(dict(
-        p=res.task.p, problem=res.task.problem, arch=res.task.arch,
+        p=int(res.runs.size[i]) or res.task.p, problem=res.task.problem, arch=res.task.arch,
         layernorm=(bool(res.runs.layernorm[i]) if res.task.layernorm == "per_run"
                    else res.task.layernorm),
         seed=res.runs.seed[i], arm=arm[i], rho=rho[i] if arm[i] != "free" else None,

@@ -4,14 +4,17 @@ rho * W_c from t_int on; the delay law ln T_grok = c + alpha * rho per modulus a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 from grokjax import flags, io
 from grokjax.estimate import eta_update, plan
-from grokjax.grids import clamp_phase, free_phase, load_wc, wc_source_mismatch, write_tables
+from grokjax.grids import (clamp_phase, clamp_runs, free_phase, free_runs, load_wc, phase_rows,
+                           wc_source_mismatch, write_tables)
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary, checked_wc, cv, delay_fits, grok_rule, print_delay_summary
+from grokjax.train import Runs
 
 
 OUTPUT = "fit.json"
@@ -21,6 +24,9 @@ def add_flags(ap) -> None:
   flags.clamp_flags(ap)
   flags.arch_flags(ap)
   ap.add_argument("--wc-from", help="reuse W_c from a free_training or pinned_norm folder")
+  ap.add_argument("--pad-moduli", choices=["auto", "on", "off"], default="auto",
+                  help="train every modulus in one program, padded to the largest (same "
+                       "results to float32 rounding; auto: on for GPUs and TPUs, off on a CPU)")
 
 
 def check(cfg) -> None:
@@ -48,23 +54,11 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
       cells.append((p, cfg.seeds, cfg.budget(None, p)))
     cells += [(p, cfg.seeds, cfg.budget(r, p)) for r in cfg.rhos]
   sess.estimate = plan(cfg, cells)
-  phases, per_p, clamp_rows = [], {}, []
-  for i, p in enumerate(cfg.moduli):
-    if p in wc_given:
-      wc = wc_given[p]
-      say(f"p={p}: W_c = {wc:.2f} from {cfg.wc_from}")
-    else:
-      free = free_phase(sess, p, [lr], phases)
-      wc = checked_wc(cfg, p, free)
-      s = cell_summary(free)
-      say(f"p={p}: free control W_c = {wc:.2f} (CV {cv([r['norm_at_grok'] for r in free]):.1%}, "
-          f"{s['grok_fraction']:.0%} grokked, median T_grok {s['median_t_grok']})")
-      later = [c for c in cells if c[0] in cfg.moduli[i + 1:]]
-      eta_update(sess, p, free, [(p, cfg.seeds, cfg.budget(r, p)) for r in cfg.rhos] + later)
-    rows = clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases)
-    clamp_rows += rows
-    per_p[p] = dict(wc=wc, cells={f"{rho:g}": cell_summary([r for r in rows if r["rho"] == rho])
-                                  for rho in cfg.rhos})
+  phases: list = []
+  if pad_moduli(sess):
+    per_p, clamp_rows = _padded(sess, lr, wc_given, cells, phases)
+  else:
+    per_p, clamp_rows = _one_by_one(sess, lr, wc_given, cells, phases)
   all_rows = write_tables(sess, phases)
   fits = delay_fits(cfg, clamp_rows)
   fits["shared"]["n_diverged"] = sum(1 for r in clamp_rows if r["diverged"])
@@ -77,3 +71,82 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
   plots.curves(sess.path("figures", "curves.png"), phases)
   print_delay_summary(result)
   return result
+
+
+def pad_moduli(sess: Session) -> bool:
+  """Whether this session trains every modulus in one padded program (`Task.sizes`):
+  --pad-moduli on, or auto on an accelerator (on a CPU, where runs go one by one, the
+  padding would only add work); the MLP on a modular problem, two moduli or more."""
+  cfg, mode = sess.cfg, getattr(sess, "pad_moduli", "auto")
+  if mode is False or len(cfg.moduli) < 2:
+    return False
+  if mode == "auto":
+    import jax
+    if jax.default_backend() == "cpu":
+      return False
+  try:
+    dataclasses.replace(cfg.task(max(cfg.moduli)), sizes=tuple(cfg.moduli))
+  except ValueError as e:
+    if mode is True:
+      raise ValueError(f"--pad-moduli: {e}")
+    return False
+  return True
+
+
+def _free_summary(cfg, p, free) -> float:
+  wc = checked_wc(cfg, p, free)
+  s = cell_summary(free)
+  say(f"p={p}: free control W_c = {wc:.2f} (CV {cv([r['norm_at_grok'] for r in free]):.1%}, "
+      f"{s['grok_fraction']:.0%} grokked, median T_grok {s['median_t_grok']})")
+  return wc
+
+
+def _cells(cfg, p, rows) -> dict[str, Any]:
+  return {f"{rho:g}": cell_summary([r for r in rows if r["rho"] == rho]) for rho in cfg.rhos}
+
+
+def _one_by_one(sess, lr, wc_given, cells, phases):
+  """Per modulus: its free control, then its clamp cells (one program per modulus)."""
+  cfg = sess.cfg
+  per_p, clamp_rows = {}, []
+  for i, p in enumerate(cfg.moduli):
+    if p in wc_given:
+      wc = wc_given[p]
+      say(f"p={p}: W_c = {wc:.2f} from {cfg.wc_from}")
+    else:
+      free = free_phase(sess, p, [lr], phases)
+      wc = _free_summary(cfg, p, free)
+      later = [c for c in cells if c[0] in cfg.moduli[i + 1:]]
+      eta_update(sess, p, free, [(p, cfg.seeds, cfg.budget(r, p)) for r in cfg.rhos] + later)
+    rows = clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases)
+    clamp_rows += rows
+    per_p[p] = dict(wc=wc, cells=_cells(cfg, p, rows))
+  return per_p, clamp_rows
+
+
+def _padded(sess, lr, wc_given, cells, phases):
+  """Every modulus in one padded program: all free controls as one batch, then all clamp
+  cells as another (two compiled calls for the whole grid)."""
+  cfg = sess.cfg
+  task = dataclasses.replace(cfg.task(max(cfg.moduli)), sizes=tuple(cfg.moduli))
+  tag = "-".join(map(str, cfg.moduli))
+  wc = dict(wc_given)
+  todo = [p for p in cfg.moduli if p not in wc_given]
+  for p in cfg.moduli:
+    if p in wc_given:
+      say(f"p={p}: W_c = {wc[p]:.2f} from {cfg.wc_from}")
+  if todo:
+    runs = Runs.concat(*[dataclasses.replace(free_runs(cfg, p, [lr]), size=p) for p in todo])
+    rows = phase_rows(sess, f"free_p{tag}", task, runs, ["free"] * len(runs),
+                      [None] * len(runs), phases)
+    for p in todo:
+      wc[p] = _free_summary(cfg, p, [r for r in rows if r["p"] == p])
+  parts = [clamp_runs(cfg, p, {float(lr): wc[p]}, cfg.rhos, [lr]) for p in cfg.moduli]
+  runs = Runs.concat(*[dataclasses.replace(r, size=p) for p, (r, _) in zip(cfg.moduli, parts)])
+  rho = [x for _, rhos in parts for x in rhos]
+  rows = phase_rows(sess, f"clamp_p{tag}", task, runs, ["clamp"] * len(runs), rho, phases)
+  for r in rows:
+    r["wc"] = wc[r["p"]]
+  per_p = {p: dict(wc=wc[p], cells=_cells(cfg, p, [r for r in rows if r["p"] == p]))
+           for p in cfg.moduli}
+  return per_p, rows

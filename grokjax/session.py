@@ -28,6 +28,7 @@ class Session:
                checkpoint_every_s: float = 60.0, overlap: bool | str = "auto"):
     self.cfg, self.out, self.progress = cfg, out, progress
     self.checkpoint_every_s, self.overlap = checkpoint_every_s, overlap
+    self.pad_moduli: bool | str = "auto"  # pinned_norm: several moduli in one program
     cfg_path = os.path.join(out, "config.json")
     if os.path.exists(cfg_path) and not force_new:
       old = io.read_json(cfg_path).get("config", {})

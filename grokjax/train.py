@@ -59,6 +59,12 @@ class Task:
       "sub", "mul", "div", "x2_xy_y2", "sparse_parity" (options: "sparse_parity:k=4").
     train_size: training examples per seed, instead of frac (sparse parity's m; default
       1000 there).
+    sizes: several moduli sharing this one program (MLP, modular problems): p is their
+      largest; each run's `Runs.size` picks its own. Its embedding rows, output classes and
+      examples beyond its own size are padding: masked out of the loss and the metrics,
+      their weights exactly zero at init and so forever (zero gradient, zero Adam moments,
+      zero decay, a clamp or kick scales zero), so the norm and every update are those of
+      the unpadded run, up to float32 rounding (`tests/test_train.py`).
   """
   p: int
   frac: float = 0.40
@@ -72,8 +78,17 @@ class Task:
   matmul_precision: str = "float32"
   problem: str = "add"
   train_size: int | None = None
+  sizes: tuple[int, ...] | None = None
 
   def __post_init__(self):
+    if self.sizes is not None:
+      object.__setattr__(self, "sizes", tuple(sorted({int(q) for q in self.sizes})))
+      if self.p != max(self.sizes):
+        raise ValueError(f"a padded Task's p is the largest of its sizes {self.sizes}, got {self.p}")
+      if self.arch != "mlp" or not isinstance(self.problem_def, problems.Modular):
+        raise ValueError("several moduli in one program need the MLP on a modular problem")
+      for q in self.sizes:
+        self.of_size(q)  # each size valid on its own
     self.problem_def.check(self)  # validates p, frac, train_size, options, architecture
     if self.layernorm not in (False, True, "per_run"):
       raise ValueError(f"layernorm must be False, True or 'per_run', got {self.layernorm!r}")
@@ -96,6 +111,10 @@ class Task:
   @property
   def n_train(self) -> int:
     return self.problem_def.n_train
+
+  def of_size(self, q: int) -> "Task":
+    """The unpadded Task of one size (a run of size q trains as if under it)."""
+    return dataclasses.replace(self, p=int(q), sizes=None)
 
   def make_model(self, rngs: nnx.Rngs) -> nnx.Module:
     return self.problem_def.make_model(self, rngs)
@@ -131,6 +150,7 @@ class Runs:
     kick_group: index into `KICK_GROUPS` ("all", "embedding", "hidden", "output").
     layernorm: whether the run uses the architecture's LayerNorm; read only under
       `Task(layernorm="per_run")`.
+    size: the run's own modulus under a padded Task (`Task.sizes`); 0: the Task's p.
   """
   seed: np.ndarray
   lr: np.ndarray
@@ -143,13 +163,14 @@ class Runs:
   t_kick: np.ndarray | int = NEVER
   kick_group: np.ndarray | int = 0
   layernorm: np.ndarray | bool = False
+  size: np.ndarray | int = 0
 
   def __post_init__(self):
     n = len(np.atleast_1d(self.seed))
     for f in dataclasses.fields(self):
       arr = np.broadcast_to(np.asarray(getattr(self, f.name)), (n,)).copy()
       setattr(self, f.name, arr)
-    for f in ("seed", "t_int", "budget", "t_stop", "t_kick", "kick_group"):
+    for f in ("seed", "t_int", "budget", "t_stop", "t_kick", "kick_group", "size"):
       setattr(self, f, getattr(self, f).astype(np.int64))
     for f in ("lr", "wd", "target_norm", "kick"):
       setattr(self, f, getattr(self, f).astype(np.float64))
@@ -235,7 +256,8 @@ class Program:
   def __init__(self, task: Task):
     self.task = task
     abstract = nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0)))
-    self.graphdef, _ = nnx.split(abstract)
+    self.graphdef, abstract_state = nnx.split(abstract)
+    self.shapes = {k: v.shape for k, v in nnx.to_pure_dict(abstract_state).items()}
     self.groups = type(abstract).GROUPS  # weight groups a kick can target
     self.problem = task.problem_def
     self.init = jax.jit(self._precise(jax.vmap(self._init_one)))
@@ -252,18 +274,67 @@ class Program:
       model.layernorm = True if layernorm is None else layernorm
     return model
 
-  def _init_one(self, seed: jax.Array) -> dict[str, Any]:
+  def _init_one(self, seed: jax.Array, which: jax.Array | int = 0) -> dict[str, Any]:
+    """One run's state from its seed; under a padded Task `which` indexes its size."""
     t = self.task
-    k_split, k_params = jax.random.split(jax.random.key(seed))
-    _, state = nnx.split(t.make_model(nnx.Rngs(params=k_params)))
-    params = jax.tree.map(lambda x: x.astype(t.dtype), nnx.to_pure_dict(state))
+    if t.sizes is None:
+      params, data = self._params_and_split(t, seed)
+    else:
+      params, data = jax.lax.switch(
+          which, [functools.partial(self._padded, q) for q in t.sizes], seed)
+    params = jax.tree.map(lambda x: x.astype(t.dtype), params)
     opt = paper_optimizer(1.0, 1.0)  # the state's structure only; hparams arrive per step
     return dict(params=params, opt=opt.init(params), step=jnp.zeros([], jnp.int32),
-                diverged=jnp.full([], -1, jnp.int32), data=self.problem.split(k_split))
+                diverged=jnp.full([], -1, jnp.int32), data=data)
 
-  def loss(self, params, inputs, y, layernorm=None):
-    logits = self.model(params, layernorm)(*inputs)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+  @staticmethod
+  def _params_and_split(task: Task, seed):
+    k_split, k_params = jax.random.split(jax.random.key(seed))
+    _, state = nnx.split(task.make_model(nnx.Rngs(params=k_params)))
+    return nnx.to_pure_dict(state), task.problem_def.split(k_split)
+
+  def _padded(self, q: int, seed) -> tuple[dict, dict]:
+    """The parameters and data of a size-q run, zero-padded to the Task's largest size:
+    the train set as index arrays with a weight per example, the full set with train and
+    test masks, the mask of the run's classes, and `which` (its index in Task.sizes)."""
+    t, tq = self.task, self.task.of_size(q)
+    params, split = self._params_and_split(tq, seed)
+    params = {k: jnp.pad(v, [(0, n - m) for n, m in zip(self.shapes[k], v.shape)])
+              for k, v in params.items()}
+    big = [t.of_size(r).problem_def for r in t.sizes]
+    n_tr, n_all = max(b.n_train for b in big), max(b.n_total for b in big)
+    prob = tq.problem_def
+    pad = lambda x, n: jnp.pad(x, (0, n - x.shape[0]))
+    (a, b), y = prob.train_set(split)
+    (ea, eb), ey, is_train = prob.eval_set(split)
+    real = jnp.arange(n_all) < prob.n_total
+    return params, dict(
+        train=(pad(a, n_tr), pad(b, n_tr)), train_y=pad(y, n_tr),
+        train_w=(jnp.arange(n_tr) < prob.n_train).astype(t.dtype),
+        eval=(pad(ea, n_all), pad(eb, n_all)), eval_y=pad(ey, n_all),
+        eval_train=pad(is_train, n_all) & real, eval_test=~pad(is_train, n_all) & real,
+        classes=jnp.arange(t.p) < q, which=jnp.asarray(t.sizes.index(q), jnp.int32))
+
+  def _logits(self, model, inputs, data):
+    logits = model(*inputs)
+    if self.task.sizes is not None:  # classes beyond the run's own modulus do not exist
+      logits = jnp.where(data["classes"], logits, -jnp.inf)
+    return logits
+
+  def loss(self, params, inputs, y, layernorm=None, data=None):
+    """Mean cross-entropy; under a padded Task (`data` given) over the run's own examples
+    and classes."""
+    if data is None or self.task.sizes is None:
+      logits = self.model(params, layernorm)(*inputs)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    logits = self._logits(self.model(params, layernorm), inputs, data)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return jnp.sum(ce * data["train_w"]) / jnp.sum(data["train_w"])
+
+  def train_set(self, data):
+    if self.task.sizes is not None:
+      return data["train"], data["train_y"]
+    return self.problem.train_set(data)
 
   def kick_mask(self, params, group: jax.Array):
     """Per leaf, a traced bool: a weight matrix in KICK_GROUPS[group] ("all": every one)."""
@@ -273,13 +344,13 @@ class Program:
     return {name: member(name) if jnp.ndim(leaf) >= 2 else False for name, leaf in params.items()}
 
   def _step(self, state, hp):
-    inputs, y = self.problem.train_set(state["data"])
+    inputs, y = self.train_set(state["data"])
     kick_mask = self.kick_mask(state["params"], hp["kick_group"])
     at_init = (state["step"] == 0) & (hp["t_kick"] == 0)  # a kick at step 0: initial weights
     params = jax.tree.map(lambda p, m: p if m is False else
                           jnp.where(at_init & m, p * hp["kick"].astype(p.dtype), p),
                           state["params"], kick_mask)
-    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp["layernorm"])
+    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp["layernorm"], state["data"])
     opt = paper_optimizer(hp["lr"], hp["wd"], hp["target"], hp["start"], hp["stop"],
                           hp["kick"], hp["t_kick"], kick_mask)
     updates, opt_state = opt.update(grads, state["opt"], params)
@@ -295,23 +366,32 @@ class Program:
   def evaluate(self, state, hp=None) -> dict[str, jax.Array]:
     """Accuracy, loss, ||W|| and softmax collapse of one run on its whole train and test
     set, and the problem's own metrics (a modular problem's Fourier Gini)."""
-    prob = self.problem
-    inputs, y, is_train = prob.eval_set(state["data"])
+    prob, data = self.problem, state["data"]
     model = self.model(state["params"], None if hp is None else hp["layernorm"])
-    logits = model(*inputs)
+    if self.task.sizes is None:
+      inputs, y, is_train = prob.eval_set(data)
+      is_test = ~is_train
+      n_tr, n_te = prob.n_train, prob.n_test
+      metrics = prob.metrics(model)
+    else:
+      inputs, y, is_train, is_test = data["eval"], data["eval_y"], data["eval_train"], data["eval_test"]
+      n_tr, n_te = jnp.sum(is_train), jnp.sum(is_test)
+      metrics = jax.lax.switch(data["which"], [
+          lambda params, q=q: self.task.of_size(q).problem_def.metrics(self.model(params))
+          for q in self.task.sizes], state["params"])
+    logits = self._logits(model, inputs, data)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
     correct = (jnp.argmax(logits, -1) == y).astype(logits.dtype)
-    is_train = is_train.astype(logits.dtype)
-    n_tr, n_te = prob.n_train, prob.n_test
+    is_train, is_test = is_train.astype(logits.dtype), is_test.astype(logits.dtype)
     one_hot = softmax_collapsed(logits).astype(logits.dtype)
     return dict(
         train_acc=jnp.sum(correct * is_train) / n_tr,
-        test_acc=jnp.sum(correct * (1 - is_train)) / n_te,
+        test_acc=jnp.sum(correct * is_test) / n_te,
         train_loss=jnp.sum(ce * is_train) / n_tr,
-        test_loss=jnp.sum(ce * (1 - is_train)) / n_te,
+        test_loss=jnp.sum(ce * is_test) / n_te,
         norm=weight_norm(state["params"]),
         collapse=jnp.sum(one_hot * is_train) / n_tr,
-        **prob.metrics(model),
+        **metrics,
     )
 
   def _chunk_one(self, state, hp, n_evals: int):
@@ -499,6 +579,12 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   """
   if task.layernorm != "per_run" and runs.layernorm.any():
     raise ValueError("runs with their own LayerNorm switch need Task(layernorm='per_run')")
+  sizes = np.where(runs.size == 0, task.p, runs.size)
+  allowed = task.sizes or (task.p,)
+  if not np.isin(sizes, allowed).all():
+    raise ValueError(f"run sizes {sorted(set(sizes.tolist()) - set(allowed))} are not among the "
+                     f"Task's {allowed} (several moduli in one program: Task(sizes=...))")
+  which = np.searchsorted(np.array(allowed), sizes).astype(np.int32)
   t0 = time.perf_counter()
   ev = task.eval_every
   chunk_evals = max(1, int(chunk_steps) // ev)
@@ -520,11 +606,12 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
 
   saved = ckpt.restore() if ckpt else None
   if saved is None:
-    seeds = np.array([task.init_seed(w, s) for w, s in zip(runs.wd, runs.seed)], np.uint32)
+    seeds = np.array([task.of_size(q).init_seed(w, s) for q, w, s in
+                      zip(sizes, runs.wd, runs.seed)], np.uint32)
     size = _bucket(n, ndev, 1 << 62, batch_floor(devices))
     # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
     lanes, pad = _spread(np.arange(n), size, ndev)
-    state = prog.init(jnp.asarray(seeds[lanes]))
+    state = prog.init(jnp.asarray(seeds[lanes]), jnp.asarray(which[lanes]))
     loop = dict(lanes=lanes, pad=pad, live=np.ones(n, bool),
                 last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
                 curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in prog.curve_names},
@@ -532,7 +619,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   else:
     loop, leaves = saved
     size = len(loop["lanes"])
-    treedef = jax.tree.structure(jax.eval_shape(prog.init, jnp.zeros(size, jnp.uint32)))
+    treedef = jax.tree.structure(jax.eval_shape(prog.init, jnp.zeros(size, jnp.uint32),
+                                                jnp.zeros(size, jnp.int32)))
     state = jax.tree.unflatten(treedef, leaves)
   state = jax.device_put(state, sharding)
   lanes, pad, live = loop["lanes"], loop["pad"], loop["live"]

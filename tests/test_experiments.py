@@ -175,7 +175,7 @@ def test_pinned_norm_runs_the_transformer(tmp_path):
 
 # Every flag that takes a value, with a valid one; "--flag value" and "--flag=value" must
 # give the same configuration.
-FLAG_VALUES = {"--overlap": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
+FLAG_VALUES = {"--overlap": "on", "--pad-moduli": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
                "--wd": "0.5", "--steps": "300", "--frac": "0.5", "--d": "16", "--hidden": "32",
                "--eval-every": "5", "--chunk-steps": "100", "--retire-margin": "none",
                "--n-boot": "50", "--dtype": "float64", "--rhos": "0.9,1.1", "--t-int": "20",
@@ -257,3 +257,22 @@ def test_phase_files_from_before_new_run_fields_still_load(tmp_path):
   np.savez(path, **z)
   back = experiment.load_result(path)
   assert back.task == task and experiment._same_runs(back.runs, runs)
+
+
+def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
+  # Every modulus in one padded program (two compiled calls) against one program each.
+  rows = {}
+  for mode in ("on", "off"):
+    out = str(tmp_path / mode)
+    argv = ["--preset", "smoke", "--moduli", "19,23", "--pad-moduli", mode, "--out", out,
+            "--no-progress", "--no-compile-cache"]  # in-process: leave JAX's settings alone
+    assert cli.main("pinned_norm", experiment.pinned_norm, argv) == 0
+    rows[mode] = {(r["p"], r["arm"], r["seed"], r["rho"]): r for r in _rows(out)}
+  assert sorted(rows["on"]) == sorted(rows["off"]) and {k[0] for k in rows["on"]} == {"19", "23"}
+  for key, off in rows["off"].items():
+    on = rows["on"][key]
+    for k in ("t_mem", "t_grok", "grokked", "steps_trained", "budget", "target_norm"):
+      assert on[k] == off[k], (key, k)
+    assert math.isclose(float(on["norm_at_grok"]), float(off["norm_at_grok"]), rel_tol=1e-5)
+  phases = sorted(os.listdir(tmp_path / "on" / "phases"))
+  assert phases == ["clamp_p19-23.npz", "free_p19-23.npz"]

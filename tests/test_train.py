@@ -221,7 +221,7 @@ def test_per_run_layernorm_switch_equals_each_variant_alone(arch):
   import dataclasses
   base = Task(p=13, d=8, hidden=16, eval_every=5, arch=arch, heads=2)
   mixed = Runs(seed=[0, 0, 1, 1], lr=1e-2, wd=1.0, target_norm=[np.nan, np.nan, 6.0, 6.0],
-               t_int=[NEVER, NEVER, 10, 10], budget=40, layernorm=[False, True, False, True])
+               t_int=[NEVER, NEVER, 10, 10], budget=20, layernorm=[False, True, False, True])
   both = train(dataclasses.replace(base, layernorm="per_run"), mixed, chunk_steps=20,
                retire_margin=None, progress=False)
   for ln, rows in ((False, [0, 2]), (True, [1, 3])):
@@ -235,3 +235,44 @@ def test_per_run_layernorm_switch_equals_each_variant_alone(arch):
   assert not np.allclose(both.curves["train_loss"][0], both.curves["train_loss"][1])
   with pytest.raises(ValueError, match="per_run"):
     train(base, mixed, chunk_steps=20, progress=False)
+
+
+def _padded_grid():
+  return Runs(seed=[0, 1, 0, 1], lr=1e-2, wd=1.0, target_norm=[np.nan, 6.0, np.nan, 7.0],
+              t_int=[NEVER, 10, NEVER, 10], budget=[40, 40, 30, 40], size=[13, 13, 17, 17])
+
+
+def test_moduli_padded_into_one_program_equal_each_alone():
+  import dataclasses
+  big = Task(p=17, d=8, hidden=16, eval_every=5, sizes=(13, 17))
+  runs = _padded_grid()
+  both = train(big, runs, chunk_steps=20, retire_margin=None, progress=False)
+  for q, rows in ((13, [0, 1]), (17, [2, 3])):
+    alone = train(big.of_size(q), dataclasses.replace(runs.take(rows), size=0), chunk_steps=20,
+                  retire_margin=None, progress=False)
+    np.testing.assert_array_equal(both.last_step[rows], alone.last_step)
+    for k in alone.curves:
+      np.testing.assert_allclose(both.curves[k][rows], alone.curves[k], rtol=1e-5, atol=1e-6,
+                                 err_msg=f"{k} p={q}")
+  with pytest.raises(ValueError, match="not among"):
+    train(big, dataclasses.replace(runs, size=11), progress=False)
+  with pytest.raises(ValueError, match="MLP"):
+    Task(p=17, d=8, hidden=16, arch="transformer", sizes=(13, 17))
+
+
+def test_padded_weights_and_moments_stay_exactly_zero():
+  import jax.numpy as jnp
+  from grokjax.train import _hparams, program
+  big = Task(p=17, d=8, hidden=16, eval_every=5, sizes=(13, 17))
+  prog = program(big)
+  runs = _padded_grid().take([0, 1])  # size 13 in a program of 17; one of them clamped
+  seeds = jnp.array([big.of_size(13).init_seed(1.0, s) for s in runs.seed], jnp.uint32)
+  state = prog.init(seeds, jnp.zeros(2, jnp.int32))
+  hp = {k: jnp.asarray(v) for k, v in _hparams(runs, np.dtype("float32")).items()}
+  state, _, _ = prog.chunk(6, 1)(state, hp)
+  assert int(state["step"][0]) == 30
+  adam = state["opt"][0][0]  # (AdamW chain, clamp, kick) -> AdamW (adam, decay, lr) -> adam
+  for tree in (state["params"], adam.mu, adam.nu):
+    for name, rows in (("embed", np.s_[:, 13:]), ("w2", np.s_[:, 13:]), ("b2", np.s_[:, 13:])):
+      assert np.all(np.asarray(tree[name])[rows] == 0), name
+  assert np.any(np.asarray(state["params"]["w2"])[:, :13] != 0)
