@@ -85,8 +85,10 @@ def profile(task: Task, reps: int = 200) -> dict:
   args = prog.problem.train_set(state["data"])
   pieces = {
       "forward": lambda s: prog.loss(s["params"], *args),
-      "forward_backward": lambda s: jax.grad(prog.loss)(s["params"], *args)["w1"].sum(),
-      "whole_step": lambda s: prog._step(s, hp)["params"]["w1"].sum(),
+      # every gradient leaf used: summing one leaf lets XLA drop the others' products
+      "forward_backward": lambda s: sum(g.sum() for g in jax.tree.leaves(
+          jax.grad(prog.loss)(s["params"], *args))),
+      "whole_step": lambda s: sum(x.sum() for x in jax.tree.leaves(prog._step(s, hp)["params"])),
       "evaluation": lambda s: prog.evaluate(s)["test_acc"],
   }
   out = {}

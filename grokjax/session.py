@@ -45,8 +45,9 @@ class Session:
             f"{out} was trained on {was} and this is {now}: results would not continue bit "
             "for bit; use another --out, or --force-new to start over")
       if diff:
+        what = ", ".join(f"{k} (was {_short(old.get(k))}, now {_short(new.get(k))})" for k in diff)
         raise ConfigMismatch(
-            f"{out} holds a run with another configuration (differs in: {', '.join(diff)}); "
+            f"{out} holds a run with another configuration (differs in: {what}); "
             "use another --out, or --force-new to start over")
     elif force_new and os.path.isdir(out):
       for name in ("phases", "checkpoints", "figures"):
@@ -83,6 +84,12 @@ class Session:
 
   def path(self, *parts: str) -> str:
     return os.path.join(self.out, *parts)
+
+
+def _short(value, limit: int = 40) -> str:
+  """A config value for a one-line message."""
+  text = json.dumps(value)
+  return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ConfigMismatch(ValueError):

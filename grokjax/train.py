@@ -261,10 +261,19 @@ class Program:
     self.groups = type(abstract).GROUPS  # weight groups a kick can target
     self.problem = task.problem_def
     self.init = jax.jit(self._precise(jax.vmap(self._init_one)))
+    self._inits: dict[Any, Callable] = {}
     self._chunks: dict[tuple, Callable] = {}
     self.seen: set[tuple] = set()  # (chunk fn, batch size) pairs already run: compiled
     one = jax.eval_shape(self._init_one, jnp.zeros([], jnp.uint32))
     self.curve_names = tuple(jax.eval_shape(self.evaluate, one))
+
+  def init_on(self, sharding) -> Callable:
+    """`init` whose state is born split over `sharding`'s devices: no eager slicing of a
+    one-device state into shards afterwards (a small compiled program per leaf shape)."""
+    if sharding not in self._inits:
+      self._inits[sharding] = jax.jit(self._precise(jax.vmap(self._init_one)),
+                                      out_shardings=sharding)
+    return self._inits[sharding]
 
   def model(self, params, layernorm=None):
     """The module with these parameters; under Task(layernorm="per_run") `layernorm` is the
@@ -611,7 +620,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     size = _bucket(n, ndev, 1 << 62, batch_floor(devices))
     # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
     lanes, pad = _spread(np.arange(n), size, ndev)
-    state = prog.init(jnp.asarray(seeds[lanes]), jnp.asarray(which[lanes]))
+    state = prog.init_on(sharding)(seeds[lanes], which[lanes])
     loop = dict(lanes=lanes, pad=pad, live=np.ones(n, bool),
                 last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
                 curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in prog.curve_names},
@@ -763,7 +772,7 @@ def chunk_rate(task: Task, n_runs: int, n_evals: int, *, reps: int = 1, clamp: b
   runs = Runs(np.arange(n_runs), 1e-3, 1.0, 50.0 if clamp else np.nan, 0 if clamp else NEVER,
               10 ** 7)
   hp = jax.device_put(_hparams(runs, np.dtype(task.dtype)), sharding)
-  state = jax.device_put(prog.init(jnp.arange(n_runs, dtype=jnp.uint32)), sharding)
+  state = prog.init_on(sharding)(np.arange(n_runs, dtype=np.uint32))
   width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width
   fn = prog.chunk(n_evals, width, mesh)
   state, *_ = fn(state, hp)

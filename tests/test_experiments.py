@@ -271,8 +271,12 @@ def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
   assert sorted(rows["on"]) == sorted(rows["off"]) and {k[0] for k in rows["on"]} == {"19", "23"}
   for key, off in rows["off"].items():
     on = rows["on"][key]
-    for k in ("t_mem", "t_grok", "grokked", "steps_trained", "budget", "target_norm"):
+    for k in ("t_mem", "t_grok", "grokked", "steps_trained", "budget"):
       assert on[k] == off[k], (key, k)
-    assert math.isclose(float(on["norm_at_grok"]), float(off["norm_at_grok"]), rel_tol=1e-5)
+    # Norms are float32 sums over differently shaped arrays: equal to rounding. A clamp
+    # run's held norm is rho times its free control's W_c, a median of such norms.
+    for k in ("norm_at_grok", "target_norm", "wc"):
+      if on[k] or off[k]:
+        assert math.isclose(float(on[k]), float(off[k]), rel_tol=1e-5), (key, k)
   phases = sorted(os.listdir(tmp_path / "on" / "phases"))
   assert phases == ["clamp_p19-23.npz", "free_p19-23.npz"]

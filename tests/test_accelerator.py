@@ -1,0 +1,147 @@
+"""What an accelerator changes, checked on the CPU: matmul precision pinned in the compiled
+programs, the numerics recorded and a resume under other numerics refused, deterministic
+kernels asked of XLA, compilations bounded, and the test suite's device lane."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from grokjax import cli, experiment, io
+from grokjax.optim import NEVER
+from grokjax.train import Runs, Task, _hparams, program, request_determinism, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _chunk_text(task: Task) -> str:
+  """The StableHLO of a one-evaluation chunk (steps, backward, optimizer, evaluation)."""
+  prog = program(task)
+  state = jax.eval_shape(prog.init, jnp.arange(2, dtype=jnp.uint32), jnp.zeros(2, jnp.int32))
+  runs = Runs([0, 1], 1e-2, 1.0, [np.nan, 10.0], [NEVER, 5], 50)
+  hp = dict(_hparams(runs, np.float32), active=np.ones(2, bool))
+  return prog.chunk(1, 1, None).lower(state, hp).as_text()
+
+
+@pytest.mark.parametrize("arch,precision,expected", [
+    ("mlp", "float32", "HIGHEST"), ("mlp", "tensorfloat32", "HIGH"), ("mlp", "bfloat16", "DEFAULT"),
+    ("transformer", "float32", "HIGHEST")])
+def test_every_matrix_product_of_the_engine_carries_the_tasks_precision(arch, precision, expected):
+  # JAX's own default would be DEFAULT: TF32 on recent NVIDIA GPUs, one bf16 pass on TPUs.
+  # The pin must reach every product, the backward pass's included.
+  task = Task(p=7, d=8, hidden=16, arch=arch, heads=2, eval_every=2, matmul_precision=precision)
+  text = _chunk_text(task)
+  dots = [line for line in text.splitlines() if "dot_general" in line]
+  assert len(dots) >= 6  # forward, both gradients, evaluation
+  found = {m for line in dots for m in re.findall(r"precision = \[(\w+), (\w+)\]", line)}
+  assert found == {(expected, expected)}, found
+  assert all("precision = [" in line for line in dots)
+
+
+def test_precision_is_a_checked_task_field():
+  with pytest.raises(ValueError, match="matmul_precision must be one of"):
+    Task(p=7, matmul_precision="tf16")
+
+
+def _session_folder(tmp_path, **fields):
+  out = str(tmp_path / "pn")
+  experiment.Session(experiment.resolve("pinned_norm", "smoke", **fields), out, progress=False)
+  with open(os.path.join(out, "config.json")) as f:
+    return out, json.load(f)
+
+
+def test_config_json_records_precision_backend_device_and_xla_flags(tmp_path, monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_thunk_runtime=true")
+  _, saved = _session_folder(tmp_path)
+  assert saved["config"]["matmul_precision"] == "float32"
+  env = saved["environment"]
+  assert env["platform"] == jax.devices()[0].platform == "cpu"
+  assert env["device"] == jax.devices()[0].device_kind
+  assert env["xla_flags"] == "--xla_cpu_use_thunk_runtime=true"
+  assert env["device_count"] == jax.device_count() and env["jax"] == jax.__version__
+
+
+def _refusal(out, capsys, *extra):
+  code = cli.main("pinned_norm", experiment.pinned_norm,
+                  ["--preset", "smoke", "--out", out, "--no-progress", "--no-compile-cache", *extra])
+  err = capsys.readouterr().err.strip()
+  return code, err
+
+
+def test_resume_under_another_precision_is_refused_naming_both(tmp_path, capsys):
+  out, _ = _session_folder(tmp_path)
+  code, err = _refusal(out, capsys, "--matmul-precision", "tensorfloat32")
+  assert code == 2 and len(err.splitlines()) == 1, err
+  assert "matmul_precision" in err and '"float32"' in err and '"tensorfloat32"' in err
+  assert not os.path.exists(os.path.join(out, "runs.csv"))
+
+
+def test_resume_on_another_backend_is_refused_naming_both(tmp_path, capsys):
+  out, saved = _session_folder(tmp_path)
+  saved["environment"]["platform"] = "gpu"  # as if the folder had been trained on a GPU
+  with open(os.path.join(out, "config.json"), "w") as f:
+    json.dump(saved, f)
+  code, err = _refusal(out, capsys)
+  assert code == 2 and len(err.splitlines()) == 1, err
+  assert "trained on gpu and this is cpu" in err
+  assert not os.path.exists(os.path.join(out, "runs.csv"))
+
+
+def test_deterministic_asks_xla_for_deterministic_kernels_once(monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/nowhere")
+  request_determinism()
+  request_determinism()
+  flags = os.environ["XLA_FLAGS"].split()
+  assert flags == ["--xla_dump_to=/tmp/nowhere", "--xla_gpu_deterministic_ops=true"]
+  assert io.environment()["xla_flags"] == os.environ["XLA_FLAGS"]  # what config.json records
+
+
+def test_deterministic_flag_reaches_xla_before_jax_starts(tmp_path):
+  # Through a script: the flag must be in XLA_FLAGS before the backend exists.
+  code = ("import sys; sys.argv = ['x', '--deterministic', '--no-compile-cache'];"
+          "from grokjax import cli; args = cli.parse('pinned_norm', sys.argv[1:])[2];"
+          "cli._start_jax(args); import os, jax; jax.devices();"
+          "print(os.environ['XLA_FLAGS'])")
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env=env, cwd=str(tmp_path), timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "--xla_gpu_deterministic_ops=true" in proc.stdout
+
+
+def test_batches_are_powers_of_two_and_a_repeat_compiles_nothing():
+  # 3 runs leaving one chunk apart: the batch shrinks 4 -> 2 -> 1, one chunk program per
+  # size (not 3 -> 2 -> 1); the same grid again reuses every compiled program.
+  from jax import monitoring
+  compiles = []
+  monitoring.register_event_duration_secs_listener(
+      lambda name, secs, **kw: compiles.append(name) if name.endswith("backend_compile_duration")
+      else None)
+  task = Task(p=7, d=4, hidden=12, eval_every=5)  # a Task of its own: prog.seen is per Task
+  runs = Runs.free(np.arange(3), 1e-2, 1.0, 5 * np.arange(1, 4))
+  prog = program(task)
+  train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=jax.devices()[:1])
+  sizes = sorted(size for _, size in prog.seen)
+  assert sizes == [1, 2, 4], sizes
+  n_first = len(compiles)
+  again = train(task, runs, chunk_steps=5, retire_margin=None, progress=False,
+                devices=jax.devices()[:1])
+  assert len(compiles) == n_first, compiles[n_first:]
+  assert (again.last_step == runs.budget).all()
+
+
+def test_device_lane_leaves_the_platform_to_jax():
+  # The suite forces the CPU unless GROKJAX_TEST_DEVICE=1 (then an accelerator runs it).
+  code = ("import os, runpy; runpy.run_path(os.path.join(%r, 'conftest.py'));"
+          "print(os.environ.get('JAX_PLATFORMS'))") % ROOT
+  env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "GROKJAX_TEST_DEVICE")}
+  forced = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+  lane = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env=dict(env, GROKJAX_TEST_DEVICE="1"))
+  assert forced.stdout.split() == ["cpu"] and lane.stdout.split() == ["None"]
