@@ -93,9 +93,9 @@ def profile(task: Task, reps: int = 200) -> dict:
   }
   out = {}
   for name, f in pieces.items():
-    loop = jax.jit(lambda s, f=f: jax.lax.fori_loop(
+    loop = jax.jit(prog._precise(lambda s, f=f: jax.lax.fori_loop(
         0, reps, lambda i, acc: acc + f(jax.tree.map(lambda x: x + 0 * acc.astype(x.dtype)
-                                                     if x.dtype.kind == "f" else x, s)), 0.0))
+                                                     if x.dtype.kind == "f" else x, s)), 0.0)))
     loop(state).block_until_ready()
     t0 = time.perf_counter()
     loop(state).block_until_ready()

@@ -86,7 +86,7 @@ class Session:
     return os.path.join(self.out, *parts)
 
 
-def _short(value, limit: int = 40) -> str:
+def _short(value, limit: int = 80) -> str:
   """A config value for a one-line message."""
   text = json.dumps(value)
   return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -20,23 +20,29 @@ from grokjax.train import Runs, Task, _hparams, program, request_determinism, tr
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _chunk_text(task: Task) -> str:
-  """The StableHLO of a one-evaluation chunk (steps, backward, optimizer, evaluation)."""
+DEVICE_LANE = os.environ.get("GROKJAX_TEST_DEVICE") == "1"
+
+
+def _chunk_text(task: Task, vmap_width) -> str:
+  """The lowered StableHLO of a one-evaluation chunk (steps, backward, optimizer, evaluation)."""
   prog = program(task)
   state = jax.eval_shape(prog.init, jnp.arange(2, dtype=jnp.uint32), jnp.zeros(2, jnp.int32))
   runs = Runs([0, 1], 1e-2, 1.0, [np.nan, 10.0], [NEVER, 5], 50)
   hp = dict(_hparams(runs, np.float32), active=np.ones(2, bool))
-  return prog.chunk(1, 1, None).lower(state, hp).as_text()
+  return prog.chunk(1, vmap_width, None).lower(state, hp).as_text()
 
 
-@pytest.mark.parametrize("arch,precision,expected", [
-    ("mlp", "float32", "HIGHEST"), ("mlp", "tensorfloat32", "HIGH"), ("mlp", "bfloat16", "DEFAULT"),
-    ("transformer", "float32", "HIGHEST")])
-def test_every_matrix_product_of_the_engine_carries_the_tasks_precision(arch, precision, expected):
+@pytest.mark.parametrize("arch,precision,expected,width", [
+    ("mlp", "float32", "HIGHEST", 1), ("mlp", "float32", "HIGHEST", None),
+    ("mlp", "tensorfloat32", "HIGH", 1), ("mlp", "bfloat16", "DEFAULT", 1),
+    ("transformer", "float32", "HIGHEST", None)])
+def test_every_matrix_product_of_the_engine_carries_the_tasks_precision(arch, precision, expected,
+                                                                         width):
   # JAX's own default would be DEFAULT: TF32 on recent NVIDIA GPUs, one bf16 pass on TPUs.
-  # The pin must reach every product, the backward pass's included.
+  # The pin must reach every product, the backward pass's included, in the CPU's
+  # one-run-at-a-time program (width 1) and the accelerators' vmapped one (None).
   task = Task(p=7, d=8, hidden=16, arch=arch, heads=2, eval_every=2, matmul_precision=precision)
-  text = _chunk_text(task)
+  text = _chunk_text(task, width)
   dots = [line for line in text.splitlines() if "dot_general" in line]
   assert len(dots) >= 6  # forward, both gradients, evaluation
   found = {m for line in dots for m in re.findall(r"precision = \[(\w+), (\w+)\]", line)}
@@ -61,7 +67,7 @@ def test_config_json_records_precision_backend_device_and_xla_flags(tmp_path, mo
   _, saved = _session_folder(tmp_path)
   assert saved["config"]["matmul_precision"] == "float32"
   env = saved["environment"]
-  assert env["platform"] == jax.devices()[0].platform == "cpu"
+  assert env["platform"] == jax.devices()[0].platform
   assert env["device"] == jax.devices()[0].device_kind
   assert env["xla_flags"] == "--xla_cpu_use_thunk_runtime=true"
   assert env["device_count"] == jax.device_count() and env["jax"] == jax.__version__
@@ -74,23 +80,32 @@ def _refusal(out, capsys, *extra):
   return code, err
 
 
+def _config_bytes(out):
+  with open(os.path.join(out, "config.json"), "rb") as f:
+    return f.read()
+
+
 def test_resume_under_another_precision_is_refused_naming_both(tmp_path, capsys):
   out, _ = _session_folder(tmp_path)
+  before = _config_bytes(out)
   code, err = _refusal(out, capsys, "--matmul-precision", "tensorfloat32")
   assert code == 2 and len(err.splitlines()) == 1, err
   assert "matmul_precision" in err and '"float32"' in err and '"tensorfloat32"' in err
-  assert not os.path.exists(os.path.join(out, "runs.csv"))
+  assert _config_bytes(out) == before  # the folder is left as it was
 
 
 def test_resume_on_another_backend_is_refused_naming_both(tmp_path, capsys):
   out, saved = _session_folder(tmp_path)
-  saved["environment"]["platform"] = "gpu"  # as if the folder had been trained on a GPU
+  here = jax.devices()[0].platform
+  other = "gpu" if here != "gpu" else "tpu"  # as if the folder had been trained elsewhere
+  saved["environment"]["platform"] = other
   with open(os.path.join(out, "config.json"), "w") as f:
     json.dump(saved, f)
+  before = _config_bytes(out)
   code, err = _refusal(out, capsys)
   assert code == 2 and len(err.splitlines()) == 1, err
-  assert "trained on gpu and this is cpu" in err
-  assert not os.path.exists(os.path.join(out, "runs.csv"))
+  assert f"trained on {other} and this is {here}" in err
+  assert _config_bytes(out) == before
 
 
 def test_deterministic_asks_xla_for_deterministic_kernels_once(monkeypatch):
@@ -106,6 +121,7 @@ def test_deterministic_flag_reaches_xla_before_jax_starts(tmp_path):
   # Through a script: the flag must be in XLA_FLAGS before the backend exists.
   code = ("import sys; sys.argv = ['x', '--deterministic', '--no-compile-cache'];"
           "from grokjax import cli; args = cli.parse('pinned_norm', sys.argv[1:])[2];"
+          "from jax._src import xla_bridge; assert not xla_bridge.backends_are_initialized();"
           "cli._start_jax(args); import os, jax; jax.devices();"
           "print(os.environ['XLA_FLAGS'])")
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
@@ -116,24 +132,33 @@ def test_deterministic_flag_reaches_xla_before_jax_starts(tmp_path):
 
 
 def test_batches_are_powers_of_two_and_a_repeat_compiles_nothing():
-  # 3 runs leaving one chunk apart: the batch shrinks 4 -> 2 -> 1, one chunk program per
-  # size (not 3 -> 2 -> 1); the same grid again reuses every compiled program.
+  # 3 runs leaving one chunk apart: on a CPU the batch shrinks 4 -> 2 -> 1, one chunk
+  # program per size (not 3 -> 2 -> 1; an accelerator keeps its floor of 8); the same grid
+  # again reuses every program. An executable is either compiled or, with the persistent
+  # cache on (other tests turn it on for the process), loaded from disk: both count.
   from jax import monitoring
-  compiles = []
-  monitoring.register_event_duration_secs_listener(
-      lambda name, secs, **kw: compiles.append(name) if name.endswith("backend_compile_duration")
-      else None)
-  task = Task(p=7, d=4, hidden=12, eval_every=5)  # a Task of its own: prog.seen is per Task
-  runs = Runs.free(np.arange(3), 1e-2, 1.0, 5 * np.arange(1, 4))
-  prog = program(task)
-  train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=jax.devices()[:1])
-  sizes = sorted(size for _, size in prog.seen)
-  assert sizes == [1, 2, 4], sizes
-  n_first = len(compiles)
-  again = train(task, runs, chunk_steps=5, retire_margin=None, progress=False,
-                devices=jax.devices()[:1])
-  assert len(compiles) == n_first, compiles[n_first:]
-  assert (again.last_step == runs.budget).all()
+  from grokjax.train import batch_floor
+  got = []
+  on_time = lambda name, secs, **kw: got.append(name) if name.endswith("backend_compile_duration") else None
+  on_event = lambda name, **kw: got.append(name) if name.endswith("compilation_cache/cache_hits") else None
+  monitoring.register_event_duration_secs_listener(on_time)
+  monitoring.register_event_listener(on_event)
+  try:
+    task = Task(p=7, d=4, hidden=12, eval_every=5)  # a Task of its own: prog.seen is per Task
+    runs = Runs.free(np.arange(3), 1e-2, 1.0, 5 * np.arange(1, 4))
+    prog, devices = program(task), jax.devices()[:1]
+    train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=devices)
+    sizes = sorted(size for _, size in prog.seen)
+    floor = batch_floor(devices)
+    assert sizes == sorted({max(floor, n) for n in (1, 2, 4)}), sizes
+    n_first = len(got)
+    assert n_first > 0  # the listeners hear the compiles (else the check below is empty)
+    again = train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=devices)
+    assert len(got) == n_first, got[n_first:]
+    assert (again.last_step == runs.budget).all()
+  finally:
+    monitoring.unregister_event_duration_listener(on_time)
+    monitoring.unregister_event_listener(on_event)
 
 
 def test_device_lane_leaves_the_platform_to_jax():

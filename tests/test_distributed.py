@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ["--preset", "smoke", "--moduli", "23", "--no-progress", "--no-compile-cache"]
 
@@ -26,6 +28,8 @@ def _start(out, **env):
 
 
 def test_two_processes_match_one(tmp_path):
+  if os.environ.get("GROKJAX_TEST_DEVICE") == "1":
+    pytest.skip("two CPU processes on one machine: a CPU test")
   port = _free_port()
   two = str(tmp_path / "two")
   procs = [_start(two, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
