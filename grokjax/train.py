@@ -260,7 +260,8 @@ class Program:
     self.shapes = {k: v.shape for k, v in nnx.to_pure_dict(abstract_state).items()}
     self.groups = type(abstract).GROUPS  # weight groups a kick can target
     self.problem = task.problem_def
-    self.init = jax.jit(self._precise(jax.vmap(self._init_one)))
+    self._init_batch = self._precise(jax.vmap(self._init_one))
+    self.init = jax.jit(self._init_batch)
     self._inits: dict[Any, Callable] = {}
     self._chunks: dict[tuple, Callable] = {}
     self.seen: set[tuple] = set()  # (chunk fn, batch size) pairs already run: compiled
@@ -271,8 +272,7 @@ class Program:
     """`init` whose state is born split over `sharding`'s devices: no eager slicing of a
     one-device state into shards afterwards (a small compiled program per leaf shape)."""
     if sharding not in self._inits:
-      self._inits[sharding] = jax.jit(self._precise(jax.vmap(self._init_one)),
-                                      out_shardings=sharding)
+      self._inits[sharding] = jax.jit(self._init_batch, out_shardings=sharding)
     return self._inits[sharding]
 
   def model(self, params, layernorm=None):
@@ -630,8 +630,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     size = len(loop["lanes"])
     treedef = jax.tree.structure(jax.eval_shape(prog.init, jnp.zeros(size, jnp.uint32),
                                                 jnp.zeros(size, jnp.int32)))
-    state = jax.tree.unflatten(treedef, leaves)
-  state = jax.device_put(state, sharding)
+    state = jax.device_put(jax.tree.unflatten(treedef, leaves), sharding)
   lanes, pad, live = loop["lanes"], loop["pad"], loop["live"]
   last_step, diverged, curves = loop["last_step"], loop["diverged"], loop["curves"]
   elapsed0 = float(loop["elapsed"])

@@ -20,9 +20,6 @@ from grokjax.train import Runs, Task, _hparams, program, request_determinism, tr
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-DEVICE_LANE = os.environ.get("GROKJAX_TEST_DEVICE") == "1"
-
-
 def _chunk_text(task: Task, vmap_width) -> str:
   """The lowered StableHLO of a one-evaluation chunk (steps, backward, optimizer, evaluation)."""
   prog = program(task)
