@@ -55,6 +55,10 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   ap.add_argument("--train-size", type=integer("--train-size", 1),
                   help="training examples per seed instead of --frac (sparse parity's m)")
   ap.add_argument("--seeds", type=integer("--seeds", 1), help="seeds per cell")
+  ap.add_argument("--seed-stream", metavar="NAME",
+                  help="the sample seeds are drawn from (default: the experiment's name, so "
+                       "two experiments never share runs; '' is the stream all experiments "
+                       "shared before streams existed)")
   ap.add_argument("--lrs", type=floats("--lrs"), help="comma-separated learning rates")
   ap.add_argument("--wd", type=number_in("--wd", 0, None, True), help="weight decay lambda")
   ap.add_argument("--steps", type=integer("--steps", 1), help="step budget of every cell")

@@ -155,6 +155,9 @@ class Config:
   problem: str = "add"  # a grokjax.problems spec; the moduli are its sizes
   train_size: int | None = None  # training examples per seed instead of frac
   train_sizes: list[int] | None = None  # sparse_parity: the m scan
+  # The sample the seed indices are drawn from (`Runs.stream`); `resolve` names it after
+  # the experiment, "" is the stream every experiment shared before streams existed.
+  seed_stream: str | None = None
 
   def budget(self, rho: float | None, p: int) -> int:
     """Step budget of a cell: --steps if given, else the preset's anchors (see above)."""
@@ -203,4 +206,5 @@ def resolve(experiment: str, preset: str, **overrides) -> Config:
     values.update(PROBLEM_PRESETS[family][preset])
     values.update(PROBLEM_PRESETS[family].get(f"{preset}/{experiment}", {}))
   values.update({k: v for k, v in overrides.items() if v is not None})
+  values.setdefault("seed_stream", experiment)
   return Config(experiment=experiment, preset=preset, **values)

@@ -132,6 +132,8 @@ def memory_needed(cfg: Config) -> int:
   runs = cfg.seeds * len(cfg.lrs) * n_rhos
   if cfg.experiment == "norm_interventions":
     runs = cfg.seeds * (len(cfg.rhos) + 4 + len(cfg.hold_rhos or []))
+  elif cfg.experiment == "free_training":  # every weight decay's curves are held at once
+    runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd])
   elif cfg.experiment == "free_norm_delay":
     runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd]) * len(cfg.scales or [1.0])
   worst = 0

@@ -1,5 +1,6 @@
-"""Free training over moduli x learning rates: W_c per (p, lr), its spread over seeds
-and learning rates, its sensitivity to the grok threshold, and W_c = c p^beta.
+"""Free training over moduli x learning rates (x weight decays with --wds): W_c per
+(p, lr, wd) with a seed-bootstrap CI, its spread over seeds and over learning rates (a CV
+with a CI), its sensitivity to the grok threshold, and W_c = c p^beta.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from grokjax import flags, io
 from grokjax.estimate import plan
 from grokjax.grids import free_phase, write_tables
 from grokjax.session import Session, say
-from grokjax.stats import cell_summary, critical_norm, cv, grok_rule, wc_by_threshold
+from grokjax.stats import (cell_summary, critical_norm, cv, grok_rule, seed_bootstrap,
+                           wc_by_threshold)
 
 
 OUTPUT = "summary.json"
@@ -20,32 +22,65 @@ OUTPUT = "summary.json"
 
 def add_flags(ap) -> None:
   flags.arch_flags(ap)
+  ap.add_argument("--wds", type=flags.floats("--wds"),
+                  help="comma-separated weight decays: W_c per (lr, wd) cell and its CV "
+                       "across learning rates at each weight decay")
 
 
 def check(cfg) -> None:
-  """Nothing beyond the common checks."""
+  """Weight decays of a scan are >= 0 and distinct."""
+  if cfg.wds is not None:
+    if any(w < 0 for w in cfg.wds) or len(set(cfg.wds)) != len(cfg.wds):
+      raise flags.UsageError(f"--wds: weight decays must be distinct and >= 0, got {cfg.wds}")
 
+
+def _lr_cells(rows, lrs, n_boot: int) -> dict[str, Any]:
+  """Per lr: the cell summary, W_c with its seed-bootstrap CI, the seed CV; and the CV
+  of W_c across learning rates with a CI (seeds resampled within every lr at once)."""
+  by_lr = {}
+  for lr in lrs:
+    rs = [r for r in rows if r["lr"] == lr]
+    wc, wc_ci = seed_bootstrap(rs, lambda x: _finite(critical_norm(x)), n_boot)
+    by_lr[f"{lr:g}"] = dict(cell_summary(rs), wc=critical_norm(rs), wc_ci=wc_ci,
+                            wc_cv_seeds=cv([r["norm_at_grok"] for r in rs]))
+
+  def cv_lrs(rs):
+    wcs = [critical_norm([r for r in rs if r["lr"] == lr]) for lr in lrs]
+    return _finite(cv(wcs)) if all(np.isfinite(wcs)) else None
+
+  point, ci = seed_bootstrap(rows, cv_lrs, n_boot) if len(lrs) > 1 else (None, None)
+  return dict(per_lr=by_lr, wc_cv_lrs=cv([v["wc"] for v in by_lr.values()]),
+              wc_cv_lrs_ci=ci)
+
+
+def _finite(x):
+  return float(x) if x is not None and np.isfinite(x) else None
 
 
 def free_training(sess: Session) -> dict[str, Any]:
   """Free training over moduli x learning rates: W_c, its spread, the power law in p."""
   from grokjax import fit, plots
   cfg = sess.cfg
-  sess.estimate = plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p)) for p in cfg.moduli])
+  wds = cfg.wds or [None]  # None: the configuration's one weight decay
+  sess.estimate = plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p))
+                             for p in cfg.moduli for _ in wds])
   phases, per_p = [], {}
   for p in cfg.moduli:
-    rows = free_phase(sess, p, cfg.lrs, phases)
-    by_lr = {}
-    for lr in cfg.lrs:
-      rs = [r for r in rows if r["lr"] == lr]
-      by_lr[f"{lr:g}"] = dict(cell_summary(rs), wc=critical_norm(rs),
-                              wc_cv_seeds=cv([r["norm_at_grok"] for r in rs]))
-    wcs = [v["wc"] for v in by_lr.values()]
-    per_p[p] = dict(wc=by_lr[f"{cfg.lrs[0]:g}"]["wc"], per_lr=by_lr, wc_cv_lrs=cv(wcs))
-    say(f"p={p}: " + "  ".join(f"lr {k}: W_c {v['wc']:.2f} (CV {v['wc_cv_seeds']:.1%}, "
-                               f"{v['grok_fraction']:.0%} grokked, T_grok {v['median_t_grok']})"
-                               for k, v in by_lr.items()))
-    per_p[p]["wc_by_threshold"] = wc_by_threshold(phases[-1][0], cfg, cfg.lrs[0])
+    per_wd = {}
+    for wd in wds:
+      rows = free_phase(sess, p, cfg.lrs, phases, wd)
+      cell = per_wd[f"{cfg.wd if wd is None else wd:g}"] = _lr_cells(rows, cfg.lrs, cfg.n_boot)
+      say(f"p={p}" + ("" if wd is None else f" wd {wd:g}") + ": " + "  ".join(
+          f"lr {k}: W_c {v['wc']:.2f} (CV {v['wc_cv_seeds']:.1%}, {v['grok_fraction']:.0%} "
+          f"grokked, T_grok {v['median_t_grok']})" for k, v in cell["per_lr"].items())
+          + (f"  CV across lr {cell['wc_cv_lrs']:.1%}" if len(cfg.lrs) > 1 else ""))
+    first = next(iter(per_wd.values()))
+    per_p[p] = dict(wc=first["per_lr"][f"{cfg.lrs[0]:g}"]["wc"], per_lr=first["per_lr"],
+                    wc_cv_lrs=first["wc_cv_lrs"], wc_cv_lrs_ci=first["wc_cv_lrs_ci"])
+    if cfg.wds is not None:
+      per_p[p]["per_wd"] = per_wd
+    first_phase = next(res for res, rs in phases if rs[0]["p"] == p)
+    per_p[p]["wc_by_threshold"] = wc_by_threshold(first_phase, cfg, cfg.lrs[0])
     th = per_p[p]["wc_by_threshold"]
     say("       W_c at test-accuracy thresholds " + ", ".join(
         f"{k}: {'-' if v is None else f'{v:.2f}'}" for k, v in th["wc"].items())
@@ -58,6 +93,8 @@ def free_training(sess: Session) -> dict[str, Any]:
   io.write_json(sess.path("summary.json"), result)
   plots.wc_vs_p(sess.path("figures", "wc_vs_p.png"), result)
   plots.curves(sess.path("figures", "curves.png"), phases)
+  if cfg.wds is not None:
+    plots.wc_vs_wd(sess.path("figures", "wc_vs_wd.png"), result)
   if power.get("beta") is not None:
     say(f"W_c = {power['c']:.2f} * p^{power['beta']:.3f}  (R^2 = {power['r2']:.3f})")
   else:

@@ -32,7 +32,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         p=int(res.runs.size[i]) or res.task.p, problem=res.task.problem, arch=res.task.arch,
         layernorm=(bool(res.runs.layernorm[i]) if res.task.layernorm == "per_run"
                    else res.task.layernorm),
-        seed=res.runs.seed[i], arm=arm[i], rho=rho[i] if arm[i] != "free" else None,
+        seed=res.runs.seed[i], seed_stream=str(res.runs.stream[i]), arm=arm[i], rho=rho[i] if arm[i] != "free" else None,
         target_norm=res.runs.target_norm[i] if res.runs.is_clamp[i] else None,
         lr=res.runs.lr[i], wd=res.runs.wd[i],
         t_int=res.runs.t_int[i] if res.runs.is_clamp[i] else None, budget=res.runs.budget[i],
@@ -53,9 +53,10 @@ def _last(row: np.ndarray) -> float:
   return float(row[ok[-1]]) if len(ok) else float("nan")
 
 
-def free_runs(cfg: Config, p: int, lrs: Sequence[float]) -> Runs:
+def free_runs(cfg: Config, p: int, lrs: Sequence[float], wd: float | None = None) -> Runs:
   seeds = np.tile(np.arange(cfg.seeds), len(lrs))
-  return Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd, cfg.budget(None, p))
+  return Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd if wd is None else wd,
+                   cfg.budget(None, p))
 
 
 def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float],
@@ -77,10 +78,13 @@ def phase_rows(sess: Session, name: str, task: Task, runs: Runs, arm, rho,
   return rows
 
 
-def free_phase(sess: Session, p: int, lrs, phases) -> list[dict[str, Any]]:
+def free_phase(sess: Session, p: int, lrs, phases, wd: float | None = None
+               ) -> list[dict[str, Any]]:
+  """The free runs of p at every lr (at weight decay `wd`, default the config's)."""
   cfg = sess.cfg
-  runs = free_runs(cfg, p, lrs)
-  return phase_rows(sess, f"free_p{p}", cfg.task(p), runs,
+  runs = free_runs(cfg, p, lrs, wd)
+  name = f"free_p{p}" if wd is None else f"free_p{p}_wd{wd:g}"
+  return phase_rows(sess, name, cfg.task(p), runs,
                      ["free"] * len(runs), [None] * len(runs), phases)
 
 

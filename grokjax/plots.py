@@ -87,6 +87,27 @@ def wc_vs_p(path: str, result: dict[str, Any]):
   return _save(fig, path)
 
 
+def wc_vs_wd(path: str, result: dict[str, Any]):
+  """W_c against the weight decay, one line per learning rate, with seed-bootstrap 95 % CIs."""
+  fig, ax = plt.subplots(figsize=(5.2, 4.2))
+  for k, (p, per) in enumerate(result["per_modulus"].items()):
+    wds = sorted(per["per_wd"], key=float)
+    lrs = list(per["per_wd"][wds[0]]["per_lr"])
+    for j, lr in enumerate(lrs):
+      cells = [per["per_wd"][w]["per_lr"][lr] for w in wds]
+      x = np.array([float(w) for w in wds]) * (1 + 0.03 * (j - (len(lrs) - 1) / 2))
+      y = np.array([np.nan if c["wc"] is None else c["wc"] for c in cells], float)
+      lo = [y[i] - c["wc_ci"][0] if c.get("wc_ci") else 0 for i, c in enumerate(cells)]
+      hi = [c["wc_ci"][1] - y[i] if c.get("wc_ci") else 0 for i, c in enumerate(cells)]
+      ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", capsize=3, color=f"C{j}",
+                  label=f"p={p} lr {lr}")
+  ax.set_xscale("log")
+  ax.set_xlabel("weight decay lambda")
+  ax.set_ylabel("W_c = median ||W|| at T_grok (95% CI)")
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
 def curves(path: str, phases, max_runs: int = 4):
   """Accuracy and ||W|| of a few runs per phase, with T_mem and T_grok marked."""
   fig, (ax_acc, ax_norm) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)

@@ -29,6 +29,7 @@ import numpy as np
 
 from grokjax import experiment as ex
 from grokjax import fit, io, paper
+from grokjax.stats import seed_bootstrap
 
 DENSE_RHOS = [round(0.85 + 0.05 * i, 2) for i in range(10)]  # 0.85 ... 1.30
 FRACS = [0.30, 0.35, 0.40, 0.50, 0.65]
@@ -42,6 +43,11 @@ class Part:
   experiment: str
   overrides: dict
   accelerator_only: bool = False
+
+  @property
+  def stream(self) -> str:
+    """Its seed stream: the claim's folder, so no two claims share runs."""
+    return self.folder.split("/")[0]
 
 
 CLAIMS: dict[str, tuple[str, list[Part]]] = {
@@ -58,6 +64,12 @@ CLAIMS: dict[str, tuple[str, list[Part]]] = {
         for f in FRACS]),
     "user_moduli": ("the user's moduli 97 and 113, against a locked prediction", [
         Part("user_moduli", "pinned_norm", dict(moduli=[97, 113]))]),
+    "wc_wd_lr": ("W_c across weight decay x learning rate at p = 59, train fraction 0.50", [
+        Part("wc_wd_lr", "free_training",
+             dict(moduli=[59], seeds=12, frac=0.50, lrs=[3e-4, 1e-3, 3e-3], wds=[0.3, 1.0, 3.0],
+                  budgets={"free": 60000}))]),
+    "interventions": ("one-shot rescales and kicks wash out, a sustained hold does not", [
+        Part("norm_interventions", "norm_interventions", {})]),
     "transformer_layernorm": ("attention model with and without LayerNorm (alpha_2)", [
         Part("transformer_layernorm", "layernorm_ablation", {}, accelerator_only=True)]),
 }
@@ -78,7 +90,8 @@ def read_runs(path: str) -> list[dict[str, Any]]:
   """runs.csv as typed rows (ints, floats, bools; None for empty cells)."""
   import csv
   ints = {"p", "seed", "budget", "steps_trained", "t_mem", "t_grok", "t_int", "diverged_step"}
-  bools = {"grokked", "censored", "diverged", "layernorm"}
+  bools = {"grokked", "censored", "diverged", "layernorm", "fell_back"}
+  strings = {"seed_stream", "arm", "problem", "arch", "intervention", "group"}
   rows = []
   with open(path, newline="") as f:
     for raw in csv.DictReader(f):
@@ -88,6 +101,8 @@ def read_runs(path: str) -> list[dict[str, Any]]:
           row[k] = None
         elif k in bools:
           row[k] = v == "True"
+        elif k in strings:
+          row[k] = v
         elif k in ints:
           row[k] = int(float(v))
         else:
@@ -150,28 +165,6 @@ def grok_fraction(rows) -> float | None:
 def seed_cv(rows) -> float | None:
   return _finite_or_none(ex.cv([r["norm_at_grok"] for r in rows
                                 if r["grokked"] and not r["diverged"]]))
-
-
-def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
-                   n_boot: int = 1000, rng_seed: int = 0) -> tuple[float | None, list | None]:
-  """stat(rows) and its 95 % percentile CI over seeds resampled with replacement.
-
-  Replicates where the statistic is undefined (None) are skipped; with fewer than 90 %
-  of them left the CI is None: the data do not pin it down.
-  """
-  point = stat(list(rows))
-  seeds = sorted({r["seed"] for r in rows})
-  by_seed = {s: [r for r in rows if r["seed"] == s] for s in seeds}
-  rng = np.random.default_rng(rng_seed)
-  vals = []
-  for _ in range(n_boot):
-    picked = [r for s in rng.choice(seeds, len(seeds)) for r in by_seed[s]]
-    v = stat(picked)
-    if v is not None and np.isfinite(v):
-      vals.append(v)
-  if point is None or len(vals) < 0.9 * n_boot:
-    return point, None
-  return point, [float(x) for x in np.percentile(vals, [2.5, 97.5])]
 
 
 def _delay_fit(rows, n_boot: int) -> dict[str, Any]:
@@ -663,6 +656,7 @@ def copy_small_outputs(src: str, dst: str) -> None:
 def part_config(part: Part, seeds: int | None = None):
   """The resolved paper-preset Config of a part (what its config.json must hold)."""
   overrides = dict(part.overrides)
+  overrides.setdefault("seed_stream", part.stream)
   if seeds is not None:
     overrides["seeds"] = seeds
   return ex.resolve(part.experiment, "paper", **overrides)
@@ -671,6 +665,11 @@ def part_config(part: Part, seeds: int | None = None):
 def plan_cells(cfg) -> list[tuple[int, int, int]]:
   """(p, runs, budget) of every cell an experiment trains, free controls included."""
   n_lr = len(cfg.lrs)
+  if cfg.experiment == "norm_interventions":  # one budget for the control and every arm
+    arms = 1 + len(cfg.rhos) + 4 + len(cfg.hold_rhos or [])
+    return [(p, cfg.seeds * arms, cfg.budget(None, p)) for p in cfg.moduli]
+  if cfg.experiment == "free_training":
+    n_lr *= len(cfg.wds or [cfg.wd])
   per_p = [(None, n_lr)] + [(r, n_lr) for r in cfg.rhos]
   variants = 2 if cfg.experiment == "layernorm_ablation" else 1
   return [(p, cfg.seeds * k * variants, cfg.budget(r, p)) for p in cfg.moduli for r, k in per_p]
@@ -682,6 +681,7 @@ def is_done(part: Part, results: str, seeds: int | None) -> bool:
   if not os.path.exists(os.path.join(path, "runs.csv")):
     return False
   old = io.read_json(os.path.join(path, "config.json")).get("config", {})
+  old.setdefault("seed_stream", "")  # written before seed streams: the shared stream
   new = io.plain(part_config(part, seeds).to_json())
   return all(old.get(k) == v for k, v in new.items() if k in old)
 

@@ -57,8 +57,10 @@ class Session:
     io.write_json(cfg_path, dict(config=cfg.to_json(), environment=io.environment()))
 
   def phase(self, name: str, task: Task, runs: Runs) -> SweepResult:
-    """Train a grid once: a finished phase is loaded, an interrupted one resumed."""
+    """Train a grid once: a finished phase is loaded, an interrupted one resumed. Its
+    runs draw their seeds from the configuration's seed stream."""
     path = os.path.join(self.out, "phases", f"{name}.npz")
+    runs = dataclasses.replace(runs, stream=self.cfg.seed_stream or "")
     if os.path.exists(path):
       res = load_result(path)
       if res.task == task and same_runs(res.runs, runs):

@@ -6,7 +6,7 @@ run is neither a grok time nor a censoring time; every function here keeps them 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +19,28 @@ def critical_norm(rows: list[dict[str, Any]]) -> float:
   """W_c: the median over seeds of ||W|| at T_grok of the grokked, non-diverged free runs."""
   w = [r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]
   return float(np.median(w)) if w else float("nan")
+
+
+def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
+                   n_boot: int = 1000, rng_seed: int = 0) -> tuple[float | None, list | None]:
+  """stat(rows) and its 95 % percentile CI over seeds resampled with replacement.
+
+  Replicates where the statistic is undefined (None) are skipped; with fewer than 90 %
+  of them left the CI is None: the data do not pin it down.
+  """
+  point = stat(list(rows))
+  seeds = sorted({r["seed"] for r in rows})
+  by_seed = {s: [r for r in rows if r["seed"] == s] for s in seeds}
+  rng = np.random.default_rng(rng_seed)
+  vals = []
+  for _ in range(n_boot):
+    picked = [r for s in rng.choice(seeds, len(seeds)) for r in by_seed[s]]
+    v = stat(picked)
+    if v is not None and np.isfinite(v):
+      vals.append(v)
+  if point is None or len(vals) < 0.9 * n_boot:
+    return point, None
+  return point, [float(x) for x in np.percentile(vals, [2.5, 97.5])]
 
 
 def cv(values) -> float:

@@ -119,16 +119,22 @@ class Task:
   def make_model(self, rngs: nnx.Rngs) -> nnx.Module:
     return self.problem_def.make_model(self, rngs)
 
-  def init_seed(self, wd: float, seed: int) -> int:
-    """The 31-bit seed of a run's init and split: (p, split size, d, H, arch, wd, seed).
+  def init_seed(self, wd: float, seed: int, stream: str = "") -> int:
+    """The 31-bit seed of a run's init and split: (p, split size, d, H, arch, wd, seed,
+    stream).
 
     Deliberately blind to rho, learning rate, arm and the LayerNorm switch, so every
     cell of a seed starts from the same weights and data (the matched counterfactual).
+    `stream` names the sample a seed index belongs to (an experiment's own by default,
+    see `Runs.stream`): seed 3 of two streams are independent draws. The empty stream is
+    the one every experiment shared before streams existed.
     """
     key = f"{self.p}|{self.n_train}|{self.d}|{self.hidden}|{self.arch}|{float(wd)!r}|{int(seed)}"
     if self.arch == "transformer":
       key += f"|{self.heads}"
     key += self.problem_def.seed_tag()
+    if stream:
+      key += f"|stream={stream}"
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
@@ -151,6 +157,8 @@ class Runs:
     layernorm: whether the run uses the architecture's LayerNorm; read only under
       `Task(layernorm="per_run")`.
     size: the run's own modulus under a padded Task (`Task.sizes`); 0: the Task's p.
+    stream: the seed stream of the run (`Task.init_seed`): a results folder sets its
+      experiment's, so seed indices of two experiments are independent samples.
   """
   seed: np.ndarray
   lr: np.ndarray
@@ -164,6 +172,7 @@ class Runs:
   kick_group: np.ndarray | int = 0
   layernorm: np.ndarray | bool = False
   size: np.ndarray | int = 0
+  stream: np.ndarray | str = ""
 
   def __post_init__(self):
     n = len(np.atleast_1d(self.seed))
@@ -615,8 +624,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
 
   saved = ckpt.restore() if ckpt else None
   if saved is None:
-    seeds = np.array([task.of_size(q).init_seed(w, s) for q, w, s in
-                      zip(sizes, runs.wd, runs.seed)], np.uint32)
+    seeds = np.array([task.of_size(q).init_seed(w, s, str(st)) for q, w, s, st in
+                      zip(sizes, runs.wd, runs.seed, runs.stream)], np.uint32)
     size = _bucket(n, ndev, 1 << 62, batch_floor(devices))
     # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
     lanes, pad = _spread(np.arange(n), size, ndev)

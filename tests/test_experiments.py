@@ -41,6 +41,7 @@ def test_pinned_norm_smoke(tmp_path):
   rows = _rows(out)
   assert COLUMNS <= set(rows[0])
   assert {r["arm"] for r in rows} == {"free", "clamp"}
+  assert {r["seed_stream"] for r in rows} == {"pinned_norm"}  # the experiment's own seeds
   fit = json.load(open(os.path.join(out, "fit.json")))
   for d in list(fit["per_modulus"].values()) + [fit["shared"]]:
     assert _finite(d["alpha"]) and all(_finite(v) for v in d["alpha_ci"]) and _finite(d["r2"])

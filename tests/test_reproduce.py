@@ -169,3 +169,12 @@ def test_norm_vs_lr_rows_and_folds(tmp_path):
   fold = by["fold change across rho at lr 0.001"]
   assert abs(fold.ours - np.exp(7.0 * 0.45)) / np.exp(7.0 * 0.45) < 0.2
   assert abs(by["fold change across lr (median over rho rows)"].ours - np.exp(0.4)) < 0.3
+
+
+def test_every_claim_and_experiment_draws_its_own_seeds():
+  from grokjax import config
+  streams = {name: rp.part_config(parts[0]).seed_stream for name, (_, parts) in rp.CLAIMS.items()}
+  assert streams["dense_rho"] == "dense_rho" and streams["moduli_scan"] == "moduli_scan"
+  assert len(set(streams.values())) == len(streams)  # no two claims share runs
+  assert config.resolve("pinned_norm", "smoke").seed_stream == "pinned_norm"
+  assert config.resolve("pinned_norm", "smoke", seed_stream="").seed_stream == ""

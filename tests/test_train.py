@@ -54,6 +54,18 @@ def test_matched_counterfactual_same_start_for_every_arm():
     np.testing.assert_array_equal(res.curves[k][0], res.curves[k][1])
 
 
+def test_seed_streams_are_independent_samples_with_matched_cells_inside():
+  # Seed 0 of stream "a" as a free run and as a late clamp starts identically (the matched
+  # counterfactual holds inside a stream); seed 0 of stream "b" is another draw.
+  runs = Runs(seed=[0, 0, 0], lr=1e-2, wd=1.0, target_norm=[np.nan, 9.0, np.nan],
+              t_int=[NEVER, 20, NEVER], budget=15, stream=["a", "a", "b"])
+  res = train(TINY, runs, chunk_steps=15, retire_margin=None, progress=False)
+  np.testing.assert_array_equal(res.curves["train_loss"][0], res.curves["train_loss"][1])
+  assert not np.array_equal(res.curves["train_loss"][0], res.curves["train_loss"][2])
+  assert TINY.init_seed(1.0, 0, "a") != TINY.init_seed(1.0, 0, "b") != TINY.init_seed(1.0, 0)
+  assert TINY.init_seed(1.0, 0, "") == TINY.init_seed(1.0, 0)  # the shared legacy stream
+
+
 def test_per_run_budgets_and_early_exit_match_lockstep():
   budget = [300, 800, 800, 500, 800]
   runs = Runs(seed=[0, 1, 2, 3, 4], lr=2e-2, wd=1.0, target_norm=np.nan, t_int=NEVER,
