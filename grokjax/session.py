@@ -99,8 +99,9 @@ class ConfigMismatch(ValueError):
 
 
 def same_runs(a: Runs, b: Runs) -> bool:
-  return all(np.array_equal(getattr(a, f.name), getattr(b, f.name), equal_nan=True)
-             for f in dataclasses.fields(Runs))
+  def same(x, y):
+    return np.array_equal(x, y, equal_nan=x.dtype.kind == "f" and y.dtype.kind == "f")
+  return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(Runs))
 
 
 def save_result(path: str, res: SweepResult) -> None:
