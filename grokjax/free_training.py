@@ -74,12 +74,14 @@ def free_training(sess: Session) -> dict[str, Any]:
           f"lr {k}: W_c {v['wc']:.2f} (CV {v['wc_cv_seeds']:.1%}, {v['grok_fraction']:.0%} "
           f"grokked, T_grok {v['median_t_grok']})" for k, v in cell["per_lr"].items())
           + (f"  CV across lr {cell['wc_cv_lrs']:.1%}" if len(cfg.lrs) > 1 else ""))
-    first = next(iter(per_wd.values()))
+    # the modulus's headline W_c: at the configured weight decay when the scan has it
+    first = per_wd.get(f"{cfg.wd:g}", next(iter(per_wd.values())))
     per_p[p] = dict(wc=first["per_lr"][f"{cfg.lrs[0]:g}"]["wc"], per_lr=first["per_lr"],
                     wc_cv_lrs=first["wc_cv_lrs"], wc_cv_lrs_ci=first["wc_cv_lrs_ci"])
     if cfg.wds is not None:
       per_p[p]["per_wd"] = per_wd
-    first_phase = next(res for res, rs in phases if rs[0]["p"] == p)
+    first_phase = next(res for res, rs in phases if rs[0]["p"] == p
+                       and (cfg.wds is None or cfg.wd not in cfg.wds or rs[0]["wd"] == cfg.wd))
     per_p[p]["wc_by_threshold"] = wc_by_threshold(first_phase, cfg, cfg.lrs[0])
     th = per_p[p]["wc_by_threshold"]
     say("       W_c at test-accuracy thresholds " + ", ".join(

@@ -1,12 +1,17 @@
 """The experiment scripts end to end with the smoke preset, and their input checks."""
 
+import contextlib
 import csv
+import io
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import types
 
+import numpy as np
 import pytest
 
 from grokjax import cli, experiment
@@ -18,11 +23,25 @@ COLUMNS = {"p", "seed", "arm", "rho", "lr", "wd", "budget", "t_mem", "t_grok", "
 
 
 def _script(name, *args, check=True):
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", f"{name}.py"), *args],
-                        capture_output=True, text=True, timeout=300)
+  """The experiment's command line, run in this process (its exit code, stdout, stderr):
+  the compiled programs of one smoke model then serve every test that trains it. The
+  scripts themselves run as processes in test_bad_input_through_the_script and in
+  tests/test_reliability.py."""
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code = cli.main(name, getattr(experiment, name), [*args, "--no-compile-cache"])
+  proc = types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
   if check:
     assert proc.returncode == 0, proc.stderr[-2000:]
   return proc
+
+
+@pytest.fixture(scope="module")
+def pinned_smoke(tmp_path_factory):
+  """One finished pinned_norm smoke folder and its console output, read by several tests
+  (each test that changes it works on a copy)."""
+  out = str(tmp_path_factory.mktemp("pinned_smoke") / "pn")
+  return out, _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress")
 
 
 def _rows(out):
@@ -34,9 +53,8 @@ def _finite(x):
   return x is not None and math.isfinite(x)
 
 
-def test_pinned_norm_smoke(tmp_path):
-  out = str(tmp_path / "pn")
-  proc = _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress")
+def test_pinned_norm_smoke(pinned_smoke):
+  out, proc = pinned_smoke
   assert "run-steps/s" in proc.stdout and "at most" in proc.stdout  # plan and estimate
   rows = _rows(out)
   assert COLUMNS <= set(rows[0])
@@ -77,6 +95,32 @@ def test_free_training_smoke(tmp_path):
   assert {r["arm"] for r in _rows(out2)} == {"clamp"}
   fit = json.load(open(os.path.join(out2, "fit.json")))
   assert fit["per_modulus"]["23"]["wc"] == pytest.approx(summary["per_modulus"]["23"]["wc"])
+
+
+def test_free_training_scans_weight_decay_and_reports_the_cv_across_lr(tmp_path):
+  out = str(tmp_path / "wd")
+  proc = _script("free_training", "--preset", "smoke", "--moduli", "23", "--wds", "0.5,1",
+                 "--lrs", "2e-2,3e-2", "--out", out, "--no-progress")
+  assert "p=23 wd 0.5:" in proc.stdout and "CV across lr" in proc.stdout
+  per = json.load(open(os.path.join(out, "summary.json")))["per_modulus"]["23"]
+  assert set(per["per_wd"]) == {"0.5", "1"}
+  rows = _rows(out)
+  assert {(r["wd"], r["lr"]) for r in rows} == {(w, l) for w in ("0.5", "1.0")
+                                                for l in ("0.02", "0.03")}
+  for wd, cell in per["per_wd"].items():
+    for lr, c in cell["per_lr"].items():
+      norms = sorted(float(r["norm_at_grok"]) for r in rows if float(r["wd"]) == float(wd)
+                     and float(r["lr"]) == float(lr) and r["grokked"] == "True")
+      assert c["wc"] == pytest.approx(float(np.median(norms)))  # W_c from its own cell
+      if c["wc_ci"]:
+        assert c["wc_ci"][0] <= c["wc"] <= c["wc_ci"][1]
+    wcs = [c["wc"] for c in cell["per_lr"].values()]
+    assert cell["wc_cv_lrs"] == pytest.approx(np.std(wcs) / np.mean(wcs))
+  assert per["wc"] == per["per_wd"]["1"]["per_lr"]["0.02"]["wc"]  # the preset's wd and lr
+  assert os.path.exists(os.path.join(out, "figures", "wc_vs_wd.png"))
+  bad = _script("free_training", "--preset", "smoke", "--wds", "1,1", "--out", out + "x",
+                check=False)
+  assert bad.returncode == 2 and "--wds" in bad.stderr and not os.path.exists(out + "x")
 
 
 def test_norm_vs_lr_smoke(tmp_path):
@@ -134,14 +178,16 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, na
 
 def test_bad_input_through_the_script(tmp_path):
   out = str(tmp_path / "out")
-  proc = _script("pinned_norm", "--moduli", "a,b", "--out", out, check=False)
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "pinned_norm.py"),
+                         "--moduli", "a,b", "--out", out], capture_output=True, text=True,
+                        timeout=300)
   assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
   assert "--moduli" in proc.stderr and not os.path.exists(out)
 
 
-def test_resume_with_changed_rhos_is_refused_and_force_new_works(tmp_path):
+def test_resume_with_changed_rhos_is_refused_and_force_new_works(tmp_path, pinned_smoke):
   out = str(tmp_path / "pn")
-  _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress")
+  shutil.copytree(pinned_smoke[0], out)
   proc = _script("pinned_norm", "--preset", "smoke", "--rhos", "1.0,1.2", "--out", out,
                  "--no-progress", check=False)
   assert proc.returncode == 2 and "differs in: rhos" in proc.stderr
@@ -176,7 +222,7 @@ def test_pinned_norm_runs_the_transformer(tmp_path):
 
 # Every flag that takes a value, with a valid one; "--flag value" and "--flag=value" must
 # give the same configuration.
-FLAG_VALUES = {"--overlap": "on", "--pad-moduli": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
+FLAG_VALUES = {"--seed-stream": "mine", "--overlap": "on", "--pad-moduli": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
                "--wd": "0.5", "--steps": "300", "--frac": "0.5", "--d": "16", "--hidden": "32",
                "--eval-every": "5", "--chunk-steps": "100", "--retire-margin": "none",
                "--n-boot": "50", "--dtype": "float64", "--rhos": "0.9,1.1", "--t-int": "20",
@@ -265,8 +311,9 @@ def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
   rows = {}
   for mode in ("on", "off"):
     out = str(tmp_path / mode)
+    # W_c from one of two seeds is enough here: what is asserted is the equality
     argv = ["--preset", "smoke", "--moduli", "19,23", "--pad-moduli", mode, "--out", out,
-            "--no-progress", "--no-compile-cache"]  # in-process: leave JAX's settings alone
+            "--no-progress", "--no-compile-cache", "--wc-min-grok-fraction", "0.5"]  # in-process: leave JAX's settings alone
     assert cli.main("pinned_norm", experiment.pinned_norm, argv) == 0
     rows[mode] = {(r["p"], r["arm"], r["seed"], r["rho"]): r for r in _rows(out)}
   assert sorted(rows["on"]) == sorted(rows["off"]) and {k[0] for k in rows["on"]} == {"19", "23"}
