@@ -45,8 +45,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "norm_interventions": dict(_PAPER, moduli=[59], seeds=16, lrs=[1e-3],
                                    rhos=[0.70, 0.85, 1.00, 1.15, 1.30],
                                    hold_rhos=[0.90, 1.00, 1.15, 1.30], budgets={"free": 20000}),
+        # Rescaled at t_int = 500, past memorisation (T_mem about 160 at lr 1e-3): a rescale
+        # of the initial weights is undone by the climb to the memorisation peak (quick preset).
         "free_norm_delay": dict(_PAPER, moduli=[59], seeds=8, lrs=[1e-3, 2e-3], wds=[0.5, 1.0],
-                                scales=[1.0, 2.0, 3.0, 4.0, 6.0], rhos=[],
+                                scales=[1.0, 1.5, 2.0, 3.0, 4.0], kick_at=500, rhos=[],
                                 budgets={"free": 60000}),
     },
     "quick": {
@@ -150,6 +152,7 @@ class Config:
   hold_rhos: list[float] | None = None  # norm_interventions: sustained holds
   kick: float = 0.8  # norm_interventions: one-shot factor of a weight group
   scales: list[float] | None = None  # free_norm_delay: initial-weight scales s
+  kick_at: int = 0  # free_norm_delay: the step at which the weights are scaled by s
   wds: list[float] | None = None  # free_norm_delay: weight decays (default [wd])
   clamp_from: str | None = None  # free_norm_delay: a pinned_norm folder for the figure
   problem: str = "add"  # a grokjax.problems spec; the moduli are its sizes

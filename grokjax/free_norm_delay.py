@@ -1,6 +1,11 @@
-"""The free-norm delay: free training started from initial weights scaled by s, over a
-grid of learning rates and weight decays; the logarithmic delay of a freely contracting
-norm, T_grok - T_peak = ln(V_peak / V_grok) / (2 kappa eta lambda), V = ||W||^2.
+"""The free-norm delay: free training whose weights are scaled by s (at step 0, or at
+step --kick-at, once the run has memorised), over a grid of learning rates and weight
+decays; the logarithmic delay of a freely contracting norm,
+T_grok - T_peak = ln(V_peak / V_grok) / (2 kappa eta lambda), V = ||W||^2.
+
+Two estimates of kappa: from each run's own peak (`fit_kappa`), and matched (`fit_matched_kappa`):
+the same seed with and without the rescale, whose extra delay is ln(s) / (kappa eta lambda)
+when the rescaled norm has to contract back to where the unscaled run already is.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ OUTPUT = "fit.json"
 def add_flags(ap) -> None:
   ap.add_argument("--scales", type=flags.floats("--scales"), help="initial-weight scales s")
   ap.add_argument("--wds", type=flags.floats("--wds"), help="comma-separated weight decays")
+  ap.add_argument("--kick-at", type=flags.integer("--kick-at", 0),
+                  help="scale the weights by s at this step (default 0: the initial "
+                       "weights); a step past memorisation keeps the height s gives")
   ap.add_argument("--clamp-from", help="a pinned_norm folder: its delay law joins the figure")
 
 
@@ -82,6 +90,38 @@ def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
               n_boot_kept=len(boots))
 
 
+def fit_matched_kappa(rows, n_boot: int) -> dict[str, Any]:
+  """kappa from matched pairs: per seed and (lr, wd), the extra delay of scale s over the
+  same seed at s = 1, T_grok(s) - T_grok(1) = c + x / kappa with x = ln(s) / (lr wd); its
+  95 % CI over seeds resampled, R^2, and the number of pairs (both runs grokked)."""
+  from grokjax.stats import seed_bootstrap
+  base = {(r["seed"], r["lr"], r["wd"]): r["t_grok"] for r in rows
+          if r["scale"] == 1.0 and r["grokked"] and not r["diverged"]}
+
+  def pairs(rs):
+    out = [(np.log(r["scale"]) / (r["lr"] * r["wd"]), r["t_grok"] - base[(r["seed"], r["lr"], r["wd"])])
+           for r in rs if r["scale"] != 1.0 and r["grokked"] and not r["diverged"]
+           and (r["seed"], r["lr"], r["wd"]) in base]
+    return np.array(out, float).reshape(-1, 2)
+
+  def line(rs):
+    xy = pairs(rs)
+    if len(xy) < 3 or np.ptp(xy[:, 0]) == 0:
+      return None
+    slope, icept = np.polyfit(xy[:, 0], xy[:, 1], 1)
+    resid = xy[:, 1] - (icept + slope * xy[:, 0])
+    total = np.sum((xy[:, 1] - xy[:, 1].mean()) ** 2)
+    return slope, icept, (1 - np.sum(resid ** 2) / total) if total > 0 else float("nan")
+
+  point = line(rows)
+  if point is None or point[0] <= 0:
+    return dict(error="fewer than 3 matched pairs, or no positive slope", n_pairs=len(pairs(rows)))
+  inv = lambda rs: (lambda f: None if f is None or f[0] <= 0 else float(1 / f[0]))(line(rs))
+  _, ci = seed_bootstrap(rows, inv, n_boot)
+  return dict(kappa=float(1 / point[0]), kappa_ci=ci, slope=float(point[0]),
+              intercept=float(point[1]), r2=float(point[2]), n_pairs=len(pairs(rows)))
+
+
 def free_norm_delay(sess: Session) -> dict[str, Any]:
   """Free runs from initial weights scaled by s, over learning rates x weight decays."""
   from grokjax import plots
@@ -99,21 +139,27 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
   lr, wd, scale, seed = (np.array(c) for c in zip(*grid))
   sess.estimate = plan(cfg, [(p, len(grid), budget)])
   runs = Runs(seed, lr, wd, np.nan, NEVER, budget, kick=scale,
-              t_kick=np.where(scale != 1.0, 0, NEVER))
+              t_kick=np.where(scale != 1.0, cfg.kick_at, NEVER))
   task = cfg.task(p)
   phases: list = []
   rows = phase_rows(sess, f"free_scaled_p{p}", task, runs, ["free"] * len(grid),
                      [None] * len(grid), phases, [dict(scale=s) for s in scale])
   res = phases[-1][0]
   # ||W|| of each run's initial weights, times its scale: the height the contraction starts from
-  init = program(task).init(np.array([task.init_seed(w, s) for w, s in zip(wd, seed)], np.uint32))
-  w0 = np.asarray(jax.vmap(weight_norm)(init["params"]))
+  # (with --kick-at: the first norm recorded from the rescale on)
+  stream = cfg.seed_stream or ""
+  init = program(task).init(np.array([task.init_seed(w, s, stream) for w, s in zip(wd, seed)],
+                                     np.uint32))
+  w0 = np.asarray(jax.vmap(weight_norm)(init["params"])) * scale
+  if cfg.kick_at > 0:
+    col = int(np.searchsorted(res.steps, cfg.kick_at))
+    w0 = res.curves["norm"][:, min(col, len(res.steps) - 1)].astype(float)
   out = res.reduce(cfg.mem_threshold, cfg.grok_threshold, cfg.grok_persist)
   t_peak, n_peak = peak_after_memorising(res.steps, res.curves["norm"],
                                          np.where(out["memorised"], out["t_mem"], -1),
                                          np.where(out["grokked"], out["t_grok"], -1))
   for i, r in enumerate(rows):
-    r.update(start_norm=float(w0[i] * scale[i]), t_peak=int(t_peak[i]) if t_peak[i] >= 0 else None,
+    r.update(start_norm=float(w0[i]), t_peak=int(t_peak[i]) if t_peak[i] >= 0 else None,
              v_peak=float(n_peak[i] ** 2) if np.isfinite(n_peak[i]) else None,
              v_grok=float(r["norm_at_grok"] ** 2) if r["grokked"] else None)
   all_rows = write_tables(sess, phases)
@@ -124,16 +170,18 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
       cells = {f"{s:g}": cell_summary([r for r in rs if r["scale"] == s]) for s in cfg.scales}
       delays = [r["t_grok"] - r["t_peak"] for r in rs if r["grokked"] and r["t_peak"] is not None]
       per[f"lr{l:g}_wd{w:g}"] = dict(lr=l, wd=w, kappa=fit_kappa(rs, cfg.n_boot), cells=cells,
+                                     kappa_matched=fit_matched_kappa(rs, cfg.n_boot),
                                      median_delay=float(np.median(delays)) if delays else None)
   # Pooled over the grid, where 1 / (2 lr wd) also moves x: a scale s below the
   # memorisation peak does not move V_peak, so one (lr, wd) cell alone may not pin kappa.
   pooled = fit_kappa(rows, cfg.n_boot)
+  pooled_matched = fit_matched_kappa(rows, cfg.n_boot)
   pts = [(v["lr"] * v["wd"], v["median_delay"]) for v in per.values()
          if v["median_delay"] and v["median_delay"] > 0]
   scaling = (fit.safe(fit.fit_power_law, *zip(*pts)) if len(pts) >= 2 else
              dict(error="needs two (lr, wd) points with a positive median delay"))
   result = dict(experiment="free_norm_delay", p=p, scales=cfg.scales, per_lr_wd=per,
-                kappa_pooled=pooled,
+                kick_at=cfg.kick_at, kappa_pooled=pooled, kappa_matched_pooled=pooled_matched,
                 delay_vs_eta_lambda=scaling, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
   clamp_rows = None
@@ -156,13 +204,24 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
           f"ln(V_peak/V_grok) / (2 kappa lr wd))")
     else:
       say(f"   no kappa: {k.get('error')}")
+    say("   " + _matched_line(v["kappa_matched"]))
   if pooled.get("kappa") is not None:
     ci = pooled["kappa_ci"] or [float("nan")] * 2
     say(f"pooled over lr x wd: kappa = {pooled['kappa']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  "
         f"R^2 = {pooled['r2']:.2f} ({pooled['n_runs']} runs)")
   else:
     say(f"pooled over lr x wd: no kappa: {pooled.get('error')}")
+  say("pooled over lr x wd: " + _matched_line(pooled_matched))
   if scaling.get("beta") is not None:
     say(f"median delay ~ (lr wd)^{scaling['beta']:.2f} across the grid (R^2 {scaling['r2']:.2f}; "
         "the law predicts -1)")
   return result
+
+
+def _matched_line(m: dict) -> str:
+  if m.get("kappa") is None:
+    return f"matched kappa: {m.get('error')}"
+  ci = m["kappa_ci"] or [float("nan")] * 2
+  return (f"matched kappa = {m['kappa']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  R^2 = {m['r2']:.2f} "
+          f"({m['n_pairs']} pairs; T_grok(s) - T_grok(1) = {m['intercept']:.0f} + "
+          "ln(s) / (kappa lr wd))")

@@ -70,6 +70,8 @@ CLAIMS: dict[str, tuple[str, list[Part]]] = {
                   budgets={"free": 60000}))]),
     "interventions": ("one-shot rescales and kicks wash out, a sustained hold does not", [
         Part("norm_interventions", "norm_interventions", {})]),
+    "free_norm_delay": ("the logarithmic delay of a freely contracting norm (kappa)", [
+        Part("free_norm_delay", "free_norm_delay", {})]),
     "transformer_layernorm": ("attention model with and without LayerNorm (alpha_2)", [
         Part("transformer_layernorm", "layernorm_ablation", {}, accelerator_only=True)]),
 }
@@ -670,6 +672,9 @@ def plan_cells(cfg) -> list[tuple[int, int, int]]:
     return [(p, cfg.seeds * arms, cfg.budget(None, p)) for p in cfg.moduli]
   if cfg.experiment == "free_training":
     n_lr *= len(cfg.wds or [cfg.wd])
+  if cfg.experiment == "free_norm_delay":
+    runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd]) * len(cfg.scales or [1.0])
+    return [(p, runs, cfg.budget(None, p)) for p in cfg.moduli]
   per_p = [(None, n_lr)] + [(r, n_lr) for r in cfg.rhos]
   variants = 2 if cfg.experiment == "layernorm_ablation" else 1
   return [(p, cfg.seeds * k * variants, cfg.budget(r, p)) for p in cfg.moduli for r, k in per_p]

@@ -36,6 +36,28 @@ def test_fit_kappa_recovers_the_contraction_rate():
   assert out["r2"] > 0.99 and abs(out["intercept"] - 100) < 20
 
 
+def test_matched_kappa_recovers_the_contraction_rate_and_skips_unpaired_runs():
+  from grokjax.free_norm_delay import fit_matched_kappa
+  rng = np.random.default_rng(1)
+  rows = []
+  for seed in range(8):
+    for lr, wd in ((1e-2, 1.0), (5e-3, 0.5)):
+      base = 2000 + 300 * rng.normal()  # each seed's own unscaled grok time
+      for s in (1.0, 1.5, 2.0, 4.0):
+        delay = np.log(s) / (0.5 * lr * wd) + 15 * rng.normal() * (s != 1.0)
+        rows.append(dict(seed=seed, lr=lr, wd=wd, scale=s, grokked=True, diverged=False,
+                         t_grok=base + delay))
+  rows.append(dict(seed=9, lr=1e-2, wd=1.0, scale=2.0, grokked=True, diverged=False,
+                   t_grok=1e6))  # no s = 1 partner: not a pair
+  out = fit_matched_kappa(rows, n_boot=200)
+  assert out["n_pairs"] == 8 * 2 * 3
+  assert abs(out["kappa"] - 0.5) < 0.02 and out["kappa_ci"][0] < 0.5 < out["kappa_ci"][1]
+  assert out["r2"] > 0.99
+  # without a rescale effect there is no positive slope to read kappa from
+  flat = [dict(r, t_grok=1000.0 + r["seed"]) for r in rows]
+  assert fit_matched_kappa(flat, n_boot=20).get("kappa") is None
+
+
 def test_norm_interventions_smoke(tmp_path):
   from grokjax.interventions import norm_interventions
   out = str(tmp_path / "ni")
@@ -57,6 +79,7 @@ def test_free_norm_delay_smoke(tmp_path):
   assert cli.main("free_norm_delay", free_norm_delay,
                   ["--preset", "smoke", "--scales", "1,2,3", "--out", out, "--no-progress"]) == 0
   fit = json.load(open(os.path.join(out, "fit.json")))
+  assert fit["kick_at"] == 0 and "kappa_matched" in fit["per_lr_wd"]["lr0.03_wd1"]
   assert fit["scales"] == [1.0, 2.0, 3.0] and "lr0.03_wd1" in fit["per_lr_wd"]
   import csv
   rows = list(csv.DictReader(open(os.path.join(out, "runs.csv"))))
@@ -66,3 +89,15 @@ def test_free_norm_delay_smoke(tmp_path):
   # the scaled runs start from s times the same initial weights
   np.testing.assert_allclose(np.array(starts[2.0]), 2 * np.array(starts[1.0]), rtol=1e-5)
   assert os.path.exists(os.path.join(out, "figures", "both_laws.png"))
+  # --kick-at: the rescale comes at that step, from the height the run has reached
+  late = str(tmp_path / "late")
+  assert cli.main("free_norm_delay", free_norm_delay,
+                  ["--preset", "smoke", "--scales", "1,2", "--kick-at", "30", "--out", late,
+                   "--no-progress"]) == 0
+  z = np.load(os.path.join(late, "curves.npz"))
+  rows = list(csv.DictReader(open(os.path.join(late, "runs.csv"))))
+  scale = np.array([float(r["scale"]) for r in rows])
+  before, after = z["steps"][0] < 30, z["steps"][0] == 30
+  np.testing.assert_array_equal(z["norm"][scale == 2.0][:, before], z["norm"][scale == 1.0][:, before])
+  ratio = z["norm"][scale == 2.0][:, after] / z["norm"][scale == 1.0][:, after]
+  assert np.all(ratio > 1.7)  # scaled once at step 30, then contracting
