@@ -212,8 +212,11 @@ def reproduce_main(argv=None, doc: str = "") -> int:
                   help="where full results folders (checkpoints, curves) go")
   ap.add_argument("--results", default=os.path.join("docs", "results"),
                   help="the small outputs the table is read from (default docs/results)")
-  ap.add_argument("--doc", default=os.path.join("docs", "reproduction.md"),
-                  help="the markdown report to write (default docs/reproduction.md)")
+  ap.add_argument("--doc", help="the markdown report to write (default docs/reproduction.md; "
+                               "with --only, only when given: a partial report goes to the console)")
+  ap.add_argument("--reference", metavar="DIR",
+                  help="a checkout of the authors' repository (ClevixLab/critical-norm-grokking): "
+                       "every cell both sides ran, compared sample against sample")
   ap.add_argument("--report-only", action="store_true", help="no training: the table from --results")
   ap.add_argument("--n-boot", type=integer("--n-boot", 10), default=1000, help="bootstrap replicates")
   _add_run_flags(ap)
@@ -237,6 +240,14 @@ def reproduce_main(argv=None, doc: str = "") -> int:
     except ex.ConfigMismatch as e:
       print(f"reproduce: error: {e}", file=sys.stderr)
       return 2
+  from grokjax import reference
+  cells = None
+  if args.reference is not None:
+    try:
+      cells = reference.load(args.reference)
+    except reference.ReferenceError as e:
+      print(f"reproduce: error: {e}", file=sys.stderr)
+      return 2
   try:
     rows, folders = rp.report(args.results, args.n_boot, names)
   except rp.MissingResults as e:
@@ -244,8 +255,17 @@ def reproduce_main(argv=None, doc: str = "") -> int:
           f"{e.claim}", file=sys.stderr)
     return 2
   print(rp.format_table(rows))
+  comparisons = None
+  if cells is not None:
+    comparisons = reference.like_for_like(folders, cells, args.n_boot)
+    print()
+    print(rp.format_comparisons(comparisons))
+  doc = args.doc or (None if args.only else os.path.join("docs", "reproduction.md"))
+  if doc is None:
+    print("(--only: the table above only; --doc FILE writes it as markdown)")
+    return 0
   missing = [n for n in rp.CLAIMS if n not in folders]
-  rp.write_markdown(args.doc, rows, folders, missing)
-  print(f"wrote {args.doc}")
+  rp.write_markdown(doc, rows, folders, missing, comparisons)
+  print(f"wrote {doc}")
   return 0
 

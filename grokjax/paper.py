@@ -37,3 +37,16 @@ SPARSE_PARITY = dict(n=30, k=3, m=1000, free_t_grok=2647.5, wc=20.6, wc_cv=0.029
                      slowdown={1.30: 2.47, 0.90: 1.01},
                      wc_by_wd={0.3: 26.7, 0.5: 23.6, 1.0: 20.8, 2.0: 17.6, 3.0: 15.7, 5.0: None},
                      t_grok_by_lr={5e-4: 6637, 1e-3: 3220, 2e-3: 1763}, wc_cv_across_lr=0.03)
+
+# Norm interventions at p = 59 (MLP, 16 seeds, t_int 500, held norms rho x a fixed 54.6,
+# 20k budget): median T_grok; None: no seed grokked within the budget.
+INTERVENTIONS = dict(p=59, control=5395,
+                     oneshot={0.70: 4576, 0.85: 4898, 1.00: 5321, 1.15: 5469, 1.30: 5622},
+                     kick={"all": 4898, "embedding": 5321, "hidden": 5249, "output": 5321},
+                     hold={0.90: 1817, 1.00: 3928, 1.15: 13223, 1.30: None},
+                     span_oneshot=1.23, budget=20000)
+
+# W_c (mean norm at T_grok) at p = 59, train fraction 0.50, by weight decay and learning rate:
+# the text gives weight decay 3; the abstract's "CV 1-2 % across learning rates" is this row.
+WC_WD_LR = dict(p=59, frac=0.50, wc={3.0: {3e-4: 48.9, 1e-3: 48.7, 3e-3: 49.1}},
+                cv_range=(0.01, 0.02))

@@ -5,12 +5,17 @@ copies its small outputs to `docs/results/<name>/`, and compares every paper num
 ours. The table is always recomputed from the runs.csv files, never from a stored fit, so
 a change to the statistics changes the table without re-training.
 
-Verdicts, per row with a number on both sides:
-  inside paper CI   our estimate lies inside the paper's 95 % CI;
-  CIs overlap       the two intervals overlap (a paper number without a CI counts as the
-                    interval of values that round to it, 0.994 as [0.9935, 0.9945]: our
-                    95 % CI reaches it);
-  differs           they do not.
+Verdicts (`grokjax.compare`), per row with a number on both sides, and the ratio
+ours / paper with our CI divided by the paper's number:
+  CIs overlap / differs                  the paper's 95 % CI against ours (interval);
+  consistent (point) / differs (point)   a paper number alone, counted as the values that
+                                         round to it (0.994 as [0.9935, 0.9945]), against
+                                         our CI: the weakest check, the paper's scatter
+                                         unknown.
+With `--reference DIR` (the authors' per-seed data) every cell both sides ran is also
+compared sample against sample (`like_for_like`): the ratio of medians with a bootstrap CI
+and a rank test, read "agrees" inside a 10 % equivalence margin, "differs" when the test
+rejects outside it, else "inconclusive".
 Qualitative claims ("saturates", "slows rather than prevents") read `agrees` or
 `differs`, and a row without a paper number (new ground) reads `new`.
 Our CIs are 95 % percentile bootstraps over seeds (a seed brings its runs in every cell).
@@ -28,7 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from grokjax import experiment as ex
-from grokjax import fit, io, paper
+from grokjax import compare, fit, io, paper
 from grokjax.stats import seed_bootstrap
 
 DENSE_RHOS = [round(0.85 + 0.05 * i, 2) for i in range(10)]  # 0.85 ... 1.30
@@ -221,6 +226,15 @@ class Row:
   verdict: str
   note: str = ""
 
+  @property
+  def ratio(self) -> tuple[float | None, list | None]:
+    """ours / paper, and our CI over the paper's number (None without two numbers)."""
+    if not isinstance(self.paper, (int, float)) or not isinstance(self.ours, (int, float)) \
+        or not self.paper:
+      return None, None
+    ci = None if self.ours_ci is None else [c / self.paper for c in self.ours_ci]
+    return self.ours / self.paper, ci
+
 
 def verdict(paper_value, paper_ci, ours, ours_ci) -> str:
   """See the module docstring."""
@@ -228,13 +242,12 @@ def verdict(paper_value, paper_ci, ours, ours_ci) -> str:
     return "new"
   if ours is None:
     return "not measured"
-  if paper_ci is not None and paper_ci[0] <= ours <= paper_ci[1]:
-    return "inside paper CI"
+  if paper_ci is not None:
+    return compare.interval_verdict(paper_ci, ours_ci if ours_ci is not None else (ours, ours))
   half = _rounding(paper_value)
-  lo, hi = paper_ci if paper_ci is not None else (paper_value - half, paper_value + half)
-  if ours_ci is not None and ours_ci[0] <= hi and lo <= ours_ci[1]:
-    return "CIs overlap"
-  return "differs"
+  lo, hi = (ours_ci if ours_ci is not None else (ours, ours))
+  return "consistent (point)" if lo <= paper_value + half and paper_value - half <= hi \
+      else "differs (point)"
 
 
 def _rounding(value: float) -> float:
@@ -413,6 +426,107 @@ def free_training_rows(f: Folder, n_boot: int) -> list[Row]:
   return out
 
 
+def _mean_norm(rows) -> float | None:
+  """The paper's W_c estimator: the mean norm at T_grok of the grokked free runs."""
+  w = [r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]
+  return float(np.mean(w)) if w else None
+
+
+def wc_wd_lr_rows(f: Folder, n_boot: int) -> list[Row]:
+  """W_c per (weight decay, lr) at p = 59, fraction 0.50, and its CV across lr per wd."""
+  claim = "1 W_c across wd x lr"
+  out = []
+  ref = paper.WC_WD_LR["wc"]
+  lrs = sorted({r["lr"] for r in f.free()})
+  for wd in sorted({r["wd"] for r in f.free()}):
+    at = [r for r in f.free() if r["wd"] == wd]
+    for lr in lrs:
+      cell = [r for r in at if r["lr"] == lr]
+      wc, ci = seed_bootstrap(cell, _mean_norm, n_boot)
+      paper_wc = ref.get(wd, {}).get(lr)
+      out.append(_row(claim, f"W_c (mean), wd {wd:g}, lr {lr:g} "
+                      f"({sum(r['grokked'] for r in cell)}/{len(cell)} grokked)",
+                      paper_wc, None, wc, ci))
+
+    def cv_lr(rs, lrs=lrs):
+      wcs = [_mean_norm([r for r in rs if r["lr"] == lr]) for lr in lrs]
+      return None if None in wcs else float(np.std(wcs) / np.mean(wcs))
+
+    v, ci = seed_bootstrap(at, cv_lr, n_boot)
+    lo, hi = paper.WC_WD_LR["cv_range"]
+    holds = None if ci is None else ci[1] <= hi
+    out.append(_qual(claim, f"CV of W_c across lr {', '.join(f'{x:g}' for x in lrs)}, wd {wd:g}",
+                     f"{lo:.0%}-{hi:.0%}" if wd in ref else "-",
+                     None if v is None else _fmt_ci(100 * v, None if ci is None else
+                                                    [100 * c for c in ci]) + " %",
+                     holds, "the abstract's sentence holds" if holds else
+                     "the abstract's sentence does not hold here"))
+  return out
+
+
+def interventions_rows(f: Folder, n_boot: int) -> list[Row]:
+  """Median T_grok of the control, the one-shot rescales, the kicks and the holds; spans."""
+  claim = "5 interventions"
+  ref = paper.INTERVENTIONS
+  out = []
+  pick = lambda arm, **kw: [r for r in f.rows if r["arm"] == arm
+                            and all(r.get(k) == v for k, v in kw.items())]
+  m, ci = seed_bootstrap(pick("free"), median_t_grok, n_boot)
+  out.append(_row(claim, "control (free) median T_grok", ref["control"], None, m, ci))
+  for rho, v in ref["oneshot"].items():
+    m, ci = seed_bootstrap(pick("oneshot", rho=rho), median_t_grok, n_boot)
+    out.append(_row(claim, f"one-shot rescale to {rho:g} W_c at t_int", v, None, m, ci))
+  for g, v in ref["kick"].items():
+    m, ci = seed_bootstrap(pick("kick", group=g), median_t_grok, n_boot)
+    out.append(_row(claim, f"one-shot x0.8 of {g} at t_int", v, None, m, ci))
+  for rho, v in ref["hold"].items():
+    cell = pick("hold", rho=rho)
+    if v is None:
+      frac = grok_fraction(cell)
+      out.append(_qual(claim, f"hold at {rho:g} W_c: grokked within {ref['budget']:,}",
+                       "none", None if frac is None else f"{frac:.0%} of {len(cell)}",
+                       None if frac is None else frac < 0.5))
+    else:
+      m, ci = seed_bootstrap(cell, median_t_grok, n_boot)
+      out.append(_row(claim, f"hold at {rho:g} W_c from t_int", v, None, m, ci))
+
+  def span(rows, arm, rhos):
+    ms = [median_t_grok([r for r in rows if r["arm"] == arm and r["rho"] == x]) for x in rhos]
+    return None if None in ms else max(ms) / min(ms)
+
+  rhos = sorted(ref["oneshot"])
+  v, ci = seed_bootstrap(f.rows, lambda rs: span(rs, "oneshot", rhos), n_boot)
+  out.append(_row(claim, f"span of one-shot medians, rho {rhos[0]:g}-{rhos[-1]:g}",
+                  ref["span_oneshot"], None, v, ci))
+  holds = [x for x, t in ref["hold"].items() if t is not None]
+  v, ci = seed_bootstrap(f.rows, lambda rs: span(rs, "hold", holds), n_boot)
+  paper_span = max(ref["hold"][x] for x in holds) / min(ref["hold"][x] for x in holds)
+  out.append(_row(claim, f"span of hold medians, rho {holds[0]:g}-{holds[-1]:g}",
+                  round(paper_span, 2), None, v, ci))
+  return out
+
+
+def free_norm_delay_rows(f: Folder, n_boot: int) -> list[Row]:
+  """kappa of the free-norm delay, matched pairs and per-run peaks (no paper number)."""
+  from grokjax.free_norm_delay import fit_kappa, fit_matched_kappa
+  claim = "6 free-norm delay"
+  out = []
+  rows = [dict(r, scale=float(r["scale"])) for r in f.rows]
+  cells = sorted({(r["lr"], r["wd"]) for r in rows})
+  for cell in cells + [None]:
+    rs = rows if cell is None else [r for r in rows if (r["lr"], r["wd"]) == cell]
+    where = "pooled over lr x wd" if cell is None else f"lr {cell[0]:g}, wd {cell[1]:g}"
+    m = fit_matched_kappa(rs, n_boot)
+    out.append(_row(claim, f"kappa (matched pairs), {where}", None, None, m.get("kappa"),
+                    m.get("kappa_ci"),
+                    f"R^2 {m['r2']:.2f}, {m['n_pairs']} pairs" if m.get("kappa") else
+                    m.get("error", "")))
+  k = fit_kappa(rows, n_boot)
+  out.append(_row(claim, "kappa (each run's own peak), pooled", None, None, k.get("kappa"),
+                  k.get("kappa_ci"), f"R^2 {k['r2']:.2f}" if k.get("kappa") else k.get("error", "")))
+  return out
+
+
 def train_fraction_rows(folders: Sequence[Folder], n_boot: int) -> list[Row]:
   claim = "4 train fraction"
   out = []
@@ -584,6 +698,12 @@ def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None
       rows += free_training_rows(loaded[0], n_boot)
     elif name == "train_fraction":
       rows += train_fraction_rows(loaded, n_boot)
+    elif name == "wc_wd_lr":
+      rows += wc_wd_lr_rows(loaded[0], n_boot)
+    elif name == "interventions":
+      rows += interventions_rows(loaded[0], n_boot)
+    elif name == "free_norm_delay":
+      rows += free_norm_delay_rows(loaded[0], n_boot)
     elif name == "user_moduli":
       scan_path = os.path.join(results, "moduli_scan")
       scan = Folder.load(scan_path) if os.path.exists(os.path.join(scan_path, "runs.csv")) else None
@@ -626,13 +746,15 @@ def _fmt_ci(x, ci) -> str:
 
 
 def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
-  head = ("claim", "quantity", "paper", "ours [95 % CI]", "verdict")
+  head = ("claim", "quantity", "paper", "ours [95 % CI]", "ours / paper", "verdict")
   body = []
   for r in rows:
     pv = r.paper if isinstance(r.paper, str) or r.paper is None else _fmt_ci(r.paper, r.paper_ci)
     ov = r.ours if isinstance(r.ours, str) or r.ours is None else _fmt_ci(r.ours, r.ours_ci)
+    ratio, ratio_ci = r.ratio
+    rv = "-" if ratio is None else _fmt_ci(ratio, ratio_ci)
     v = r.verdict + (f" ({r.note})" if r.note else "")
-    body.append((r.claim, r.quantity, pv or "-", ov or "-", v))
+    body.append((r.claim, r.quantity, pv or "-", ov or "-", rv, v))
   if markdown:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(c) for c in b) + " |" for b in body]
@@ -750,7 +872,42 @@ def machine_line(env: dict) -> str:
           f"{env.get('platform', '?')} device(s), jax {env.get('jax', '?')}")
 
 
-def write_markdown(path: str, rows: Sequence[Row], folders: dict, missing: Sequence[str]) -> None:
+def format_comparisons(comparisons, markdown: bool = False) -> str:
+  """The like-for-like table: one row per cell and quantity both sides measured."""
+  head = ("claim", "cell", "quantity", "ours: median (n, censored)",
+          "authors: median (n, censored) [experiment]", "ours / authors [95 % CI]",
+          "rank test p", "verdict")
+  body = []
+  for c in comparisons:
+    k = c.comparison
+    body.append((c.claim, c.cell, c.quantity, f"{_num(k.ours_median)} ({k.n_ours}, {k.censored_ours})",
+                 f"{_num(k.ref_median)} ({k.n_ref}, {k.censored_ref}) [{c.ref_experiment}]",
+                 "-" if k.ratio is None else _fmt_ci(k.ratio, k.ratio_ci),
+                 "-" if k.p_value is None else f"{k.p_value:.2g}", k.verdict))
+  counts: dict[str, int] = {}
+  for b in body:
+    counts[b[-1]] = counts.get(b[-1], 0) + 1
+  tally = ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+  if markdown:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(x) for x in b) + " |" for b in body]
+    return "\n".join(lines + ["", f"Verdicts: {tally}."])
+  widths = [max(len(str(x[i])) for x in [head] + body) for i in range(len(head) - 1)]
+  fmt = lambda cols: "  ".join(str(x).ljust(w) for x, w in zip(cols, widths)) + "  " + str(cols[-1])
+  return "\n".join([fmt(head)] + [fmt(b) for b in body] + [f"verdicts: {tally}"])
+
+
+def seed_streams(folders: dict) -> dict[str, str]:
+  """Each folder's seed stream ("" for folders written before streams: they share seeds)."""
+  out = {}
+  for name, f in folders.items():
+    for one in (f if isinstance(f, list) else [f]):
+      out[one.path] = one.config.get("seed_stream") or ""
+  return out
+
+
+def write_markdown(path: str, rows: Sequence[Row], folders: dict, missing: Sequence[str],
+                   comparisons=None) -> None:
   """docs/reproduction.md: the table, machine and wall time per experiment, figures."""
   lines = ["# Reproduction of arXiv:2606.13753 with grokjax", "",
            "Generated by `python experiments/reproduce.py --report-only` from the runs.csv files "
@@ -758,10 +915,23 @@ def write_markdown(path: str, rows: Sequence[Row], folders: dict, missing: Seque
            "`grokjax/reproduce.py`.", "", format_table(rows, markdown=True), ""]
   if missing:
     lines += ["Not yet measured: " + ", ".join(f"`{m}` ({CLAIMS[m][0]})" for m in missing), ""]
+  rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(path)))
+  shared = [rel(p) for p, stream in seed_streams(folders).items() if not stream]
+  if shared:
+    lines += ["**Shared seeds.** These folders were trained before seed streams and draw seed "
+              "indices 0..N-1 from one shared stream, so cells they have in common are the same "
+              "runs, not independent replications: " + ", ".join(f"`{x}`" for x in shared)
+              + ". Every other folder draws from its own stream.", ""]
+  if comparisons:
+    lines += ["## Like for like: every cell against the authors' per-seed data", "",
+              "Read with `--reference DIR` from a checkout of ClevixLab/critical-norm-grokking. "
+              "Their T_grok is read on a logarithmic grid of about 360 points (2.5-3 % apart), "
+              "ours every 10 steps; censored seeds count as later than every observed time on "
+              "both sides (their own medians drop them). Verdict: `grokjax/compare.py`.", "",
+              format_comparisons(comparisons, markdown=True), ""]
   lines += ["## Experiments", "", "| claim | folder | machine | training wall time |",
             "|---|---|---|---|"]
   figures = []
-  rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(path)))
   for name, f in folders.items():
     for one in (f if isinstance(f, list) else [f]):
       wall = sum((one.timing.get("phases") or {}).values())

@@ -41,16 +41,18 @@ def law_rows(p, alpha, c, wc, seeds, rhos, rng, saturate_at=None, lr=1e-3):
 
 
 def test_verdicts():
-  assert rp.verdict(7.64, (7.47, 7.81), 7.5, (7.0, 8.0)) == "inside paper CI"
+  assert rp.verdict(7.64, (7.47, 7.81), 7.5, (7.0, 8.0)) == "CIs overlap"
   assert rp.verdict(7.64, (7.47, 7.81), 8.0, (7.7, 8.3)) == "CIs overlap"
   assert rp.verdict(7.64, (7.47, 7.81), 9.0, (8.5, 9.5)) == "differs"
-  assert rp.verdict(55.0, None, 56.0, (54.5, 57.0)) == "CIs overlap"   # point inside our CI
-  assert rp.verdict(55.0, None, 56.0, (55.6, 57.0)) == "differs"
+  assert rp.verdict(55.0, None, 56.0, (54.5, 57.0)) == "consistent (point)"  # inside our CI
+  assert rp.verdict(55.0, None, 56.0, (55.6, 57.0)) == "differs (point)"
   # a paper number stands for the values that round to it: 0.994 reaches down to 0.9935
-  assert rp.verdict(0.994, None, 0.993, (0.989, 0.99357)) == "CIs overlap"
-  assert rp.verdict(0.994, None, 0.993, (0.989, 0.9934)) == "differs"
+  assert rp.verdict(0.994, None, 0.993, (0.989, 0.99357)) == "consistent (point)"
+  assert rp.verdict(0.994, None, 0.993, (0.989, 0.9934)) == "differs (point)"
   assert rp.verdict(None, None, 56.0, None) == "new"
   assert rp.verdict(55.0, None, None, None) == "not measured"
+  row = rp._row("c", "q", 50.0, None, 55.0, (52.0, 58.0))
+  assert row.ratio == (1.1, [1.04, 1.16])  # every row shows ours / paper with its CI
 
 
 def test_seed_bootstrap_median_and_undefined_replicates():
@@ -140,6 +142,7 @@ def test_report_only_cli(results, tmp_path, capsys):
   out = capsys.readouterr().out
   assert "alpha, rho 0.85-1.25" in out and "shared alpha" in out and "7.64 [7.47, 7.81]" in out
   text = doc.read_text()
+  assert "ours / paper" in text and "**Shared seeds.**" in text  # the fixture has no streams
   assert "| 1 dense rho |" in text and "Not yet measured" in text and "norm_vs_lr" in text
 
 
@@ -150,6 +153,15 @@ def test_report_only_names_the_missing_folder(results, tmp_path, capsys):
   assert code == 2 and len(err.splitlines()) == 1
   assert "norm_vs_lr" in err and "--only norm_vs_lr" in err
   assert not (tmp_path / "r.md").exists()
+
+
+def test_only_prints_its_table_and_leaves_the_report_alone(results, tmp_path, capsys,
+                                                          monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  code = cli.reproduce_main(["--report-only", "--only", "dense_rho", "--results", str(results),
+                             "--n-boot", "20"])
+  assert code == 0 and "alpha, rho 0.85-1.25" in capsys.readouterr().out
+  assert not (tmp_path / "docs").exists()
 
 
 def test_unknown_claim_is_refused(capsys):

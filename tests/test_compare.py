@@ -1,0 +1,109 @@
+"""Verdicts that are tests, on synthetic samples whose answer is known, and the reader of
+the authors' per-seed data on small npz files of their layout."""
+
+import os
+
+import numpy as np
+import pytest
+
+from grokjax import compare, reference
+from grokjax import reproduce as rp
+
+
+def _lognormal(n, median, sigma, rng):
+  return median * np.exp(sigma * rng.normal(size=n))
+
+
+def _verdicts(shift, trials=40, n=16, sigma=0.08):
+  out = []
+  for trial in range(trials):
+    rng = np.random.default_rng(trial)
+    ours, ref = _lognormal(n, 5000 * shift, sigma, rng), _lognormal(n, 5000, sigma, rng)
+    out.append(compare.compare_samples(ours, None, ref, None, n_boot=300))
+  return out
+
+
+def test_same_distribution_reads_agrees_and_never_differs():
+  v = [c.verdict for c in _verdicts(1.00)]
+  assert "differs" not in v and v.count("agrees") >= 0.6 * len(v), v
+
+
+def test_a_five_percent_shift_with_16_seeds_is_seen_but_not_overstated():
+  cs = _verdicts(1.05)
+  v = [c.verdict for c in cs]
+  assert np.median([c.ratio for c in cs]) == pytest.approx(1.05, abs=0.03)
+  seen = sum(x in ("differs", "agrees within 10%, shifted") for x in v)
+  assert seen >= 0.25 * len(v), v  # the rank test often sees 5 % with 16 seeds
+  assert all(c.ratio > 1 for c in cs if c.verdict == "differs")  # never the wrong way
+
+
+def test_a_thirty_percent_shift_always_differs():
+  assert {c.verdict for c in _verdicts(1.30)} == {"differs"}
+
+
+def test_comparison_reads_censored_runs_as_later_than_every_observed_time():
+  rng = np.random.default_rng(0)
+  ours = _lognormal(16, 20000, 0.05, rng)
+  ref = _lognormal(16, 20000, 0.05, rng)
+  ref_cens = np.zeros(16, bool)
+  ref_cens[:4] = True  # 4 of 16 never grokked in their budget: dropping them would bias down
+  ref[:4] = 30000
+  c = compare.compare_samples(ours, None, ref, ref_cens, n_boot=400)
+  dropped = np.median(ref[~ref_cens])
+  assert c.ref_median > dropped and c.censored_ref == 4
+  half = np.ones(16, bool)
+  assert compare.compare_samples(ours, None, ref, half, n_boot=50).verdict == "inconclusive"
+
+
+def test_interval_and_point_verdicts():
+  assert compare.interval_verdict((7.47, 7.81), (7.7, 8.3)) == "CIs overlap"
+  assert compare.interval_verdict((7.47, 7.81), (8.5, 9.5)) == "differs"
+  assert compare.point_verdict(55.0, (54.5, 57.0)) == "consistent (point)"
+  assert compare.point_verdict(55.0, (55.6, 57.0)) == "differs (point)"
+
+
+def _npz(folder, name, t_grok, **scalars):
+  os.makedirs(folder, exist_ok=True)
+  t = np.asarray(t_grok)
+  steps = np.unique(np.geomspace(10, 30000, 200).astype(int))
+  norm = np.tile(np.linspace(80, 40, len(steps)), (len(t), 1))
+  base = dict(p=59, alpha=0.4, d_model=128, H=256, lam=1.0, lr=1e-3, max_steps=30000)
+  base.update(scalars)
+  np.savez(os.path.join(folder, name), steps=steps, T_grok_per_seed=t, weight_norm=norm,
+           **{k: np.array(v) for k, v in base.items()})
+
+
+def test_reference_reader_and_like_for_like_on_their_layout(tmp_path):
+  root = tmp_path / "their_repo"
+  m = root / "data" / "efflr" / "metrics"
+  _npz(m, "adamw_p59_a0.40_d128_H256_wd1e00_none_rho1.00_lr1e-03.npz", [5000, 5100, 4900, 5050],
+       arm=np.array("none"))
+  _npz(m, "adamw_p59_a0.40_d128_H256_wd1e00_clamp_rho1.30_lr1e-03.npz", [-1, 28000, 27000, 29000],
+       arm=np.array("clamp"), rho=1.3)
+  _npz(root / "data" / "normint" / "metrics",
+       "adamw_p59_a0.40_d128_H256_wd1e00_lr1e-03__layer_embed_f0.80.npz", [5300, 5200, 5400])
+  cells = {c.file: c for c in reference.load(str(root))}
+  free = cells["adamw_p59_a0.40_d128_H256_wd1e00_none_rho1.00_lr1e-03.npz"]
+  assert free.arm == "free" and free.rho is None and free.budget == 30000
+  assert np.all(np.isfinite(free.norm_at_grok))  # read off their curve at T_grok
+  clamp = cells["adamw_p59_a0.40_d128_H256_wd1e00_clamp_rho1.30_lr1e-03.npz"]
+  assert clamp.arm == "clamp" and clamp.rho == pytest.approx(1.3)
+  assert clamp.censored.tolist() == [True, False, False, False] and clamp.t_grok[0] == 30000
+  kick = cells["adamw_p59_a0.40_d128_H256_wd1e00_lr1e-03__layer_embed_f0.80.npz"]
+  assert (kick.arm, kick.group, kick.rho) == ("kick", "embedding", None)
+  # our folder of the same cells: free runs 2x slower than theirs must read "differs"
+  ours = [dict(p=59, arm="free", rho=None, lr=1e-3, wd=1.0, seed=s, t_grok=t, grokked=True,
+               diverged=False, norm_at_grok=60.0 + s, layernorm=False)
+          for s, t in enumerate([10000, 10100, 9900, 10200, 9800, 10050])]
+  folder = rp.Folder("x", ours, dict(frac=0.4, d=128, hidden=256, arch="mlp", wd=1.0), {}, {})
+  out = reference.like_for_like({"norm_vs_lr": folder}, list(cells.values()), n_boot=200)
+  t = [c for c in out if c.quantity == "T_grok"]
+  assert len(t) == 1 and t[0].ref_experiment == "efflr"
+  assert t[0].comparison.ratio == pytest.approx(np.median([10000, 10100, 9900, 10200, 9800, 10050])
+                                                / np.median([5000, 5100, 4900, 5050]))
+  assert t[0].comparison.verdict == "differs"
+
+
+def test_reference_folder_without_their_data_is_one_line():
+  with pytest.raises(reference.ReferenceError, match="holds no data"):
+    reference.load(os.path.dirname(__file__))
