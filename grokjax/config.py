@@ -152,6 +152,7 @@ class Config:
   hold_rhos: list[float] | None = None  # norm_interventions: sustained holds
   kick: float = 0.8  # norm_interventions: one-shot factor of a weight group
   scales: list[float] | None = None  # free_norm_delay: initial-weight scales s
+  fit_rhos: list[float] | None = None  # pinned_norm: [lo, hi], the delay law's fitting range
   kick_at: int = 0  # free_norm_delay: the step at which the weights are scaled by s
   wds: list[float] | None = None  # free_norm_delay: weight decays (default [wd])
   clamp_from: str | None = None  # free_norm_delay: a pinned_norm folder for the figure

@@ -121,3 +121,15 @@ def one_modulus(cfg, name: str) -> None:
 def some_rhos(cfg) -> None:
   if not cfg.rhos:
     raise UsageError("--rhos: need at least one held norm")
+
+
+def rho_range(text: str) -> list[float]:
+  """--fit-rhos LO:HI, two held norms with 0 < LO < HI."""
+  lo, sep, hi = text.partition(":")
+  try:
+    vals = [float(lo), float(hi)] if sep else None
+  except ValueError:
+    vals = None
+  if not vals or not all(math.isfinite(v) for v in vals) or not 0 < vals[0] < vals[1]:
+    raise UsageError(f"--fit-rhos: {text!r} is not LO:HI with 0 < LO < HI (e.g. 0.85:1.25)")
+  return vals

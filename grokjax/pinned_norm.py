@@ -24,6 +24,10 @@ def add_flags(ap) -> None:
   flags.clamp_flags(ap)
   flags.arch_flags(ap)
   ap.add_argument("--wc-from", help="reuse W_c from a free_training or pinned_norm folder")
+  ap.add_argument("--fit-rhos", type=flags.rho_range, metavar="LO:HI",
+                  help="fit the delay law over these held norms only (the headline of fit.json "
+                       "and the figure; the fit over every cell is kept as all_cells); a "
+                       "finished folder refits without training")
   ap.add_argument("--pad-moduli", choices=["auto", "on", "off"], default="auto",
                   help="train every modulus in one program, padded to the largest (same "
                        "results to float32 rounding; auto: on for GPUs and TPUs, off on a CPU)")
@@ -60,16 +64,56 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
   else:
     per_p, clamp_rows = _one_by_one(sess, lr, wc_given, cells, phases)
   all_rows = write_tables(sess, phases)
-  fits = delay_fits(cfg, clamp_rows)
-  fits["shared"]["n_diverged"] = sum(1 for r in clamp_rows if r["diverged"])
-  for p in cfg.moduli:
-    per_p[p].update(fits["per_modulus"].get(p, {}))
-  result = dict(experiment="pinned_norm", lr=lr, per_modulus=per_p, shared=fits["shared"],
-                fit_method=fits["method"], **grok_rule(cfg, all_rows))
+  result = _result(cfg, lr, per_p, clamp_rows, all_rows)
   io.write_json(sess.path("fit.json"), result)
   plots.delay_law(sess.path("figures", "delay_law.png"), clamp_rows, result)
   plots.curves(sess.path("figures", "curves.png"), phases)
   print_delay_summary(result)
+  return result
+
+
+def _result(cfg, lr, per_p, clamp_rows, all_rows) -> dict[str, Any]:
+  """fit.json: per modulus W_c, cells and the delay law (over --fit-rhos when given, the
+  fit over every cell then kept as all_cells); the shared law likewise."""
+  lo, hi = cfg.fit_rhos or (float("-inf"), float("inf"))
+  fits = delay_fits(cfg, [r for r in clamp_rows if lo - 1e-9 <= r["rho"] <= hi + 1e-9])
+  fits["shared"]["n_diverged"] = sum(1 for r in clamp_rows if r["diverged"])
+  every = delay_fits(cfg, clamp_rows) if cfg.fit_rhos else None
+  for p in cfg.moduli:
+    per_p[p].update(fits["per_modulus"].get(p, {}))
+    if every:
+      per_p[p]["all_cells"] = every["per_modulus"].get(p, {})
+  if every:
+    fits["shared"]["all_cells"] = every["shared"]
+  return dict(experiment="pinned_norm", lr=lr, fit_rhos=cfg.fit_rhos, per_modulus=per_p,
+              shared=fits["shared"], fit_method=fits["method"], **grok_rule(cfg, all_rows))
+
+
+def refit(folder: str, fit_rhos: list[float] | None) -> dict[str, Any]:
+  """Rewrite a finished folder's fit.json and delay-law figure from its runs.csv, fitted
+  over `fit_rhos` ([lo, hi]; None: every cell), without training; config.json records it."""
+  import dataclasses as dc
+  from grokjax import plots
+  from grokjax.config import Config
+  from grokjax.reproduce import read_runs
+  from grokjax.stats import critical_norm
+  saved = io.read_json(os.path.join(folder, "config.json"))
+  names = {f.name for f in dc.fields(Config)}
+  cfg = Config(**{k: v for k, v in saved["config"].items() if k in names})
+  cfg.fit_rhos = fit_rhos
+  rows = read_runs(os.path.join(folder, "runs.csv"))
+  clamp_rows = [r for r in rows if r["arm"] == "clamp"]
+  per_p = {}
+  for p in cfg.moduli:
+    free = [r for r in rows if r["arm"] == "free" and r["p"] == p]
+    clamp = [r for r in clamp_rows if r["p"] == p]
+    wc = critical_norm(free) if free else (clamp[0].get("wc") if clamp else None)
+    per_p[p] = dict(wc=wc, cells=_cells(cfg, p, clamp))
+  result = _result(cfg, cfg.lrs[0], per_p, clamp_rows, rows)
+  io.write_json(os.path.join(folder, "fit.json"), result)
+  saved["config"]["fit_rhos"] = fit_rhos
+  io.write_json(os.path.join(folder, "config.json"), saved)
+  plots.delay_law(os.path.join(folder, "figures", "delay_law.png"), clamp_rows, result)
   return result
 
 

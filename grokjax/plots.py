@@ -54,7 +54,9 @@ def _draw_delay_law(ax, rows, result, title):
     if med:
       x, y = zip(*sorted(med))
       ax.plot(x, np.log(y), "s", color=color, ms=7, mec="k")
-    grid = np.linspace(rho.min(), rho.max(), 50) if len(rho) else np.array([])
+    lo, hi = result.get("fit_rhos") or (-np.inf, np.inf)
+    inside = rho[(rho >= lo - 1e-9) & (rho <= hi + 1e-9)]
+    grid = np.linspace(inside.min(), inside.max(), 50) if len(inside) else np.array([])
     if cells.get("alpha") is not None:
       ax.plot(grid, cells["intercept"] + cells["alpha"] * grid, "-", color=color,
               label=f"p={p}: alpha={cells['alpha']:.2f}, R2={cells['r2']:.3f}")
@@ -65,7 +67,10 @@ def _draw_delay_law(ax, rows, result, title):
     ax.plot([], [], "k--", lw=1, label=f"shared alpha={shared['alpha']:.2f}, R2={shared['r2']:.3f}")
   ax.set_xlabel("rho (held norm / W_c)")
   ax.set_ylabel("ln T_grok (steps)")
-  ax.set_title(title or "Delay law: points per seed, squares cell medians, open censored")
+  span = (f"; fitted over rho {result['fit_rhos'][0]:g}-{result['fit_rhos'][1]:g}"
+          if result.get("fit_rhos") else "")
+  ax.set_title(title or "Delay law: points per seed, squares cell medians, open censored" + span,
+               fontsize=9)
   ax.legend(fontsize=8)
 
 
@@ -150,8 +155,11 @@ def rho_lr_matrix(path: str, result: dict[str, Any]):
   ax.set_yticks(range(len(rows)), [f"rho {r}" for r in rhos] + ["free"])
   fig.colorbar(im, ax=ax, label="log10 median T_grok")
   from grokjax.fit import format_fold
-  ax.set_title(f"p={result['p']}: fold across rho {format_fold(result['fold_rho_median'])}, "
-               f"across lr {format_fold(result['fold_lr_median'])}", fontsize=9)
+  # the report's two folds: across rho at the smallest lr, across lr as a median over rows
+  first = min(result["fold_across_rho"], key=float)
+  ax.set_title(f"p={result['p']}: fold across rho at lr {first} "
+               f"{format_fold(result['fold_across_rho'][first])}, across lr (median over rho) "
+               f"{format_fold(result['fold_lr_median'])}", fontsize=9)
   return _save(fig, path)
 
 

@@ -57,7 +57,8 @@ class Part:
 
 CLAIMS: dict[str, tuple[str, list[Part]]] = {
     "dense_rho": ("dense rho at p = 59: alpha, R^2, saturation at 1.30, grok fractions", [
-        Part("dense_rho", "pinned_norm", dict(moduli=[59], seeds=16, rhos=DENSE_RHOS))]),
+        Part("dense_rho", "pinned_norm", dict(moduli=[59], seeds=16, rhos=DENSE_RHOS,
+                                              fit_rhos=[0.85, 1.25]))]),
     "moduli_scan": ("moduli scan p = 41, 53, 59, 71: W_c, alpha per p, shared alpha", [
         Part("moduli_scan", "pinned_norm", dict(moduli=[41, 53, 59, 71], seeds=12))]),
     "norm_vs_lr": ("rho x learning-rate matrix at p = 59 (Table 1)", [

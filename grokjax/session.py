@@ -37,7 +37,8 @@ class Session:
       defaults = {f.name: io.plain(f.default) for f in dataclasses.fields(Config)
                   if f.default is not dataclasses.MISSING}
       old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
-      diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      diff = sorted(k for k in set(old) | set(new)
+                    if old.get(k) != new.get(k) and k not in ANALYSIS_ONLY)
       was = io.read_json(cfg_path).get("environment", {}).get("platform")
       now = io.environment().get("platform")
       if was and was != now:
@@ -92,6 +93,10 @@ def _short(value, limit: int = 80) -> str:
   """A config value for a one-line message."""
   text = json.dumps(value)
   return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Fields that change only what is computed from finished runs: a resume may change them.
+ANALYSIS_ONLY = frozenset({"fit_rhos"})
 
 
 class ConfigMismatch(ValueError):

@@ -197,6 +197,48 @@ def test_resume_with_changed_rhos_is_refused_and_force_new_works(tmp_path, pinne
   assert {r["rho"] for r in _rows(out) if r["arm"] == "clamp"} == {"1.0", "1.2"}
 
 
+def test_fit_rhos_refits_a_finished_folder_without_training(tmp_path, pinned_smoke):
+  out = str(tmp_path / "pn")
+  shutil.copytree(pinned_smoke[0], out)
+  runs_before = open(os.path.join(out, "runs.csv")).read()
+  proc = _script("pinned_norm", "--preset", "smoke", "--fit-rhos", "0.9:1.2", "--out", out,
+                 "--no-progress")
+  assert "loaded from" in proc.stdout  # no phase trained again
+  assert open(os.path.join(out, "runs.csv")).read() == runs_before
+  fit = json.load(open(os.path.join(out, "fit.json")))
+  assert fit["fit_rhos"] == [0.9, 1.2] and "all_cells" in fit["per_modulus"]["23"]
+  assert json.load(open(os.path.join(out, "config.json")))["config"]["fit_rhos"] == [0.9, 1.2]
+  bad = _script("pinned_norm", "--preset", "smoke", "--fit-rhos", "1.2:0.9", "--out", out,
+                check=False)
+  assert bad.returncode == 2 and "--fit-rhos" in bad.stderr
+
+
+def test_refit_headline_uses_the_range_and_keeps_every_cell_apart(tmp_path):
+  from grokjax import io as gio
+  from grokjax import pinned_norm
+  rows = []
+  for s in range(6):
+    rows.append(dict(p=23, seed=s, arm="free", rho=None, lr=0.03, wd=1.0, t_grok=200,
+                     grokked=True, censored=False, diverged=False, fell_back=False,
+                     norm_at_grok=20.0 + 0.1 * s, t_mem=50))
+    for rho in (0.9, 1.0, 1.1, 1.3):
+      t = round(100 * np.exp(8 * min(rho, 1.1)) * (1 + 0.01 * s))  # saturates past 1.1
+      rows.append(dict(p=23, seed=s, arm="clamp", rho=rho, lr=0.03, wd=1.0, t_grok=t,
+                       grokked=True, censored=False, diverged=False, fell_back=False,
+                       norm_at_grok=rho * 20, t_mem=50))
+  out = tmp_path / "f"
+  (out / "figures").mkdir(parents=True)
+  gio.write_csv(str(out / "runs.csv"), rows)
+  cfg = experiment.resolve("pinned_norm", "smoke", rhos=[0.9, 1.0, 1.1, 1.3], n_boot=50)
+  gio.write_json(str(out / "config.json"), dict(config=cfg.to_json(), environment={}))
+  res = pinned_norm.refit(str(out), [0.9, 1.1])
+  d = res["per_modulus"][23]
+  assert d["alpha"] == pytest.approx(8.0, abs=0.05) and d["n_cells"] == 3
+  assert d["all_cells"]["n_cells"] == 4 and d["all_cells"]["alpha"] < 7.5
+  assert json.load(open(out / "fit.json"))["per_modulus"]["23"]["alpha"] == pytest.approx(d["alpha"])
+  assert os.path.getsize(out / "figures" / "delay_law.png") > 1000
+
+
 def test_layernorm_ablation_smoke(tmp_path):
   out = str(tmp_path / "ab")
   proc = _script("layernorm_ablation", "--preset", "smoke", "--out", out, "--no-progress")
@@ -222,7 +264,7 @@ def test_pinned_norm_runs_the_transformer(tmp_path):
 
 # Every flag that takes a value, with a valid one; "--flag value" and "--flag=value" must
 # give the same configuration.
-FLAG_VALUES = {"--seed-stream": "mine", "--overlap": "on", "--pad-moduli": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
+FLAG_VALUES = {"--seed-stream": "mine", "--fit-rhos": "0.9:1.2", "--kick-at": "500", "--overlap": "on", "--pad-moduli": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
                "--wd": "0.5", "--steps": "300", "--frac": "0.5", "--d": "16", "--hidden": "32",
                "--eval-every": "5", "--chunk-steps": "100", "--retire-margin": "none",
                "--n-boot": "50", "--dtype": "float64", "--rhos": "0.9,1.1", "--t-int": "20",
