@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 COLLAPSE_MARK = 0.5  # a run whose train softmax collapsed on at least half the samples
@@ -107,6 +108,9 @@ def wc_vs_wd(path: str, result: dict[str, Any]):
       ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", capsize=3, color=f"C{j}",
                   label=f"p={p} lr {lr}")
   ax.set_xscale("log")
+  ticks = sorted({float(w) for per in result["per_modulus"].values() for w in per["per_wd"]})
+  ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   ax.set_xlabel("weight decay lambda")
   ax.set_ylabel("W_c = median ||W|| at T_grok (95% CI)")
   ax.legend(fontsize=8)
