@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -22,7 +24,19 @@ def _save(fig, path: str) -> str:
   fig.savefig(buf, format="png", dpi=120)
   plt.close(fig)
   atomic_bytes(path, buf.getvalue())
+  _own(path)
   return path
+
+
+OWNED = ".grokjax-figures"  # the figures grokjax wrote in a folder: all --force-new may delete
+
+
+def _own(path: str) -> None:
+  listing = os.path.join(os.path.dirname(path) or ".", OWNED)
+  names = set(open(listing).read().split()) if os.path.exists(listing) else set()
+  if os.path.basename(path) not in names:
+    from grokjax.io import atomic_bytes
+    atomic_bytes(listing, ("\n".join(sorted(names | {os.path.basename(path)})) + "\n").encode())
 
 
 def delay_law(path: str, rows: list[dict[str, Any]], result: dict[str, Any], title: str = ""):

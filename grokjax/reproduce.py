@@ -772,7 +772,8 @@ def copy_small_outputs(src: str, dst: str) -> None:
     if os.path.exists(os.path.join(src, name)):
       shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
   if os.path.isdir(os.path.join(src, "figures")):
-    shutil.copytree(os.path.join(src, "figures"), os.path.join(dst, "figures"), dirs_exist_ok=True)
+    shutil.copytree(os.path.join(src, "figures"), os.path.join(dst, "figures"), dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".grokjax-*"))
 
 
 # ---------------------------------------------------------------- running the claims

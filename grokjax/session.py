@@ -30,6 +30,10 @@ class Session:
     self.checkpoint_every_s, self.overlap = checkpoint_every_s, overlap
     self.pad_moduli: bool | str = "auto"  # pinned_norm: several moduli in one program
     cfg_path = os.path.join(out, "config.json")
+    if os.path.isdir(out) and os.listdir(out) and not os.path.exists(cfg_path):
+      raise ConfigMismatch(
+          f"{out} is not empty and is not a grokjax results folder (no config.json): nothing "
+          "there is touched; use another --out")
     if os.path.exists(cfg_path) and not force_new:
       old = io.read_json(cfg_path).get("config", {})
       new = io.plain(cfg.to_json())
@@ -51,8 +55,7 @@ class Session:
             f"{out} holds a run with another configuration (differs in: {what}); "
             "use another --out, or --force-new to start over")
     elif force_new and os.path.isdir(out):
-      for name in ("phases", "checkpoints", "figures"):
-        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+      discard_outputs(out)
     self.started = time.time()
     self.estimate = None  # a `grokjax.estimate.Estimate`, set by `plan`
     io.write_json(cfg_path, dict(config=cfg.to_json(), environment=io.environment()))
@@ -87,6 +90,33 @@ class Session:
 
   def path(self, *parts: str) -> str:
     return os.path.join(self.out, *parts)
+
+
+# What a results folder holds of grokjax's: all that --force-new deletes (figures: the ones
+# `grokjax.plots` lists as written). Anything else in the folder is the user's and stays.
+OUTPUT_FILES = ("runs.csv", "curves.npz", "fit.json", "summary.json", "timing.json")
+OUTPUT_DIRS = ("phases", "checkpoints")
+
+
+def discard_outputs(out: str) -> None:
+  """Delete a results folder's own outputs, the old results before the old config.json, so
+  a kill midway never leaves a new configuration beside old results."""
+  from grokjax.plots import OWNED
+  for name in OUTPUT_FILES:
+    path = os.path.join(out, name)
+    if os.path.exists(path):
+      os.remove(path)
+  for name in OUTPUT_DIRS:
+    shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+  figures = os.path.join(out, "figures")
+  listing = os.path.join(figures, OWNED)
+  if os.path.exists(listing):
+    for name in open(listing).read().split():
+      if os.path.isfile(os.path.join(figures, name)):
+        os.remove(os.path.join(figures, name))
+    os.remove(listing)
+  if os.path.exists(os.path.join(out, "config.json")):
+    os.remove(os.path.join(out, "config.json"))
 
 
 def _short(value, limit: int = 80) -> str:

@@ -239,6 +239,34 @@ def test_refit_headline_uses_the_range_and_keeps_every_cell_apart(tmp_path):
   assert os.path.getsize(out / "figures" / "delay_law.png") > 1000
 
 
+def test_a_folder_grokjax_did_not_make_is_refused_and_left_alone(tmp_path):
+  mine = tmp_path / "myproj"
+  (mine / "figures").mkdir(parents=True)
+  (mine / "figures" / "important_plot.png").write_text("x")
+  (mine / "runs.csv").write_text("my own table")
+  for extra in ([], ["--force-new"]):
+    proc = _script("pinned_norm", "--preset", "smoke", "--out", str(mine), *extra, check=False)
+    assert proc.returncode == 2 and "not a grokjax results folder" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+  assert sorted(os.listdir(mine)) == ["figures", "runs.csv"]
+  assert (mine / "runs.csv").read_text() == "my own table"
+  assert os.listdir(mine / "figures") == ["important_plot.png"]
+
+
+def test_force_new_deletes_only_what_grokjax_wrote(tmp_path, pinned_smoke):
+  out = tmp_path / "pn"
+  shutil.copytree(pinned_smoke[0], out)
+  (out / "figures" / "my_notes.png").write_text("keep")
+  (out / "notes.txt").write_text("keep")
+  experiment.Session(experiment.resolve("pinned_norm", "smoke", rhos=[1.0, 1.2]), str(out),
+                     force_new=True, progress=False)
+  # the old results are gone before the new run writes any, the user's files stay
+  assert sorted(os.listdir(out)) == ["config.json", "figures", "notes.txt"]
+  assert os.listdir(out / "figures") == ["my_notes.png"]
+  cfg = json.load(open(out / "config.json"))["config"]
+  assert cfg["rhos"] == [1.0, 1.2]
+
+
 def test_layernorm_ablation_smoke(tmp_path):
   out = str(tmp_path / "ab")
   proc = _script("layernorm_ablation", "--preset", "smoke", "--out", out, "--no-progress")
