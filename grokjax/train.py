@@ -906,6 +906,8 @@ class _Checkpoints:
     return loop, list(tree["state"])
 
   def save(self, step: int, loop: dict, state) -> None:
+    if step in self.manager.all_steps():
+      return  # nothing trained since that save (a resume of a finished state): it stands
     tree = dict(loop, fingerprint=self.fingerprint, state=to_host(jax.tree.leaves(state)))
     self.manager.save(step, args=self._ocp.args.StandardSave(tree), force=True)
     self.manager.wait_until_finished()

@@ -288,3 +288,19 @@ def test_padded_weights_and_moments_stay_exactly_zero():
     for name, rows in (("embed", np.s_[:, 13:]), ("w2", np.s_[:, 13:]), ("b2", np.s_[:, 13:])):
       assert np.all(np.asarray(tree[name])[rows] == 0), name
   assert np.any(np.asarray(state["params"]["w2"])[:, :13] != 0)
+
+
+def test_resuming_a_finished_checkpoint_never_wedges(tmp_path):
+  # A kill between a phase's last checkpoint (every run finished) and its phase file: the
+  # retry restores that state, trains nothing, and must not try to save the same step again.
+  ckpt = str(tmp_path / "ck")
+  runs = _grid(budget=40)
+  first = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False,
+                checkpoint=ckpt, checkpoint_every_s=0)
+  assert any(name.isdigit() for name in os.listdir(ckpt))
+  for _ in range(2):
+    again = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False,
+                  checkpoint=ckpt, checkpoint_every_s=0)
+    for k in first.curves:
+      np.testing.assert_array_equal(first.curves[k], again.curves[k])
+    np.testing.assert_array_equal(first.last_step, again.last_step)
