@@ -136,6 +136,7 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
   if cfg.arch == "transformer" and cfg.d % cfg.heads:
     raise UsageError(f"--d/--heads: d={cfg.d} is not divisible by heads={cfg.heads}")
   experiment_module(experiment).check(cfg)
+  _check_budgets(cfg)
   for p in cfg.moduli:
     try:
       cfg.task(p)
@@ -149,6 +150,30 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
     raise UsageError(f"--out: {out!r} is a file, not a folder")
   _check_memory(cfg, args)
   return cfg, out, args
+
+
+def _check_budgets(cfg) -> None:
+  """Refuse a clamp that would start at or after its cell's budget, and an evaluation
+  interval longer than a budget (every T_grok would read as that interval)."""
+  import dataclasses
+  clamps = cfg.rhos if cfg.experiment not in ("free_training", "free_norm_delay") else []
+  unrounded = dataclasses.replace(cfg, eval_every=1)  # budgets before rounding up to it
+  for p in cfg.moduli:
+    cells = [(None, cfg.budget(None, p))] + [(r, cfg.budget(r, p)) for r in clamps]
+    for rho, budget in cells:
+      raw = unrounded.budget(rho, p)
+      if cfg.eval_every > raw:
+        raise UsageError(f"--eval-every: {cfg.eval_every} is longer than the budget {raw:,} of "
+                         f"p={p} {'free' if rho is None else f'rho {rho:g}'}; T_grok could "
+                         "only be read at the end")
+      if rho is not None and cfg.experiment != "norm_interventions" and cfg.t_int >= budget:
+        raise UsageError(f"--t-int: the clamp would start at step {cfg.t_int:,}, at or past the "
+                         f"budget {budget:,} of p={p} rho {rho:g}; the cell would train free")
+  if cfg.experiment == "norm_interventions":
+    budget = min(cfg.budget(None, p) for p in cfg.moduli)
+    if cfg.t_int >= budget:
+      raise UsageError(f"--t-int: the interventions would start at step {cfg.t_int:,}, at or "
+                       f"past the budget {budget:,}")
 
 
 def _check_memory(cfg, args) -> None:

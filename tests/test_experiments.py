@@ -163,6 +163,10 @@ BAD = [
     ("pinned_norm", ["--moduli", "100000"], "--moduli: the grid needs about"),
     ("pinned_norm", ["--seeds", "1000000000"], "the largest number of seeds that fits is"),
     ("free_training", ["--steps", "1000000000000"], "the largest budget that fits is"),
+    ("pinned_norm", ["--preset", "smoke", "--t-int", "100000"], "--t-int: the clamp would start"),
+    ("norm_interventions", ["--preset", "smoke", "--t-int", "600"], "--t-int: the interventions"),
+    ("pinned_norm", ["--preset", "smoke", "--eval-every", "1000"], "--eval-every: 1000 is longer"),
+    ("free_training", ["--preset", "smoke", "--steps", "50", "--eval-every", "60"], "--eval-every"),
 ]
 
 
@@ -293,7 +297,7 @@ def test_pinned_norm_runs_the_transformer(tmp_path):
 # Every flag that takes a value, with a valid one; "--flag value" and "--flag=value" must
 # give the same configuration.
 FLAG_VALUES = {"--seed-stream": "mine", "--fit-rhos": "0.9:1.2", "--kick-at": "500", "--overlap": "on", "--pad-moduli": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
-               "--wd": "0.5", "--steps": "300", "--frac": "0.5", "--d": "16", "--hidden": "32",
+               "--wd": "0.5", "--steps": "3000", "--frac": "0.5", "--d": "16", "--hidden": "32",
                "--eval-every": "5", "--chunk-steps": "100", "--retire-margin": "none",
                "--n-boot": "50", "--dtype": "float64", "--rhos": "0.9,1.1", "--t-int": "20",
                "--arch": "mlp", "--heads": "2", "--wc-min-grok-fraction": "0.5", "--out": "x",
