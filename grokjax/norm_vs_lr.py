@@ -48,17 +48,25 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
       + ", ".join(f"{k:g}: {v:.2f}" for k, v in wc_lr.items()))
   clamp = clamp_phase(sess, p, {float(lr): wc for lr in cfg.lrs}, cfg.rhos, cfg.lrs, phases)
   all_rows = write_tables(sess, phases)
-  matrix = {f"{rho:g}": {f"{lr:g}": cell_summary([r for r in clamp if r["rho"] == rho
-                                                    and r["lr"] == lr])["median_t_grok"]
-                         for lr in cfg.lrs} for rho in cfg.rhos}
-  control = {f"{lr:g}": cell_summary([r for r in free if r["lr"] == lr])["median_t_grok"]
-             for lr in cfg.lrs}
-  grid = [[matrix[f"{rho:g}"][f"{lr:g}"] for lr in cfg.lrs] for rho in cfg.rhos]
-  budget = [[cfg.budget(rho, p) for _ in cfg.lrs] for rho in cfg.rhos]
-  fold_rho = {f"{lr:g}": fit.fold_change_bounded([row[j] for row in grid], [b[j] for b in budget])
-              for j, lr in enumerate(cfg.lrs)}
-  fold_lr = {f"{rho:g}": fit.fold_change_bounded(grid[i], budget[i])
-             for i, rho in enumerate(cfg.rhos)}
+  summaries = {(rho, lr): cell_summary([r for r in clamp if r["rho"] == rho and r["lr"] == lr])
+               for rho in cfg.rhos for lr in cfg.lrs}
+  # A cell whose every run diverged has no grok time and no censoring bound: it is named
+  # as diverged and left out of the folds.
+  gone = lambda s: s["n"] > 0 and s["n_diverged"] == s["n"]
+  diverged_cells = [f"rho {rho:g}, lr {lr:g}" for (rho, lr), s in summaries.items() if gone(s)]
+  matrix = {f"{rho:g}": {f"{lr:g}": summaries[rho, lr]["median_t_grok"] for lr in cfg.lrs}
+            for rho in cfg.rhos}
+  free_cells = {lr: cell_summary([r for r in free if r["lr"] == lr]) for lr in cfg.lrs}
+  control = {f"{lr:g}": free_cells[lr]["median_t_grok"] for lr in cfg.lrs}
+
+  def fold(cells):  # (median, budget) of the cells that did not all diverge
+    kept = [(summaries[c]["median_t_grok"], cfg.budget(c[0], p)) for c in cells
+            if not gone(summaries[c])]
+    return fit.fold_change_bounded(*zip(*kept)) if len(kept) >= 2 else \
+        dict(value=float("nan"), lower_bound=False)
+
+  fold_rho = {f"{lr:g}": fold([(rho, lr) for rho in cfg.rhos]) for lr in cfg.lrs}
+  fold_lr = {f"{rho:g}": fold([(rho, lr) for lr in cfg.lrs]) for rho in cfg.rhos}
   alpha_lr = {}
   for lr in cfg.lrs:
     rs = [r for r in clamp if r["lr"] == lr and not r["diverged"]]
@@ -69,14 +77,20 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
                 fold_across_lr=fold_lr,
                 fold_rho_median=fit.bounded_median(list(fold_rho.values())),
                 fold_lr_median=fit.bounded_median(list(fold_lr.values())),
+                diverged_cells=diverged_cells,
+                free_diverged=[f"{lr:g}" for lr, c in free_cells.items() if gone(c)],
                 per_lr=alpha_lr, fit_method=fit.METHOD, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
   plots.rho_lr_matrix(sess.path("figures", "rho_lr_matrix.png"), result)
   plots.curves(sess.path("figures", "curves.png"), phases)
   say(f"median T_grok (rows rho, columns lr {', '.join(f'{lr:g}' for lr in cfg.lrs)}):")
-  for rho, row in matrix.items():
-    say(f"  rho {rho:>5}: " + "  ".join(f"{'censored' if v is None else int(v):>8}" for v in row.values()))
-  say("  free    : " + "  ".join(f"{'censored' if v is None else int(v):>8}" for v in control.values()))
+  text = lambda v, s: "diverged" if gone(s) else "censored" if v is None else int(v)
+  for rho in cfg.rhos:
+    say(f"  rho {rho:>5g}: " + "  ".join(f"{text(matrix[f'{rho:g}'][f'{lr:g}'], summaries[rho, lr]):>8}"
+                                       for lr in cfg.lrs))
+  say("  free    : " + "  ".join(f"{text(control[f'{lr:g}'], free_cells[lr]):>8}" for lr in cfg.lrs))
+  if diverged_cells:
+    say(f"diverged (every run; left out of the folds): {'; '.join(diverged_cells)}")
   say(f"fold change of median T_grok: across rho {fit.format_fold(result['fold_rho_median'])}, "
       f"across lr {fit.format_fold(result['fold_lr_median'])} (medians over the other axis; "
       "'>=': a censored cell at the slow end, so only a lower bound)")

@@ -50,7 +50,11 @@ def cv(values) -> float:
 
 def checked_wc(cfg: Config, p: int, free_rows, what: str = "") -> float:
   """W_c of a free control, refused (RuntimeError, one line) when too few seeds grokked."""
-  frac = cell_summary(free_rows)["grok_fraction"]
+  summary = cell_summary(free_rows)
+  frac = summary["grok_fraction"]
+  if summary["n"] and summary["n_diverged"] == summary["n"]:
+    raise RuntimeError(f"p={p}{what}: every run of the free control diverged, so there is no "
+                       "W_c; lower the learning rate")
   if not frac >= cfg.wc_min_grok_fraction:
     raise RuntimeError(
         f"p={p}{what}: only {frac:.0%} of the free control grokked (need "

@@ -511,6 +511,8 @@ class SweepResult:
                      mem_threshold=mem_threshold, grok_threshold=grok_threshold,
                      grok_persist=grok_persist)
     out["diverged"] = self.diverged_step >= 0
+    # a diverged run is neither a grok time nor a censoring time
+    out["censored"] = out["censored"] & ~out["diverged"]
     for name in ("train_acc", "test_acc"):
       out[f"final_{name}"] = last_finite(c[name])
     return out

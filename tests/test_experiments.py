@@ -134,6 +134,29 @@ def test_norm_vs_lr_smoke(tmp_path):
   assert os.path.exists(os.path.join(out, "figures", "rho_lr_matrix.png"))
 
 
+def test_a_diverged_learning_rate_is_reported_as_diverged_not_censored(tmp_path):
+  out = str(tmp_path / "nl")
+  proc = _script("norm_vs_lr", "--preset", "smoke", "--lrs", "3e-2,10", "--out", out,
+                 "--no-progress")
+  rows = _rows(out)
+  bad = [r for r in rows if float(r["lr"]) == 10]
+  assert bad and all(r["diverged"] == "True" and r["censored"] == "False" for r in bad)
+  fit = json.load(open(os.path.join(out, "fit.json")))
+  assert fit["diverged_cells"] == ["rho 0.95, lr 10", "rho 1.1, lr 10"]
+  assert fit["free_diverged"] == ["10"]
+  table = [l for l in proc.stdout.splitlines() if l.startswith(("  rho", "  free"))]
+  assert len(table) == 3 and all("diverged" in l and "censored" not in l for l in table)
+  # the fold across lr is not built from the diverged column (one lr left: no fold)
+  assert all(v["value"] is None for v in fit["fold_across_lr"].values())
+
+
+def test_a_free_control_whose_every_run_diverges_says_so(tmp_path):
+  proc = _script("pinned_norm", "--preset", "smoke", "--lrs", "10", "--out",
+                 str(tmp_path / "d"), "--no-progress", check=False)
+  assert proc.returncode == 1 and "every run of the free control diverged" in proc.stderr
+  assert "nan%" not in proc.stderr and "raise the learning rate" not in proc.stderr
+
+
 BAD = [
     ("pinned_norm", ["--moduli", ""], "--moduli: empty list"),
     ("pinned_norm", ["--moduli", "41,,47"], "--moduli: empty list"),
