@@ -682,6 +682,13 @@ def predict_user_moduli(scan: Folder, moduli: Sequence[int], rhos: Sequence[floa
 # ---------------------------------------------------------------- the whole table
 
 
+# The rows of a claim read from its one folder: the claim's name -> its function here.
+ONE_FOLDER_ROWS = {"dense_rho": "dense_rho_rows", "moduli_scan": "moduli_scan_rows",
+                   "norm_vs_lr": "norm_vs_lr_rows", "free_training": "free_training_rows",
+                   "wc_wd_lr": "wc_wd_lr_rows", "interventions": "interventions_rows",
+                   "free_norm_delay": "free_norm_delay_rows"}
+
+
 def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None
            ) -> tuple[list[Row], dict[str, Folder | list[Folder]]]:
   """Every row that the results under `results` support; raises MissingResults naming
@@ -706,22 +713,10 @@ def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None
     except MissingResults as e:
       raise MissingResults(str(e), claim=name) from None
     folders[name] = loaded if len(loaded) > 1 else loaded[0]
-    if name == "dense_rho":
-      rows += dense_rho_rows(loaded[0], n_boot)
-    elif name == "moduli_scan":
-      rows += moduli_scan_rows(loaded[0], n_boot)
-    elif name == "norm_vs_lr":
-      rows += norm_vs_lr_rows(loaded[0], n_boot)
-    elif name == "free_training":
-      rows += free_training_rows(loaded[0], n_boot)
+    if name in ONE_FOLDER_ROWS:
+      rows += globals()[ONE_FOLDER_ROWS[name]](loaded[0], n_boot)
     elif name == "train_fraction":
       rows += train_fraction_rows(loaded, n_boot)
-    elif name == "wc_wd_lr":
-      rows += wc_wd_lr_rows(loaded[0], n_boot)
-    elif name == "interventions":
-      rows += interventions_rows(loaded[0], n_boot)
-    elif name == "free_norm_delay":
-      rows += free_norm_delay_rows(loaded[0], n_boot)
     elif name == "user_moduli":
       scan_path = os.path.join(results, "moduli_scan")
       scan = Folder.load(scan_path) if os.path.exists(os.path.join(scan_path, "runs.csv")) else None
