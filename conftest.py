@@ -6,6 +6,15 @@ import tempfile
 # run on an accelerator when one is present (the device lane).
 if os.environ.get("GROKJAX_TEST_DEVICE") != "1":
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
+else:  # the suite's worker processes share one accelerator: none may take its memory whole
+  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("GROKJAX_CPU_DEVICES", "1")
-# Compiled programs go to a cache of the suite's own, never the user's.
+# Compiled programs go to a cache of the suite's own, never the user's: one folder for the
+# whole run (made by the first process, inherited by the xdist workers and by every
+# subprocess a test starts), so a program one process compiled the others load.
 os.environ.setdefault("GROKJAX_CACHE", tempfile.mkdtemp(prefix="grokjax-test-cache-"))
+
+
+def pytest_configure(config):
+  from grokjax.train import enable_compilation_cache
+  enable_compilation_cache()

@@ -355,7 +355,7 @@ def test_cell_summary_leaves_diverged_runs_out():
 
 def test_free_control_that_mostly_fails_to_grok_stops_with_one_line(tmp_path, capsys):
   code = cli.main("pinned_norm", experiment.pinned_norm,
-                  ["--preset", "smoke", "--steps", "20", "--out", str(tmp_path / "o"), "--no-progress"])
+                  ["--preset", "smoke", "--steps", "60", "--out", str(tmp_path / "o"), "--no-progress"])
   err = capsys.readouterr().err.strip()
   assert code == 1 and len(err.splitlines()) == 1
   assert "p=23" in err and "0% of the free control grokked" in err and "--steps" in err
