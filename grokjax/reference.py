@@ -209,6 +209,21 @@ def like_for_like(folders: dict, cells: list[RefCell], n_boot: int = 2000
         out.append(CellComparison(claim, _describe(key), "T_grok", ref.experiment,
                                   compare.compare_samples(t, cens, ref.t_grok, ref.censored,
                                                           n_boot)))
+        control_key = key[:7] + ("free", None, None)
+        if key[7] in ("oneshot", "kick", "clamp") and control_key in groups and control_key in by_key:
+          # the arm's effect, seed by seed against the same seed's free control (both sides
+          # match seeds across arms), so the two controls' own speeds cancel
+          base = {r["seed"]: r for r in groups[control_key] if r["grokked"]}
+          mine = [(r["t_grok"] / base[r["seed"]]["t_grok"], not r["grokked"]) for r in rows
+                  if r["seed"] in base]
+          rc = [c for c in by_key[control_key] if c.experiment == ref.experiment]
+          if rc and len(rc[0].t_grok) == len(ref.t_grok) and mine:
+            ok = ~rc[0].censored
+            theirs_t = ref.t_grok[ok] / rc[0].t_grok[ok]
+            a = np.array(mine)
+            out.append(CellComparison(claim, _describe(key), "T_grok / own control", ref.experiment,
+                                      compare.compare_samples(a[:, 0], a[:, 1].astype(bool),
+                                                              theirs_t, ref.censored[ok], n_boot)))
         if key[7] == "free":
           w = np.array([r["norm_at_grok"] for r in rows if r["grokked"]], float)
           rw = ref.norm_at_grok[~ref.censored]

@@ -496,6 +496,22 @@ def interventions_rows(f: Folder, n_boot: int) -> list[Row]:
       m, ci = seed_bootstrap(cell, median_t_grok, n_boot)
       out.append(_row(claim, f"hold at {rho:g} W_c from t_int", v, None, m, ci))
 
+  # Each arm against its own experiment's control: what washes out is the arm's effect,
+  # whatever the control's own speed (theirs and ours come from different seed draws).
+  def relative(rows, arm, **kw):
+    m, c = median_t_grok([r for r in rows if r["arm"] == arm and all(r.get(k) == v for k, v
+                                                                     in kw.items())]), \
+        median_t_grok([r for r in rows if r["arm"] == "free"])
+    return None if m is None or c is None else m / c
+
+  for rho, v in ref["oneshot"].items():
+    x, ci = seed_bootstrap(f.rows, lambda rs, rho=rho: relative(rs, "oneshot", rho=rho), n_boot)
+    out.append(_row(claim, f"one-shot {rho:g} / control", round(v / ref["control"], 3), None,
+                    x, ci))
+  for g, v in ref["kick"].items():
+    x, ci = seed_bootstrap(f.rows, lambda rs, g=g: relative(rs, "kick", group=g), n_boot)
+    out.append(_row(claim, f"x0.8 {g} / control", round(v / ref["control"], 3), None, x, ci))
+
   def span(rows, arm, rhos):
     ms = [median_t_grok([r for r in rows if r["arm"] == arm and r["rho"] == x]) for x in rhos]
     return None if None in ms else max(ms) / min(ms)

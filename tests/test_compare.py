@@ -95,9 +95,14 @@ def test_reference_reader_and_like_for_like_on_their_layout(tmp_path):
   ours = [dict(p=59, arm="free", rho=None, lr=1e-3, wd=1.0, seed=s, t_grok=t, grokked=True,
                diverged=False, norm_at_grok=60.0 + s, layernorm=False)
           for s, t in enumerate([10000, 10100, 9900, 10200, 9800, 10050])]
+  ours += [dict(r, arm="clamp", rho=1.3, t_grok=5.6 * r["t_grok"]) for r in ours]
   folder = rp.Folder("x", ours, dict(frac=0.4, d=128, hidden=256, arch="mlp", wd=1.0), {}, {})
   out = reference.like_for_like({"norm_vs_lr": folder}, list(cells.values()), n_boot=200)
-  t = [c for c in out if c.quantity == "T_grok"]
+  # the clamp cell seed by seed against its own control: 5.6x ours, about 5.6x theirs
+  rel = [c for c in out if c.quantity == "T_grok / own control"]
+  assert len(rel) == 1 and rel[0].comparison.ours_median == pytest.approx(5.6)
+  assert rel[0].comparison.censored_ref == 1 and rel[0].comparison.n_ref == 4
+  t = [c for c in out if c.quantity == "T_grok" and "free" in c.cell]
   assert len(t) == 1 and t[0].ref_experiment == "efflr"
   assert t[0].comparison.ratio == pytest.approx(np.median([10000, 10100, 9900, 10200, 9800, 10050])
                                                 / np.median([5000, 5100, 4900, 5050]))
