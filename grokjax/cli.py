@@ -142,6 +142,9 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
       cfg.task(p)
     except ValueError as e:
       raise UsageError(f"--moduli/--frac/--problem: {e}")
+  if args.out is not None and not args.out.strip():
+    raise UsageError("--out: an empty folder name; give a folder, or leave --out out for "
+                     "the default")
   out = args.out or os.path.join(
       "results", f"{experiment}_{cfg.preset}_p{'-'.join(map(str, cfg.moduli))}"
       + ("" if cfg.problem == "add" else "_" + cfg.problem.replace(":", "_").replace(",", "_")

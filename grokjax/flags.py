@@ -32,6 +32,10 @@ def list_of(flag: str, one: Callable[[str], Any], allowed: str):
         out.append(one(s))
       except ValueError as e:
         raise UsageError(f"{flag}: {e}; give {allowed}")
+    twice = [x for i, x in enumerate(out) if x in out[:i]]
+    if twice:
+      raise UsageError(f"{flag}: {items[out.index(twice[0])]} appears twice in {text!r}; "
+                       "each value once")
     return out
   return parse
 
@@ -71,15 +75,18 @@ def integer(flag: str, low: int):
   return parse
 
 
-def number_in(flag: str, low: float, high: float | None, closed_low: bool):
+def number_in(flag: str, low: float, high: float | None, closed_low: bool,
+              closed_high: bool = False):
   def parse(text: str) -> float:
     try:
       v = float(text)
     except ValueError:
       raise UsageError(f"{flag}: {text!r} is not a number")
-    ok = (v >= low if closed_low else v > low) and (high is None or v < high) and v == v
+    below = high is None or (v <= high if closed_high else v < high)
+    ok = (v >= low if closed_low else v > low) and below and v == v
     if not ok or v == float("inf"):
-      rng = f"{'[' if closed_low else '('}{low:g}, {'inf' if high is None else f'{high:g}'})"
+      rng = (f"{'[' if closed_low else '('}{low:g}, {'inf' if high is None else f'{high:g}'}"
+             f"{']' if closed_high else ')'}")
       raise UsageError(f"{flag}: {text} is outside {rng}")
     return v
   return parse
@@ -96,7 +103,7 @@ def clamp_flags(ap: argparse.ArgumentParser) -> None:
   ap.add_argument("--rhos", type=floats("--rhos"), help="held norms rho (units of W_c)")
   ap.add_argument("--t-int", type=integer("--t-int", 0), help="first step of the clamp")
   ap.add_argument("--wc-min-grok-fraction",
-                  type=number_in("--wc-min-grok-fraction", 0, 1.0001, False),
+                  type=number_in("--wc-min-grok-fraction", 0, 1, False, closed_high=True),
                   help="least fraction of a free control that must grok for its W_c (default 0.75)")
 
 
