@@ -191,6 +191,7 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
     clamp_rows = [r for r in read_runs(os.path.join(cfg.clamp_from, "runs.csv"))
                   if r["arm"] == "clamp"]
   plots.both_laws(sess.path("figures", "both_laws.png"), rows, clamp_rows)
+  plots.matched_delay(sess.path("figures", "matched_delay.png"), rows, result)
   plots.curves(sess.path("figures", "curves.png"), phases)
   for key, v in per.items():
     k = v["kappa"]

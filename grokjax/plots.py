@@ -253,6 +253,37 @@ def both_laws(path: str, free_rows: list[dict[str, Any]], clamp_rows: list[dict]
   return _save(fig, path)
 
 
+def matched_delay(path: str, rows: list[dict[str, Any]], result: dict[str, Any]):
+  """The free-norm delay seed by seed: T_grok(s) - T_grok(1) of the same seed against
+  ln(s) / (lr wd), one colour per (lr, wd), with the pooled matched fit and its CI."""
+  fig, ax = plt.subplots(figsize=(6.2, 4.4))
+  base = {(r["seed"], r["lr"], r["wd"]): r["t_grok"] for r in rows
+          if float(r["scale"]) == 1.0 and r["grokked"] and not r["diverged"]}
+  cells = sorted({(r["lr"], r["wd"]) for r in rows})
+  xmax = 0.0
+  for k, (lr, wd) in enumerate(cells):
+    pts = [(np.log(float(r["scale"])) / (lr * wd), r["t_grok"] - base[(r["seed"], lr, wd)])
+           for r in rows if (r["lr"], r["wd"]) == (lr, wd) and float(r["scale"]) != 1.0
+           and r["grokked"] and not r["diverged"] and (r["seed"], lr, wd) in base]
+    if pts:
+      x, y = np.array(pts).T
+      xmax = max(xmax, x.max())
+      ax.scatter(x, y, s=12, alpha=0.6, color=f"C{k}", label=f"lr {lr:g}, wd {wd:g}")
+  m = result.get("kappa_matched_pooled") or {}
+  if m.get("kappa") and xmax:
+    xs = np.linspace(0, xmax, 50)
+    ci = m.get("kappa_ci")
+    ci_text = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+    ax.plot(xs, m["intercept"] + xs / m["kappa"], "k-",
+            label=f"pooled: kappa = {m['kappa']:.2f}{ci_text}, R2 = {m['r2']:.2f}")
+    ax.plot(xs, xs, "k:", lw=1, label="kappa = 1: bare weight-decay contraction")
+  ax.set_xlabel("ln(s) / (lr wd)  (steps)")
+  ax.set_ylabel("T_grok(s) - T_grok(1), same seed (steps)")
+  ax.set_title(f"free-norm delay: weights x s at step {result.get('kick_at', 0)}", fontsize=9)
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
 def sparse_parity(path: str, result: dict[str, Any]):
   """The sparse-parity rows, ours (filled) beside the authors' (open): W_c against m and
   against weight decay, median T_grok against the learning rate, clamp slowdowns."""

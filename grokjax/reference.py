@@ -162,7 +162,7 @@ class CellComparison:
 
 def _our_key(row: dict, config: dict) -> tuple | None:
   arm = OUR_ARMS.get(row.get("arm"))
-  if arm is None:
+  if arm is None or row.get("scale") not in (None, 1, 1.0):  # a rescaled free run: not theirs
     return None
   rho = row.get("rho")
   group = row.get("group") if arm == "kick" else None

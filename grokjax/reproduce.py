@@ -543,6 +543,18 @@ def free_norm_delay_rows(f: Folder, n_boot: int) -> list[Row]:
                     m.get("kappa_ci"),
                     f"R^2 {m['r2']:.2f}, {m['n_pairs']} pairs" if m.get("kappa") else
                     m.get("error", "")))
+  def exponent(rs):  # median T_grok - T_peak per (lr, wd) cell ~ (lr wd)^beta
+    pts = []
+    for lr, wd in cells:
+      d = [r["t_grok"] - r["t_peak"] for r in rs if (r["lr"], r["wd"]) == (lr, wd)
+           and r["grokked"] and r.get("t_peak") is not None and r["t_peak"] >= 0]
+      if d and np.median(d) > 0:
+        pts.append((lr * wd, float(np.median(d))))
+    return fit.fit_power_law(*map(np.array, zip(*pts)))["beta"] if len(pts) >= 2 else None
+
+  v, ci = seed_bootstrap(rows, exponent, n_boot)
+  out.append(_row(claim, "exponent of the median delay in lr x wd (the law: -1)", -1.0, None,
+                  v, ci))
   k = fit_kappa(rows, n_boot)
   out.append(_row(claim, "kappa (each run's own peak), pooled", None, None, k.get("kappa"),
                   k.get("kappa_ci"), f"R^2 {k['r2']:.2f}" if k.get("kappa") else k.get("error", "")))
