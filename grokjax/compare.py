@@ -42,7 +42,8 @@ class Comparison:
 
 
 def censored_median(values: np.ndarray, censored: np.ndarray) -> float | None:
-  """Median with censored values above every observed one; None when half or more are."""
+  """Median with censored runs as lower bounds above every observed time; None when
+  half or more are censored (the median is then only known to exceed the budget)."""
   values, censored = np.asarray(values, float), np.asarray(censored, bool)
   if len(values) == 0 or 2 * censored.sum() >= len(values):
     return None
@@ -107,8 +108,10 @@ def interval_verdict(ref_ci: Sequence[float], ours_ci: Sequence[float] | None) -
   return "CIs overlap" if ours_ci[0] <= ref_ci[1] and ref_ci[0] <= ours_ci[1] else "differs"
 
 
-def point_verdict(ref: float, ours_ci: Sequence[float] | None) -> str:
-  """A paper point against our CI: the weakest check."""
+def point_verdict(ref: float, ours_ci: Sequence[float] | None, half: float = 0.0) -> str:
+  """A paper point, standing for [ref - half, ref + half] (the values that round to it),
+  against our CI: the weakest check."""
   if ours_ci is None:
     return "inconclusive"
-  return "consistent (point)" if ours_ci[0] <= ref <= ours_ci[1] else "differs (point)"
+  return ("consistent (point)" if ours_ci[0] <= ref + half and ref - half <= ours_ci[1]
+          else "differs (point)")

@@ -56,6 +56,17 @@ def peak_after_memorising(steps, norm, t_mem, t_grok) -> tuple[np.ndarray, np.nd
           np.where(ok, masked[np.arange(len(col)), col], np.nan))
 
 
+def _line(x: np.ndarray, y: np.ndarray):
+  """Least-squares y = icept + slope x: (slope, icept, R^2); None with fewer than 3 points
+  or no spread in x."""
+  if len(x) < 3 or np.ptp(x) == 0:
+    return None
+  slope, icept = np.polyfit(x, y, 1)
+  total = np.sum((y - y.mean()) ** 2)
+  r2 = 1 - np.sum((y - (icept + slope * x)) ** 2) / total if total > 0 else float("nan")
+  return slope, icept, r2
+
+
 def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
   """T_grok - T_peak = c + x / kappa, x = ln(V_peak / V_grok) / (2 lr wd): kappa, its
   95 % bootstrap CI over seeds, R^2 and the intercept c."""
@@ -63,15 +74,8 @@ def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
         and r["v_peak"] and r["v_grok"] and not r["diverged"]]
 
   def one(rs):
-    if len(rs) < 3:
-      return None
     x = np.array([np.log(r["v_peak"] / r["v_grok"]) / (2 * r["lr"] * r["wd"]) for r in rs])
-    y = np.array([r["t_grok"] - r["t_peak"] for r in rs], float)
-    if np.ptp(x) == 0:
-      return None
-    slope, icept = np.polyfit(x, y, 1)
-    r2 = 1 - np.sum((y - (icept + slope * x)) ** 2) / np.sum((y - y.mean()) ** 2)
-    return slope, icept, r2
+    return _line(x, np.array([r["t_grok"] - r["t_peak"] for r in rs], float))
 
   point = one(ok)
   if point is None or point[0] <= 0:
@@ -90,36 +94,34 @@ def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
               n_boot_kept=len(boots))
 
 
-def fit_matched_kappa(rows, n_boot: int) -> dict[str, Any]:
-  """kappa from matched pairs: per seed and (lr, wd), the extra delay of scale s over the
-  same seed at s = 1, T_grok(s) - T_grok(1) = c + x / kappa with x = ln(s) / (lr wd); its
-  95 % CI over seeds resampled, R^2, and the number of pairs (both runs grokked)."""
-  from grokjax.stats import seed_bootstrap
+def matched_pairs(rows) -> np.ndarray:
+  """Per rescaled run whose seed also grokked unscaled at the same (lr, wd), both
+  grokked: [lr, wd, x, y] with x = ln(s) / (lr wd) and y = T_grok(s) - T_grok(1)."""
   base = {(r["seed"], r["lr"], r["wd"]): r["t_grok"] for r in rows
           if r["scale"] == 1.0 and r["grokked"] and not r["diverged"]}
+  out = [(r["lr"], r["wd"], np.log(r["scale"]) / (r["lr"] * r["wd"]),
+          r["t_grok"] - base[(r["seed"], r["lr"], r["wd"])])
+         for r in rows if r["scale"] != 1.0 and r["grokked"] and not r["diverged"]
+         and (r["seed"], r["lr"], r["wd"]) in base]
+  return np.array(out, float).reshape(-1, 4)
 
-  def pairs(rs):
-    out = [(np.log(r["scale"]) / (r["lr"] * r["wd"]), r["t_grok"] - base[(r["seed"], r["lr"], r["wd"])])
-           for r in rs if r["scale"] != 1.0 and r["grokked"] and not r["diverged"]
-           and (r["seed"], r["lr"], r["wd"]) in base]
-    return np.array(out, float).reshape(-1, 2)
+
+def fit_matched_kappa(rows, n_boot: int) -> dict[str, Any]:
+  """kappa from matched pairs (`matched_pairs`): T_grok(s) - T_grok(1) = c + x / kappa with
+  x = ln(s) / (lr wd); its 95 % CI over seeds resampled, R^2, and the number of pairs."""
+  from grokjax.stats import seed_bootstrap
 
   def line(rs):
-    xy = pairs(rs)
-    if len(xy) < 3 or np.ptp(xy[:, 0]) == 0:
-      return None
-    slope, icept = np.polyfit(xy[:, 0], xy[:, 1], 1)
-    resid = xy[:, 1] - (icept + slope * xy[:, 0])
-    total = np.sum((xy[:, 1] - xy[:, 1].mean()) ** 2)
-    return slope, icept, (1 - np.sum(resid ** 2) / total) if total > 0 else float("nan")
+    xy = matched_pairs(rs)
+    return _line(xy[:, 2], xy[:, 3])
 
-  point = line(rows)
+  point, n_pairs = line(rows), len(matched_pairs(rows))
   if point is None or point[0] <= 0:
-    return dict(error="fewer than 3 matched pairs, or no positive slope", n_pairs=len(pairs(rows)))
+    return dict(error="fewer than 3 matched pairs, or no positive slope", n_pairs=n_pairs)
   inv = lambda rs: (lambda f: None if f is None or f[0] <= 0 else float(1 / f[0]))(line(rs))
   _, ci = seed_bootstrap(rows, inv, n_boot)
   return dict(kappa=float(1 / point[0]), kappa_ci=ci, slope=float(point[0]),
-              intercept=float(point[1]), r2=float(point[2]), n_pairs=len(pairs(rows)))
+              intercept=float(point[1]), r2=float(point[2]), n_pairs=n_pairs)
 
 
 def free_norm_delay(sess: Session) -> dict[str, Any]:
@@ -191,7 +193,7 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
     clamp_rows = [r for r in read_runs(os.path.join(cfg.clamp_from, "runs.csv"))
                   if r["arm"] == "clamp"]
   plots.both_laws(sess.path("figures", "both_laws.png"), rows, clamp_rows)
-  plots.matched_delay(sess.path("figures", "matched_delay.png"), rows, result)
+  plots.matched_delay(sess.path("figures", "matched_delay.png"), matched_pairs(rows), result)
   plots.curves(sess.path("figures", "curves.png"), phases)
   for key, v in per.items():
     k = v["kappa"]

@@ -13,8 +13,8 @@ from grokjax import flags, io
 from grokjax.estimate import plan
 from grokjax.grids import free_phase, write_tables
 from grokjax.session import Session, say
-from grokjax.stats import (cell_summary, critical_norm, cv, grok_rule, seed_bootstrap,
-                           wc_by_threshold)
+from grokjax.stats import (cell_summary, critical_norm, cv, finite_or_none, grok_rule,
+                           seed_bootstrap, wc_by_threshold)
 
 
 OUTPUT = "summary.json"
@@ -40,21 +40,17 @@ def _lr_cells(rows, lrs, n_boot: int) -> dict[str, Any]:
   by_lr = {}
   for lr in lrs:
     rs = [r for r in rows if r["lr"] == lr]
-    wc, wc_ci = seed_bootstrap(rs, lambda x: _finite(critical_norm(x)), n_boot)
+    wc, wc_ci = seed_bootstrap(rs, lambda x: finite_or_none(critical_norm(x)), n_boot)
     by_lr[f"{lr:g}"] = dict(cell_summary(rs), wc=critical_norm(rs), wc_ci=wc_ci,
                             wc_cv_seeds=cv([r["norm_at_grok"] for r in rs]))
 
   def cv_lrs(rs):
     wcs = [critical_norm([r for r in rs if r["lr"] == lr]) for lr in lrs]
-    return _finite(cv(wcs)) if all(np.isfinite(wcs)) else None
+    return finite_or_none(cv(wcs)) if all(np.isfinite(wcs)) else None
 
-  point, ci = seed_bootstrap(rows, cv_lrs, n_boot) if len(lrs) > 1 else (None, None)
+  _, ci = seed_bootstrap(rows, cv_lrs, n_boot) if len(lrs) > 1 else (None, None)
   return dict(per_lr=by_lr, wc_cv_lrs=cv([v["wc"] for v in by_lr.values()]),
               wc_cv_lrs_ci=ci)
-
-
-def _finite(x):
-  return float(x) if x is not None and np.isfinite(x) else None
 
 
 def free_training(sess: Session) -> dict[str, Any]:

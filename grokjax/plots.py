@@ -253,22 +253,17 @@ def both_laws(path: str, free_rows: list[dict[str, Any]], clamp_rows: list[dict]
   return _save(fig, path)
 
 
-def matched_delay(path: str, rows: list[dict[str, Any]], result: dict[str, Any]):
+def matched_delay(path: str, pairs: np.ndarray, result: dict[str, Any]):
   """The free-norm delay seed by seed: T_grok(s) - T_grok(1) of the same seed against
-  ln(s) / (lr wd), one colour per (lr, wd), with the pooled matched fit and its CI."""
+  ln(s) / (lr wd) (`pairs`: rows [lr, wd, x, y], `grokjax.free_norm_delay.matched_pairs`),
+  one colour per (lr, wd), with the pooled matched fit and its CI."""
   fig, ax = plt.subplots(figsize=(6.2, 4.4))
-  base = {(r["seed"], r["lr"], r["wd"]): r["t_grok"] for r in rows
-          if float(r["scale"]) == 1.0 and r["grokked"] and not r["diverged"]}
-  cells = sorted({(r["lr"], r["wd"]) for r in rows})
-  xmax = 0.0
+  cells = sorted({(lr, wd) for lr, wd in pairs[:, :2]})
   for k, (lr, wd) in enumerate(cells):
-    pts = [(np.log(float(r["scale"])) / (lr * wd), r["t_grok"] - base[(r["seed"], lr, wd)])
-           for r in rows if (r["lr"], r["wd"]) == (lr, wd) and float(r["scale"]) != 1.0
-           and r["grokked"] and not r["diverged"] and (r["seed"], lr, wd) in base]
-    if pts:
-      x, y = np.array(pts).T
-      xmax = max(xmax, x.max())
-      ax.scatter(x, y, s=12, alpha=0.6, color=f"C{k}", label=f"lr {lr:g}, wd {wd:g}")
+    mine = (pairs[:, 0] == lr) & (pairs[:, 1] == wd)
+    ax.scatter(pairs[mine, 2], pairs[mine, 3], s=12, alpha=0.6, color=f"C{k}",
+               label=f"lr {lr:g}, wd {wd:g}")
+  xmax = pairs[:, 2].max() if len(pairs) else 0.0
   m = result.get("kappa_matched_pooled") or {}
   if m.get("kappa") and xmax:
     xs = np.linspace(0, xmax, 50)

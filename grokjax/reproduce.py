@@ -28,13 +28,13 @@ import datetime
 import hashlib
 import os
 import shutil
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from grokjax import experiment as ex
 from grokjax import compare, fit, io, paper
-from grokjax.stats import seed_bootstrap
+from grokjax.stats import finite_or_none, seed_bootstrap
 
 DENSE_RHOS = [round(0.85 + 0.05 * i, 2) for i in range(10)]  # 0.85 ... 1.30
 FRACS = [0.30, 0.35, 0.40, 0.50, 0.65]
@@ -154,7 +154,7 @@ class Folder:
 
 def critical_norm(rows) -> float | None:
   """W_c (`grokjax.experiment.critical_norm`), None when no run grokked."""
-  return _finite_or_none(ex.critical_norm(rows))
+  return finite_or_none(ex.critical_norm(rows))
 
 
 def median_t_grok(rows) -> float | None:
@@ -171,7 +171,7 @@ def grok_fraction(rows) -> float | None:
 
 
 def seed_cv(rows) -> float | None:
-  return _finite_or_none(ex.cv([r["norm_at_grok"] for r in rows
+  return finite_or_none(ex.cv([r["norm_at_grok"] for r in rows
                                 if r["grokked"] and not r["diverged"]]))
 
 
@@ -243,12 +243,10 @@ def verdict(paper_value, paper_ci, ours, ours_ci) -> str:
     return "new"
   if ours is None:
     return "not measured"
+  ci = ours_ci if ours_ci is not None else (ours, ours)  # no CI: our point alone
   if paper_ci is not None:
-    return compare.interval_verdict(paper_ci, ours_ci if ours_ci is not None else (ours, ours))
-  half = _rounding(paper_value)
-  lo, hi = (ours_ci if ours_ci is not None else (ours, ours))
-  return "consistent (point)" if lo <= paper_value + half and paper_value - half <= hi \
-      else "differs (point)"
+    return compare.interval_verdict(paper_ci, ci)
+  return compare.point_verdict(paper_value, ci, _rounding(paper_value))
 
 
 def _rounding(value: float) -> float:
@@ -385,8 +383,8 @@ def norm_vs_lr_rows(f: Folder, n_boot: int) -> list[Row]:
         [median_t_grok(cell(rows, rho, lr)) for lr in lrs],
         [budget_of(rows, rho, lr) for lr in lrs]) for rho in rhos])
 
-  fold_rho = lambda rows: _finite_or_none(fold_rho_full(rows)["value"])
-  fold_lr = lambda rows: _finite_or_none(fold_lr_full(rows)["value"])
+  fold_rho = lambda rows: finite_or_none(fold_rho_full(rows)["value"])
+  fold_lr = lambda rows: finite_or_none(fold_lr_full(rows)["value"])
   bound_note = lambda full: "ours is a lower bound (a censored cell); " if full["lower_bound"] else ""
   paper_rho = fit.fold_change([ref["median"][rho][0] for rho in ref["median"]])
   paper_lr = float(np.median([fit.fold_change(v) for v in ref["median"].values()]))
@@ -573,11 +571,7 @@ def train_fraction_rows(folders: Sequence[Folder], n_boot: int) -> list[Row]:
                     ref, None, mean, mean_ci, f"median {_num(wc)}"))
   pooled = [r for f in folders for r in f.free()]
   fracs = sorted(float(f.config["frac"]) for f in folders)
-
-  def pooled_mean(rows):  # seeds resampled within each fraction's folder
-    return _mean_norm(rows)
-
-  v, ci = seed_bootstrap(pooled, pooled_mean, n_boot)
+  v, ci = seed_bootstrap(pooled, _mean_norm, n_boot)  # a seed brings its runs of every fraction
   out.append(_row(claim, f"W_c pooled over fractions {fracs[0]:.2f}-{fracs[-1]:.2f} (mean: the "
                   "paper's W_c(p) estimator)", paper.FREE_TRAINING["wc"][59], None, v, ci,
                   "the paper pools 0.15-0.65; fractions below 0.30 not run here"))
@@ -630,10 +624,6 @@ def _pred_verdict(pred, ours, ours_ci) -> str:
   if ours_ci is not None and ours_ci[0] <= hi and lo <= ours_ci[1]:
     return "bands overlap"
   return "differs from prediction"
-
-
-def _finite_or_none(x):
-  return float(x) if x is not None and np.isfinite(x) else None
 
 
 def _index(values, x):

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from grokjax.compare import censored_median  # noqa: F401  (one home: grokjax.compare)
 from grokjax.config import Config
 from grokjax.session import say
 from grokjax.train import SweepResult
@@ -41,6 +42,11 @@ def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
   if point is None or len(vals) < 0.9 * n_boot:
     return point, None
   return point, [float(x) for x in np.percentile(vals, [2.5, 97.5])]
+
+
+def finite_or_none(x) -> float | None:
+  """x as a float, or None when it is missing or not finite (a statistic left undefined)."""
+  return float(x) if x is not None and np.isfinite(x) else None
 
 
 def cv(values) -> float:
@@ -79,14 +85,6 @@ def cell_summary(rows) -> dict[str, Any]:
   return dict(n=len(rows), grok_fraction=float(g.mean()) if len(g) else float("nan"),
               median_t_grok=censored_median(t, ~g), median_t_mem=float(np.median(mem)) if len(mem) else None,
               n_censored=int((~g).sum()), n_diverged=len(rows) - len(ok))
-
-
-def censored_median(t: np.ndarray, censored: np.ndarray) -> float | None:
-  """Median with censored runs as lower bounds above every observed time; None when
-  half or more are censored (the median is then only known to exceed the budget)."""
-  if len(t) == 0 or 2 * censored.sum() >= len(t):
-    return None
-  return float(np.median(np.where(censored, np.inf, t)))
 
 
 def delay_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
