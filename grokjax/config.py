@@ -141,6 +141,7 @@ class Config:
   arch: str = "mlp"
   heads: int = 4
   layernorm: bool = False
+  norm_group: str = "all"  # the weight group whose norm is measured and held (WEIGHT_GROUPS)
   dtype: str = "float32"
   grok_threshold: float = 0.90
   mem_threshold: float = 0.99

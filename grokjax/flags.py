@@ -130,6 +130,17 @@ def some_rhos(cfg) -> None:
     raise UsageError("--rhos: need at least one held norm")
 
 
+def known_group(cfg) -> None:
+  """--norm-group names a weight group of the configured model."""
+  if cfg.norm_group == "all":
+    return
+  from flax import nnx
+  groups = type(nnx.eval_shape(lambda: cfg.task(cfg.moduli[0]).make_model(nnx.Rngs(0)))).GROUPS
+  if not groups.get(cfg.norm_group):
+    raise UsageError(f"--norm-group: the {cfg.arch} model has no group {cfg.norm_group!r} "
+                     f"(its groups: {', '.join(g for g in groups if groups[g])})")
+
+
 def rho_range(text: str) -> list[float]:
   """--fit-rhos LO:HI, two held norms with 0 < LO < HI."""
   lo, sep, hi = text.partition(":")

@@ -4,6 +4,7 @@ curves.npz and timing.json, and W_c read back from another results folder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any, Sequence
@@ -14,7 +15,7 @@ from grokjax import io
 from grokjax.config import Config
 from grokjax.session import Session
 from grokjax.stats import critical_norm
-from grokjax.train import Runs, SweepResult, Task
+from grokjax.train import WEIGHT_GROUPS, Runs, SweepResult, Task
 
 
 def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[float | None],
@@ -44,6 +45,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         collapse_max=np.max(collapse[i, seen]) if seen.any() else None,
         gini_final=_last(res.curves["gini"][i]) if "gini" in res.curves else None,
         final_train_acc=out["final_train_acc"][i], final_test_acc=out["final_test_acc"][i],
+        **({"norm_group": WEIGHT_GROUPS[res.runs.norm_group[i]]} if res.runs.norm_group.any() else {}),
         **(extra or {}), **(per_run[i] if per_run else {})))
   return rows
 
@@ -55,8 +57,9 @@ def _last(row: np.ndarray) -> float:
 
 def free_runs(cfg: Config, p: int, lrs: Sequence[float], wd: float | None = None) -> Runs:
   seeds = np.tile(np.arange(cfg.seeds), len(lrs))
-  return Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd if wd is None else wd,
-                   cfg.budget(None, p))
+  return dataclasses.replace(Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd if wd is None else wd,
+                                       cfg.budget(None, p)),
+                             norm_group=WEIGHT_GROUPS.index(cfg.norm_group))
 
 
 def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float],
@@ -66,7 +69,8 @@ def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float
   lr, rho, seed = (np.array(c) for c in zip(*grid))
   target = np.array([r * wc[float(l)] for l, r in zip(lr, rho)])
   budget = np.array([cfg.budget(r, p) for r in rho])
-  return Runs(seed, lr, cfg.wd, target, cfg.t_int, budget), rho
+  return Runs(seed, lr, cfg.wd, target, cfg.t_int, budget,
+              norm_group=WEIGHT_GROUPS.index(cfg.norm_group)), rho
 
 
 def phase_rows(sess: Session, name: str, task: Task, runs: Runs, arm, rho,

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -92,7 +93,7 @@ class MLP(nnx.Module):
     rngs: `nnx.Rngs` with a `params` stream.
   """
 
-  # The weight groups a one-shot kick can target (`grokjax.train.KICK_GROUPS`).
+  # The weight groups a run's norm, clamp or kick can name (`grokjax.train.WEIGHT_GROUPS`).
   GROUPS = {"embedding": ("embed",), "hidden": ("w1",), "output": ("w2",)}
 
   def __init__(self, p: int, d: int = 128, hidden: int = 256, *,
@@ -151,18 +152,29 @@ def weight_mask(params: Any) -> Any:
 
 
 def weight_norm(params: Any, mask: Any | None = None) -> jax.Array:
-  """Total Frobenius norm sqrt(sum ||M||_F^2) over the masked leaves (default: matrices)."""
+  """Total Frobenius norm sqrt(sum ||M||_F^2) over the masked leaves (default: matrices).
+  A mask leaf is a Python bool or a traced one (a run's weight group under vmap)."""
   mask = weight_mask(params) if mask is None else mask
-  sq = [jnp.sum(jnp.square(x)) for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)) if m]
+  sq = []
+  for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)):
+    if isinstance(m, (bool, np.bool_)):
+      if m:
+        sq.append(jnp.sum(jnp.square(x)))
+    else:
+      sq.append(jnp.sum(jnp.square(x)) * jnp.asarray(m, x.dtype))
   return jnp.sqrt(sum(sq))
 
 
 class Transformer(nnx.Module):
-  """One-layer attention model on tokens [a, b, =] (vocabulary p + 1), read at "=".
+  """The authors' one-layer attention model on tokens [a, b, =] (vocabulary p + 1).
 
-  x_t = embed[token_t] + pos_t; x = x + Attn(LN(x)); x = x + MLP(LN(x));
-  logits = LN(x_last) @ unembed, with causal multi-head attention, an exact-GELU MLP,
-  no biases, and LN the parameter-free `layer_norm` when `layernorm` else the identity.
+  x_t = embed[token_t] + pos_t; the query is the "=" position's, keys and values every
+  position's: x = x_= + Attn(LN(x)); x = x + MLP(LN(x)); logits = LN(x) @ unembed, over
+  p + 1 classes (the "=" token is a class of the softmax, never a label). Multi-head
+  softmax attention, an exact-GELU MLP, no biases; LN is the parameter-free `layer_norm`
+  (eps 1e-5) when `layernorm`, else the identity. Init: every matrix N(0, 1/fan_in)
+  except the positional embedding, N(0, 1) x 0.1 / sqrt(d). Every leaf is a matrix, so
+  weight decay, ||W|| and the clamp cover them all (the positional embedding included).
 
   Args:
     p: modulus; token p is "=".
@@ -177,7 +189,8 @@ class Transformer(nnx.Module):
   """
 
   GROUPS = {"embedding": ("embed", "pos"), "hidden": ("wq", "wk", "wv", "wo", "w_in", "w_out"),
-            "output": ("unembed",)}
+            "output": ("unembed",), "attention": ("wq", "wk", "wv", "wo"),
+            "mlp": ("w_in", "w_out")}
 
   def __init__(self, p: int, d: int = 128, heads: int = 4, mlp_width: int = 512, *,
                layernorm: bool = False, factorised: bool = True, rngs: nnx.Rngs):
@@ -187,14 +200,14 @@ class Transformer(nnx.Module):
     self.layernorm, self.factorised = layernorm, factorised
     s = 1 / math.sqrt(d)
     self.embed = nnx.Param(_normal(rngs.params(), (p + 1, d), s))
-    self.pos = nnx.Param(_normal(rngs.params(), (3, d), s))
+    self.pos = nnx.Param(_normal(rngs.params(), (3, d), 0.1 * s))
     self.wq = nnx.Param(_normal(rngs.params(), (d, d), s))
     self.wk = nnx.Param(_normal(rngs.params(), (d, d), s))
     self.wv = nnx.Param(_normal(rngs.params(), (d, d), s))
     self.wo = nnx.Param(_normal(rngs.params(), (d, d), s))
     self.w_in = nnx.Param(_normal(rngs.params(), (d, mlp_width), s))
     self.w_out = nnx.Param(_normal(rngs.params(), (mlp_width, d), 1 / math.sqrt(mlp_width)))
-    self.unembed = nnx.Param(_normal(rngs.params(), (d, p), s))
+    self.unembed = nnx.Param(_normal(rngs.params(), (d, p + 1), s))
 
   def _ln(self, x):
     return maybe_layer_norm(x, self.layernorm)
@@ -207,7 +220,7 @@ class Transformer(nnx.Module):
     return self._ln(x_last) @ self.unembed[...]
 
   def __call__(self, a: jax.Array, b: jax.Array) -> jax.Array:
-    """Logits float32[..., p] for operand index arrays a, b of equal shape."""
+    """Logits float32[..., p + 1] for operand index arrays a, b of equal shape."""
     E, pos = self.embed[...], self.pos[...]
     wq, wk, wv, wo = self.wq[...], self.wk[...], self.wv[...], self.wo[...]
     scale = 1 / math.sqrt(self.d // self.heads)

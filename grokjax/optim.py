@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.models import weight_mask
+from grokjax.models import weight_mask, weight_norm
 
 NEVER = jnp.iinfo(jnp.int32).max  # a start step no run reaches: the clamp stays off
 
@@ -26,13 +26,6 @@ class ClampGlobalNormState(NamedTuple):
 
 def _resolve_mask(mask: MaskOrFn, params):
   return mask(params) if callable(mask) else (weight_mask(params) if mask is None else mask)
-
-
-def _masked_norm(tree, mask) -> jax.Array:
-  """||W|| over the masked leaves; a mask leaf may be a Python or a traced bool."""
-  sq = [jnp.sum(jnp.square(x)) * jnp.asarray(m, x.dtype) for x, m in
-        zip(jax.tree.leaves(tree), jax.tree.leaves(mask)) if m is not False]
-  return jnp.sqrt(sum(sq))
 
 
 def _window_rescale(name: str, factor_fn, start_step, stop_step, mask
@@ -106,7 +99,7 @@ def clamp_global_norm(target_norm: float | jax.Array,
     (2.0, 0.9)
   """
   def factor(new, m):
-    norm = _masked_norm(new, m)
+    norm = weight_norm(new, m)
     return jnp.asarray(target_norm, norm.dtype) / norm
   return _window_rescale("clamp_global_norm", factor, start_step, stop_step, mask)
 
@@ -152,16 +145,18 @@ def adamw_matrices(learning_rate: float | jax.Array, weight_decay: float | jax.A
 
 
 def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEVER,
-                    stop_step=None, kick=1.0, kick_step=NEVER, kick_mask: MaskOrFn = None
-                    ) -> optax.GradientTransformation:
+                    stop_step=None, kick=1.0, kick_step=NEVER, kick_mask: MaskOrFn = None,
+                    clamp_mask: MaskOrFn = None) -> optax.GradientTransformation:
   """AdamW on matrices, then the norm clamp, then a one-shot kick.
 
   The defaults leave the clamp and the kick off. The clamp holds ||W|| at target_norm on
-  the updates start_step..stop_step; the kick multiplies the matrices in kick_mask (default
-  all) by `kick` after update kick_step.
+  the updates start_step..stop_step, over the matrices in clamp_mask (default all: one
+  weight group's norm, the others free); the kick multiplies the matrices in kick_mask
+  (default all) by `kick` after update kick_step.
   """
   return optax.chain(adamw_matrices(learning_rate, weight_decay),
-                     clamp_global_norm(target_norm, start_step, mask=weight_mask,
+                     clamp_global_norm(target_norm, start_step,
+                                       mask=weight_mask if clamp_mask is None else clamp_mask,
                                        stop_step=stop_step),
                      scale_weights(kick, kick_step, kick_step,
                                    mask=weight_mask if kick_mask is None else kick_mask))

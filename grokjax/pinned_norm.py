@@ -14,7 +14,7 @@ from grokjax.grids import (clamp_phase, clamp_runs, free_phase, free_runs, load_
                            wc_source_mismatch, write_tables)
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary, checked_wc, cv, delay_fits, grok_rule, print_delay_summary
-from grokjax.train import Runs
+from grokjax.train import WEIGHT_GROUPS, Runs
 
 
 OUTPUT = "fit.json"
@@ -23,6 +23,9 @@ OUTPUT = "fit.json"
 def add_flags(ap) -> None:
   flags.clamp_flags(ap)
   flags.arch_flags(ap)
+  ap.add_argument("--norm-group", choices=list(WEIGHT_GROUPS),
+                  help="the weight group whose norm W_c measures and the clamp holds (default "
+                       "all: the total norm; output: the unembedding)")
   ap.add_argument("--wc-from", help="reuse W_c from a free_training or pinned_norm folder")
   ap.add_argument("--fit-rhos", type=flags.rho_range, metavar="LO:HI",
                   help="fit the delay law over these held norms only (the headline of fit.json "
@@ -41,6 +44,7 @@ def check(cfg) -> None:
     raise flags.UsageError(f"--wc-from: {mismatch}; its W_c is not this configuration's")
   flags.one_lr(cfg, "pinned_norm")
   flags.some_rhos(cfg)
+  flags.known_group(cfg)
 
 
 

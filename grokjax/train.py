@@ -29,7 +29,10 @@ from grokjax.optim import NEVER, paper_optimizer
 from grokjax.reduce import grok_times
 
 ARCHS = ("mlp", "transformer")
-KICK_GROUPS = ("all", "embedding", "hidden", "output")
+# Weight groups of a model (its `GROUPS`, plus "all"): what a run's norm measures and its
+# clamp holds (`Runs.norm_group`), and what a kick scales (`Runs.kick_group`).
+WEIGHT_GROUPS = ("all", "embedding", "hidden", "output", "attention", "mlp")
+KICK_GROUPS = WEIGHT_GROUPS[:4]  # the groups norm_interventions kicks (every model has them)
 MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
 # The curves of a modular problem; a grid's own are whatever `Program.evaluate` returns
 # (`Program.curve_names`), so a new metric needs no second list.
@@ -153,7 +156,9 @@ class Runs:
       rescale of the norm to target_norm at t_int, then free training.
     kick: a one-shot factor on the weight matrices of `kick_group` after step t_kick
       (t_kick = 0: on the initial weights; `NEVER`: no kick).
-    kick_group: index into `KICK_GROUPS` ("all", "embedding", "hidden", "output").
+    kick_group: index into `WEIGHT_GROUPS` ("all", "embedding", "hidden", "output", ...).
+    norm_group: index into `WEIGHT_GROUPS`: the weight matrices whose norm the run
+      measures (the `norm` curve, norm_at_grok) and a clamp holds; 0 ("all"): every one.
     layernorm: whether the run uses the architecture's LayerNorm; read only under
       `Task(layernorm="per_run")`.
     size: the run's own modulus under a padded Task (`Task.sizes`); 0: the Task's p.
@@ -170,6 +175,7 @@ class Runs:
   kick: np.ndarray | float = 1.0
   t_kick: np.ndarray | int = NEVER
   kick_group: np.ndarray | int = 0
+  norm_group: np.ndarray | int = 0
   layernorm: np.ndarray | bool = False
   size: np.ndarray | int = 0
   stream: np.ndarray | str = ""
@@ -179,7 +185,7 @@ class Runs:
     for f in dataclasses.fields(self):
       arr = np.broadcast_to(np.asarray(getattr(self, f.name)), (n,)).copy()
       setattr(self, f.name, arr)
-    for f in ("seed", "t_int", "budget", "t_stop", "t_kick", "kick_group", "size"):
+    for f in ("seed", "t_int", "budget", "t_stop", "t_kick", "kick_group", "norm_group", "size"):
       setattr(self, f, getattr(self, f).astype(np.int64))
     for f in ("lr", "wd", "target_norm", "kick"):
       setattr(self, f, getattr(self, f).astype(np.float64))
@@ -199,8 +205,10 @@ class Runs:
       raise ValueError("a clamp's stop step t_stop must be >= its start t_int")
     if np.any((self.t_kick < NEVER) & ~(self.kick > 0)) or np.any(self.t_kick < 0):
       raise ValueError("a kick needs a factor > 0 and a step t_kick >= 0")
-    if np.any((self.kick_group < 0) | (self.kick_group >= len(KICK_GROUPS))):
-      raise ValueError(f"kick_group must index {KICK_GROUPS}, got {self.kick_group}")
+    for f in ("kick_group", "norm_group"):
+      g = getattr(self, f)
+      if np.any((g < 0) | (g >= len(WEIGHT_GROUPS))):
+        raise ValueError(f"{f} must index {WEIGHT_GROUPS}, got {g}")
 
   def __len__(self) -> int:
     return len(self.seed)
@@ -234,6 +242,7 @@ def _hparams(runs: Runs, dtype) -> dict[str, np.ndarray]:
               stop=np.minimum(runs.t_stop, NEVER).astype(np.int32),
               kick=runs.kick.astype(dtype), t_kick=np.minimum(runs.t_kick, NEVER).astype(np.int32),
               kick_group=runs.kick_group.astype(np.int32),
+              norm_group=runs.norm_group.astype(np.int32),
               budget=runs.budget.astype(np.int32), layernorm=runs.layernorm.astype(bool))
 
 
@@ -267,7 +276,7 @@ class Program:
     abstract = nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0)))
     self.graphdef, abstract_state = nnx.split(abstract)
     self.shapes = {k: v.shape for k, v in nnx.to_pure_dict(abstract_state).items()}
-    self.groups = type(abstract).GROUPS  # weight groups a kick can target
+    self.groups = type(abstract).GROUPS  # the model's weight groups (WEIGHT_GROUPS)
     self.problem = task.problem_def
     self._init_batch = self._precise(jax.vmap(self._init_one))
     self.init = jax.jit(self._init_batch)
@@ -354,23 +363,33 @@ class Program:
       return data["train"], data["train_y"]
     return self.problem.train_set(data)
 
-  def kick_mask(self, params, group: jax.Array):
-    """Per leaf, a traced bool: a weight matrix in KICK_GROUPS[group] ("all": every one)."""
+  def group_mask(self, params, group: jax.Array):
+    """Per leaf, a traced bool: a weight matrix in WEIGHT_GROUPS[group] ("all": every one);
+    False (a Python bool) on the vectors."""
     def member(name):
-      hits = [group == KICK_GROUPS.index(g) for g, names in self.groups.items() if name in names]
+      hits = [group == WEIGHT_GROUPS.index(g) for g, names in self.groups.items() if name in names]
       return functools.reduce(jnp.logical_or, hits, group == 0)
     return {name: member(name) if jnp.ndim(leaf) >= 2 else False for name, leaf in params.items()}
 
+  def check_groups(self, runs: Runs) -> None:
+    """Raise ValueError if a run measures, holds or kicks a group this model lacks."""
+    used = set(runs.norm_group.tolist()) | set(runs.kick_group[runs.t_kick < NEVER].tolist())
+    for g in sorted(used - {0}):
+      if not self.groups.get(WEIGHT_GROUPS[g]):
+        raise ValueError(f"the {self.task.arch} model has no weight group "
+                         f"{WEIGHT_GROUPS[g]!r} (its groups: {', '.join(self.groups)})")
+
   def _step(self, state, hp):
     inputs, y = self.train_set(state["data"])
-    kick_mask = self.kick_mask(state["params"], hp["kick_group"])
+    kick_mask = self.group_mask(state["params"], hp["kick_group"])
+    norm_mask = self.group_mask(state["params"], hp["norm_group"])
     at_init = (state["step"] == 0) & (hp["t_kick"] == 0)  # a kick at step 0: initial weights
     params = jax.tree.map(lambda p, m: p if m is False else
                           jnp.where(at_init & m, p * hp["kick"].astype(p.dtype), p),
                           state["params"], kick_mask)
     loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp["layernorm"], state["data"])
     opt = paper_optimizer(hp["lr"], hp["wd"], hp["target"], hp["start"], hp["stop"],
-                          hp["kick"], hp["t_kick"], kick_mask)
+                          hp["kick"], hp["t_kick"], kick_mask, norm_mask)
     updates, opt_state = opt.update(grads, state["opt"], params)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(weight_norm(new_params, jax.tree.map(lambda _: True, new_params)))
@@ -407,7 +426,8 @@ class Program:
         test_acc=jnp.sum(correct * is_test) / n_te,
         train_loss=jnp.sum(ce * is_train) / n_tr,
         test_loss=jnp.sum(ce * is_test) / n_te,
-        norm=weight_norm(state["params"]),
+        norm=weight_norm(state["params"], None if hp is None else
+                         self.group_mask(state["params"], hp["norm_group"])),
         collapse=jnp.sum(one_hot * is_train) / n_tr,
         **metrics,
     )
@@ -619,6 +639,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   mesh = Mesh(np.array(devices), ("runs",))
   sharding = NamedSharding(mesh, PartitionSpec("runs"))
   prog = program(task)
+  prog.check_groups(runs)
   width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width
   hp_all = _hparams(dataclasses.replace(runs, budget=budgets), np.dtype(task.dtype))
   fingerprint = _fingerprint(task, runs)

@@ -190,6 +190,8 @@ BAD = [
     ("pinned_norm", ["--rhos", "1,1.0"], "--rhos: 1 appears twice"),
     ("pinned_norm", ["--wc-min-grok-fraction", "1.00005"], "is outside (0, 1]"),
     ("pinned_norm", ["--out", ""], "--out: an empty folder name"),
+    ("pinned_norm", ["--preset", "smoke", "--norm-group", "attention"],
+     "--norm-group: the mlp model has no group 'attention'"),
     ("pinned_norm", ["--preset", "smoke", "--t-int", "100000"], "--t-int: the clamp would start"),
     ("norm_interventions", ["--preset", "smoke", "--t-int", "600"], "--t-int: the interventions"),
     ("pinned_norm", ["--preset", "smoke", "--eval-every", "1000"], "--eval-every: 1000 is longer"),
@@ -323,7 +325,7 @@ def test_pinned_norm_runs_the_transformer(tmp_path):
 
 # Every flag that takes a value, with a valid one; "--flag value" and "--flag=value" must
 # give the same configuration.
-FLAG_VALUES = {"--seed-stream": "mine", "--fit-rhos": "0.9:1.2", "--kick-at": "500", "--overlap": "on", "--pad-moduli": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
+FLAG_VALUES = {"--norm-group": "output", "--seed-stream": "mine", "--fit-rhos": "0.9:1.2", "--kick-at": "500", "--overlap": "on", "--pad-moduli": "on", "--preset": "quick", "--moduli": "29", "--seeds": "3", "--lrs": "0.01",
                "--wd": "0.5", "--steps": "3000", "--frac": "0.5", "--d": "16", "--hidden": "32",
                "--eval-every": "5", "--chunk-steps": "100", "--retire-margin": "none",
                "--n-boot": "50", "--dtype": "float64", "--rhos": "0.9,1.1", "--t-int": "20",

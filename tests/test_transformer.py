@@ -13,7 +13,7 @@ from grokjax.models import Transformer, layer_norm, weight_mask
 
 P, D, HEADS, WIDTH = 11, 16, 4, 32
 SHAPES = {"embed": (P + 1, D), "pos": (3, D), "wq": (D, D), "wk": (D, D), "wv": (D, D),
-          "wo": (D, D), "w_in": (D, WIDTH), "w_out": (WIDTH, D), "unembed": (D, P)}
+          "wo": (D, D), "w_in": (D, WIDTH), "w_out": (WIDTH, D), "unembed": (D, P + 1)}
 # The matrices whose outputs are added to the residual stream: with LayerNorm, scaling
 # them together by c > 0 scales the whole stream by c (see the invariance test).
 RESIDUAL = ("embed", "pos", "wo", "w_out")
@@ -47,30 +47,33 @@ def _scaled(model, c, names):
 
 @functools.partial(jax.jit, static_argnums=3)  # one compile instead of dozens of eager ops
 def _reference(params, a, b, layernorm):
-  """The spec's model written out directly, one head at a time, every position computed."""
+  """The authors' forward pass written out directly, one head at a time: the query of the
+  "=" position only, attending to all three positions; residual adds; an exact GELU; the
+  logits over p + 1 classes read from the "=" position."""
   ln = layer_norm if layernorm else (lambda v: v)
   e = D // HEADS
   tokens = jnp.stack([a, b, jnp.full_like(a, P)], axis=-1)  # [n, 3]
   x = params["embed"][tokens] + params["pos"]  # [n, 3, d]
   h = ln(x)
-  causal = jnp.tril(jnp.ones((3, 3), bool))  # position t attends to positions 0..t
   heads = []
   for k in range(HEADS):
     cols = slice(k * e, (k + 1) * e)
-    q, kk, v = (h @ params[w][:, cols] for w in ("wq", "wk", "wv"))
-    s = jnp.where(causal, q @ kk.swapaxes(-1, -2) / math.sqrt(e), -jnp.inf)
-    heads.append(jax.nn.softmax(s, axis=-1) @ v)
-  x = x + jnp.concatenate(heads, axis=-1) @ params["wo"]
+    q = h[:, 2] @ params["wq"][:, cols]  # [n, e]
+    kk, v = (h @ params[w][:, cols] for w in ("wk", "wv"))  # [n, 3, e]
+    s = jnp.einsum("ne,nte->nt", q, kk) / math.sqrt(e)
+    heads.append(jnp.einsum("nt,nte->ne", jax.nn.softmax(s, axis=-1), v))
+  x = x[:, 2] + jnp.concatenate(heads, axis=-1) @ params["wo"]
   x = x + jax.nn.gelu(ln(x) @ params["w_in"], approximate=False) @ params["w_out"]
-  return ln(x)[:, 2] @ params["unembed"]
+  return ln(x) @ params["unembed"]
 
 
 def test_shapes_and_matrices():
   model = _model(False)
   a, b = _pairs()
   n = a.shape[0]
-  assert _apply(model, a, b).shape == (n, P)
-  assert _apply(model, jnp.stack([a, b]), jnp.stack([b, a])).shape == (2, n, P)
+  # p + 1 classes: the "=" token is a class of the softmax (the authors' unembedding)
+  assert _apply(model, a, b).shape == (n, P + 1)
+  assert _apply(model, jnp.stack([a, b]), jnp.stack([b, a])).shape == (2, n, P + 1)
   params = _params(model)
   assert {k: v.shape for k, v in params.items()} == SHAPES
   assert all(v.dtype == jnp.float32 for v in params.values())
@@ -79,11 +82,13 @@ def test_shapes_and_matrices():
 
 
 def test_init_scale_is_one_over_sqrt_fan_in():
-  """Every matrix is N(0, 1) / sqrt(fan_in), embeddings N(0, 1) / sqrt(d), float32."""
+  """Every matrix is N(0, 1) / sqrt(fan_in), the token embedding N(0, 1) / sqrt(d), the
+  positional embedding N(0, 1) x 0.1 / sqrt(d) (the authors' init), float32."""
   params = _params(_model(False, seed=3))
   pooled = []
   for name, x in params.items():
-    z = np.asarray(x) * math.sqrt(WIDTH if name == "w_out" else D)  # should be N(0, 1)
+    scale = {"w_out": 1 / math.sqrt(WIDTH), "pos": 0.1 / math.sqrt(D)}.get(name, 1 / math.sqrt(D))
+    z = np.asarray(x) / scale  # should be N(0, 1)
     # four standard errors of the sample std and mean of z.size normal draws
     assert abs(z.std() - 1) < 4 / math.sqrt(2 * z.size), name
     assert abs(z.mean()) < 4 / math.sqrt(z.size), name
