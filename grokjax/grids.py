@@ -4,7 +4,6 @@ curves.npz and timing.json, and W_c read back from another results folder.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import Any, Sequence
@@ -26,6 +25,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
   out = res.reduce(cfg.mem_threshold, cfg.grok_threshold, cfg.grok_persist)
   col = np.clip(np.searchsorted(res.steps, out["t_grok"]), 0, len(res.steps) - 1)
   collapse = res.curves["collapse"]
+  grouped = res.runs.norm_group.any()  # a phase measuring a weight group names it per run
   rows = []
   for i in range(len(res.runs)):
     seen = np.isfinite(collapse[i])
@@ -45,7 +45,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         collapse_max=np.max(collapse[i, seen]) if seen.any() else None,
         gini_final=_last(res.curves["gini"][i]) if "gini" in res.curves else None,
         final_train_acc=out["final_train_acc"][i], final_test_acc=out["final_test_acc"][i],
-        **({"norm_group": WEIGHT_GROUPS[res.runs.norm_group[i]]} if res.runs.norm_group.any() else {}),
+        **({"norm_group": WEIGHT_GROUPS[res.runs.norm_group[i]]} if grouped else {}),
         **(extra or {}), **(per_run[i] if per_run else {})))
   return rows
 
@@ -57,9 +57,8 @@ def _last(row: np.ndarray) -> float:
 
 def free_runs(cfg: Config, p: int, lrs: Sequence[float], wd: float | None = None) -> Runs:
   seeds = np.tile(np.arange(cfg.seeds), len(lrs))
-  return dataclasses.replace(Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd if wd is None else wd,
-                                       cfg.budget(None, p)),
-                             norm_group=WEIGHT_GROUPS.index(cfg.norm_group))
+  return Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd if wd is None else wd,
+                   cfg.budget(None, p), norm_group=WEIGHT_GROUPS.index(cfg.norm_group))
 
 
 def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float],

@@ -218,10 +218,10 @@ class Runs:
     return self.t_int < NEVER
 
   @classmethod
-  def free(cls, seeds, lr, wd, budget) -> "Runs":
-    """Free runs (no clamp), one per seed."""
+  def free(cls, seeds, lr, wd, budget, norm_group=0) -> "Runs":
+    """Free runs (no clamp), one per seed, measuring the norm of `norm_group`."""
     seeds = np.asarray(seeds)
-    return cls(seeds, lr, wd, np.nan, NEVER, budget)
+    return cls(seeds, lr, wd, np.nan, NEVER, budget, norm_group=norm_group)
 
   @classmethod
   def concat(cls, *parts: "Runs") -> "Runs":
