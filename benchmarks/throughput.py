@@ -14,6 +14,13 @@ first layer, n = round(frac p^2) training pairs), in FLOPs:
             + 2 * 2 * (2 p d H)    d(E) and d(W1) through the two p x H products
     evaluation, every eval_every steps: 2 (2 p d H) + 2 p^2 H p  (forward on all pairs)
 
+With `--arch transformer` (the paper's attention model, factorised: keys and values once
+per vocabulary row and position; d = 128, MLP width M = `--hidden` 512, 4 heads), per
+sample the products x W_o (d d), LN(x) W_in (d M), GELU W_out (M d), LN(x) W_unembed
+(d (p + 1)) and the three-position attention (6 d), plus per step the keys and values of
+3 (p + 1) rows (2 x 3 (p + 1) d d): forward F = 2 n (d^2 + 2 d M + d (p + 1) + 6 d)
++ 12 (p + 1) d^2, backward 2 F, evaluation F with p^2 samples.
+
 Elementwise work (GELU, softmax, Adam, the clamp) is not counted: the figure is a lower
 bound on the arithmetic, and "fraction of ceiling" compares it with a large fp32 matmul.
 """
@@ -45,6 +52,9 @@ from grokjax.train import (Runs, Task, _hparams, chunk_rate, default_vmap_width,
 
 def useful_flops_per_step(task: Task) -> float:
   p, d, h, n = task.p, task.d, task.hidden, task.n_train
+  if task.arch == "transformer":
+    forward = lambda m: 2 * m * (d * d + 2 * d * h + d * (p + 1) + 6 * d) + 12 * (p + 1) * d * d
+    return 3 * forward(n) + forward(p * p) / task.eval_every
   first = 2 * (2 * p * d * h)
   out = 2 * n * h * p
   step = first + out + 2 * out + 2 * first
@@ -155,7 +165,10 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--p", type=int, default=59)
   ap.add_argument("--d", type=int, default=128)
-  ap.add_argument("--hidden", type=int, default=256)
+  ap.add_argument("--hidden", type=int, help="MLP width (default 256; 512 with --arch transformer)")
+  ap.add_argument("--arch", choices=["mlp", "transformer"], default="mlp",
+                  help="the paper's MLP, or its attention model (d 128, 4 heads)")
+  ap.add_argument("--layernorm", action="store_true", help="the attention model with LayerNorm")
   ap.add_argument("--runs", type=int, default=16)
   ap.add_argument("--steps", type=int, default=200, help="steps per timed chunk")
   ap.add_argument("--eval-every", type=int, default=10)
@@ -179,6 +192,8 @@ def main():
   ap.add_argument("--json", help="also write the table here")
   args = ap.parse_args()
   use_cpu_cores()
+  if args.hidden is None:
+    args.hidden = 512 if args.arch == "transformer" else 256
   if args.quick:
     args.runs, args.steps, args.matmul, args.grid_seeds, args.grid_scale = 4, 50, 1024, 2, 0.02
 
@@ -187,10 +202,12 @@ def main():
                device_count=jax.device_count(), jax=jax.__version__, host=platform.processor()
                or platform.machine())
   table["matmul_ceiling_gflops"] = matmul_ceiling(args.matmul)
-  task = Task(p=args.p, d=args.d, hidden=args.hidden, eval_every=args.eval_every)
+  task = Task(p=args.p, d=args.d, hidden=args.hidden, eval_every=args.eval_every,
+              arch=args.arch, layernorm=args.layernorm)
   vm = engine_rate(task, args.runs, args.steps)
   flops = useful_flops_per_step(task)
-  table["paper_scale"] = dict(p=args.p, d=args.d, hidden=args.hidden, runs=args.runs,
+  table["paper_scale"] = dict(arch=args.arch, layernorm=args.layernorm, p=args.p, d=args.d,
+                              hidden=args.hidden, runs=args.runs,
                               eval_every=args.eval_every,
                               vmap_width=default_vmap_width(jax.devices()),
                               run_steps_per_s=vm,

@@ -38,6 +38,12 @@ from grokjax.stats import finite_or_none, seed_bootstrap
 
 DENSE_RHOS = [round(0.85 + 0.05 * i, 2) for i in range(10)]  # 0.85 ... 1.30
 FRACS = [0.30, 0.35, 0.40, 0.50, 0.65]
+# The attention model's two studies (SPEC.md): without LayerNorm at p = 59, lr 5e-4 (the
+# transformer preset's budgets), with LayerNorm at p = 71, lr 1e-3 (budgets 3-4x the
+# authors' medians of about 1,900-3,700; the preset scales them by p / 59).
+TF_NO_LN = dict(moduli=[59], lrs=[5e-4])
+TF_LN = dict(moduli=[71], lrs=[1e-3], layernorm=True, rhos=[0.85, 1.00, 1.15, 1.30],
+             budgets={"free": 6000, 0.85: 8000, 1.30: 12000})
 SMALL_FILES = ("config.json", "runs.csv", "fit.json", "summary.json", "timing.json")
 
 
@@ -79,7 +85,19 @@ CLAIMS: dict[str, tuple[str, list[Part]]] = {
     "free_norm_delay": ("the logarithmic delay of a freely contracting norm (kappa)", [
         Part("free_norm_delay", "free_norm_delay", {})]),
     "transformer_layernorm": ("attention model with and without LayerNorm (alpha_2)", [
-        Part("transformer_layernorm", "layernorm_ablation", {}, accelerator_only=True)]),
+        Part(f"transformer_layernorm/{name}", "pinned_norm", dict(overrides, arch="transformer"),
+             accelerator_only=name.startswith("paper_")) for name, overrides in {
+            # what a 2-core CPU affords: 8 seeds; budgets 2-3x the authors' times
+            "no_layernorm": dict(TF_NO_LN, seeds=8, rhos=[0.85, 0.925, 1.00, 1.05],
+                                 budgets={"free": 12000, 0.85: 3000, 1.00: 16000, 1.05: 30000}),
+            "layernorm": dict(TF_LN, seeds=8),
+            "layernorm_output": dict(TF_LN, seeds=8, norm_group="output"),
+            # the authors' grids (16 seeds, rho to 1.20; group clamps of the LayerNorm model)
+            "paper_no_layernorm": dict(TF_NO_LN, seeds=16, rhos=[0.85, 1.00, 1.15, 1.20]),
+            "paper_layernorm_output": dict(TF_LN, seeds=16, norm_group="output"),
+            "paper_layernorm_mlp": dict(TF_LN, seeds=16, norm_group="mlp", rhos=[0.85, 1.30]),
+            "paper_layernorm_embedding": dict(TF_LN, seeds=16, norm_group="embedding",
+                                              rhos=[1.30])}.items()]),
 }
 
 
