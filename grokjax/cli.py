@@ -8,12 +8,13 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
+import json
 import importlib
 import os
 import sys
 from typing import Callable, Sequence
 
-from grokjax import config, problems
+from grokjax import config, io, problems
 from grokjax import experiment as ex
 from grokjax.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
                            number_in)
@@ -98,6 +99,9 @@ def _add_run_flags(ap: argparse.ArgumentParser) -> None:
   ap.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
                   help="queue each chunk before reading the last one's records (same results; "
                        "auto: on for GPUs and TPUs, off on a CPU)")
+  ap.add_argument("--dry-run", action="store_true",
+                  help="print the resolved configuration and the plan (runs, run-steps, the "
+                       "expected time here, timed on one compiled chunk); train and write nothing")
 
 
 def _start_jax(args) -> None:
@@ -118,7 +122,7 @@ def _overlap(args) -> bool | str:
 
 
 _NOT_CONFIG = {"preset", "out", "force_new", "retire_margin", "no_progress", "no_compile_cache",
-               "deterministic", "checkpoint_every", "overlap", "pad_moduli"}
+               "deterministic", "checkpoint_every", "overlap", "pad_moduli", "dry_run"}
 
 
 def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
@@ -210,6 +214,11 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
   if cfg.dtype == "float64":
     import jax
     jax.config.update("jax_enable_x64", True)
+  if args.dry_run:
+    print(json.dumps(io.plain(cfg.to_json()), indent=1))
+    ex.say(f"{experiment} ({cfg.preset} preset), results folder {out}: {ex.plan_line(cfg)[0].strip()}")
+    ex.say("dry run: nothing trained, nothing written")
+    return 0
   try:
     sess = ex.Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
                       checkpoint_every_s=args.checkpoint_every,
@@ -264,10 +273,13 @@ def reproduce_main(argv=None, doc: str = "") -> int:
     _start_jax(args)
     try:
       rp.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
-                    args.checkpoint_every, say=ex.say, overlap=_overlap(args))
+                    args.checkpoint_every, say=ex.say, overlap=_overlap(args),
+                    dry_run=args.dry_run)
     except ex.ConfigMismatch as e:
       print(f"reproduce: error: {e}", file=sys.stderr)
       return 2
+  if args.dry_run:
+    return 0
   from grokjax import reference
   cells = None
   if args.reference is not None:
@@ -277,7 +289,7 @@ def reproduce_main(argv=None, doc: str = "") -> int:
       print(f"reproduce: error: {e}", file=sys.stderr)
       return 2
   try:
-    rows, folders = rp.report(args.results, args.n_boot, names)
+    rows, folders = rp.report(args.results, args.n_boot, names, cells)
   except rp.MissingResults as e:
     print(f"reproduce: error: {e}; train it with: python experiments/reproduce.py --only "
           f"{e.claim}", file=sys.stderr)

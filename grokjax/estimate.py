@@ -84,6 +84,37 @@ class Estimate:
         "run groks early")
 
 
+def grid_cells(cfg: Config) -> list[tuple[int, int, int]]:
+  """(p, runs, budget) of every cell an experiment trains, free controls included, from
+  its configuration alone (before any W_c is known: --wc-from's reuse is not counted)."""
+  n_lr = len(cfg.lrs)
+  if cfg.experiment == "norm_interventions":  # one budget for the control and every arm
+    arms = 1 + len(cfg.rhos) + 4 + len(cfg.hold_rhos or [])
+    return [(p, cfg.seeds * arms, cfg.budget(None, p)) for p in cfg.moduli]
+  if cfg.experiment == "free_training":
+    n_lr *= len(cfg.wds or [cfg.wd])
+  if cfg.experiment == "free_norm_delay":
+    runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd]) * len(cfg.scales or [1.0])
+    return [(p, runs, cfg.budget(None, p)) for p in cfg.moduli]
+  per_p = [(None, n_lr)] + [(r, n_lr) for r in cfg.rhos]
+  variants = 2 if cfg.experiment == "layernorm_ablation" else 1
+  return [(p, cfg.seeds * k * variants, cfg.budget(r, p)) for p in cfg.moduli for r, k in per_p]
+
+
+def plan_line(cfg: Config) -> tuple[str, float]:
+  """One line of what a configuration will cost here, timed on a compiled chunk of its
+  largest size: runs, run-steps, the expected and the worst-case time; and the expected
+  seconds."""
+  cells = grid_cells(cfg)
+  runs = sum(n for _, n, _ in cells)
+  p_big = max(p for p, _, _ in cells)
+  rate, _ = measure_rate(cfg.task(p_big), min(16, runs))
+  expected, worst = training_seconds(cfg, cells, rate, p_big)
+  return (f"{runs:>4} runs, at most {sum(n * b for _, n, b in cells):,} run-steps; expected "
+          f"~{hms(expected)}, at most ~{hms(worst)} ({rate:,.0f} run-steps/s at p={p_big})",
+          expected)
+
+
 def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> Estimate:
   """Print the grid's size before a long run; return its `Estimate`, which prints the time
   once training has timed its first chunk.

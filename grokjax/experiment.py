@@ -15,8 +15,9 @@ their names for scripts and notebooks that want one import.
 from grokjax.config import (EXPERIMENTS, PRESETS, PROBLEM_PRESETS,  # noqa: F401
                             TRANSFORMER, Config, resolve)
 from grokjax.estimate import (PRIOR_FRACTION, available_memory, eta_update,  # noqa: F401
-                              expected_run_steps, hms, largest_fitting, measure_rate,
-                              memory_needed, plan, state_size, training_seconds)
+                              expected_run_steps, grid_cells, hms, largest_fitting,
+                              measure_rate, memory_needed, plan, plan_line, state_size,
+                              training_seconds)
 from grokjax.free_norm_delay import free_norm_delay  # noqa: F401
 from grokjax.free_training import free_training  # noqa: F401
 from grokjax.grids import (WC_FIELDS, clamp_phase, clamp_runs, free_phase, free_runs,  # noqa: F401

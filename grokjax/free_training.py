@@ -94,7 +94,9 @@ def free_training(sess: Session) -> dict[str, Any]:
   if cfg.wds is not None:
     plots.wc_vs_wd(sess.path("figures", "wc_vs_wd.png"), result)
   if power.get("beta") is not None:
-    say(f"W_c = {power['c']:.2f} * p^{power['beta']:.3f}  (R^2 = {power['r2']:.3f})")
+    ci = power.get("beta_ci")
+    say(f"W_c = {power['c']:.2f} * p^{power['beta']:.3f}"
+        + (f" [95 % CI {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f"  (R^2 = {power['r2']:.3f})")
   else:
     say(f"no power-law fit: {power.get('error')}")
   return result

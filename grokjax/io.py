@@ -14,11 +14,20 @@ from typing import Any, Iterable
 import numpy as np
 
 
+def _file_mode() -> int:
+  """The mode a plain `open(path, "w")` would give: 0o666 less the umask (mkstemp's own
+  0o600 would hide every result from the user's group)."""
+  umask = os.umask(0)
+  os.umask(umask)
+  return 0o666 & ~umask
+
+
 def atomic_bytes(path: str, payload: bytes) -> None:
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
   try:
+    os.fchmod(fd, _file_mode())
     with os.fdopen(fd, "wb") as f:
       f.write(payload)
       f.flush()

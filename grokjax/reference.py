@@ -24,7 +24,9 @@ import numpy as np
 # norm, a one-shot factor of one weight group.
 ARMS = {"ctrl": "free", "none": "free", "clamp": "clamp", "rescale": "oneshot", "layer": "kick"}
 GROUPS = {"all": "all", "embed": "embedding", "hidden": "hidden", "out": "output",
-          "unembed": "unembed", "mlp": "mlp"}
+          "unembed": "output", "mlp": "mlp", "attn": "attention"}
+# Their attention-model experiments with LayerNorm (tfnoln and tfnoln_long have none).
+LAYERNORM_EXPERIMENTS = ("tfgrok", "tfnormint")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +48,13 @@ class RefCell:
   t_grok: np.ndarray  # per seed; the budget where censored
   censored: np.ndarray
   norm_at_grok: np.ndarray  # NaN where censored
+  layernorm: bool = False
 
   @property
   def key(self) -> tuple:
     return (self.p, round(self.frac, 3), self.d, self.hidden, self.arch, round(self.wd, 6),
             round(self.lr, 8), self.arm, None if self.rho is None else round(self.rho, 3),
-            self.group)
+            self.group, self.layernorm)
 
 
 class ReferenceError(ValueError):
@@ -120,7 +123,7 @@ def read_cell(path: str, experiment: str) -> RefCell:
                  lr=float(_scalar(z, "lr")), arm=arm,
                  rho=None if arm == "free" or rho is None else float(rho), group=group,
                  budget=budget, t_grok=np.where(censored, budget, t), censored=censored,
-                 norm_at_grok=norm)
+                 norm_at_grok=norm, layernorm=experiment in LAYERNORM_EXPERIMENTS)
 
 
 def load(root: str) -> list[RefCell]:
@@ -141,12 +144,14 @@ def load(root: str) -> list[RefCell]:
   return cells
 
 
-# Which of their experiments replicates each claim of ours (the same cells in other
-# experiments of theirs are used where the claim's own has none).
-EXPERIMENT_OF_CLAIM = {"dense_rho": "denserho", "moduli_scan": "pscan", "norm_vs_lr": "efflr",
-                       "free_training": "grokfss", "train_fraction": "grokfss",
-                       "wc_wd_lr": "grokfss", "interventions": "normint",
-                       "transformer_layernorm": "tfnoln"}
+# Which of their experiments replicate each claim of ours, first choice first (the same
+# cells in other experiments of theirs are used where these have none). tfnoln_long is the
+# one the paper's attention-model numbers come from.
+EXPERIMENT_OF_CLAIM = {"dense_rho": ("denserho",), "moduli_scan": ("pscan",),
+                       "norm_vs_lr": ("efflr",), "free_training": ("grokfss",),
+                       "train_fraction": ("grokfss",), "wc_wd_lr": ("grokfss",),
+                       "interventions": ("normint",),
+                       "transformer_layernorm": ("tfnoln_long", "tfnoln", "tfnormint")}
 OUR_ARMS = {"free": "free", "clamp": "clamp", "hold": "clamp", "oneshot": "oneshot", "kick": "kick"}
 
 
@@ -166,17 +171,45 @@ def _our_key(row: dict, config: dict) -> tuple | None:
     return None
   rho = row.get("rho")
   group = row.get("group") if arm == "kick" else None
+  if arm == "clamp" and row.get("norm_group") not in (None, "all"):
+    arm, group = "clamp_group", row["norm_group"]  # one weight group held, as their tfnormint
   return (int(row["p"]), round(float(config.get("frac", 0.4)), 3), int(config.get("d", 128)),
           int(config.get("hidden", 256)), row.get("arch") or config.get("arch", "mlp"),
           round(float(row["wd"] if row.get("wd") is not None else config.get("wd", 1.0)), 6),
           round(float(row["lr"]), 8), arm,
-          None if arm in ("free", "kick") or rho is None else round(float(rho), 3), group)
+          None if arm in ("free", "kick") or rho is None else round(float(rho), 3), group,
+          bool(row.get("layernorm")))
 
 
 def _describe(key: tuple) -> str:
-  p, frac, d, h, arch, wd, lr, arm, rho, group = key
+  p, frac, d, h, arch, wd, lr, arm, rho, group, layernorm = key
   what = arm + (f" rho {rho:g}" if rho is not None else "") + (f" {group}" if group else "")
-  return f"p={p} frac {frac:g} wd {wd:g} lr {lr:g} {what}" + ("" if arch == "mlp" else f" ({arch})")
+  model = "" if arch == "mlp" else f" ({arch}{', LayerNorm' if layernorm else ''})"
+  return f"p={p} frac {frac:g} wd {wd:g} lr {lr:g} {what}{model}"
+
+
+def _control_key(key: tuple) -> tuple:
+  return key[:7] + ("free", None, None) + key[10:]
+
+
+def _preferred(refs: list[RefCell], claim: str) -> RefCell:
+  """The claim's own experiment's cell if it has one (first choice first), else the first."""
+  for experiment in EXPERIMENT_OF_CLAIM.get(claim, ()):
+    own = [c for c in refs if c.experiment == experiment]
+    if own:
+      return own[0]
+  return refs[0]
+
+
+def _grouped_rows(f) -> dict[tuple, list[dict]]:
+  """A folder's rows by cell key (diverged runs left out)."""
+  groups: dict[tuple, list[dict]] = {}
+  for r in f.rows:
+    if not r.get("diverged"):
+      key = _our_key(r, f.config)
+      if key is not None:
+        groups.setdefault(key, []).append(r)
+  return groups
 
 
 def like_for_like(folders: dict, cells: list[RefCell], n_boot: int = 2000
@@ -191,26 +224,20 @@ def like_for_like(folders: dict, cells: list[RefCell], n_boot: int = 2000
   out = []
   for claim, fs in folders.items():
     for f in (fs if isinstance(fs, list) else [fs]):
-      groups: dict[tuple, list[dict]] = {}
-      for r in f.rows:
-        if r.get("layernorm") or r.get("diverged"):
-          continue
-        key = _our_key(r, f.config)
-        if key is not None:
-          groups.setdefault(key, []).append(r)
+      groups = _grouped_rows(f)
       for key, rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
         refs = by_key.get(key, [])
         if not refs:
           continue
-        own = [c for c in refs if c.experiment == EXPERIMENT_OF_CLAIM.get(claim)]
-        ref = (own or refs)[0]
+        ref = _preferred(refs, claim)
         t = np.array([r["t_grok"] for r in rows], float)
         cens = np.array([not r["grokked"] for r in rows], bool)
         out.append(CellComparison(claim, _describe(key), "T_grok", ref.experiment,
                                   compare.compare_samples(t, cens, ref.t_grok, ref.censored,
                                                           n_boot)))
-        control_key = key[:7] + ("free", None, None)
-        if key[7] in ("oneshot", "kick", "clamp") and control_key in groups and control_key in by_key:
+        control_key = _control_key(key)
+        if key[7] in ("oneshot", "kick", "clamp", "clamp_group") and control_key in groups \
+            and control_key in by_key:
           # the arm's effect, seed by seed against the same seed's free control (both sides
           # match seeds across arms), so the two controls' own speeds cancel
           base = {r["seed"]: r for r in groups[control_key] if r["grokked"]}
@@ -224,10 +251,46 @@ def like_for_like(folders: dict, cells: list[RefCell], n_boot: int = 2000
             out.append(CellComparison(claim, _describe(key), "T_grok / own control", ref.experiment,
                                       compare.compare_samples(a[:, 0], a[:, 1].astype(bool),
                                                               theirs_t, ref.censored[ok], n_boot)))
-        if key[7] == "free":
+        if key[7] == "free" and f.config.get("norm_group", "all") == "all":
+          # (a folder measuring one weight group's norm has no total-norm W_c to compare)
           w = np.array([r["norm_at_grok"] for r in rows if r["grokked"]], float)
           rw = ref.norm_at_grok[~ref.censored]
           if len(w) > 1 and len(rw) > 1 and np.isfinite(rw).all():
             out.append(CellComparison(claim, _describe(key), "W_c", ref.experiment,
                                       compare.compare_samples(w, None, rw, None, n_boot)))
+  return out
+
+
+def delay_slopes(f, cells: list[RefCell], claim: str, n_boot: int = 1000) -> list[dict]:
+  """The delay law's slope of one folder of ours and of the authors' cells, fitted by the
+  same estimator (`grokjax.fit.fit_delay_law`, seeds as bootstrap clusters) over the held
+  norms both ran, one entry per (modulus, lr, LayerNorm, clamped group) with at least two
+  such norms: {cell, rhos, ours, theirs (fit dicts), experiment}."""
+  from grokjax import fit
+  groups = _grouped_rows(f)
+  by_key: dict[tuple, list[RefCell]] = {}
+  for c in cells:
+    by_key.setdefault(c.key, []).append(c)
+  laws: dict[tuple, dict[float, tuple]] = {}  # our key without rho -> rho -> (our rows, ref)
+  for key, rows in groups.items():
+    if key[7] in ("clamp", "clamp_group") and key in by_key:
+      laws.setdefault(key[:8] + key[9:], {})[key[8]] = (rows, _preferred(by_key[key], claim))
+  out = []
+  for law, cells_at in sorted(laws.items(), key=lambda kv: str(kv[0])):
+    experiment = max({ref.experiment for _, ref in cells_at.values()},
+                     key=lambda e: sum(ref.experiment == e for _, ref in cells_at.values()))
+    both = {rho: v for rho, v in cells_at.items() if v[1].experiment == experiment}
+    if len(both) < 2:
+      continue
+    mine = [r for rows, _ in both.values() for r in rows]
+    ours = fit.safe(fit.fit_delay_law, [r["rho"] for r in mine], [r["t_grok"] for r in mine],
+                    [not r["grokked"] for r in mine], [r["seed"] for r in mine], n_boot=n_boot)
+    refs = [(rho, ref) for rho, (_, ref) in both.items()]
+    theirs = fit.safe(fit.fit_delay_law, np.concatenate([np.full(len(c.t_grok), rho)
+                                                          for rho, c in refs]),
+                      np.concatenate([c.t_grok for _, c in refs]),
+                      np.concatenate([c.censored for _, c in refs]),
+                      np.concatenate([np.arange(len(c.t_grok)) for _, c in refs]), n_boot=n_boot)
+    out.append(dict(cell=_describe(law[:8] + (None,) + law[8:]), rhos=sorted(both), ours=ours,
+                    theirs=theirs, experiment=experiment))
   return out

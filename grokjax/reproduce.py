@@ -725,34 +725,31 @@ ONE_FOLDER_ROWS = {"dense_rho": "dense_rho_rows", "moduli_scan": "moduli_scan_ro
                    "free_norm_delay": "free_norm_delay_rows"}
 
 
-def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None
-           ) -> tuple[list[Row], dict[str, Folder | list[Folder]]]:
+def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None,
+           reference: list | None = None) -> tuple[list[Row], dict[str, Folder | list[Folder]]]:
   """Every row that the results under `results` support; raises MissingResults naming
-  the first absent folder among the claims asked for."""
+  the first absent folder among the claims asked for. Accelerator-only parts are read when
+  present and skipped when not. reference: the authors' cells (`grokjax.reference.load`),
+  for the rows that compare a fit of ours with theirs over the same cells."""
   names = [n for n in CLAIMS if only is None or n in only]
   folders: dict[str, Any] = {}
   rows: list[Row] = []
   for name in names:
     parts = CLAIMS[name][1]
-    if parts[0].accelerator_only:
-      path = os.path.join(results, parts[0].folder)
-      if os.path.exists(os.path.join(path, "runs.csv")):
-        folders[name] = Folder.load(path)
-        rows += transformer_rows(folders[name], n_boot)
-      else:
-        rows.append(Row("7 LayerNorm (attention)", "alpha_2 without LayerNorm",
-                        paper.TRANSFORMER["alpha"], None, None, None, "not measured",
-                        "needs an accelerator; see the plan for its CPU estimate"))
-      continue
+    present = [p for p in parts if not p.accelerator_only
+               or os.path.exists(os.path.join(results, p.folder, "runs.csv"))]
     try:
-      loaded = [Folder.load(os.path.join(results, p.folder)) for p in parts]
+      loaded = [Folder.load(os.path.join(results, p.folder)) for p in present]
     except MissingResults as e:
       raise MissingResults(str(e), claim=name) from None
-    folders[name] = loaded if len(loaded) > 1 else loaded[0]
+    folders[name] = loaded if len(parts) > 1 else loaded[0]
     if name in ONE_FOLDER_ROWS:
       rows += globals()[ONE_FOLDER_ROWS[name]](loaded[0], n_boot)
     elif name == "train_fraction":
       rows += train_fraction_rows(loaded, n_boot)
+    elif name == "transformer_layernorm":
+      rows += transformer_rows({p.folder.split("/")[-1]: f for p, f in zip(present, loaded)},
+                               n_boot, reference)
     elif name == "user_moduli":
       scan_path = os.path.join(results, "moduli_scan")
       scan = Folder.load(scan_path) if os.path.exists(os.path.join(scan_path, "runs.csv")) else None
@@ -762,15 +759,82 @@ def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None
   return rows, folders
 
 
-def transformer_rows(f: Folder, n_boot: int) -> list[Row]:
+def _in_range(rows, lo: float, hi: float) -> list[dict]:
+  return [r for r in rows if lo - 1e-9 <= r["rho"] <= hi + 1e-9]
+
+
+def transformer_rows(fs: dict[str, Folder], n_boot: int, reference: list | None = None
+                     ) -> list[Row]:
+  """Claim 4 on the attention model: the law without LayerNorm (p = 59, lr 5e-4), its
+  slope with LayerNorm (p = 71, lr 1e-3) with the whole norm or the unembedding held; with
+  the authors' cells, each slope against theirs over the held norms both ran."""
+  from grokjax import reference as ref_data
   claim = "7 LayerNorm (attention)"
+  tf = paper.TRANSFORMER
   out = []
-  for ln in (False, True):
-    rows = [r for r in f.clamp() if bool(r["layernorm"]) == ln]
-    d = _delay_fit(rows, n_boot)
-    out.append(_row(claim, f"alpha_2 {'with' if ln else 'without'} LayerNorm",
-                    None if ln else paper.TRANSFORMER["alpha"], None, d.get("alpha"),
-                    d.get("alpha_ci"), f"R^2 {_num(d.get('r2'), 3)}"))
+  fits = {}
+  for name in ("no_layernorm", "paper_no_layernorm"):
+    if name not in fs:
+      continue
+    f = fs[name]
+    tag = "" if name == "no_layernorm" else " (paper grid)"
+    wc, wc_ci = seed_bootstrap(f.free(), critical_norm, n_boot)
+    out.append(_row(claim, f"W_c without LayerNorm, p=59{tag}", tf["wc"], None, wc, wc_ci))
+    t, t_ci = seed_bootstrap(f.free(), median_t_grok, n_boot)
+    out.append(_row(claim, f"median T_grok, free control, no LayerNorm{tag}", tf["free_median"],
+                    None, t, t_ci))
+    for rho, paper_t in tf["median"].items():
+      cell = [r for r in f.clamp() if np.isclose(r["rho"], rho)]
+      if cell:
+        m, m_ci = seed_bootstrap(cell, median_t_grok, n_boot)
+        out.append(_row(claim, f"median T_grok, rho {rho:.2f}, no LayerNorm{tag}", paper_t, None,
+                        m, m_ci, f"grokked {grok_fraction(cell):.0%}"))
+    rhos = sorted({r["rho"] for r in f.clamp()})
+    hi = min(max(rhos), tf["fit_rhos"][1])
+    d = _delay_fit(_in_range(f.clamp(), tf["fit_rhos"][0], hi), n_boot)
+    fits[name] = d
+    out.append(_row(claim, f"alpha_2 without LayerNorm, rho {tf['fit_rhos'][0]:.2f}-{hi:.2f}{tag}",
+                    tf["alpha"], None, d.get("alpha"), d.get("alpha_ci"),
+                    f"R^2 {_num(d.get('r2'), 3)}" + ("" if hi >= tf["fit_rhos"][1] else
+                                                     f"; the paper's over 0.85-{tf['fit_rhos'][1]:.2f}")))
+  ln = paper.TRANSFORMER_LN
+  for name, what in (("layernorm", "whole norm held"), ("layernorm_output", "unembedding held"),
+                     ("paper_layernorm_output", "unembedding held, paper grid")):
+    if name not in fs:
+      continue
+    f = fs[name]
+    d = fits[name] = _delay_fit(f.clamp(), n_boot)
+    out.append(_row(claim, f"slope of ln T_grok on rho with LayerNorm, {what}, p=71", None, None,
+                    d.get("alpha"), d.get("alpha_ci"), f"R^2 {_num(d.get('r2'), 3)}"))
+    if name == "layernorm":
+      t, t_ci = seed_bootstrap(f.free(), median_t_grok, n_boot)
+      out.append(_row(claim, "median T_grok, free control, LayerNorm, p=71", ln["free_median"],
+                      None, t, t_ci))
+    if "output" in name:
+      for rho, paper_t in ln["unembedding_median"].items():
+        cell = [r for r in f.clamp() if np.isclose(r["rho"], rho)]
+        if cell:
+          m, m_ci = seed_bootstrap(cell, median_t_grok, n_boot)
+          out.append(_row(claim, f"median T_grok, unembedding at rho {rho:.2f}, LayerNorm",
+                          paper_t, None, m, m_ci, f"grokked {grok_fraction(cell):.0%}"))
+  base = fits.get("no_layernorm", {}).get("alpha_ci")
+  for name, what in (("layernorm", "whole norm"), ("layernorm_output", "unembedding")):
+    ci = fits.get(name, {}).get("alpha_ci")
+    if base and ci:
+      out.append(_qual(claim, f"LayerNorm weakens the law ({what} held)",
+                       f"alpha_2 {tf['alpha']} without; a weak dependence with",
+                       f"{_fmt_ci(fits[name]['alpha'], ci)} with, "
+                       f"{_fmt_ci(fits['no_layernorm']['alpha'], base)} without", ci[1] < base[0],
+                       "read: the with-LayerNorm CI wholly below the without"))
+  if reference is not None:
+    for name, f in fs.items():
+      for s in ref_data.delay_slopes(f, reference, "transformer_layernorm", n_boot):
+        a, b = s["ours"], s["theirs"]
+        span = f"rho {s['rhos'][0]:g}-{s['rhos'][-1]:g} ({len(s['rhos'])} cells)"
+        out.append(Row(claim, f"slope over the cells both ran: {s['cell']}, {span}",
+                       b.get("alpha"), b.get("alpha_ci"), a.get("alpha"), a.get("alpha_ci"),
+                       verdict(b.get("alpha"), b.get("alpha_ci"), a.get("alpha"), a.get("alpha_ci")),
+                       f"authors' per-seed data ({s['experiment']}), refitted like ours"))
   return out
 
 
@@ -836,22 +900,6 @@ def part_config(part: Part, seeds: int | None = None):
   return ex.resolve(part.experiment, "paper", **overrides)
 
 
-def plan_cells(cfg) -> list[tuple[int, int, int]]:
-  """(p, runs, budget) of every cell an experiment trains, free controls included."""
-  n_lr = len(cfg.lrs)
-  if cfg.experiment == "norm_interventions":  # one budget for the control and every arm
-    arms = 1 + len(cfg.rhos) + 4 + len(cfg.hold_rhos or [])
-    return [(p, cfg.seeds * arms, cfg.budget(None, p)) for p in cfg.moduli]
-  if cfg.experiment == "free_training":
-    n_lr *= len(cfg.wds or [cfg.wd])
-  if cfg.experiment == "free_norm_delay":
-    runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd]) * len(cfg.scales or [1.0])
-    return [(p, runs, cfg.budget(None, p)) for p in cfg.moduli]
-  per_p = [(None, n_lr)] + [(r, n_lr) for r in cfg.rhos]
-  variants = 2 if cfg.experiment == "layernorm_ablation" else 1
-  return [(p, cfg.seeds * k * variants, cfg.budget(r, p)) for p in cfg.moduli for r, k in per_p]
-
-
 def is_done(part: Part, results: str, seeds: int | None) -> bool:
   """The committed folder holds this part's runs under the same configuration."""
   path = os.path.join(results, part.folder)
@@ -865,9 +913,10 @@ def is_done(part: Part, results: str, seeds: int | None) -> bool:
 
 def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
                progress: bool, checkpoint_every_s: float, say=print,
-               overlap: bool | str = "auto") -> None:
+               overlap: bool | str = "auto", dry_run: bool = False) -> None:
   """Train every part of the named claims that `results` lacks; copy its small outputs.
-  Claims that need an accelerator are planned (their CPU estimate printed), not run."""
+  Claims that need an accelerator are planned (their CPU estimate printed), not run;
+  dry_run: print the plan only."""
   import jax
   on_cpu = jax.default_backend() == "cpu"
   todo = []
@@ -876,17 +925,11 @@ def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
   for name in names:
     for part in CLAIMS[name][1]:
       cfg = part_config(part, seeds)
-      cells = plan_cells(cfg)
-      runs = sum(n for _, n, _ in cells)
       if is_done(part, results, seeds):
         say(f"  {part.folder:<28} done: {os.path.join(results, part.folder)}")
         continue
-      p_big = max(p for p, _, _ in cells)
-      rate, _ = ex.measure_rate(cfg.task(p_big), min(16, runs))
-      exp_s, worst = ex.training_seconds(cfg, cells, rate, p_big)
-      line = (f"  {part.folder:<28} {runs:>4} runs, at most {sum(n * b for _, n, b in cells):,} "
-              f"run-steps; expected ~{ex.hms(exp_s)}, at most ~{ex.hms(worst)} "
-              f"({rate:,.0f} run-steps/s at p={p_big})")
+      text, exp_s = ex.plan_line(cfg)
+      line = f"  {part.folder:<28} {text}"
       if part.accelerator_only and on_cpu:
         say(line + ": needs an accelerator, not run on this CPU")
         continue
@@ -894,6 +937,9 @@ def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
       total += exp_s
       todo.append((name, part, cfg))
   say(f"expected training time on this machine: ~{ex.hms(total)}")
+  if dry_run:
+    say("dry run: nothing trained")
+    return
   for i, (name, part, cfg) in enumerate(todo):
     if name == "user_moduli":
       lock_prediction(results, cfg, say)

@@ -112,3 +112,55 @@ def test_reference_reader_and_like_for_like_on_their_layout(tmp_path):
 def test_reference_folder_without_their_data_is_one_line():
   with pytest.raises(reference.ReferenceError, match="holds no data"):
     reference.load(os.path.dirname(__file__))
+
+
+def test_attention_cells_carry_layernorm_and_the_held_group(tmp_path):
+  """Their attention-model files: tfnoln_long has no LayerNorm, tfnormint has it and holds
+  one group (their "unembed" is our "output"); the delay-law slope of ours and of theirs is
+  refitted over the held norms both ran, by the same estimator."""
+  root = tmp_path / "their_repo"
+  rng = np.random.default_rng(0)
+  tf = dict(p=59, d_model=128, H=512, n_heads=4, lr=5e-4, max_steps=200000)
+  law = lambda rho, alpha, n: np.round(np.exp(np.log(700) + alpha * (rho - 0.85)
+                                              + 0.05 * rng.normal(size=n))).astype(int)
+  noln = root / "data" / "tfnoln_long" / "metrics"
+  for rho in (0.85, 1.00, 1.15):
+    _npz(noln, f"adamw_p59_a0.40_d128_h4_H512_wd1e+00_lr5e-04__clamp_rho{rho:.2f}.npz",
+         law(rho, 15.0, 16), arm=np.array("clamp"), rho=rho, **tf)
+  ln = root / "data" / "tfnormint" / "metrics"
+  ln_tf = dict(tf, p=71, lr=1e-3, max_steps=25000)
+  for rho in (0.85, 1.30):
+    _npz(ln, f"adamw_p71_a0.40_d128_h4_H512_wd1e+00_lr1e-03__clamp_unembed_rho{rho:.2f}.npz",
+         law(rho, 1.0, 16), arm=np.array("clamp"), rho=rho, **ln_tf)
+  cells = reference.load(str(root))
+  unembed = [c for c in cells if c.experiment == "tfnormint"]
+  assert {(c.arm, c.group, c.layernorm) for c in unembed} == {("clamp_group", "output", True)}
+  assert {c.layernorm for c in cells if c.experiment == "tfnoln_long"} == {False}
+
+  def rows(p, lr, rhos, alpha, layernorm, norm_group="all"):
+    out = []
+    for s in range(8):
+      for rho in rhos:
+        t = float(law(rho, alpha, 1)[0])
+        out.append(dict(p=p, arm="clamp", rho=rho, lr=lr, wd=1.0, seed=s, t_grok=t, grokked=True,
+                        diverged=False, layernorm=layernorm, arch="transformer",
+                        norm_group=norm_group))
+    return out
+  cfg = dict(frac=0.4, d=128, hidden=512, arch="transformer", wd=1.0)
+  # ours steeper (alpha 20 over 0.85-1.05), theirs alpha 15: compared over 0.85 and 1.00 only
+  noln_ours = rp.Folder("a", rows(59, 5e-4, [0.85, 0.925, 1.00, 1.05], 20.0, False), cfg, {}, {})
+  (s,) = reference.delay_slopes(noln_ours, cells, "transformer_layernorm", n_boot=200)
+  assert s["rhos"] == [0.85, 1.0] and s["experiment"] == "tfnoln_long"
+  assert s["ours"]["alpha"] == pytest.approx(20.0, abs=2.5)
+  assert s["theirs"]["alpha"] == pytest.approx(15.0, abs=1.5)
+  # a whole-norm clamp with LayerNorm is not their group clamp: nothing to compare
+  whole = rp.Folder("b", rows(71, 1e-3, [0.85, 1.30], 1.0, True), cfg, {}, {})
+  assert reference.delay_slopes(whole, cells, "transformer_layernorm", n_boot=50) == []
+  held = rp.Folder("c", rows(71, 1e-3, [0.85, 1.30], 1.0, True, "output"),
+                   dict(cfg, norm_group="output"), {}, {})
+  (u,) = reference.delay_slopes(held, cells, "transformer_layernorm", n_boot=200)
+  assert "clamp_group" in u["cell"] and "output" in u["cell"] and "LayerNorm" in u["cell"]
+  assert u["experiment"] == "tfnormint" and abs(u["ours"]["alpha"] - u["theirs"]["alpha"]) < 1.0
+  t = [c for c in reference.like_for_like({"transformer_layernorm": held}, cells, n_boot=100)
+       if c.quantity == "T_grok"]
+  assert len(t) == 2 and all(c.comparison.verdict != "differs" for c in t)

@@ -431,3 +431,54 @@ def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
         assert math.isclose(float(on[k]), float(off[k]), rel_tol=1e-5), (key, k)
   phases = sorted(os.listdir(tmp_path / "on" / "phases"))
   assert phases == ["clamp_p19-23.npz", "free_p19-23.npz"]
+
+
+def test_dry_run_prints_the_config_and_the_plan_and_writes_nothing(tmp_path):
+  """`--dry-run` (and `python -m grokjax EXPERIMENT`): the resolved configuration as JSON,
+  then one line of runs, run-steps and the expected time here; no folder made."""
+  from grokjax import __main__ as entry
+  out = tmp_path / "never"
+  buf, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
+    code = entry.main(["pinned_norm", "--preset", "smoke", "--moduli", "23", "--out", str(out),
+                       "--dry-run", "--no-compile-cache"])
+  text = buf.getvalue() + err.getvalue()
+  assert code == 0, text[-2000:]
+  cfg = json.loads(text[text.index("{"):text.rindex("}") + 1])
+  assert cfg["moduli"] == [23] and cfg["preset"] == "smoke" and "dry_run" not in cfg
+  assert "6 runs, at most 3,600 run-steps; expected" in text and "nothing written" in text
+  assert not out.exists()
+
+
+def test_the_grokjax_command_lists_and_refuses(capsys):
+  import tomllib
+  from grokjax import __main__ as entry
+  with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    script = tomllib.load(f)["project"]["scripts"]["grokjax"]
+  assert script == "grokjax.__main__:main"  # the console script is this function
+  assert entry.main(["--help"]) == 0
+  listing = capsys.readouterr().out
+  assert all(name in listing for name in experiment.EXPERIMENTS + ("reproduce",))
+  assert entry.main(["pinned_nrom"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "unknown experiment 'pinned_nrom'" in err
+  assert entry.main([]) == 2
+
+
+def test_results_files_are_readable_as_the_umask_allows(pinned_smoke, tmp_path):
+  """Collaborators can open the results: every file grokjax writes gets 0o666 less the
+  umask, as a plain open() would (not the 0o600 of a temporary file)."""
+  from grokjax import io as gio
+  out, _ = pinned_smoke
+  umask = os.umask(0)
+  os.umask(umask)
+  written = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs]
+  assert any(f.endswith("runs.csv") for f in written) and any(f.endswith(".png") for f in written)
+  for path in written:
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask, path
+  old = os.umask(0o027)
+  try:
+    gio.atomic_bytes(str(tmp_path / "x.json"), b"{}")
+  finally:
+    os.umask(old)
+  assert os.stat(tmp_path / "x.json").st_mode & 0o777 == 0o640

@@ -191,3 +191,27 @@ def test_fold_change_with_a_censored_slow_cell_is_a_lower_bound():
   assert not full["lower_bound"] and full["value"] == pytest.approx(27925 / 1492)
   med = bounded_median([fold, full, full])
   assert med["lower_bound"] and med["value"] == pytest.approx(27925 / 1492)
+
+
+def test_censored_log_survival_is_exact_and_smooth_where_the_tail_takes_over():
+  from scipy import stats
+  from grokjax.fit import _log_sf_and_mills
+  z = np.array([-6.0, -1.0, 0.0, 2.0, 8.0, 24.999, 25.001, 38.0, 60.0])
+  log_sf, mills = _log_sf_and_mills(z)
+  np.testing.assert_allclose(log_sf, stats.norm.logsf(z), rtol=1e-12)
+  np.testing.assert_allclose(mills, np.exp(stats.norm.logpdf(z) - stats.norm.logsf(z)),
+                             rtol=1e-10)
+  assert abs(log_sf[6] - log_sf[5]) < 0.06 and np.all(np.isfinite(mills))  # no jump at 25
+
+
+def test_power_law_has_a_standard_error_and_a_ci():
+  rng = np.random.default_rng(1)
+  p = np.array([29, 41, 59, 79, 97], float)
+  inside = 0
+  for _ in range(200):
+    w = 11.6 * p ** 0.38 * np.exp(0.01 * rng.normal(size=5))
+    out = fit_power_law(p, w)
+    inside += out["beta_ci"][0] <= 0.38 <= out["beta_ci"][1]
+    assert out["beta_se"] > 0
+  assert 0.90 <= inside / 200 <= 0.99  # a 95 % interval covers the true exponent
+  assert fit_power_law([10, 20], [1.0, 2.0])["beta_ci"] is None  # two points: no error

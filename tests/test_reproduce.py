@@ -190,3 +190,34 @@ def test_every_claim_and_experiment_draws_its_own_seeds():
   assert len(set(streams.values())) == len(streams)  # no two claims share runs
   assert config.resolve("pinned_norm", "smoke").seed_stream == "pinned_norm"
   assert config.resolve("pinned_norm", "smoke", seed_stream="").seed_stream == ""
+
+
+def test_transformer_claim_reads_its_cpu_parts_and_skips_absent_accelerator_parts(tmp_path):
+  """The attention-model claim: alpha_2 without LayerNorm recovered from its folder, the
+  LayerNorm slopes, and the comparison of the two read as a test (the with-LayerNorm CI
+  below the without); the accelerator-only grids are optional."""
+  rng = np.random.default_rng(3)
+  root = tmp_path / "results" / "transformer_layernorm"
+  noln = law_rows(59, 15.0, np.log(718) - 15.0 * 0.85, 37.0, 8, [0.85, 0.925, 1.0, 1.05], rng,
+                  lr=5e-4)
+  _write(str(root / "no_layernorm"), noln, arch="transformer", moduli=[59])
+  for name, group in (("layernorm", "all"), ("layernorm_output", "output")):
+    rows = law_rows(71, 1.0, np.log(2000) - 1.0, 12.0, 8, [0.85, 1.0, 1.15, 1.3], rng)
+    _write(str(root / name), [dict(r, layernorm=True) for r in rows], arch="transformer",
+           layernorm=True, norm_group=group, moduli=[71])
+  rows, folders = rp.report(str(tmp_path / "results"), n_boot=200, only=["transformer_layernorm"])
+  assert len(folders["transformer_layernorm"]) == 3  # the paper_ grids absent: not required
+  by = {r.quantity: r for r in rows}
+  a = by["alpha_2 without LayerNorm, rho 0.85-1.05"]
+  assert a.ours == pytest.approx(15.0, abs=1.5) and a.paper == 15.45
+  assert by["W_c without LayerNorm, p=59"].ours == pytest.approx(37.0, rel=0.02)
+  for what in ("whole norm", "unembedding"):
+    s = by[f"slope of ln T_grok on rho with LayerNorm, {what} held, p=71"]
+    assert s.ours == pytest.approx(1.0, abs=1.0) and s.verdict == "new"
+    assert by[f"LayerNorm weakens the law ({what} held)"].verdict == "agrees"
+  # a LayerNorm law as steep as the one without must not read "weakens"
+  steep = law_rows(71, 15.0, np.log(2000) - 15.0, 12.0, 8, [0.85, 1.0, 1.15, 1.3], rng)
+  _write(str(root / "layernorm"), [dict(r, layernorm=True) for r in steep], arch="transformer",
+         layernorm=True, moduli=[71])
+  rows, _ = rp.report(str(tmp_path / "results"), n_boot=200, only=["transformer_layernorm"])
+  assert {r.quantity: r for r in rows}["LayerNorm weakens the law (whole norm held)"].verdict == "differs"
