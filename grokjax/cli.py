@@ -189,8 +189,9 @@ def _check_memory(cfg, args) -> None:
   if need <= have:
     return
   gib = lambda b: f"{b / 2 ** 30:,.1f} GiB"
-  for flag, field, noun in (("--moduli", "moduli", "modulus"), ("--steps", "steps", "budget"),
-                            ("--seeds", "seeds", "number of seeds")):
+  for flag, field, noun in (("--moduli", "moduli", "modulus"),
+                            ("--train-sizes", "train_sizes", "training-set size"),
+                            ("--steps", "steps", "budget"), ("--seeds", "seeds", "number of seeds")):
     if getattr(args, field, None) is not None:
       try:
         best = ex.largest_fitting(cfg, field, have)
@@ -199,8 +200,13 @@ def _check_memory(cfg, args) -> None:
       if best is not None:
         raise UsageError(f"{flag}: the grid needs about {gib(need)} of memory and this machine "
                          f"has {gib(have)} free; the largest {noun} that fits is {best:,}")
-  raise UsageError(f"--preset: the grid needs about {gib(need)} of memory and this machine has "
-                   f"{gib(have)} free; lower --seeds, --steps or --moduli")
+  scans = [flag for flag, field in (("--rhos", "rhos"), ("--lrs", "lrs"), ("--wds", "wds"),
+                                     ("--scales", "scales"), ("--hold-rhos", "hold_rhos"))
+           if getattr(args, field, None) is not None]
+  first = scans[0] if scans else "--preset"
+  raise UsageError(f"{first}: the grid needs about {gib(need)} of memory and this machine has "
+                   f"{gib(have)} free; lower --seeds, --steps or --moduli"
+                   + (f", or give fewer values to {', '.join(scans)}" if scans else ""))
 
 
 def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str = "") -> int:

@@ -168,8 +168,11 @@ def memory_needed(cfg: Config) -> int:
   elif cfg.experiment == "free_norm_delay":
     runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd]) * len(cfg.scales or [1.0])
   worst = 0
-  for p in cfg.moduli:
-    t = cfg.task(p)
+  # one task per phase shape: each modulus, and each training-set size a scan trains
+  sizes = [cfg.train_size] + list(cfg.train_sizes or [])
+  tasks = [dataclasses.replace(cfg, train_size=m).task(p) for p in cfg.moduli for m in sizes]
+  for t in tasks:
+    p = t.p
     prob, h = t.problem_def, cfg.hidden
     n_params, state_bytes = state_size(t)
     state = 3 * 4 * n_params + state_bytes
@@ -206,8 +209,9 @@ def available_memory() -> int:
 def largest_fitting(cfg: Config, field: str, have: int) -> int | None:
   """The largest value of an integer field (seeds, steps, the largest modulus) that fits."""
   def need(v):
-    if field == "moduli":
-      return memory_needed(dataclasses.replace(cfg, moduli=[min(q, v) for q in cfg.moduli]))
+    if field in ("moduli", "train_sizes"):  # a scan: its largest value capped at v
+      return memory_needed(dataclasses.replace(cfg, **{field: [min(q, v) for q in
+                                                                getattr(cfg, field)]}))
     return memory_needed(dataclasses.replace(cfg, **{field: v}))
   lo = 1 if field != "moduli" else 3
   hi = lo

@@ -30,10 +30,11 @@ class Session:
     self.checkpoint_every_s, self.overlap = checkpoint_every_s, overlap
     self.pad_moduli: bool | str = "auto"  # pinned_norm: several moduli in one program
     cfg_path = os.path.join(out, "config.json")
-    if os.path.isdir(out) and os.listdir(out) and not os.path.exists(cfg_path):
+    if os.path.isdir(out) and set(os.listdir(out)) - {LOCK} and not os.path.exists(cfg_path):
       raise ConfigMismatch(
           f"{out} is not empty and is not a grokjax results folder (no config.json): nothing "
           "there is touched; use another --out")
+    lock_folder(out)
     if os.path.exists(cfg_path) and not force_new:
       old = io.read_json(cfg_path).get("config", {})
       new = io.plain(cfg.to_json())
@@ -90,6 +91,37 @@ class Session:
 
   def path(self, *parts: str) -> str:
     return os.path.join(self.out, *parts)
+
+
+# The lock a training process holds on its results folder while it lives (fcntl.flock: the
+# kernel drops it when the process ends, however it ends).
+LOCK = ".grokjax-lock"
+_held: dict[str, int] = {}  # folder -> the descriptor this process holds its lock with
+
+
+def lock_folder(out: str) -> None:
+  """Take `out`'s lock for this process (again: a no-op), or raise ConfigMismatch naming
+  the pid and host of the process that holds it. The processes of one jax.distributed run
+  share a folder on purpose: only process 0 takes the lock."""
+  import fcntl
+  import platform
+  import jax
+  key = os.path.realpath(out)
+  if key in _held or jax.process_index() != 0:
+    return
+  os.makedirs(out, exist_ok=True)
+  path = os.path.join(out, LOCK)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+    os.close(fd)
+    raise ConfigMismatch(f"{out} is in use by another grokjax run ({holder}); wait for it to "
+                         "finish or use another --out") from None
+  os.ftruncate(fd, 0)
+  os.write(fd, f"pid {os.getpid()} on {platform.node()}".encode())
+  _held[key] = fd
 
 
 # What a results folder holds of grokjax's: all that --force-new deletes (figures: the ones

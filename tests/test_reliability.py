@@ -85,3 +85,28 @@ def test_float64_option_runs_in_x64(tmp_path):
   cfg = json.load(open(os.path.join(out, "config.json")))
   assert cfg["environment"]["x64"] is True and cfg["config"]["dtype"] == "float64"
   assert np.load(os.path.join(out, "phases", "free_p23.npz"))["curve_norm"].dtype == np.float64
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_holder(tmp_path, capsys):
+  """Two unrelated processes on one --out: the second is refused in one line naming the
+  first's pid and host, before it writes anything; once the first ends, the folder is free."""
+  from grokjax import cli
+  from grokjax import experiment as ex
+  out = str(tmp_path / "busy")
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from grokjax.session import lock_folder; "
+       "lock_folder(sys.argv[1]); print('locked', flush=True); time.sleep(60)", out],
+      stdout=subprocess.PIPE, text=True, cwd=ROOT)
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    args = ["--preset", "smoke", "--out", out, "--no-progress", "--no-compile-cache", "--steps", "100"]
+    assert cli.main("pinned_norm", ex.pinned_norm, args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"pid {holder.pid}" in err and "in use" in err
+    assert os.listdir(out) == [".grokjax-lock"]  # nothing else written
+  finally:
+    holder.kill()
+    holder.wait()
+  from grokjax.session import lock_folder
+  lock_folder(out)  # free again; taking it twice in one process is a no-op
+  lock_folder(out)

@@ -365,3 +365,48 @@ def test_a_group_the_model_lacks_is_refused():
               norm_group=WEIGHT_GROUPS.index("attention"))
   with pytest.raises(ValueError, match="no weight group 'attention'"):
     train(TINY, runs, progress=False)
+
+
+def _small_checkpointed_run(folder):
+  task = Task(p=11, d=8, hidden=16, frac=0.6, eval_every=10)
+  runs = Runs(seed=np.arange(2), lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=60)
+  return task, runs, train(task, runs, chunk_steps=20, checkpoint=folder, checkpoint_every_s=0,
+                           progress=False)
+
+
+def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
+  """A checkpoint whose content no longer matches the SHA-256 saved with it (values changed
+  where orbax still reads them), one whose files are damaged, and one made for another
+  device count are each refused with one line, never resumed."""
+  import orbax.checkpoint as ocp
+  from grokjax import train as engine
+  folder = str(tmp_path / "ck")
+  task, runs, first = _small_checkpointed_run(folder)
+  again = train(task, runs, chunk_steps=20, checkpoint=folder, checkpoint_every_s=0,
+                progress=False)  # an intact checkpoint resumes to the same result
+  np.testing.assert_array_equal(first.curves["test_acc"], again.curves["test_acc"])
+  manager = ocp.CheckpointManager(folder)
+  step = manager.latest_step()
+  tree = manager.restore(step)
+  tree["state"][0] = np.asarray(tree["state"][0]) + 1e-3  # a silent change of the weights
+  manager.save(step + 1, args=ocp.args.StandardSave(tree), force=True)
+  manager.wait_until_finished()
+  with pytest.raises(ValueError, match="damaged") as e:
+    train(task, runs, chunk_steps=20, checkpoint=folder, checkpoint_every_s=0, progress=False)
+  assert "\n" not in str(e.value) and folder in str(e.value)
+  # bytes changed in its files: unreadable or damaged, one line either way
+  other = str(tmp_path / "ck2")
+  _small_checkpointed_run(other)
+  data = max((os.path.join(d, f) for d, _, fs in os.walk(other) for f in fs), key=os.path.getsize)
+  raw = bytearray(open(data, "rb").read())
+  raw[len(raw) // 2:len(raw) // 2 + 8] = bytes(8 * [0xA5])
+  open(data, "wb").write(bytes(raw))
+  with pytest.raises(ValueError, match="damaged|cannot be read") as e:
+    train(task, runs, chunk_steps=20, checkpoint=other, checkpoint_every_s=0, progress=False)
+  assert "\n" not in str(e.value)
+  # made on 2 devices, resumed on 1: refused, naming both counts
+  ck = engine._Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2)
+  ck.save(10, dict(lanes=np.arange(2)), [np.zeros(3, np.float32)])
+  with pytest.raises(ValueError, match="made on 2 devices and this process has 1"):
+    engine._Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=1).restore()
+  assert engine._Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2).restore() is not None
