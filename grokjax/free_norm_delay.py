@@ -188,9 +188,8 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
   io.write_json(sess.path("fit.json"), result)
   clamp_rows = None
   if cfg.clamp_from:
-    from grokjax.reproduce import read_runs
     import os
-    clamp_rows = [r for r in read_runs(os.path.join(cfg.clamp_from, "runs.csv"))
+    clamp_rows = [r for r in io.read_runs(os.path.join(cfg.clamp_from, "runs.csv"))
                   if r["arm"] == "clamp"]
   plots.both_laws(sess.path("figures", "both_laws.png"), rows, clamp_rows)
   plots.matched_delay(sess.path("figures", "matched_delay.png"), matched_pairs(rows), result)

@@ -115,6 +115,7 @@ def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) ->
   rows = [r for _, rs in phases for r in rs]
   keys = list(dict.fromkeys(k for r in rows for k in r))
   io.write_csv(sess.path("runs.csv"), [{k: r.get(k) for k in keys} for r in rows])
+  io.write_manifest(sess.out, len(rows))
   width = max(len(res.steps) for res, _ in phases)
   pad = lambda a, fill: np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
   arrays = {"steps": np.concatenate([pad(np.tile(res.steps, (len(res.runs), 1)), -1)

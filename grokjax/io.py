@@ -39,6 +39,83 @@ def atomic_bytes(path: str, payload: bytes) -> None:
     raise
 
 
+def sha256_file(path: str) -> str:
+  import hashlib
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+class TableError(ValueError):
+  """A runs.csv that is not one grokjax wrote (one-line message naming file, line, column)."""
+
+
+# The columns every runs.csv has, which the report cannot do without.
+REQUIRED_COLUMNS = ("p", "seed", "arm", "lr", "t_grok", "grokked", "diverged")
+
+
+def read_runs(path: str) -> list[dict[str, Any]]:
+  """runs.csv as typed rows (ints, floats, bools; None for empty cells). A file without
+  a required column, or with a value that is not of its column's type, raises
+  TableError naming the file, the row and the column."""
+  import csv
+  ints = {"p", "seed", "budget", "steps_trained", "t_mem", "t_grok", "t_int", "diverged_step"}
+  bools = {"grokked", "censored", "diverged", "layernorm", "fell_back"}
+  strings = {"seed_stream", "arm", "problem", "arch", "intervention", "group", "norm_group"}
+  rows = []
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+      raise TableError(f"{path} has no column {', '.join(missing)}: not a grokjax runs.csv")
+    for i, raw in enumerate(reader, start=2):
+      row = {}
+      for k, v in raw.items():
+        if v == "" or v is None:
+          row[k] = None
+        elif k in bools:
+          if v not in ("True", "False"):
+            raise TableError(f"{path}, line {i}: {k} = {v!r} is not True or False")
+          row[k] = v == "True"
+        elif k in strings:
+          row[k] = v
+        elif k in ints:
+          try:
+            row[k] = int(float(v))
+          except ValueError:
+            raise TableError(f"{path}, line {i}: {k} = {v!r} is not a number") from None
+        else:
+          try:
+            row[k] = float(v)
+          except ValueError:
+            row[k] = v
+      rows.append(row)
+  return rows
+
+
+MANIFEST = "manifest.json"
+
+
+def write_manifest(folder: str, n_runs: int) -> None:
+  """manifest.json: how many runs the finished folder's runs.csv holds and its SHA-256,
+  so that a reader can tell a complete, unedited table from a cut or changed one."""
+  write_json(os.path.join(folder, MANIFEST),
+             dict(runs=int(n_runs), sha256={"runs.csv": sha256_file(os.path.join(folder, "runs.csv"))}))
+
+
+def manifest_mismatch(folder: str, n_rows: int) -> str | None:
+  """Why runs.csv does not match the folder's manifest.json (None: it matches, or the
+  folder predates manifests)."""
+  path = os.path.join(folder, MANIFEST)
+  if not os.path.exists(path):
+    return None
+  m = read_json(path)
+  if n_rows != m.get("runs"):
+    return f"it holds {n_rows} runs and manifest.json says {m.get('runs')}"
+  if sha256_file(os.path.join(folder, "runs.csv")) != m.get("sha256", {}).get("runs.csv"):
+    return "its SHA-256 differs from manifest.json's (the file was changed)"
+  return None
+
+
 def plain(x: Any) -> Any:
   """numpy scalars/arrays -> JSON-ready Python values; NaN and inf -> None."""
   if isinstance(x, dict):

@@ -99,13 +99,12 @@ def refit(folder: str, fit_rhos: list[float] | None) -> dict[str, Any]:
   import dataclasses as dc
   from grokjax import plots
   from grokjax.config import Config
-  from grokjax.reproduce import read_runs
   from grokjax.stats import critical_norm
   saved = io.read_json(os.path.join(folder, "config.json"))
   names = {f.name for f in dc.fields(Config)}
   cfg = Config(**{k: v for k, v in saved["config"].items() if k in names})
   cfg.fit_rhos = fit_rhos
-  rows = read_runs(os.path.join(folder, "runs.csv"))
+  rows = io.read_runs(os.path.join(folder, "runs.csv"))
   clamp_rows = [r for r in rows if r["arm"] == "clamp"]
   per_p = {}
   for p in cfg.moduli:

@@ -44,7 +44,8 @@ FRACS = [0.30, 0.35, 0.40, 0.50, 0.65]
 TF_NO_LN = dict(moduli=[59], lrs=[5e-4])
 TF_LN = dict(moduli=[71], lrs=[1e-3], layernorm=True, rhos=[0.85, 1.00, 1.15, 1.30],
              budgets={"free": 6000, 0.85: 8000, 1.30: 12000})
-SMALL_FILES = ("config.json", "runs.csv", "fit.json", "summary.json", "timing.json")
+SMALL_FILES = ("config.json", "runs.csv", "fit.json", "summary.json", "timing.json",
+               io.MANIFEST)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,34 +113,6 @@ class MissingResults(Exception):
 # ---------------------------------------------------------------- reading results
 
 
-def read_runs(path: str) -> list[dict[str, Any]]:
-  """runs.csv as typed rows (ints, floats, bools; None for empty cells)."""
-  import csv
-  ints = {"p", "seed", "budget", "steps_trained", "t_mem", "t_grok", "t_int", "diverged_step"}
-  bools = {"grokked", "censored", "diverged", "layernorm", "fell_back"}
-  strings = {"seed_stream", "arm", "problem", "arch", "intervention", "group"}
-  rows = []
-  with open(path, newline="") as f:
-    for raw in csv.DictReader(f):
-      row = {}
-      for k, v in raw.items():
-        if v == "":
-          row[k] = None
-        elif k in bools:
-          row[k] = v == "True"
-        elif k in strings:
-          row[k] = v
-        elif k in ints:
-          row[k] = int(float(v))
-        else:
-          try:
-            row[k] = float(v)
-          except ValueError:
-            row[k] = v
-      rows.append(row)
-  return rows
-
-
 @dataclasses.dataclass
 class Folder:
   """A finished results folder as the report sees it."""
@@ -157,7 +130,15 @@ class Folder:
     cfg = io.read_json(os.path.join(path, "config.json"))
     timing_path = os.path.join(path, "timing.json")
     timing = io.read_json(timing_path) if os.path.exists(timing_path) else {}
-    return cls(path, read_runs(runs), cfg.get("config", {}), cfg.get("environment", {}), timing)
+    try:
+      rows = io.read_runs(runs)
+    except io.TableError as e:
+      raise MissingResults(str(e)) from None
+    mismatch = io.manifest_mismatch(path, len(rows))
+    if mismatch:
+      raise MissingResults(f"{runs} does not match its manifest: {mismatch}; re-run it, or "
+                           "restore it (git checkout)")
+    return cls(path, rows, cfg.get("config", {}), cfg.get("environment", {}), timing)
 
   def free(self, p: int | None = None, lr: float | None = None) -> list[dict]:
     return [r for r in self.rows if r["arm"] == "free" and (p is None or r["p"] == p)

@@ -126,7 +126,8 @@ def lock_folder(out: str) -> None:
 
 # What a results folder holds of grokjax's: all that --force-new deletes (figures: the ones
 # `grokjax.plots` lists as written). Anything else in the folder is the user's and stays.
-OUTPUT_FILES = ("runs.csv", "curves.npz", "fit.json", "summary.json", "timing.json")
+OUTPUT_FILES = ("runs.csv", "curves.npz", "fit.json", "summary.json", "timing.json",
+                io.MANIFEST)
 OUTPUT_DIRS = ("phases", "checkpoints")
 
 

@@ -485,3 +485,12 @@ def test_results_files_are_readable_as_the_umask_allows(pinned_smoke, tmp_path):
   finally:
     os.umask(old)
   assert os.stat(tmp_path / "x.json").st_mode & 0o777 == 0o640
+
+
+def test_a_finished_folder_carries_the_manifest_of_its_runs_csv(pinned_smoke):
+  from grokjax import io as gio
+  out, _ = pinned_smoke
+  manifest = json.load(open(os.path.join(out, "manifest.json")))
+  assert manifest["runs"] == len(_rows(out)) > 0
+  assert manifest["sha256"]["runs.csv"] == gio.sha256_file(os.path.join(out, "runs.csv"))
+  assert gio.manifest_mismatch(out, len(_rows(out))) is None

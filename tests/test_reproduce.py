@@ -221,3 +221,38 @@ def test_transformer_claim_reads_its_cpu_parts_and_skips_absent_accelerator_part
          layernorm=True, moduli=[71])
   rows, _ = rp.report(str(tmp_path / "results"), n_boot=200, only=["transformer_layernorm"])
   assert {r.quantity: r for r in rows}["LayerNorm weakens the law (whole norm held)"].verdict == "differs"
+
+
+def test_report_refuses_a_runs_csv_that_is_cut_edited_or_not_ours(results, tmp_path, capsys):
+  """A finished folder's manifest.json (its run count and the SHA-256 of its runs.csv)
+  is checked by the report: a deleted row, an edited value or a cut file is refused in one
+  line naming the file; so are a renamed column and a non-numeric T_grok."""
+  folder = results / "dense_rho"
+  io.write_manifest(str(folder), len(rp.Folder.load(str(folder)).rows))
+  args = ["--report-only", "--only", "dense_rho", "--results", str(results), "--n-boot", "10"]
+  assert cli.reproduce_main(args) == 0
+  capsys.readouterr()
+  csv_path = folder / "runs.csv"
+  good = csv_path.read_text()
+  lines = good.splitlines(keepends=True)
+  header = lines[0].rstrip("\n").split(",")
+  t_col = header.index("t_grok")
+  edited = lines[1].split(",")
+  edited[t_col] = str(int(float(edited[t_col])) + 10)
+  for text, why in (("".join(lines[:1] + lines[2:]), "holds"),          # a row deleted
+                    ("".join([lines[0], ",".join(edited)] + lines[2:]), "SHA-256"),  # edited
+                    ("".join(lines[:14]), "holds")):                    # cut to 13 runs
+    csv_path.write_text(text)
+    assert cli.reproduce_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "runs.csv" in err and why in err, err
+  (folder / "manifest.json").unlink()
+  csv_path.write_text(good.replace("t_grok", "T_grok", 1))
+  assert cli.reproduce_main(args) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "no column t_grok" in err
+  lines[1] = ",".join(edited[:t_col] + ["soon"] + edited[t_col + 1:])
+  csv_path.write_text("".join(lines))
+  assert cli.reproduce_main(args) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "line 2: t_grok = 'soon' is not a number" in err
