@@ -113,8 +113,30 @@ def _start_jax(args) -> None:
     request_determinism()
   use_cpu_cores()
   if not args.no_compile_cache:
-    enable_compilation_cache()
+    try:
+      enable_compilation_cache()
+    except OSError as e:
+      ex.say(f"warning: the compile cache cannot be made ({e.strerror}: {e.filename}; set "
+             "GROKJAX_CACHE to a writable folder): compiling without it")
   maybe_initialize_distributed()
+  import jax
+  try:
+    jax.devices()
+  except RuntimeError as e:
+    raise StartError(f"JAX cannot start a backend (JAX_PLATFORMS="
+                     f"{os.environ.get('JAX_PLATFORMS', '')!r}): {str(e).splitlines()[0]}") from None
+
+
+class StartError(RuntimeError):
+  """This machine cannot run what was asked (environment, devices): a one-line message."""
+
+
+def _one_line(e: BaseException) -> str:
+  """An exception as one line: its message, else its type, with the file it names."""
+  if isinstance(e, OSError) and e.filename:
+    return f"{e.strerror or type(e).__name__}: {e.filename}"
+  text = " ".join(str(e).split())
+  return text or type(e).__name__
 
 
 def _overlap(args) -> bool | str:
@@ -216,7 +238,11 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
   except UsageError as e:
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
-  _start_jax(args)
+  try:
+    _start_jax(args)
+  except (StartError, ValueError) as e:
+    print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
+    return 2
   if cfg.dtype == "float64":
     import jax
     jax.config.update("jax_enable_x64", True)
@@ -230,14 +256,17 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
                       checkpoint_every_s=args.checkpoint_every,
                       overlap=_overlap(args))
     sess.pad_moduli = {"on": True, "off": False}.get(getattr(args, "pad_moduli", "auto"), "auto")
-  except ex.ConfigMismatch as e:
-    print(f"{experiment}: error: {e}", file=sys.stderr)
+  except (ex.ConfigMismatch, OSError) as e:
+    print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
     return 2
   ex.say(f"results folder: {out}")
   try:
     run(sess)
-  except (RuntimeError, ValueError) as e:
-    print(f"{experiment}: error: {e}", file=sys.stderr)
+  except KeyboardInterrupt:
+    print(f"{experiment}: interrupted; the same command resumes where it stopped", file=sys.stderr)
+    return 130
+  except (RuntimeError, ValueError, OSError) as e:
+    print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
     return 1
   ex.say(f"wrote {out}/ (config.json, runs.csv, curves.npz, "
          f"{experiment_module(experiment).OUTPUT}, figures/)")
@@ -276,7 +305,11 @@ def reproduce_main(argv=None, doc: str = "") -> int:
     print(f"reproduce: error: {e}", file=sys.stderr)
     return 2
   if not args.report_only:
-    _start_jax(args)
+    try:
+      _start_jax(args)
+    except (StartError, ValueError) as e:
+      print(f"reproduce: error: {_one_line(e)}", file=sys.stderr)
+      return 2
     try:
       rp.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
                     args.checkpoint_every, say=ex.say, overlap=_overlap(args),

@@ -171,5 +171,10 @@ def load_wc(folder: str) -> dict[int, float]:
     path = os.path.join(folder, name)
     if os.path.exists(path):
       per_p = io.read_json(path)[key]
-      return {int(p): float(v["wc"]) for p, v in per_p.items() if v.get("wc") is not None}
+      wc = {int(p): float(v["wc"]) for p, v in per_p.items() if v.get("wc") is not None}
+      bad = {p: w for p, w in wc.items() if not (np.isfinite(w) and 0 < w < 1e6)}
+      if bad:
+        raise ValueError(f"{path}: W_c {', '.join(f'{w:g} at p={p}' for p, w in bad.items())} "
+                         "is not a weight norm")
+      return wc
   raise FileNotFoundError(f"{folder} has no summary.json or fit.json to read W_c from")

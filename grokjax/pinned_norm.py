@@ -39,9 +39,15 @@ def add_flags(ap) -> None:
 def check(cfg) -> None:
   if cfg.wc_from and not os.path.isdir(cfg.wc_from):
     raise flags.UsageError(f"--wc-from: {cfg.wc_from!r} is not a folder")
-  mismatch = cfg.wc_from and wc_source_mismatch(cfg, cfg.wc_from)
-  if mismatch:
-    raise flags.UsageError(f"--wc-from: {mismatch}; its W_c is not this configuration's")
+  if cfg.wc_from:
+    try:
+      mismatch = wc_source_mismatch(cfg, cfg.wc_from)
+      load_wc(cfg.wc_from)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+      raise flags.UsageError(f"--wc-from: no W_c to read in {cfg.wc_from} "
+                             f"({' '.join(str(e).split()) or type(e).__name__})") from None
+    if mismatch:
+      raise flags.UsageError(f"--wc-from: {mismatch}; its W_c is not this configuration's")
   flags.one_lr(cfg, "pinned_norm")
   flags.some_rhos(cfg)
   flags.known_group(cfg)

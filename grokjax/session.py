@@ -36,7 +36,8 @@ class Session:
           "there is touched; use another --out")
     lock_folder(out)
     if os.path.exists(cfg_path) and not force_new:
-      old = io.read_json(cfg_path).get("config", {})
+      saved = _read_config(cfg_path)
+      old = saved["config"]
       new = io.plain(cfg.to_json())
       # A field added to Config after a folder was written reads as its default there.
       defaults = {f.name: io.plain(f.default) for f in dataclasses.fields(Config)
@@ -44,7 +45,7 @@ class Session:
       old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
       diff = sorted(k for k in set(old) | set(new)
                     if old.get(k) != new.get(k) and k not in ANALYSIS_ONLY)
-      was = io.read_json(cfg_path).get("environment", {}).get("platform")
+      was = (saved.get("environment") or {}).get("platform")
       now = io.environment().get("platform")
       if was and was != now:
         raise ConfigMismatch(
@@ -67,7 +68,11 @@ class Session:
     path = os.path.join(self.out, "phases", f"{name}.npz")
     runs = dataclasses.replace(runs, stream=self.cfg.seed_stream or "")
     if os.path.exists(path):
-      res = load_result(path)
+      try:
+        res = load_result(path)
+      except Exception as e:  # numpy, zipfile and json raise many kinds for a damaged file
+        raise ValueError(f"{path} is damaged ({type(e).__name__}): delete it (the phase "
+                         "trains again) or use --force-new") from None
       if res.task == task and same_runs(res.runs, runs):
         say(f"  {name}: loaded from {path}")
         return res
@@ -150,6 +155,19 @@ def discard_outputs(out: str) -> None:
     os.remove(listing)
   if os.path.exists(os.path.join(out, "config.json")):
     os.remove(os.path.join(out, "config.json"))
+
+
+def _read_config(path: str) -> dict:
+  """A results folder's config.json, or ConfigMismatch saying in one line what is wrong."""
+  try:
+    saved = io.read_json(path)
+  except (ValueError, UnicodeDecodeError) as e:
+    raise ConfigMismatch(f"{path} is not valid JSON ({type(e).__name__}): restore it, or use "
+                         "--force-new to start the folder over") from None
+  if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+    raise ConfigMismatch(f"{path} holds no configuration (no \"config\" object): restore it, "
+                         "or use --force-new to start the folder over")
+  return saved
 
 
 def _short(value, limit: int = 80) -> str:

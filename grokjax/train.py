@@ -826,7 +826,10 @@ def use_cpu_cores(n: int | None = None) -> bool:
   late or when the user already chose a device count (XLA_FLAGS or jax config).
   """
   if n is None and os.environ.get("GROKJAX_CPU_DEVICES"):
-    n = int(os.environ["GROKJAX_CPU_DEVICES"])
+    text = os.environ["GROKJAX_CPU_DEVICES"]
+    if not text.strip().isdigit() or int(text) < 1:
+      raise ValueError(f"GROKJAX_CPU_DEVICES={text!r}: need a whole number of devices >= 1")
+    n = int(text)
   if n is None:
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):

@@ -219,6 +219,13 @@ def test_bad_input_through_the_script(tmp_path):
                         timeout=300)
   assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
   assert "--moduli" in proc.stderr and not os.path.exists(out)
+  # a backend no machine has: one line naming JAX_PLATFORMS, nothing written
+  env = dict(os.environ, JAX_PLATFORMS="nosuch")
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "pinned_norm.py"),
+                         "--preset", "smoke", "--out", out], capture_output=True, text=True,
+                        timeout=300, env=env)
+  assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+  assert "JAX_PLATFORMS='nosuch'" in proc.stderr and not os.path.exists(out)
 
 
 def test_resume_with_changed_rhos_is_refused_and_force_new_works(tmp_path, pinned_smoke):
@@ -494,3 +501,55 @@ def test_a_finished_folder_carries_the_manifest_of_its_runs_csv(pinned_smoke):
   assert manifest["runs"] == len(_rows(out)) > 0
   assert manifest["sha256"]["runs.csv"] == gio.sha256_file(os.path.join(out, "runs.csv"))
   assert gio.manifest_mismatch(out, len(_rows(out))) is None
+
+
+def test_a_broken_folder_or_environment_is_one_line_and_nothing_changes(pinned_smoke, tmp_path,
+                                                                         monkeypatch):
+  """Corrupt config.json (bad JSON, no configuration), a damaged phase file, a --wc-from
+  folder with nothing to read or an impossible W_c, a bad GROKJAX_CPU_DEVICES: each one
+  line on stderr, no traceback, and the folder's files as they were."""
+  base = ["--preset", "smoke", "--no-progress"]
+  for text in ('{"config": {', "[]"):
+    out = tmp_path / f"cfg{len(text)}"
+    out.mkdir()
+    (out / "config.json").write_text(text)
+    proc = _script("pinned_norm", *base, "--out", str(out), check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "config.json" in proc.stderr and (out / "config.json").read_text() == text
+  done = str(tmp_path / "done")
+  shutil.copytree(pinned_smoke[0], done)
+  phase = sorted(os.listdir(os.path.join(done, "phases")))[0]
+  with open(os.path.join(done, "phases", phase), "r+b") as f:
+    f.seek(40)
+    f.write(b"\x00" * 64)
+  before = open(os.path.join(done, "runs.csv")).read()
+  proc = _script("pinned_norm", *base, "--out", done, check=False)
+  assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+  assert phase in proc.stderr and "damaged" in proc.stderr
+  assert open(os.path.join(done, "runs.csv")).read() == before
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  (empty / "config.json").write_text("{}")
+  huge = str(tmp_path / "huge")
+  shutil.copytree(pinned_smoke[0], huge)
+  fit = json.load(open(os.path.join(huge, "fit.json")))
+  fit["per_modulus"]["23"]["wc"] = 1e300
+  json.dump(fit, open(os.path.join(huge, "fit.json"), "w"))
+  for source, why in ((str(empty), "no summary.json or fit.json"), (huge, "is not a weight norm")):
+    proc = _script("pinned_norm", *base, "--out", str(tmp_path / "x"), "--wc-from", source,
+                   check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert why in proc.stderr and not (tmp_path / "x").exists()
+  monkeypatch.setenv("GROKJAX_CPU_DEVICES", "abc")
+  proc = _script("pinned_norm", *base, "--out", str(tmp_path / "y"), check=False)
+  assert proc.returncode == 2 and "GROKJAX_CPU_DEVICES='abc'" in proc.stderr
+  assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "y").exists()
+
+
+def test_ctrl_c_is_one_line_and_says_how_to_resume(tmp_path, capsys):
+  def interrupted(sess):
+    raise KeyboardInterrupt
+  code = cli.main("pinned_norm", interrupted, ["--preset", "smoke", "--out", str(tmp_path / "k"),
+                                               "--no-progress", "--no-compile-cache"])
+  err = capsys.readouterr().err.strip()
+  assert code == 130 and len(err.splitlines()) == 1 and "resumes where it stopped" in err
