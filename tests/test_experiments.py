@@ -553,3 +553,23 @@ def test_ctrl_c_is_one_line_and_says_how_to_resume(tmp_path, capsys):
                                                "--no-progress", "--no-compile-cache"])
   err = capsys.readouterr().err.strip()
   assert code == 130 and len(err.splitlines()) == 1 and "resumes where it stopped" in err
+
+
+def test_load_joins_runs_and_curves_by_run_and_refuses_a_misaligned_folder(pinned_smoke, tmp_path):
+  import grokjax
+  out, _ = pinned_smoke
+  res = grokjax.load(out)
+  assert len(res.runs) == len(res.steps) == len(res.curves["test_acc"]) > 0
+  assert res.config["experiment"] == "pinned_norm" and "per_modulus" in res.fit
+  for i, r in enumerate(res.runs):  # each row's T_grok is read off its own curve
+    if r["grokked"]:
+      steps, acc = res.curve(i, "test_acc")
+      assert acc[list(steps).index(r["t_grok"])] >= 0.9 and np.all(steps > 0)
+  # curves.npz of another order than runs.csv: refused, never paired wrongly
+  bad = str(tmp_path / "bad")
+  shutil.copytree(out, bad)
+  with np.load(os.path.join(bad, "curves.npz")) as z:
+    arrays = {k: z[k][::-1] for k in z.files}
+  np.savez(os.path.join(bad, "curves.npz"), **arrays)
+  with pytest.raises(ValueError, match="run 0 has"):
+    grokjax.load(bad)

@@ -1,0 +1,91 @@
+"""A finished results folder in one call: `grokjax.load(folder)`.
+
+    import grokjax
+    res = grokjax.load("results/pinned_norm_quick_p41-47")
+    res.runs[0]                        # runs.csv's first row, typed: p, seed, arm, rho, t_grok, ...
+    steps, acc = res.curve(0, "test_acc")
+    [i for i, r in enumerate(res.runs) if r["arm"] == "clamp" and r["grokked"]]
+    res.dataframe()                    # the runs as a pandas DataFrame (pandas not required)
+
+Run i is row i of runs.csv and row i of every curve; `load` checks that join on the
+columns both files carry (modulus, seed, learning rate, rho, arm, LayerNorm) and refuses a
+folder where they disagree, so curves are never paired with another run's row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from grokjax import io
+
+JOIN_COLUMNS = ("p", "seed", "lr", "rho", "arm", "layernorm")
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+  """One results folder: its configuration, runs and curves, and its fit or summary."""
+  folder: str
+  config: dict[str, Any]
+  environment: dict[str, Any]
+  runs: list[dict[str, Any]]  # runs.csv's rows, typed; run i is row i
+  steps: np.ndarray  # int[runs, evals]: the step of each evaluation (-1: no evaluation)
+  curves: dict[str, np.ndarray]  # name -> float[runs, evals] (NaN: no evaluation)
+  fit: dict[str, Any] | None  # fit.json or summary.json, whichever the experiment wrote
+
+  def curve(self, run: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one run's curve, its evaluations only (a retired run's stop)."""
+    keep = self.steps[run] >= 0
+    return self.steps[run][keep], self.curves[name][run][keep]
+
+  def dataframe(self):
+    """The runs as a pandas DataFrame, one row per run, index = run id."""
+    try:
+      import pandas as pd
+    except ImportError:
+      raise ImportError("Results.dataframe needs pandas (pip install pandas); "
+                        "Results.runs holds the same rows as dicts") from None
+    return pd.DataFrame(self.runs)
+
+
+def load(folder: str) -> Results:
+  """Read a finished results folder (see the module docstring). Raises io.TableError
+  when runs.csv and curves.npz are not the same runs, FileNotFoundError when it is not a
+  finished folder."""
+  runs_path, curves_path = (os.path.join(folder, n) for n in ("runs.csv", "curves.npz"))
+  for path in (runs_path, curves_path, os.path.join(folder, "config.json")):
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path} is missing: not a finished grokjax results folder")
+  runs = io.read_runs(runs_path)
+  mismatch = io.manifest_mismatch(folder, len(runs))
+  if mismatch:
+    raise io.TableError(f"{runs_path} does not match its manifest: {mismatch}")
+  with np.load(curves_path, allow_pickle=False) as z:
+    arrays = {k: z[k] for k in z.files}
+  steps = arrays.pop("steps")
+  keys = {k: arrays.pop(k) for k in JOIN_COLUMNS if k in arrays}
+  if len(steps) != len(runs):
+    raise io.TableError(f"{curves_path} holds {len(steps)} runs and runs.csv {len(runs)}")
+  for k, column in keys.items():
+    ours = [r.get(k) for r in runs]
+    for i, (a, b) in enumerate(zip(ours, column)):
+      if not _same(a, b):
+        raise io.TableError(f"{curves_path}: run {i} has {k} {b!r} and runs.csv says {a!r}")
+  saved = io.read_json(os.path.join(folder, "config.json"))
+  fit = next((io.read_json(os.path.join(folder, n)) for n in ("fit.json", "summary.json")
+              if os.path.exists(os.path.join(folder, n))), None)
+  return Results(folder, saved.get("config", {}), saved.get("environment", {}), runs,
+                 steps, arrays, fit)
+
+
+def _same(a, b) -> bool:
+  if a is None:
+    return isinstance(b, (float, np.floating)) and np.isnan(b)
+  if isinstance(a, bool) or isinstance(b, (bool, np.bool_)):
+    return bool(a) == bool(b) or str(a) == str(b)
+  if isinstance(a, str) or isinstance(b, (str, np.str_)):
+    return str(a) == str(b)
+  return bool(np.isclose(float(a), float(b), rtol=1e-6, atol=0))
