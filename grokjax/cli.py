@@ -275,10 +275,11 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
 
 def reproduce_main(argv=None, doc: str = "") -> int:
   """`experiments/reproduce.py`: train what is missing, then the paper-vs-ours table."""
-  from grokjax import reproduce as rp
+  from grokjax.reproduction import claims, report, runner
+  from grokjax.reproduction.table import MissingResults
   ap = _Parser(prog="reproduce.py", description=doc,
                formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--only", help=f"comma-separated claims, from: {', '.join(rp.CLAIMS)}")
+  ap.add_argument("--only", help=f"comma-separated claims, from: {', '.join(claims.CLAIMS)}")
   ap.add_argument("--seeds", type=integer("--seeds", 2), help="seeds per cell (default: the paper's)")
   ap.add_argument("--out", default=os.path.join("results", "reproduce"),
                   help="where full results folders (checkpoints, curves) go")
@@ -294,13 +295,13 @@ def reproduce_main(argv=None, doc: str = "") -> int:
   _add_run_flags(ap)
   try:
     args = ap.parse_args(argv)
-    names = list(rp.CLAIMS)
+    names = list(claims.CLAIMS)
     if args.only:
       names = [s.strip() for s in args.only.split(",")]
-      bad = [s for s in names if s not in rp.CLAIMS]
+      bad = [s for s in names if s not in claims.CLAIMS]
       if bad or not names:
         raise UsageError(f"--only: unknown claim {', '.join(bad) or repr(args.only)}; "
-                         f"choose from {', '.join(rp.CLAIMS)}")
+                         f"choose from {', '.join(claims.CLAIMS)}")
   except UsageError as e:
     print(f"reproduce: error: {e}", file=sys.stderr)
     return 2
@@ -311,7 +312,7 @@ def reproduce_main(argv=None, doc: str = "") -> int:
       print(f"reproduce: error: {_one_line(e)}", file=sys.stderr)
       return 2
     try:
-      rp.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
+      runner.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
                     args.checkpoint_every, say=ex.say, overlap=_overlap(args),
                     dry_run=args.dry_run)
     except ex.ConfigMismatch as e:
@@ -328,23 +329,23 @@ def reproduce_main(argv=None, doc: str = "") -> int:
       print(f"reproduce: error: {e}", file=sys.stderr)
       return 2
   try:
-    rows, folders = rp.report(args.results, args.n_boot, names, cells)
-  except rp.MissingResults as e:
+    rows, folders = report.report(args.results, args.n_boot, names, cells)
+  except MissingResults as e:
     print(f"reproduce: error: {e}; train it with: python experiments/reproduce.py --only "
           f"{e.claim}", file=sys.stderr)
     return 2
-  print(rp.format_table(rows))
+  print(report.format_table(rows))
   comparisons = None
   if cells is not None:
     comparisons = reference.like_for_like(folders, cells, args.n_boot)
     print()
-    print(rp.format_comparisons(comparisons))
+    print(report.format_comparisons(comparisons))
   doc = args.doc or (None if args.only else os.path.join("docs", "reproduction.md"))
   if doc is None:
     print("(--only: the table above only; --doc FILE writes it as markdown)")
     return 0
-  missing = [n for n in rp.CLAIMS if n not in folders]
-  rp.write_markdown(doc, rows, folders, missing, comparisons)
+  missing = [n for n in claims.CLAIMS if n not in folders]
+  report.write_markdown(doc, rows, folders, missing, comparisons)
   print(f"wrote {doc}")
   return 0
 

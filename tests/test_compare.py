@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from grokjax import compare, reference
-from grokjax import reproduce as rp
+from grokjax.reproduction import table
 
 
 def _lognormal(n, median, sigma, rng):
@@ -96,7 +96,7 @@ def test_reference_reader_and_like_for_like_on_their_layout(tmp_path):
                diverged=False, norm_at_grok=60.0 + s, layernorm=False)
           for s, t in enumerate([10000, 10100, 9900, 10200, 9800, 10050])]
   ours += [dict(r, arm="clamp", rho=1.3, t_grok=5.6 * r["t_grok"]) for r in ours]
-  folder = rp.Folder("x", ours, dict(frac=0.4, d=128, hidden=256, arch="mlp", wd=1.0), {}, {})
+  folder = table.Folder("x", ours, dict(frac=0.4, d=128, hidden=256, arch="mlp", wd=1.0), {}, {})
   out = reference.like_for_like({"norm_vs_lr": folder}, list(cells.values()), n_boot=200)
   # the clamp cell seed by seed against its own control: 5.6x ours, about 5.6x theirs
   rel = [c for c in out if c.quantity == "T_grok / own control"]
@@ -148,15 +148,15 @@ def test_attention_cells_carry_layernorm_and_the_held_group(tmp_path):
     return out
   cfg = dict(frac=0.4, d=128, hidden=512, arch="transformer", wd=1.0)
   # ours steeper (alpha 20 over 0.85-1.05), theirs alpha 15: compared over 0.85 and 1.00 only
-  noln_ours = rp.Folder("a", rows(59, 5e-4, [0.85, 0.925, 1.00, 1.05], 20.0, False), cfg, {}, {})
+  noln_ours = table.Folder("a", rows(59, 5e-4, [0.85, 0.925, 1.00, 1.05], 20.0, False), cfg, {}, {})
   (s,) = reference.delay_slopes(noln_ours, cells, "transformer_layernorm", n_boot=200)
   assert s["rhos"] == [0.85, 1.0] and s["experiment"] == "tfnoln_long"
   assert s["ours"]["alpha"] == pytest.approx(20.0, abs=2.5)
   assert s["theirs"]["alpha"] == pytest.approx(15.0, abs=1.5)
   # a whole-norm clamp with LayerNorm is not their group clamp: nothing to compare
-  whole = rp.Folder("b", rows(71, 1e-3, [0.85, 1.30], 1.0, True), cfg, {}, {})
+  whole = table.Folder("b", rows(71, 1e-3, [0.85, 1.30], 1.0, True), cfg, {}, {})
   assert reference.delay_slopes(whole, cells, "transformer_layernorm", n_boot=50) == []
-  held = rp.Folder("c", rows(71, 1e-3, [0.85, 1.30], 1.0, True, "output"),
+  held = table.Folder("c", rows(71, 1e-3, [0.85, 1.30], 1.0, True, "output"),
                    dict(cfg, norm_group="output"), {}, {})
   (u,) = reference.delay_slopes(held, cells, "transformer_layernorm", n_boot=200)
   assert "clamp_group" in u["cell"] and "output" in u["cell"] and "LayerNorm" in u["cell"]

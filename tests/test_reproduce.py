@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from grokjax import cli, io
-from grokjax import reproduce as rp
+from grokjax.reproduction import claims, mlp_claims, prediction, report, table
+from grokjax import stats
 
 
 def _write(folder, rows, **config):
@@ -41,38 +42,38 @@ def law_rows(p, alpha, c, wc, seeds, rhos, rng, saturate_at=None, lr=1e-3):
 
 
 def test_verdicts():
-  assert rp.verdict(7.64, (7.47, 7.81), 7.5, (7.0, 8.0)) == "CIs overlap"
-  assert rp.verdict(7.64, (7.47, 7.81), 8.0, (7.7, 8.3)) == "CIs overlap"
-  assert rp.verdict(7.64, (7.47, 7.81), 9.0, (8.5, 9.5)) == "differs"
-  assert rp.verdict(55.0, None, 56.0, (54.5, 57.0)) == "consistent (point)"  # inside our CI
-  assert rp.verdict(55.0, None, 56.0, (55.6, 57.0)) == "differs (point)"
+  assert table.verdict(7.64, (7.47, 7.81), 7.5, (7.0, 8.0)) == "CIs overlap"
+  assert table.verdict(7.64, (7.47, 7.81), 8.0, (7.7, 8.3)) == "CIs overlap"
+  assert table.verdict(7.64, (7.47, 7.81), 9.0, (8.5, 9.5)) == "differs"
+  assert table.verdict(55.0, None, 56.0, (54.5, 57.0)) == "consistent (point)"  # inside our CI
+  assert table.verdict(55.0, None, 56.0, (55.6, 57.0)) == "differs (point)"
   # a paper number stands for the values that round to it: 0.994 reaches down to 0.9935
-  assert rp.verdict(0.994, None, 0.993, (0.989, 0.99357)) == "consistent (point)"
-  assert rp.verdict(0.994, None, 0.993, (0.989, 0.9934)) == "differs (point)"
-  assert rp.verdict(None, None, 56.0, None) == "new"
-  assert rp.verdict(55.0, None, None, None) == "not measured"
-  row = rp._row("c", "q", 50.0, None, 55.0, (52.0, 58.0))
+  assert table.verdict(0.994, None, 0.993, (0.989, 0.99357)) == "consistent (point)"
+  assert table.verdict(0.994, None, 0.993, (0.989, 0.9934)) == "differs (point)"
+  assert table.verdict(None, None, 56.0, None) == "new"
+  assert table.verdict(55.0, None, None, None) == "not measured"
+  row = table.paper_row("c", "q", 50.0, None, 55.0, (52.0, 58.0))
   assert row.ratio == (1.1, [1.04, 1.16])  # every row shows ours / paper with its CI
 
 
 def test_seed_bootstrap_median_and_undefined_replicates():
   rows = [dict(seed=s, v=float(s)) for s in range(20)]
-  point, ci = rp.seed_bootstrap(rows, lambda rs: float(np.median([r["v"] for r in rs])), 300)
+  point, ci = stats.seed_bootstrap(rows, lambda rs: float(np.median([r["v"] for r in rs])), 300)
   assert point == 9.5 and ci[0] < 9.5 < ci[1] and ci[0] >= 4 and ci[1] <= 15
   # a statistic undefined in most replicates has no CI rather than a misleading one
-  point, ci = rp.seed_bootstrap(rows, lambda rs: None if len({r["seed"] for r in rs}) < 20 else 1.0, 100)
+  point, ci = stats.seed_bootstrap(rows, lambda rs: None if len({r["seed"] for r in rs}) < 20 else 1.0, 100)
   assert ci is None
 
 
 def test_censored_median_and_diverged_runs():
   rows = [_run(59, s, "clamp", 1.0, 100 * (s + 1), 50.0, 10000) for s in range(3)]
   rows += [_run(59, 3, "clamp", 1.0, 0, 0, 10000, grokked=False)]
-  assert rp.median_t_grok(rows) == 250.0          # censored counts above every time
+  assert table.median_t_grok(rows) == 250.0          # censored counts above every time
   rows += [_run(59, 4, "clamp", 1.0, 0, 0, 10000, grokked=False)] * 2
-  assert rp.median_t_grok(rows) is None            # half or more censored: unknown
+  assert table.median_t_grok(rows) is None            # half or more censored: unknown
   div = [_run(59, 9, "clamp", 1.0, 0, 0, 10000, grokked=False, diverged=True)]
-  assert rp.median_t_grok(rows[:3] + div) == 200.0  # diverged runs are left out
-  assert rp.grok_fraction(rows[:3] + div) == 1.0
+  assert table.median_t_grok(rows[:3] + div) == 200.0  # diverged runs are left out
+  assert table.grok_fraction(rows[:3] + div) == 1.0
 
 
 @pytest.fixture
@@ -80,8 +81,8 @@ def results(tmp_path):
   """A docs/results-like tree with dense_rho and moduli_scan from known laws."""
   rng = np.random.default_rng(0)
   root = tmp_path / "results"
-  dense = law_rows(59, 7.5, 1.0, 55.0, 8, rp.DENSE_RHOS, rng, saturate_at=1.20)
-  _write(str(root / "dense_rho"), dense, moduli=[59], rhos=rp.DENSE_RHOS)
+  dense = law_rows(59, 7.5, 1.0, 55.0, 8, claims.DENSE_RHOS, rng, saturate_at=1.20)
+  _write(str(root / "dense_rho"), dense, moduli=[59], rhos=claims.DENSE_RHOS)
   scan = []
   for p, alpha in ((41, 8.0), (53, 7.6), (59, 7.4), (71, 7.0)):
     scan += law_rows(p, alpha, 1.0 + 0.01 * p, 10.0 * p ** 0.4, 8, [0.85, 1.0, 1.15], rng)
@@ -90,7 +91,7 @@ def results(tmp_path):
 
 
 def test_dense_rho_rows_recover_the_law(results):
-  rows = rp.dense_rho_rows(rp.Folder.load(str(results / "dense_rho")), 200)
+  rows = mlp_claims.dense_rho_rows(table.Folder.load(str(results / "dense_rho")), 200)
   by = {r.quantity: r for r in rows}
   alpha = by["alpha, rho 0.85-1.25"]
   # the synthetic law saturates at 1.20, so the 0.85-1.25 fit is a little flatter than 7.5
@@ -105,16 +106,16 @@ def test_dense_rho_rows_recover_the_law(results):
 
 
 def test_grok_fraction_row_reports_a_censored_cell(results):
-  f = rp.Folder.load(str(results / "dense_rho"))
+  f = table.Folder.load(str(results / "dense_rho"))
   for r in f.rows:
     if r["arm"] == "clamp" and r["rho"] == 1.25 and r["seed"] < 2:
       r.update(grokked=False, censored=True, t_grok=r["budget"], norm_at_grok=None)
-  row = [r for r in rp.dense_rho_rows(f, 50) if r.quantity.startswith("grok fraction, rho 1.25")][0]
+  row = [r for r in mlp_claims.dense_rho_rows(f, 50) if r.quantity.startswith("grok fraction, rho 1.25")][0]
   assert row.verdict == "differs" and row.ours.startswith("75%")
 
 
 def test_moduli_scan_shared_alpha(results):
-  rows = rp.moduli_scan_rows(rp.Folder.load(str(results / "moduli_scan")), 200)
+  rows = mlp_claims.moduli_scan_rows(table.Folder.load(str(results / "moduli_scan")), 200)
   shared = [r for r in rows if r.quantity == "shared alpha"][0]
   assert 7.0 < shared.ours < 8.0
   per_p = {r.quantity.split(" (")[0]: r.ours for r in rows if r.quantity.startswith("alpha")}
@@ -122,8 +123,8 @@ def test_moduli_scan_shared_alpha(results):
 
 
 def test_prediction_extrapolates_the_scan(results):
-  scan = rp.Folder.load(str(results / "moduli_scan"))
-  pred = rp.predict_user_moduli(scan, [97], [1.0], n_boot=100)
+  scan = table.Folder.load(str(results / "moduli_scan"))
+  pred = prediction.predict_user_moduli(scan, [97], [1.0], n_boot=100)
   one = pred["moduli"]["97"]
   assert abs(one["wc"]["value"] - 10.0 * 97 ** 0.4) / (10.0 * 97 ** 0.4) < 0.03
   lo, hi = one["wc"]["band"]
@@ -175,7 +176,7 @@ def test_norm_vs_lr_rows_and_folds(tmp_path):
   for lr, c in ((1e-3, 1.0), (2e-3, 0.6)):
     rows += law_rows(59, 7.0, c, 55.0, 8, [0.85, 1.0, 1.15, 1.30], rng, lr=lr)
   _write(str(tmp_path / "nvl"), rows, experiment="norm_vs_lr")
-  out = rp.norm_vs_lr_rows(rp.Folder.load(str(tmp_path / "nvl")), 100)
+  out = mlp_claims.norm_vs_lr_rows(table.Folder.load(str(tmp_path / "nvl")), 100)
   by = {r.quantity: r for r in out}
   assert by["median T_grok, rho 0.85, lr 0.001"].paper == 1492
   fold = by["fold change across rho at lr 0.001"]
@@ -185,7 +186,7 @@ def test_norm_vs_lr_rows_and_folds(tmp_path):
 
 def test_every_claim_and_experiment_draws_its_own_seeds():
   from grokjax import config
-  streams = {name: rp.part_config(parts[0]).seed_stream for name, (_, parts) in rp.CLAIMS.items()}
+  streams = {name: claims.part_config(parts[0]).seed_stream for name, (_, parts) in claims.CLAIMS.items()}
   assert streams["dense_rho"] == "dense_rho" and streams["moduli_scan"] == "moduli_scan"
   assert len(set(streams.values())) == len(streams)  # no two claims share runs
   assert config.resolve("pinned_norm", "smoke").seed_stream == "pinned_norm"
@@ -205,7 +206,7 @@ def test_transformer_claim_reads_its_cpu_parts_and_skips_absent_accelerator_part
     rows = law_rows(71, 1.0, np.log(2000) - 1.0, 12.0, 8, [0.85, 1.0, 1.15, 1.3], rng)
     _write(str(root / name), [dict(r, layernorm=True) for r in rows], arch="transformer",
            layernorm=True, norm_group=group, moduli=[71])
-  rows, folders = rp.report(str(tmp_path / "results"), n_boot=200, only=["transformer_layernorm"])
+  rows, folders = report.report(str(tmp_path / "results"), n_boot=200, only=["transformer_layernorm"])
   assert len(folders["transformer_layernorm"]) == 3  # the paper_ grids absent: not required
   by = {r.quantity: r for r in rows}
   a = by["alpha_2 without LayerNorm, rho 0.85-1.05"]
@@ -219,7 +220,7 @@ def test_transformer_claim_reads_its_cpu_parts_and_skips_absent_accelerator_part
   steep = law_rows(71, 15.0, np.log(2000) - 15.0, 12.0, 8, [0.85, 1.0, 1.15, 1.3], rng)
   _write(str(root / "layernorm"), [dict(r, layernorm=True) for r in steep], arch="transformer",
          layernorm=True, moduli=[71])
-  rows, _ = rp.report(str(tmp_path / "results"), n_boot=200, only=["transformer_layernorm"])
+  rows, _ = report.report(str(tmp_path / "results"), n_boot=200, only=["transformer_layernorm"])
   assert {r.quantity: r for r in rows}["LayerNorm weakens the law (whole norm held)"].verdict == "differs"
 
 
@@ -228,7 +229,7 @@ def test_report_refuses_a_runs_csv_that_is_cut_edited_or_not_ours(results, tmp_p
   is checked by the report: a deleted row, an edited value or a cut file is refused in one
   line naming the file; so are a renamed column and a non-numeric T_grok."""
   folder = results / "dense_rho"
-  io.write_manifest(str(folder), len(rp.Folder.load(str(folder)).rows))
+  io.write_manifest(str(folder), len(table.Folder.load(str(folder)).rows))
   args = ["--report-only", "--only", "dense_rho", "--results", str(results), "--n-boot", "10"]
   assert cli.reproduce_main(args) == 0
   capsys.readouterr()
