@@ -511,8 +511,9 @@ class SweepResult:
     last_step: int[runs], steps each run actually trained.
     diverged_step: int[runs], step at which the run became non-finite, -1 if never.
     wall_s: wall-clock seconds of `train`, compilation included.
-    lane_steps: steps the compiled program executed summed over batch lanes (padding and
-      lanes frozen at their budget included): the work actually paid for.
+    lane_steps: steps the compiled program executed summed over batch lanes (lanes frozen
+      at their budget included; padding lanes too when runs are vectorised, not when they
+      are mapped one at a time, which skips them): the work actually paid for.
   """
   task: Task
   runs: Runs
@@ -682,7 +683,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     compiles = (fn, len(lanes)) not in prog.seen
     prog.seen.add((fn, len(lanes)))
     state, rec, status = fn(state, hp)
-    loop["lane_steps"] = np.int64(loop["lane_steps"] + len(lanes) * chunk_len)
+    # the lanes paid for: all of them when vectorised; one at a time, padding is skipped
+    paid = len(lanes) if width != 1 else int(np.sum(~pad))
+    loop["lane_steps"] = np.int64(loop["lane_steps"] + paid * chunk_len)
     return state, dict(rec=rec, status=status, lanes=lanes, pad=pad, compiles=compiles,
                        t=time.perf_counter())
 
@@ -749,7 +752,10 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     keep = np.flatnonzero(live[lanes] & ~pad)
     _, first = np.unique(lanes[keep], return_index=True)
     keep = keep[np.sort(first)]
-    new_size = _bucket(len(keep), ndev, size, batch_floor(devices))
+    # Runs mapped one at a time skip a finished lane for free (`Program._skip_idle`): the
+    # batch keeps its size, so no new program is compiled; the live runs are still dealt
+    # evenly over the devices. Vectorised lanes cost compute: those batches shrink.
+    new_size = size if width == 1 else _bucket(len(keep), ndev, size, batch_floor(devices))
     if new_size < size or len(keep) < np.sum(~pad):
       take, pad = _spread(keep, new_size, ndev)
       lanes, size = lanes[take], new_size

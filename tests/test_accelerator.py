@@ -129,12 +129,14 @@ def test_deterministic_flag_reaches_xla_before_jax_starts(tmp_path):
 
 
 def test_batches_are_powers_of_two_and_a_repeat_compiles_nothing():
-  # 3 runs leaving one chunk apart: on a CPU the batch shrinks 4 -> 2 -> 1, one chunk
-  # program per size (not 3 -> 2 -> 1; an accelerator keeps its floor of 8); the same grid
-  # again reuses every program. An executable is either compiled or, with the persistent
-  # cache on (other tests turn it on for the process), loaded from disk: both count.
+  # 3 runs leaving one chunk apart, padded to a power of two (4, not 3): runs mapped one at
+  # a time (a CPU) keep that one batch and its one program, since a finished lane costs
+  # nothing there; vectorised lanes (an accelerator) shrink 8 -> ... down to the floor of 8,
+  # one program per size; the same grid again reuses every program. An executable is either
+  # compiled or, with the persistent cache on (other tests turn it on for the process),
+  # loaded from disk: both count.
   from jax import monitoring
-  from grokjax.train import batch_floor
+  from grokjax.train import batch_floor, default_vmap_width
   got = []
   on_time = lambda name, secs, **kw: got.append(name) if name.endswith("backend_compile_duration") else None
   on_event = lambda name, **kw: got.append(name) if name.endswith("compilation_cache/cache_hits") else None
@@ -147,7 +149,14 @@ def test_batches_are_powers_of_two_and_a_repeat_compiles_nothing():
     train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=devices)
     sizes = sorted(size for _, size in prog.seen)
     floor = batch_floor(devices)
-    assert sizes == sorted({max(floor, n) for n in (1, 2, 4)}), sizes
+    one_by_one = default_vmap_width(devices) == 1
+    assert sizes == ([4] if one_by_one else sorted({max(floor, n) for n in (1, 2, 4)})), sizes
+    # vectorised, the batch shrinks with the live runs: 4 -> 2 -> 1 on one CPU device
+    before = set(prog.seen)
+    train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=devices,
+          vmap_width=None)
+    vectorised = sorted(size for _, size in prog.seen - before)
+    assert vectorised == sorted({max(floor, n) for n in (1, 2, 4)}), vectorised
     n_first = len(got)
     assert n_first > 0  # the listeners hear the compiles (else the check below is empty)
     again = train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=devices)
