@@ -16,5 +16,5 @@ os.environ.setdefault("GROKJAX_CACHE", tempfile.mkdtemp(prefix="grokjax-test-cac
 
 
 def pytest_configure(config):
-  from grokjax.train import enable_compilation_cache
+  from grokjax.runtime import enable_compilation_cache
   enable_compilation_cache()

@@ -46,8 +46,10 @@ import jax
 import jax.numpy as jnp
 
 from grokjax.optim import NEVER
-from grokjax.train import (Runs, Task, _hparams, chunk_rate, default_vmap_width, program, train,
-                           use_cpu_cores)
+from grokjax.program import program
+from grokjax.runtime import chunk_rate, default_vmap_width, use_cpu_cores
+from grokjax.spec import Runs, Task, hparams
+from grokjax.train import train
 
 
 def useful_flops_per_step(task: Task) -> float:
@@ -79,7 +81,7 @@ def engine_rate(task: Task, n_runs: int, steps: int, width="auto", clamp: bool =
                 devices=None) -> float:
   """Run-steps per second of the engine's compiled chunk of `steps` steps, after
   compilation, clamp on, the run axis split over the devices as `train` does
-  (`grokjax.train.chunk_rate`). width: the engine's vmap_width ("auto": its default)."""
+  (`grokjax.runtime.chunk_rate`). width: the engine's vmap_width ("auto": its default)."""
   return chunk_rate(task, n_runs, max(1, steps // task.eval_every), clamp=clamp,
                     vmap_width=width, devices=devices)
 
@@ -91,7 +93,7 @@ def profile(task: Task, reps: int = 200) -> dict:
   prog = program(task)
   state = jax.tree.map(lambda x: x[0], prog.init(jnp.arange(1, dtype=jnp.uint32)))
   runs = Runs(np.arange(1), 1e-3, 1.0, 50.0, 0, 10 ** 7)
-  hp = jax.tree.map(lambda x: jnp.asarray(x[0]), _hparams(runs, np.dtype(task.dtype)))
+  hp = jax.tree.map(lambda x: jnp.asarray(x[0]), hparams(runs, np.dtype(task.dtype)))
   args = prog.problem.train_set(state["data"])
   pieces = {
       "forward": lambda s: prog.loss(s["params"], *args),

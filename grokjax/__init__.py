@@ -5,7 +5,7 @@ from grokjax.optim import clamp_global_norm, paper_optimizer
 from grokjax.problems import Problem
 from grokjax.reduce import grok_times
 from grokjax.results import Results, load
-from grokjax.train import Runs, SweepResult, Task
+from grokjax.spec import Runs, SweepResult, Task
 from grokjax.train import train as train_grid
 
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ from grokjax import config, io, problems
 from grokjax import experiment as ex
 from grokjax.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
                            number_in)
-from grokjax.train import MATMUL_PRECISIONS
+from grokjax.spec import MATMUL_PRECISIONS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,8 +107,8 @@ def _add_run_flags(ap: argparse.ArgumentParser) -> None:
 def _start_jax(args) -> None:
   """Before JAX computes anything: determinism, one CPU device per core, the compile
   cache, and several processes when the environment asks for them."""
-  from grokjax.train import (enable_compilation_cache, maybe_initialize_distributed,
-                             request_determinism, use_cpu_cores)
+  from grokjax.runtime import (enable_compilation_cache, maybe_initialize_distributed,
+                               request_determinism, use_cpu_cores)
   if args.deterministic:
     request_determinism()
   use_cpu_cores()

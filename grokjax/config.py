@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from grokjax.train import Task
+from grokjax.spec import Task
 
 
 EXPERIMENTS = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation",

@@ -11,7 +11,7 @@ import numpy as np
 from grokjax.config import Config
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary
-from grokjax.train import CURVES, Task
+from grokjax.spec import CURVES, Task
 
 
 # The prior of the time estimate: a run is expected to grok after this fraction of its
@@ -72,7 +72,7 @@ class Estimate:
     if told:  # a rate with compiles in it, replaced by a clean one for later ETAs
       return
     import jax
-    from grokjax.train import default_vmap_width
+    from grokjax.runtime import default_vmap_width
     expected, worst = training_seconds(self.cfg, self.cells, rate, task.p)
     how = "vmapped" if default_vmap_width(jax.devices()) is None else "mapped one by one"
     if jax.device_count() > 1:
@@ -147,7 +147,7 @@ def measure_rate(task: Task, batch: int) -> tuple[float, int | None]:
   """Run-steps per second of one compiled chunk on this machine (after compiling), and
   the vmap width `train` uses here."""
   import jax
-  from grokjax.train import chunk_rate, default_vmap_width
+  from grokjax.runtime import chunk_rate, default_vmap_width
   return chunk_rate(task, batch, 1, reps=3), default_vmap_width(jax.devices())
 
 

@@ -33,7 +33,7 @@ from grokjax.sparse_parity import sparse_parity  # noqa: F401
 from grokjax.stats import (SENSITIVITY_THRESHOLDS, cell_summary, censored_median,  # noqa: F401
                            checked_wc, critical_norm, cv, delay_fits, fit_arrays, grok_rule,
                            print_delay_summary, wc_by_threshold)
-from grokjax.train import CURVES  # noqa: F401
+from grokjax.spec import CURVES  # noqa: F401
 
 # the names these had before the split
 _cell_summary, _same_runs = cell_summary, same_runs

@@ -10,7 +10,7 @@ import argparse
 import math
 from typing import Any, Callable
 
-from grokjax.train import ARCHS
+from grokjax.spec import ARCHS
 
 
 class UsageError(Exception):

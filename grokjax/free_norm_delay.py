@@ -21,7 +21,7 @@ from grokjax.grids import phase_rows, write_tables
 from grokjax.optim import NEVER
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary, grok_rule
-from grokjax.train import Runs
+from grokjax.spec import Runs
 
 
 OUTPUT = "fit.json"
@@ -128,7 +128,7 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
   """Free runs from initial weights scaled by s, over learning rates x weight decays."""
   from grokjax import plots
   from grokjax.models import weight_norm
-  from grokjax.train import program
+  from grokjax.program import program
   import jax
   cfg = sess.cfg
   if len(cfg.moduli) != 1:

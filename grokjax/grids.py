@@ -14,7 +14,7 @@ from grokjax import io
 from grokjax.config import Config
 from grokjax.session import Session
 from grokjax.stats import critical_norm
-from grokjax.train import WEIGHT_GROUPS, Runs, SweepResult, Task
+from grokjax.spec import WEIGHT_GROUPS, Runs, SweepResult, Task
 
 
 def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[float | None],

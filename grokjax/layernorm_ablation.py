@@ -12,7 +12,7 @@ from grokjax.estimate import plan
 from grokjax.grids import clamp_runs, free_runs, phase_rows, write_tables
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary, checked_wc, delay_fits, grok_rule, print_delay_summary
-from grokjax.train import Runs
+from grokjax.spec import Runs
 
 
 OUTPUT = "fit.json"

@@ -31,7 +31,7 @@ def layer_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
 def maybe_layer_norm(x: jax.Array, switch) -> jax.Array:
   """`layer_norm(x)` where `switch` holds, else x. switch: a Python bool (decided when
   tracing) or a traced bool (one compiled program serves runs with and without LayerNorm;
-  `grokjax.train.Task(layernorm="per_run")`)."""
+  `grokjax.spec.Task(layernorm="per_run")`)."""
   if switch is True:
     return layer_norm(x)
   if switch is False or switch is None:
@@ -93,7 +93,7 @@ class MLP(nnx.Module):
     rngs: `nnx.Rngs` with a `params` stream.
   """
 
-  # The weight groups a run's norm, clamp or kick can name (`grokjax.train.WEIGHT_GROUPS`).
+  # The weight groups a run's norm, clamp or kick can name (`grokjax.spec.WEIGHT_GROUPS`).
   GROUPS = {"embedding": ("embed",), "hidden": ("w1",), "output": ("w2",)}
 
   def __init__(self, p: int, d: int = 128, hidden: int = 256, *,

@@ -16,7 +16,7 @@ from grokjax.grids import free_phase, phase_rows, write_tables
 from grokjax.optim import NEVER
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary, checked_wc, grok_rule
-from grokjax.train import KICK_GROUPS, Runs
+from grokjax.spec import KICK_GROUPS, Runs
 
 
 OUTPUT = "fit.json"

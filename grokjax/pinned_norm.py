@@ -14,7 +14,7 @@ from grokjax.grids import (clamp_phase, clamp_runs, free_phase, free_runs, load_
                            wc_source_mismatch, write_tables)
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary, checked_wc, cv, delay_fits, grok_rule, print_delay_summary
-from grokjax.train import WEIGHT_GROUPS, Runs
+from grokjax.spec import WEIGHT_GROUPS, Runs
 
 
 OUTPUT = "fit.json"

@@ -18,7 +18,8 @@ import numpy as np
 
 from grokjax import io
 from grokjax.config import Config
-from grokjax.train import Runs, SweepResult, Task, train
+from grokjax.spec import Runs, SweepResult, Task
+from grokjax.train import train
 
 
 class Session:

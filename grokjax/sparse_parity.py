@@ -26,7 +26,7 @@ from grokjax.estimate import plan
 from grokjax.grids import clamp_runs, phase_rows, write_tables
 from grokjax.session import Session, say
 from grokjax.stats import cell_summary, checked_wc, critical_norm, cv, grok_rule
-from grokjax.train import Runs
+from grokjax.spec import Runs
 
 
 OUTPUT = "summary.json"

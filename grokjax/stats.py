@@ -13,7 +13,7 @@ import numpy as np
 from grokjax.compare import censored_median  # noqa: F401  (one home: grokjax.compare)
 from grokjax.config import Config
 from grokjax.session import say
-from grokjax.train import SweepResult
+from grokjax.spec import SweepResult
 
 
 def critical_norm(rows: list[dict[str, Any]]) -> float:

@@ -15,7 +15,10 @@ import pytest
 
 from grokjax import cli, experiment, io
 from grokjax.optim import NEVER
-from grokjax.train import Runs, Task, _hparams, program, request_determinism, train
+from grokjax.spec import Runs, Task, hparams
+from grokjax.program import program
+from grokjax.runtime import request_determinism
+from grokjax.train import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,7 +28,7 @@ def _chunk_text(task: Task, vmap_width) -> str:
   prog = program(task)
   state = jax.eval_shape(prog.init, jnp.arange(2, dtype=jnp.uint32), jnp.zeros(2, jnp.int32))
   runs = Runs([0, 1], 1e-2, 1.0, [np.nan, 10.0], [NEVER, 5], 50)
-  hp = dict(_hparams(runs, np.float32), active=np.ones(2, bool))
+  hp = dict(hparams(runs, np.float32), active=np.ones(2, bool))
   return prog.chunk(1, vmap_width, None).lower(state, hp).as_text()
 
 
@@ -136,7 +139,7 @@ def test_batches_are_powers_of_two_and_a_repeat_compiles_nothing():
   # compiled or, with the persistent cache on (other tests turn it on for the process),
   # loaded from disk: both count.
   from jax import monitoring
-  from grokjax.train import batch_floor, default_vmap_width
+  from grokjax.runtime import batch_floor, default_vmap_width
   got = []
   on_time = lambda name, secs, **kw: got.append(name) if name.endswith("backend_compile_duration") else None
   on_event = lambda name, **kw: got.append(name) if name.endswith("compilation_cache/cache_hits") else None

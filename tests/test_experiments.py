@@ -402,7 +402,7 @@ def test_out_naming_a_file_is_refused(tmp_path, capsys):
 
 def test_phase_files_from_before_new_run_fields_still_load(tmp_path):
   import numpy as np
-  from grokjax.train import Runs, SweepResult, Task
+  from grokjax.spec import Runs, SweepResult, Task
   task = Task(p=7, d=4, hidden=8)
   runs = Runs([0, 1], 1e-2, 1.0, np.nan, experiment.NEVER if hasattr(experiment, "NEVER") else 2 ** 31 - 1, 20)
   res = SweepResult(task, runs, np.array([10, 20]), {k: np.zeros((2, 2)) for k in experiment.CURVES},

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from grokjax import cli, interventions
+from grokjax import cli, free_norm_delay as fnd
 
 
 def test_peak_after_memorising():
@@ -14,7 +14,7 @@ def test_peak_after_memorising():
   norm = np.array([[5.0, 9.0, 8.0, 7.0, 6.0],     # peak at 20, inside [T_mem, T_grok]
                    [5.0, 9.0, 8.0, 9.5, 6.0],     # a later, higher peak after T_grok is ignored
                    [5.0, 6.0, 7.0, 8.0, 9.0]])    # never grokked
-  t_peak, n_peak = interventions.peak_after_memorising(steps, norm, np.array([10, 20, 10]),
+  t_peak, n_peak = fnd.peak_after_memorising(steps, norm, np.array([10, 20, 10]),
                                                        np.array([40, 30, -1]))
   np.testing.assert_array_equal(t_peak, [20, 20, -1])
   np.testing.assert_allclose(n_peak[:2], [9.0, 9.0])
@@ -31,7 +31,7 @@ def test_fit_kappa_recovers_the_contraction_rate():
         delay = 100 + x / 0.25 + 20 * rng.normal()
         rows.append(dict(seed=seed, lr=lr, wd=wd, grokked=True, diverged=False, t_peak=300,
                          t_grok=300 + delay, v_peak=ratio * 400.0, v_grok=400.0))
-  out = interventions.fit_kappa(rows, n_boot=200)
+  out = fnd.fit_kappa(rows, n_boot=200)
   assert abs(out["kappa"] - 0.25) < 0.01 and out["kappa_ci"][0] < 0.25 < out["kappa_ci"][1]
   assert out["r2"] > 0.99 and abs(out["intercept"] - 100) < 20
 
@@ -59,7 +59,7 @@ def test_matched_kappa_recovers_the_contraction_rate_and_skips_unpaired_runs():
 
 
 def test_norm_interventions_smoke(tmp_path):
-  from grokjax.interventions import norm_interventions
+  from grokjax.norm_interventions import norm_interventions
   out = str(tmp_path / "ni")
   assert cli.main("norm_interventions", norm_interventions,
                   ["--preset", "smoke", "--out", out, "--no-progress"]) == 0
@@ -74,7 +74,7 @@ def test_norm_interventions_smoke(tmp_path):
 
 
 def test_free_norm_delay_smoke(tmp_path):
-  from grokjax.interventions import free_norm_delay
+  from grokjax.free_norm_delay import free_norm_delay
   out = str(tmp_path / "fnd")
   assert cli.main("free_norm_delay", free_norm_delay,
                   ["--preset", "smoke", "--scales", "1,2,3", "--out", out, "--no-progress"]) == 0

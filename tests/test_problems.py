@@ -10,7 +10,9 @@ import pytest
 
 from grokjax import cli, problems
 from grokjax.sparse_parity import sparse_parity as run_sparse_parity
-from grokjax.train import Runs, Task, program, train
+from grokjax.spec import Runs, Task
+from grokjax.program import program
+from grokjax.train import train
 
 NEVER = np.iinfo(np.int32).max
 
@@ -153,7 +155,7 @@ def test_softmax_collapse_reads_the_logit_margin():
   backend's denormal handling): margin 95 counts as collapsed, 80 does not, ties never."""
   import jax.numpy as jnp
 
-  from grokjax.train import COLLAPSE_MARGIN, softmax_collapsed
+  from grokjax.program import COLLAPSE_MARGIN, softmax_collapsed
   logits = jnp.array([[95.0, 0.0, -3.0], [80.0, 0.0, 1.0], [5.0, 5.0, -200.0],
                       [0.0, COLLAPSE_MARGIN + 0.5, 0.0]], jnp.float32)
   np.testing.assert_array_equal(np.asarray(softmax_collapsed(logits)), [True, False, False, True])

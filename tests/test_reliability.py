@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from grokjax.optim import NEVER
-from grokjax.train import Runs, Task, program, train
+from grokjax.spec import Runs, Task
+from grokjax.program import program
+from grokjax.train import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

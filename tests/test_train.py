@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from grokjax.optim import NEVER
-from grokjax.train import Runs, Task, train
+from grokjax.spec import Runs, Task
+from grokjax.train import train
 
 TINY = Task(p=13, d=8, hidden=16, eval_every=5)
 
@@ -118,8 +119,8 @@ def test_sequential_lanes_equal_vmapped_lanes():
 
 def _advance(prog, state, runs, evals):
   import jax.numpy as jnp
-  from grokjax.train import _hparams
-  hp = {k: jnp.asarray(v) for k, v in _hparams(runs, np.dtype("float32")).items()}
+  from grokjax.spec import hparams
+  hp = {k: jnp.asarray(v) for k, v in hparams(runs, np.dtype("float32")).items()}
   state, records, _ = prog.chunk(evals, 1)(state, hp)
   return state, records
 
@@ -127,7 +128,7 @@ def _advance(prog, state, runs, evals):
 def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
   import jax
   import jax.numpy as jnp
-  from grokjax.train import program
+  from grokjax.program import program
   prog = program(TINY)
   base = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=40)
   kicked = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=40,
@@ -144,7 +145,8 @@ def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
 
 def test_one_shot_rescale_and_group_kick_in_the_engine():
   import jax.numpy as jnp
-  from grokjax.train import KICK_GROUPS, program
+  from grokjax.spec import KICK_GROUPS
+  from grokjax.program import program
   prog = program(TINY)
   seeds = jnp.array([TINY.init_seed(1.0, 0)] * 3, jnp.uint32)
   runs = Runs(seed=[0, 0, 0], lr=1e-2, wd=1.0, target_norm=[np.nan, 5.0, np.nan],
@@ -274,13 +276,14 @@ def test_moduli_padded_into_one_program_equal_each_alone():
 
 def test_padded_weights_and_moments_stay_exactly_zero():
   import jax.numpy as jnp
-  from grokjax.train import _hparams, program
+  from grokjax.spec import hparams
+  from grokjax.program import program
   big = Task(p=17, d=8, hidden=16, eval_every=5, sizes=(13, 17))
   prog = program(big)
   runs = _padded_grid().take([0, 1])  # size 13 in a program of 17; one of them clamped
   seeds = jnp.array([big.of_size(13).init_seed(1.0, s) for s in runs.seed], jnp.uint32)
   state = prog.init(seeds, jnp.zeros(2, jnp.int32))
-  hp = {k: jnp.asarray(v) for k, v in _hparams(runs, np.dtype("float32")).items()}
+  hp = {k: jnp.asarray(v) for k, v in hparams(runs, np.dtype("float32")).items()}
   state, _, _ = prog.chunk(6, 1)(state, hp)
   assert int(state["step"][0]) == 30
   adam = state["opt"][0][0]  # (AdamW chain, clamp, kick) -> AdamW (adam, decay, lr) -> adam
@@ -314,7 +317,8 @@ def test_group_clamp_matches_a_hand_written_reference():
   import jax.numpy as jnp
   import optax
   from grokjax.optim import paper_optimizer
-  from grokjax.train import WEIGHT_GROUPS, program
+  from grokjax.spec import WEIGHT_GROUPS
+  from grokjax.program import program
   task = Task(p=11, d=16, hidden=32, arch="transformer", heads=2, eval_every=1)
   prog = program(task)
   params = jax.tree.map(lambda x: x[0], prog.init(jnp.array([7], jnp.uint32))["params"])
@@ -344,7 +348,7 @@ def test_group_clamp_matches_a_hand_written_reference():
 def test_norm_group_is_measured_and_held_in_the_engine():
   # A run's norm curve is its group's norm; a clamp of the unembedding holds that norm
   # and leaves the total free; a clamp of the total holds the total.
-  from grokjax.train import WEIGHT_GROUPS
+  from grokjax.spec import WEIGHT_GROUPS
   task = Task(p=11, d=16, hidden=32, arch="transformer", heads=2, eval_every=5)
   out = WEIGHT_GROUPS.index("output")
   runs = Runs(seed=[0, 0, 0, 0], lr=1e-2, wd=1.0, target_norm=[np.nan, np.nan, 2.0, 5.0],
@@ -360,7 +364,7 @@ def test_norm_group_is_measured_and_held_in_the_engine():
 
 
 def test_a_group_the_model_lacks_is_refused():
-  from grokjax.train import WEIGHT_GROUPS
+  from grokjax.spec import WEIGHT_GROUPS
   runs = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=[3.0], t_int=[10], budget=20,
               norm_group=WEIGHT_GROUPS.index("attention"))
   with pytest.raises(ValueError, match="no weight group 'attention'"):
@@ -379,7 +383,7 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
   where orbax still reads them), one whose files are damaged, and one made for another
   device count are each refused with one line, never resumed."""
   import orbax.checkpoint as ocp
-  from grokjax import train as engine
+  from grokjax import checkpoints
   folder = str(tmp_path / "ck")
   task, runs, first = _small_checkpointed_run(folder)
   again = train(task, runs, chunk_steps=20, checkpoint=folder, checkpoint_every_s=0,
@@ -405,8 +409,8 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
     train(task, runs, chunk_steps=20, checkpoint=other, checkpoint_every_s=0, progress=False)
   assert "\n" not in str(e.value)
   # made on 2 devices, resumed on 1: refused, naming both counts
-  ck = engine._Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2)
+  ck = checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2)
   ck.save(10, dict(lanes=np.arange(2)), [np.zeros(3, np.float32)])
   with pytest.raises(ValueError, match="made on 2 devices and this process has 1"):
-    engine._Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=1).restore()
-  assert engine._Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2).restore() is not None
+    checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=1).restore()
+  assert checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2).restore() is not None
