@@ -197,6 +197,7 @@ def test_overlapped_dispatch_equals_plain_loop():
 
 
 def test_overlapped_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch):
+  import grokjax.checkpoints as saving
   import grokjax.train as engine
   task = Task(p=31, d=16, hidden=64, frac=0.5, eval_every=10)
   kw = dict(chunk_steps=100, retire_margin=0, progress=False)
@@ -218,10 +219,12 @@ def test_overlapped_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch
       return real_to_host(tree)
 
     folder = str(tmp_path / str(kill_at))
-    monkeypatch.setattr(engine, "to_host", dying_to_host)
+    for module in (engine, saving):  # the loop's reads and the checkpoints' saves
+      monkeypatch.setattr(module, "to_host", dying_to_host)
     with pytest.raises(Killed):
       train(task, _mixed_grid(), checkpoint=folder, checkpoint_every_s=0, overlap=True, **kw)
-    monkeypatch.setattr(engine, "to_host", real_to_host)
+    for module in (engine, saving):
+      monkeypatch.setattr(module, "to_host", real_to_host)
     assert any(name.isdigit() for name in os.listdir(folder))  # a checkpoint to resume from
     resumed = train(task, _mixed_grid(), checkpoint=folder, checkpoint_every_s=0, overlap=True,
                     **kw)
