@@ -118,7 +118,10 @@ def _start_jax(args) -> None:
     except OSError as e:
       ex.say(f"warning: the compile cache cannot be made ({e.strerror}: {e.filename}; set "
              "GROKJAX_CACHE to a writable folder): compiling without it")
-  maybe_initialize_distributed()
+  try:
+    maybe_initialize_distributed()
+  except RuntimeError as e:
+    raise StartError(str(e)) from None
   import jax
   try:
     jax.devices()

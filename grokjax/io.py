@@ -22,10 +22,13 @@ def _file_mode() -> int:
   return 0o666 & ~umask
 
 
+TEMP_PREFIX = ".tmp-"  # a file being written: renamed into place when complete
+
+
 def atomic_bytes(path: str, payload: bytes) -> None:
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
   try:
     os.fchmod(fd, _file_mode())
     with os.fdopen(fd, "wb") as f:

@@ -121,17 +121,48 @@ def maybe_initialize_distributed() -> bool:
   """`jax.distributed.initialize()` when the environment asks for several processes.
 
   It asks by setting JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES and JAX_PROCESS_ID),
-  or GROKJAX_DISTRIBUTED=1 on a cluster JAX detects by itself (SLURM, Cloud TPU).
+  or GROKJAX_DISTRIBUTED=1 on a cluster JAX detects by itself (SLURM, Cloud TPU). A
+  coordinator that does not answer within GROKJAX_COORDINATOR_TIMEOUT seconds (default
+  120) raises RuntimeError naming its address, instead of waiting on.
   """
   env = os.environ
+  text = env.get("GROKJAX_COORDINATOR_TIMEOUT", "120")
+  if not text.strip().isdigit() or int(text) < 1:
+    raise ValueError(f"GROKJAX_COORDINATOR_TIMEOUT={text!r}: need a whole number of seconds >= 1")
+  timeout = int(text)
   if env.get("JAX_COORDINATOR_ADDRESS"):
     # JAX reads the address from the environment itself, but not the other two.
     number = lambda k: int(env[k]) if env.get(k) else None
-    jax.distributed.initialize(env["JAX_COORDINATOR_ADDRESS"], number("JAX_NUM_PROCESSES"),
-                               number("JAX_PROCESS_ID"))
-    return True
-  if env.get("GROKJAX_DISTRIBUTED") == "1":
-    jax.distributed.initialize()
-    return True
-  return False
+    where = env["JAX_COORDINATOR_ADDRESS"]
+    args = (where, number("JAX_NUM_PROCESSES"), number("JAX_PROCESS_ID"))
+  elif env.get("GROKJAX_DISTRIBUTED") == "1":
+    where, args = "the cluster's coordinator", ()
+  else:
+    return False
+  if args and args[2] not in (None, 0):  # process 0 serves the coordinator; the others wait
+    _wait_for_coordinator(where, timeout)
+  try:
+    jax.distributed.initialize(*args, initialization_timeout=timeout)
+  except Exception as e:  # XLA raises its own kinds for an unreachable coordinator
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    raise RuntimeError(f"jax.distributed could not reach {where} within {timeout} s "
+                       f"(GROKJAX_COORDINATOR_TIMEOUT): {first}") from None
+  return True
 
+
+def _wait_for_coordinator(address: str, timeout: int) -> None:
+  """Return once host:port accepts a connection; RuntimeError after `timeout` seconds (XLA
+  itself would abort the process with a stack trace)."""
+  import socket
+  host, _, port = address.rpartition(":")
+  deadline = time.monotonic() + timeout
+  while True:
+    try:
+      with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+        return
+    except (OSError, ValueError) as e:
+      if time.monotonic() >= deadline or isinstance(e, ValueError):
+        raise RuntimeError(f"jax.distributed: no coordinator answers at {address} after "
+                           f"{timeout} s (GROKJAX_COORDINATOR_TIMEOUT; is process 0 "
+                           "running?)") from None
+      time.sleep(0.5)

@@ -31,7 +31,10 @@ class Session:
     self.checkpoint_every_s, self.overlap = checkpoint_every_s, overlap
     self.pad_moduli: bool | str = "auto"  # pinned_norm: several moduli in one program
     cfg_path = os.path.join(out, "config.json")
-    if os.path.isdir(out) and set(os.listdir(out)) - {LOCK} and not os.path.exists(cfg_path):
+    # (grokjax's own lock and half-written files, perhaps another process's of this same
+    # jax.distributed run, do not make a folder the user's)
+    ours = lambda name: name == LOCK or name.startswith(io.TEMP_PREFIX)
+    if os.path.isdir(out) and not all(map(ours, os.listdir(out))) and not os.path.exists(cfg_path):
       raise ConfigMismatch(
           f"{out} is not empty and is not a grokjax results folder (no config.json): nothing "
           "there is touched; use another --out")

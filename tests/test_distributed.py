@@ -46,3 +46,15 @@ def test_two_processes_match_one(tmp_path):
   with open(os.path.join(two, "config.json")) as f:
     env = json.load(f)["environment"]
   assert env["process_count"] == 2 and env["device_count"] == 2  # one device per process
+
+
+def test_a_coordinator_that_never_answers_is_one_line_within_its_timeout(tmp_path):
+  """Process 1 of 2 with no process 0: it gives up after GROKJAX_COORDINATOR_TIMEOUT
+  seconds with one line naming the address (XLA alone would abort with a stack trace)."""
+  out = str(tmp_path / "alone")
+  address = f"127.0.0.1:{_free_port()}"
+  proc = _start(out, JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES="2", JAX_PROCESS_ID="1",
+                GROKJAX_COORDINATOR_TIMEOUT="2")
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+  assert address in err and "GROKJAX_COORDINATOR_TIMEOUT" in err and not os.path.exists(out)
