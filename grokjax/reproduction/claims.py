@@ -71,11 +71,16 @@ CLAIMS: dict[str, tuple[str, list[Part]]] = {
             "layernorm": dict(TF_LN, seeds=8),
             "layernorm_output": dict(TF_LN, seeds=8, norm_group="output"),
             # the authors' grids (16 seeds, rho to 1.20; group clamps of the LayerNorm model)
-            "paper_no_layernorm": dict(TF_NO_LN, seeds=16, rhos=[0.85, 1.00, 1.15, 1.20]),
-            "paper_layernorm_output": dict(TF_LN, seeds=16, norm_group="output"),
-            "paper_layernorm_mlp": dict(TF_LN, seeds=16, norm_group="mlp", rhos=[0.85, 1.30]),
+            "paper_no_layernorm": dict(TF_NO_LN, seeds=16, rhos=[0.85, 1.00, 1.15, 1.20],
+                                       budgets={"free": 40000, 0.85: 30000, 1.00: 40000,
+                                                1.15: 120000, 1.20: 180000}),
+            # (the authors' LayerNorm budget: 25k steps in every cell, here x 71 / 59)
+            "paper_layernorm_output": dict(TF_LN, seeds=16, norm_group="output",
+                                           budgets={"free": 25000}),
+            "paper_layernorm_mlp": dict(TF_LN, seeds=16, norm_group="mlp", rhos=[0.85, 1.30],
+                                        budgets={"free": 25000}),
             "paper_layernorm_embedding": dict(TF_LN, seeds=16, norm_group="embedding",
-                                              rhos=[1.30])}.items()]),
+                                              rhos=[1.30], budgets={"free": 25000})}.items()]),
 }
 
 
