@@ -257,3 +257,18 @@ def test_report_refuses_a_runs_csv_that_is_cut_edited_or_not_ours(results, tmp_p
   assert cli.reproduce_main(args) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "line 2: t_grok = 'soon' is not a number" in err
+
+
+def test_a_claim_with_one_of_its_folders_missing_reports_the_rest(tmp_path):
+  """train_fraction with one of its five folders absent: the four others give their rows,
+  the fifth a "not measured" row that says how to train it."""
+  rng = np.random.default_rng(5)
+  root = tmp_path / "results"
+  for f in claims.FRACS[:-1]:
+    rows = law_rows(59, 7.5, 1.0, 55.0, 6, [], rng)
+    _write(str(root / "train_fraction" / f"frac{f:.2f}"), rows, experiment="free_training", frac=f)
+  rows, folders = report.report(str(root), n_boot=50, only=["train_fraction"])
+  assert len(folders["train_fraction"]) == 4
+  gap = [r for r in rows if r.verdict == "not measured"]
+  assert len(gap) == 1 and "frac0.65" in gap[0].quantity and "--only train_fraction" in gap[0].note
+  assert any(r.ours is not None for r in rows if r.verdict != "not measured")

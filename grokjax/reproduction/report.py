@@ -25,20 +25,29 @@ ONE_FOLDER_ROWS = {"dense_rho": mlp_claims.dense_rho_rows,
 def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None,
            reference: list | None = None) -> tuple[list[Row], dict[str, Folder | list[Folder]]]:
   """Every row that the results under `results` support; raises MissingResults naming
-  the first absent folder among the claims asked for. Accelerator-only parts are read when
-  present and skipped when not. reference: the authors' cells (`grokjax.reference.load`),
-  for the rows that compare a fit of ours with theirs over the same cells."""
+  the first absent folder among the claims asked for when a claim has none of its folders.
+  A claim of several folders with some absent gives the rows of those present and one "not
+  measured" row per absent one; accelerator-only parts are read when present and skipped
+  when not. reference: the authors' cells (`grokjax.reference.load`), for the rows that
+  compare a fit of ours with theirs over the same cells."""
   names = [n for n in CLAIMS if only is None or n in only]
   folders: dict[str, Any] = {}
   rows: list[Row] = []
   for name in names:
     parts = CLAIMS[name][1]
-    present = [p for p in parts if not p.accelerator_only
-               or os.path.exists(os.path.join(results, p.folder, "runs.csv"))]
+    there = lambda p: os.path.exists(os.path.join(results, p.folder, "runs.csv"))
+    present = [p for p in parts if there(p)]
+    if not present:
+      present = [p for p in parts if not p.accelerator_only]  # the first one names the gap
     try:
       loaded = [Folder.load(os.path.join(results, p.folder)) for p in present]
     except MissingResults as e:
       raise MissingResults(str(e), claim=name) from None
+    for p in parts:
+      if p not in present and not p.accelerator_only:
+        rows.append(Row(CLAIMS[name][0], f"folder {p.folder}", None, None, None, None,
+                        "not measured", f"train it with: python experiments/reproduce.py "
+                        f"--only {name}"))
     folders[name] = loaded if len(parts) > 1 else loaded[0]
     if name in ONE_FOLDER_ROWS:
       rows += ONE_FOLDER_ROWS[name](loaded[0], n_boot)
