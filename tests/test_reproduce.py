@@ -52,6 +52,7 @@ def test_verdicts():
   assert table.verdict(0.994, None, 0.993, (0.989, 0.9934)) == "differs (point)"
   assert table.verdict(None, None, 56.0, None) == "new"
   assert table.verdict(55.0, None, None, None) == "not measured"
+  assert table.verdict(55.0, None, 50.0, None) == "inconclusive (no CI)"  # a point alone: no test
   row = table.paper_row("c", "q", 50.0, None, 55.0, (52.0, 58.0))
   assert row.ratio == (1.1, [1.04, 1.16])  # every row shows ours / paper with its CI
 

@@ -144,10 +144,11 @@ def verdict(paper_value, paper_ci, ours, ours_ci) -> str:
     return "new"
   if ours is None:
     return "not measured"
-  ci = ours_ci if ours_ci is not None else (ours, ours)  # no CI: our point alone
+  if ours_ci is None:  # e.g. a median that most resamples cannot define (censored runs)
+    return "inconclusive (no CI)"
   if paper_ci is not None:
-    return compare.interval_verdict(paper_ci, ci)
-  return compare.point_verdict(paper_value, ci, _rounding(paper_value))
+    return compare.interval_verdict(paper_ci, ours_ci)
+  return compare.point_verdict(paper_value, ours_ci, _rounding(paper_value))
 
 
 def _rounding(value: float) -> float:
