@@ -303,8 +303,9 @@ def test_force_new_deletes_only_what_grokjax_wrote(tmp_path, pinned_smoke):
   (out / "notes.txt").write_text("keep")
   experiment.Session(experiment.resolve("pinned_norm", "smoke", rhos=[1.0, 1.2]), str(out),
                      force_new=True, progress=False)
-  # the old results are gone before the new run writes any, the user's files stay
-  assert sorted(os.listdir(out)) == ["config.json", "figures", "notes.txt"]
+  # the old results are gone before the new run writes any, the user's files stay (and
+  # the lock of the folder, held by this process while it trains there)
+  assert sorted(os.listdir(out)) == [".grokjax-lock", "config.json", "figures", "notes.txt"]
   assert os.listdir(out / "figures") == ["my_notes.png"]
   cfg = json.load(open(out / "config.json"))["config"]
   assert cfg["rhos"] == [1.0, 1.2]
