@@ -59,7 +59,7 @@ class Checkpoints:
       return None
     where = f"checkpoint in {self.manager.directory}"
     try:
-      tree = self.manager.restore(step)
+      tree = self.manager.restore(step, args=self._ocp.args.StandardRestore())
     except Exception as e:  # orbax and tensorstore raise many kinds for a damaged file
       raise ValueError(f"{where} cannot be read ({type(e).__name__}); delete it (the phase "
                        "restarts) or use --force-new") from None

@@ -417,3 +417,14 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
   with pytest.raises(ValueError, match="made on 2 devices and this process has 1"):
     checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=1).restore()
   assert checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2).restore() is not None
+
+
+def test_a_resume_restores_without_orbax_warnings(tmp_path, caplog):
+  import logging
+  folder = str(tmp_path / "ck")
+  task, runs, first = _small_checkpointed_run(folder)
+  with caplog.at_level(logging.WARNING):
+    again = train(task, runs, chunk_steps=20, checkpoint=folder, checkpoint_every_s=0,
+                  progress=False)
+  assert not [r for r in caplog.records if "could not be restored" in r.getMessage()]
+  np.testing.assert_array_equal(first.last_step, again.last_step)
