@@ -316,8 +316,8 @@ def reproduce_main(argv=None, doc: str = "") -> int:
       return 2
     try:
       runner.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
-                    args.checkpoint_every, say=ex.say, overlap=_overlap(args),
-                    dry_run=args.dry_run)
+                        args.checkpoint_every, say=ex.say, overlap=_overlap(args),
+                        dry_run=args.dry_run)
     except ex.ConfigMismatch as e:
       print(f"reproduce: error: {e}", file=sys.stderr)
       return 2

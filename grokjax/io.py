@@ -105,6 +105,18 @@ def write_manifest(folder: str, n_runs: int) -> None:
              dict(runs=int(n_runs), sha256={"runs.csv": sha256_file(os.path.join(folder, "runs.csv"))}))
 
 
+def read_finished_runs(folder: str) -> list[dict[str, Any]]:
+  """A finished folder's runs.csv (`read_runs`), checked against its manifest.json:
+  TableError naming the file when it was cut or changed."""
+  path = os.path.join(folder, "runs.csv")
+  rows = read_runs(path)
+  mismatch = manifest_mismatch(folder, len(rows))
+  if mismatch:
+    raise TableError(f"{path} does not match its manifest: {mismatch}; re-run it, or restore "
+                     "it (git checkout)")
+  return rows
+
+
 def manifest_mismatch(folder: str, n_rows: int) -> str | None:
   """Why runs.csv does not match the folder's manifest.json (None: it matches, or the
   folder predates manifests)."""

@@ -39,13 +39,9 @@ class Folder:
     timing_path = os.path.join(path, "timing.json")
     timing = io.read_json(timing_path) if os.path.exists(timing_path) else {}
     try:
-      rows = io.read_runs(runs)
+      rows = io.read_finished_runs(path)
     except io.TableError as e:
       raise MissingResults(str(e)) from None
-    mismatch = io.manifest_mismatch(path, len(rows))
-    if mismatch:
-      raise MissingResults(f"{runs} does not match its manifest: {mismatch}; re-run it, or "
-                           "restore it (git checkout)")
     return cls(path, rows, cfg.get("config", {}), cfg.get("environment", {}), timing)
 
   def free(self, p: int | None = None, lr: float | None = None) -> list[dict]:
