@@ -147,7 +147,10 @@ def _unique(keys: list[str]) -> list[str]:
   return out
 
 
-WC_FIELDS = ("d", "hidden", "wd", "frac", "arch", "layernorm", "heads", "dtype", "problem",
+# What a reused W_c must share: the problem, the model and the optimiser. The arithmetic's
+# precision (--dtype, --matmul-precision) is not among them: holding a float32 control's
+# W_c in float64 is how a precision check compares like with like.
+WC_FIELDS = ("d", "hidden", "wd", "frac", "arch", "layernorm", "heads", "problem",
              "train_size")
 
 

@@ -180,3 +180,17 @@ def test_wc_from_another_problem_is_refused(tmp_path):
   mul = config.resolve("pinned_norm", "smoke", problem="mul")
   assert grids.wc_source_mismatch(add, str(tmp_path)) is None
   assert "problem" in grids.wc_source_mismatch(mul, str(tmp_path))
+
+
+def test_wc_from_another_precision_is_reused(tmp_path):
+  """A float32 control's W_c may be held in float64 (the precision check), but not by a
+  wider model: precision is arithmetic, the hidden width is the model."""
+  import json
+
+  from grokjax import config, grids
+  f32 = config.resolve("pinned_norm", "smoke")
+  (tmp_path / "config.json").write_text(json.dumps({"config": f32.to_json()}))
+  assert grids.wc_source_mismatch(config.resolve("pinned_norm", "smoke", dtype="float64"),
+                                  str(tmp_path)) is None
+  wide = config.resolve("pinned_norm", "smoke", hidden=2 * f32.hidden)
+  assert "hidden" in grids.wc_source_mismatch(wide, str(tmp_path))
