@@ -5,7 +5,7 @@
 
 import sys
 
-from grokjax import cli, experiment
+from grokjax import cli
 
 if __name__ == "__main__":
-  sys.exit(cli.main("free_norm_delay", experiment.free_norm_delay, doc=__doc__))
+  sys.exit(cli.main("free_norm_delay", doc=__doc__))

@@ -5,7 +5,7 @@
 
 import sys
 
-from grokjax import cli, experiment
+from grokjax import cli
 
 if __name__ == "__main__":
-  sys.exit(cli.main("free_training", experiment.free_training, doc=__doc__))
+  sys.exit(cli.main("free_training", doc=__doc__))

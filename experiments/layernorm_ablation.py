@@ -7,7 +7,7 @@ cells for each variant, alpha fitted per variant.
 
 import sys
 
-from grokjax import cli, experiment
+from grokjax import cli
 
 if __name__ == "__main__":
-  sys.exit(cli.main("layernorm_ablation", experiment.layernorm_ablation, doc=__doc__))
+  sys.exit(cli.main("layernorm_ablation", doc=__doc__))

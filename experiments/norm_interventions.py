@@ -5,7 +5,7 @@
 
 import sys
 
-from grokjax import cli, experiment
+from grokjax import cli
 
 if __name__ == "__main__":
-  sys.exit(cli.main("norm_interventions", experiment.norm_interventions, doc=__doc__))
+  sys.exit(cli.main("norm_interventions", doc=__doc__))

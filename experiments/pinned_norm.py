@@ -5,7 +5,7 @@
 
 import sys
 
-from grokjax import cli, experiment
+from grokjax import cli
 
 if __name__ == "__main__":
-  sys.exit(cli.main("pinned_norm", experiment.pinned_norm, doc=__doc__))
+  sys.exit(cli.main("pinned_norm", doc=__doc__))

@@ -6,7 +6,7 @@ clamps at rho 0.90 and 1.30, and free training over weight decays and learning r
 
 import sys
 
-from grokjax import cli, sparse_parity
+from grokjax import cli
 
 if __name__ == "__main__":
-  sys.exit(cli.main("sparse_parity", sparse_parity.sparse_parity, doc=__doc__))
+  sys.exit(cli.main("sparse_parity", doc=__doc__))

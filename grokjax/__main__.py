@@ -13,16 +13,15 @@ from __future__ import annotations
 import re
 import sys
 
-from grokjax import cli
-from grokjax import experiment as ex
-from grokjax.config import EXPERIMENTS
+from grokjax import cli, registry
+
+REPRODUCE_DOC = "The paper, reproduced: every claim at the paper preset, then one table."
 
 
 def usage() -> str:
   lines = [__doc__.strip(), "", "experiments:"]
-  for name in EXPERIMENTS + ("reproduce",):
-    doc = (cli.experiment_module(name).__doc__ if name != "reproduce" else
-           "The paper, reproduced: every claim at the paper preset, then one table.")
+  for name in registry.names() + ("reproduce",):
+    doc = registry.get(name).doc if name != "reproduce" else REPRODUCE_DOC
     first = re.split(r"(?<=\.)\s", " ".join((doc or "").split()))[0].rstrip(".")
     lines.append(f"  {name:<20} {first if len(first) <= 90 else first[:87] + '...'}")
   return "\n".join(lines)
@@ -36,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
   name, rest = argv[0], argv[1:]
   if name == "reproduce":
     return cli.reproduce_main(rest, doc=usage())
-  if name not in EXPERIMENTS:
+  if name not in registry.names():
     print(f"grokjax: error: unknown experiment {name!r}; choose from "
-          f"{', '.join(EXPERIMENTS + ('reproduce',))}", file=sys.stderr)
+          f"{', '.join(registry.names() + ('reproduce',))}", file=sys.stderr)
     return 2
-  return cli.main(name, getattr(ex, name), rest, doc=cli.experiment_module(name).__doc__ or "")
+  return cli.main(name, argv=rest)
 
 
 if __name__ == "__main__":

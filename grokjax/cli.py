@@ -9,29 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import importlib
 import os
 import sys
 from typing import Callable, Sequence
 
-from grokjax import config, io, problems
-from grokjax import experiment as ex
+from grokjax import estimate, io, problems, registry
 from grokjax.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
                            number_in)
+from grokjax.session import ConfigMismatch, Session, say
 from grokjax.spec import MATMUL_PRECISIONS
 
 
 class _Parser(argparse.ArgumentParser):
   def error(self, message):  # argparse's own errors, one line, exit 2
     raise UsageError(message)
-
-
-def experiment_module(name: str):
-  """The module of an experiment (`grokjax.<name>`): its function `<name>`, `add_flags`,
-  `check` and `OUTPUT`."""
-  if name not in config.EXPERIMENTS:
-    raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(config.EXPERIMENTS)}")
-  return importlib.import_module(f"grokjax.{name}")
 
 
 def _problem(text: str) -> str:
@@ -47,7 +38,8 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   ap = _Parser(prog=f"{experiment}.py", description=doc,
                formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--preset", default="paper",
-                  help=f"base configuration, one of {', '.join(config.PRESETS)} (default paper)")
+                  help=f"base configuration, one of {', '.join(registry.get(experiment).presets)} "
+                       "(default paper)")
   ap.add_argument("--moduli", type=ints("--moduli", 3),
                   help="comma-separated moduli p (sparse parity: input bits n)")
   ap.add_argument("--problem", type=_problem,
@@ -79,7 +71,7 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   ap.add_argument("--matmul-precision", choices=list(MATMUL_PRECISIONS),
                   help="float32 (default, the paper's); tensorfloat32 / bfloat16 are faster "
                        "on GPUs and TPUs and change the numbers")
-  experiment_module(experiment).add_flags(ap)
+  registry.get(experiment).add_flags(ap)
   ap.add_argument("--out", help="results folder (default results/<experiment>_<preset>_p<moduli>)")
   ap.add_argument("--force-new", action="store_true", help="discard a previous run in --out")
   _add_run_flags(ap)
@@ -116,7 +108,7 @@ def _start_jax(args) -> None:
     try:
       enable_compilation_cache()
     except OSError as e:
-      ex.say(f"warning: the compile cache cannot be made ({e.strerror}: {e.filename}; set "
+      say(f"warning: the compile cache cannot be made ({e.strerror}: {e.filename}; set "
              "GROKJAX_CACHE to a writable folder): compiling without it")
   try:
     maybe_initialize_distributed()
@@ -153,18 +145,19 @@ _NOT_CONFIG = {"preset", "out", "force_new", "retire_margin", "no_progress", "no
 def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
   ap = build_parser(experiment, doc)
   args = ap.parse_args(argv)
-  if args.preset not in config.PRESETS:
+  exp = registry.get(experiment)
+  if args.preset not in exp.presets:
     raise UsageError(f"--preset: unknown preset {args.preset!r}; choose from "
-                     f"{', '.join(config.PRESETS)}")
+                     f"{', '.join(exp.presets)}")
   fields = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
   if fields.get("layernorm") is False:
     fields["layernorm"] = None  # not given: the preset's
-  cfg = config.resolve(experiment, args.preset, **fields)
+  cfg = registry.resolve(experiment, args.preset, **fields)
   if args.retire_margin is not UNSET:
     cfg.retire_margin = args.retire_margin
   if cfg.arch == "transformer" and cfg.d % cfg.heads:
     raise UsageError(f"--d/--heads: d={cfg.d} is not divisible by heads={cfg.heads}")
-  experiment_module(experiment).check(cfg)
+  exp.check(cfg)
   _check_budgets(cfg)
   for p in cfg.moduli:
     try:
@@ -210,7 +203,8 @@ def _check_budgets(cfg) -> None:
 
 def _check_memory(cfg, args) -> None:
   """Refuse a grid that cannot fit this machine's memory, naming the flag to lower."""
-  need, have = ex.memory_needed(cfg), ex.available_memory()
+  cells = registry.get(cfg.experiment).cells
+  need, have = estimate.memory_needed(cfg, cells(cfg)), estimate.available_memory()
   if need <= have:
     return
   gib = lambda b: f"{b / 2 ** 30:,.1f} GiB"
@@ -219,7 +213,7 @@ def _check_memory(cfg, args) -> None:
                             ("--steps", "steps", "budget"), ("--seeds", "seeds", "number of seeds")):
     if getattr(args, field, None) is not None:
       try:
-        best = ex.largest_fitting(cfg, field, have)
+        best = estimate.largest_fitting(cfg, field, have, cells)
       except ValueError:  # the search reached a size the problem rejects
         best = None
       if best is not None:
@@ -234,10 +228,18 @@ def _check_memory(cfg, args) -> None:
                    + (f", or give fewer values to {', '.join(scans)}" if scans else ""))
 
 
-def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str = "") -> int:
-  """Parse, validate, then run one experiment; returns the process exit code."""
+def main(experiment: str, run: Callable[[Session], dict] | None = None, argv=None,
+         doc: str | None = None) -> int:
+  """Parse, validate, then run one experiment (its registered function, or `run`); returns
+  the process exit code."""
   try:
-    cfg, out, args = parse(experiment, argv, doc)
+    exp = registry.get(experiment)
+  except ValueError as e:
+    print(f"grokjax: error: {e}", file=sys.stderr)
+    return 2
+  run = run or exp.run
+  try:
+    cfg, out, args = parse(experiment, argv, exp.doc if doc is None else doc)
   except UsageError as e:
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
@@ -251,18 +253,19 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
     jax.config.update("jax_enable_x64", True)
   if args.dry_run:
     print(json.dumps(io.plain(cfg.to_json()), indent=1))
-    ex.say(f"{experiment} ({cfg.preset} preset), results folder {out}: {ex.plan_line(cfg)[0].strip()}")
-    ex.say("dry run: nothing trained, nothing written")
+    line, _ = estimate.plan_line(cfg, exp.cells(cfg))
+    say(f"{experiment} ({cfg.preset} preset), results folder {out}: {line.strip()}")
+    say("dry run: nothing trained, nothing written")
     return 0
   try:
-    sess = ex.Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
+    sess = Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
                       checkpoint_every_s=args.checkpoint_every,
                       overlap=_overlap(args))
     sess.pad_moduli = {"on": True, "off": False}.get(getattr(args, "pad_moduli", "auto"), "auto")
-  except (ex.ConfigMismatch, OSError) as e:
+  except (ConfigMismatch, OSError) as e:
     print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
     return 2
-  ex.say(f"results folder: {out}")
+  say(f"results folder: {out}")
   try:
     run(sess)
   except KeyboardInterrupt:
@@ -271,8 +274,7 @@ def main(experiment: str, run: Callable[[ex.Session], dict], argv=None, doc: str
   except (RuntimeError, ValueError, OSError) as e:
     print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
     return 1
-  ex.say(f"wrote {out}/ (config.json, runs.csv, curves.npz, "
-         f"{experiment_module(experiment).OUTPUT}, figures/)")
+  say(f"wrote {out}/ (config.json, runs.csv, curves.npz, {exp.output}, figures/)")
   return 0
 
 
@@ -316,9 +318,9 @@ def reproduce_main(argv=None, doc: str = "") -> int:
       return 2
     try:
       runner.run_claims(names, args.out, args.results, args.seeds, not args.no_progress,
-                        args.checkpoint_every, say=ex.say, overlap=_overlap(args),
+                        args.checkpoint_every, say=say, overlap=_overlap(args),
                         dry_run=args.dry_run)
-    except ex.ConfigMismatch as e:
+    except ConfigMismatch as e:
       print(f"reproduce: error: {e}", file=sys.stderr)
       return 2
   if args.dry_run:

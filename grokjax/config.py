@@ -1,8 +1,9 @@
-"""Experiment configurations: the presets and the resolved `Config` a results folder records.
+"""Experiment configurations: the resolved `Config` a results folder records, and the
+shared bases and overlays of every experiment's presets.
 
-`resolve(experiment, preset, **overrides)` is the one way to a Config: the preset's values,
-the architecture's (`--arch transformer`) and the problem family's (`--problem
-sparse_parity`) overlays, then every flag given.
+`registry.resolve(experiment, preset, **overrides)` is the one way to a Config: the
+experiment's preset (built on `PAPER`, `QUICK` or `SMOKE`), the architecture's
+(`TRANSFORMER`) and the problem family's (`PROBLEM_PRESETS`) overlays, then every flag given.
 """
 
 from __future__ import annotations
@@ -16,94 +17,37 @@ import numpy as np
 from grokjax.spec import Task
 
 
-EXPERIMENTS = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation",
-               "norm_interventions", "free_norm_delay", "sparse_parity")
-
+# The shared bases of every experiment's presets (each experiment's module names its own
+# moduli, seeds, learning rates and held norms over one of these: `registry.Experiment`).
 # Budget anchors: steps per rho (the key "free" for free runs), scaled by max(1, p / ref_p)
 # and log-interpolated in rho between anchors. The paper's are SPEC.md's moduli-scan
 # budgets; quick's are about 3x the times measured with the quick model at p = 47.
-_PAPER = dict(d=128, hidden=256, frac=0.40, wd=1.0, t_int=500, eval_every=10, ref_p=59,
-              chunk_steps=200, retire_margin=500,
-              budgets={"free": 30000, 0.85: 15000, 1.00: 25000, 1.15: 80000, 1.30: 160000})
-_QUICK = dict(d=32, hidden=128, frac=0.40, wd=1.0, t_int=100, eval_every=10, ref_p=47,
-              chunk_steps=500, retire_margin=200,
-              budgets={"free": 5000, 0.85: 6000, 1.00: 6000, 1.15: 12000, 1.30: 24000})
-_SMOKE = dict(d=16, hidden=64, frac=0.80, wd=1.0, t_int=40, eval_every=10, ref_p=23,
-              chunk_steps=200, retire_margin=0,
-              budgets={"free": 600, 0.85: 600, 1.30: 600})
-
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {
-        "free_training": dict(_PAPER, moduli=[29, 41, 59, 79, 97], seeds=20, lrs=[1e-3], rhos=[]),
-        "pinned_norm": dict(_PAPER, moduli=[41, 53, 59, 71], seeds=12, lrs=[1e-3],
-                            rhos=[0.85, 1.00, 1.15]),
-        "norm_vs_lr": dict(_PAPER, moduli=[59], seeds=16, lrs=[1e-3, 2e-3, 4e-3, 8e-3],
-                           rhos=[0.85, 1.00, 1.15, 1.30],
-                           budgets={"free": 30000, 0.85: 30000, 1.30: 30000}),
-        "layernorm_ablation": dict(_PAPER, moduli=[59], seeds=16, lrs=[1e-3],
-                                   rhos=[0.85, 1.00, 1.15, 1.20], arch="transformer"),
-        "norm_interventions": dict(_PAPER, moduli=[59], seeds=16, lrs=[1e-3],
-                                   rhos=[0.70, 0.85, 1.00, 1.15, 1.30],
-                                   hold_rhos=[0.90, 1.00, 1.15, 1.30], budgets={"free": 20000}),
-        # Rescaled at t_int = 500, past memorisation (T_mem about 160 at lr 1e-3): a rescale
-        # of the initial weights is undone by the climb to the memorisation peak (quick preset).
-        "free_norm_delay": dict(_PAPER, moduli=[59], seeds=8, lrs=[1e-3, 2e-3], wds=[0.5, 1.0],
-                                scales=[1.0, 1.5, 2.0, 3.0, 4.0], kick_at=500, rhos=[],
-                                budgets={"free": 60000}),
-    },
-    "quick": {
-        "free_training": dict(_QUICK, moduli=[31, 41, 47], seeds=6, lrs=[5e-3, 1e-2], rhos=[]),
-        "pinned_norm": dict(_QUICK, moduli=[41, 47], seeds=6, lrs=[1e-2],
-                            rhos=[1.00, 1.05, 1.10, 1.15]),
-        "norm_vs_lr": dict(_QUICK, moduli=[47], seeds=4, lrs=[5e-3, 1e-2, 2e-2],
-                           rhos=[1.00, 1.05, 1.10, 1.15]),
-        "layernorm_ablation": dict(_QUICK, moduli=[47], seeds=4, lrs=[1e-2],
-                                   rhos=[1.00, 1.05, 1.10], arch="transformer"),
-        "norm_interventions": dict(_QUICK, moduli=[47], seeds=6, lrs=[1e-2],
-                                   rhos=[0.70, 0.85, 1.00, 1.15, 1.30],
-                                   hold_rhos=[0.90, 1.00, 1.15, 1.30], budgets={"free": 16000}),
-        "free_norm_delay": dict(_QUICK, moduli=[47], seeds=4, lrs=[5e-3, 1e-2], wds=[0.5, 1.0],
-                                scales=[1.0, 2.0, 4.0, 6.0], rhos=[], budgets={"free": 15000}),
-    },
-    "smoke": {
-        "free_training": dict(_SMOKE, moduli=[23, 31], seeds=2, lrs=[3e-2], rhos=[]),
-        "pinned_norm": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
-        "norm_vs_lr": dict(_SMOKE, moduli=[23], seeds=2, lrs=[2e-2, 3e-2], rhos=[0.95, 1.10]),
-        "layernorm_ablation": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
-        "norm_interventions": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.85, 1.15],
-                                   hold_rhos=[0.95, 1.10]),
-        "free_norm_delay": dict(_SMOKE, moduli=[23], seeds=2, lrs=[3e-2], wds=[1.0],
-                                scales=[1.0, 2.0], rhos=[]),
-    },
-}
+PAPER = dict(d=128, hidden=256, frac=0.40, wd=1.0, t_int=500, eval_every=10, ref_p=59,
+             chunk_steps=200, retire_margin=500,
+             budgets={"free": 30000, 0.85: 15000, 1.00: 25000, 1.15: 80000, 1.30: 160000})
+QUICK = dict(d=32, hidden=128, frac=0.40, wd=1.0, t_int=100, eval_every=10, ref_p=47,
+             chunk_steps=500, retire_margin=200,
+             budgets={"free": 5000, 0.85: 6000, 1.00: 6000, 1.15: 12000, 1.30: 24000})
+SMOKE = dict(d=16, hidden=64, frac=0.80, wd=1.0, t_int=40, eval_every=10, ref_p=23,
+             chunk_steps=200, retire_margin=0,
+             budgets={"free": 600, 0.85: 600, 1.30: 600})
+PRESET_NAMES = ("paper", "quick", "smoke")
 
 # Sparse parity (--problem sparse_parity, or experiments/sparse_parity.py): the authors'
 # model and optimiser (n = 30 bits, m = 1000, MLP 30 -> 512 -> 2, lr 1e-3, weight decay 1,
 # t_int 1000) replace the modular ones in every experiment. Budgets: the authors' 50k; quick
 # about 2x their slowest grokking cells (lr 5e-4: 6637 steps; rho 1.30: 2.47 x 2648), 8 seeds.
-_PARITY = dict(moduli=[30], train_size=1000, d=128, frac=0.40, hidden=512, arch="mlp",
-               lrs=[1e-3], wd=1.0, t_int=1000, eval_every=10, ref_p=30, chunk_steps=500,
-               retire_margin=500, rhos=[0.90, 1.30])
+PARITY = dict(moduli=[30], train_size=1000, d=128, frac=0.40, hidden=512, arch="mlp",
+              lrs=[1e-3], wd=1.0, t_int=1000, eval_every=10, ref_p=30, chunk_steps=500,
+              retire_margin=500, rhos=[0.90, 1.30])
 PROBLEM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "sparse_parity": {
-        "paper": dict(_PARITY, seeds=16, budgets={"free": 50000}),
-        "quick": dict(_PARITY, seeds=8, budgets={"free": 15000}),
-        "smoke": dict(_PARITY, moduli=[12], train_size=300, hidden=64, lrs=[1e-2], t_int=100,
+        "paper": dict(PARITY, seeds=16, budgets={"free": 50000}),
+        "quick": dict(PARITY, seeds=8, budgets={"free": 15000}),
+        "smoke": dict(PARITY, moduli=[12], train_size=300, hidden=64, lrs=[1e-2], t_int=100,
                       seeds=2, retire_margin=0, chunk_steps=200, budgets={"free": 1500}),
-        "paper/norm_vs_lr": dict(lrs=[5e-4, 1e-3, 2e-3]),
-        "quick/norm_vs_lr": dict(lrs=[5e-4, 1e-3, 2e-3]),
-        "paper/free_training": dict(lrs=[1e-3, 5e-4, 2e-3]),
-        "quick/free_training": dict(lrs=[1e-3, 5e-4, 2e-3]),
     },
 }
-_PARITY_SCANS = dict(problem="sparse_parity", lrs=[1e-3, 5e-4, 2e-3],
-                     wds=[1.0, 0.3, 0.5, 2.0, 3.0, 5.0], train_sizes=[600, 1000, 1500])
-for _preset in ("paper", "quick"):
-  PRESETS[_preset]["sparse_parity"] = dict(PROBLEM_PRESETS["sparse_parity"][_preset],
-                                           **_PARITY_SCANS)
-PRESETS["smoke"]["sparse_parity"] = dict(PROBLEM_PRESETS["sparse_parity"]["smoke"],
-                                         problem="sparse_parity:k=2", lrs=[1e-2, 2e-2],
-                                         wds=[1.0, 3.0], train_sizes=[200, 300], rhos=[1.3])
 
 # With --arch transformer these replace the preset's model and optimisation values. The
 # paper's: SPEC.md's attention model (d 128, 4 heads, MLP 512, lr 5e-4, t_int 600) with
@@ -195,21 +139,3 @@ class Config:
     out = dataclasses.asdict(self)
     out["budgets"] = {str(k): v for k, v in self.budgets.items()}
     return out
-
-
-def resolve(experiment: str, preset: str, **overrides) -> Config:
-  """The preset's values with every non-None override applied."""
-  if experiment not in EXPERIMENTS:
-    raise ValueError(f"unknown experiment {experiment!r}")
-  if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-  values = dict(PRESETS[preset][experiment])
-  if (overrides.get("arch") or values.get("arch")) == "transformer":
-    values.update(TRANSFORMER[preset])
-  family = str(overrides.get("problem") or values.get("problem") or "add").partition(":")[0]
-  if family in PROBLEM_PRESETS and experiment != "sparse_parity":
-    values.update(PROBLEM_PRESETS[family][preset])
-    values.update(PROBLEM_PRESETS[family].get(f"{preset}/{experiment}", {}))
-  values.update({k: v for k, v in overrides.items() if v is not None})
-  values.setdefault("seed_stream", experiment)
-  return Config(experiment=experiment, preset=preset, **values)

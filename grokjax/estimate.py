@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -21,28 +22,46 @@ from grokjax.spec import CURVES, Task
 PRIOR_FRACTION = 0.2
 
 
-def expected_run_steps(cfg: Config, cells: list[tuple[int, int, int]],
+class Cell(NamedTuple):
+  """A group of runs an experiment trains with one size and one step budget.
+
+  phase: the phase that trains it; the cells of one phase are held in memory together.
+  train_size: its training examples per seed where it differs from the configuration's
+    (sparse parity's m scan), else None.
+  """
+  p: int
+  runs: int
+  budget: int
+  phase: str
+  train_size: int | None = None
+
+  def task(self, cfg: Config):
+    return (cfg if self.train_size is None else
+            dataclasses.replace(cfg, train_size=self.train_size)).task(self.p)
+
+
+def expected_run_steps(cfg: Config, cells: list[Cell],
                        scale: dict[int, float] | None = None) -> float:
-  """Expected run-steps of (p, runs, budget) cells; scale[p] multiplies the prior."""
+  """Expected run-steps of the cells; scale[p] multiplies the prior."""
   total = 0.0
-  for p, n, b in cells:
+  for c in cells:
     if cfg.retire_margin is None:
-      total += n * b
+      total += c.runs * c.budget
       continue
-    t = PRIOR_FRACTION * b * (scale or {}).get(p, 1.0)
-    total += n * min(b, t + cfg.retire_margin + cfg.chunk_steps / 2)
+    t = PRIOR_FRACTION * c.budget * (scale or {}).get(c.p, 1.0)
+    total += c.runs * min(c.budget, t + cfg.retire_margin + cfg.chunk_steps / 2)
   return total
 
 
-def training_seconds(cfg: Config, cells: list[tuple[int, int, int]], rate: float, p_ref: int,
+def training_seconds(cfg: Config, cells: list[Cell], rate: float, p_ref: int,
                      scale: dict[int, float] | None = None) -> tuple[float, float]:
-  """(expected, worst-case) seconds to train (p, runs, budget) cells at `rate` run-steps/s
-  measured at size p_ref; other sizes scaled by their per-step arithmetic (the problem's
-  `cost`: n_train * p for a modular problem)."""
+  """(expected, worst-case) seconds to train the cells at `rate` run-steps/s measured at
+  size p_ref; other sizes scaled by their per-step arithmetic (the problem's `cost`:
+  n_train * p for a modular problem)."""
   ref = cfg.task(p_ref).problem_def.cost()
-  cost = lambda p: cfg.task(p).problem_def.cost() / ref
-  expected = sum(expected_run_steps(cfg, [c], scale) * cost(c[0]) for c in cells) / rate
-  worst = sum(n * b * cost(p) for p, n, b in cells) / rate
+  cost = lambda c: c.task(cfg).problem_def.cost() / ref
+  expected = sum(expected_run_steps(cfg, [c], scale) * cost(c) for c in cells) / rate
+  worst = sum(c.runs * c.budget * cost(c) for c in cells) / rate
   return expected, worst
 
 
@@ -56,7 +75,7 @@ class Estimate:
   nothing is timed at all.
   """
 
-  def __init__(self, cfg: Config, cells: list[tuple[int, int, int]]):
+  def __init__(self, cfg: Config, cells: list[Cell]):
     self.cfg, self.cells = cfg, cells
     self.rate: float | None = None  # run-steps/s, measured at size p_ref
     self.p_ref: int | None = None
@@ -84,53 +103,35 @@ class Estimate:
         "run groks early")
 
 
-def grid_cells(cfg: Config) -> list[tuple[int, int, int]]:
-  """(p, runs, budget) of every cell an experiment trains, free controls included, from
-  its configuration alone (before any W_c is known: --wc-from's reuse is not counted)."""
-  n_lr = len(cfg.lrs)
-  if cfg.experiment == "norm_interventions":  # one budget for the control and every arm
-    arms = 1 + len(cfg.rhos) + 4 + len(cfg.hold_rhos or [])
-    return [(p, cfg.seeds * arms, cfg.budget(None, p)) for p in cfg.moduli]
-  if cfg.experiment == "free_training":
-    n_lr *= len(cfg.wds or [cfg.wd])
-  if cfg.experiment == "free_norm_delay":
-    runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd]) * len(cfg.scales or [1.0])
-    return [(p, runs, cfg.budget(None, p)) for p in cfg.moduli]
-  per_p = [(None, n_lr)] + [(r, n_lr) for r in cfg.rhos]
-  variants = 2 if cfg.experiment == "layernorm_ablation" else 1
-  return [(p, cfg.seeds * k * variants, cfg.budget(r, p)) for p in cfg.moduli for r, k in per_p]
-
-
-def plan_line(cfg: Config) -> tuple[str, float]:
-  """One line of what a configuration will cost here, timed on a compiled chunk of its
-  largest size: runs, run-steps, the expected and the worst-case time; and the expected
-  seconds."""
-  cells = grid_cells(cfg)
-  runs = sum(n for _, n, _ in cells)
-  p_big = max(p for p, _, _ in cells)
+def plan_line(cfg: Config, cells: list[Cell]) -> tuple[str, float]:
+  """One line of what a configuration's cells (its experiment's `cells(cfg)`) will cost
+  here, timed on a compiled chunk of its largest size: runs, run-steps, the expected and
+  the worst-case time; and the expected seconds."""
+  runs = sum(c.runs for c in cells)
+  p_big = max(c.p for c in cells)
   rate, _ = measure_rate(cfg.task(p_big), min(16, runs))
   expected, worst = training_seconds(cfg, cells, rate, p_big)
-  return (f"{runs:>4} runs, at most {sum(n * b for _, n, b in cells):,} run-steps; expected "
+  return (f"{runs:>4} runs, at most {sum(c.runs * c.budget for c in cells):,} run-steps; expected "
           f"~{hms(expected)}, at most ~{hms(worst)} ({rate:,.0f} run-steps/s at p={p_big})",
           expected)
 
 
-def plan(cfg: Config, cells: list[tuple[int, int, int]]) -> Estimate:
+def plan(cfg: Config, cells: list[Cell]) -> Estimate:
   """Print the grid's size before a long run; return its `Estimate`, which prints the time
   once training has timed its first chunk.
 
-  cells: (p, number of runs, step budget) per group of runs. Other sizes than the timed
-  one are scaled by their per-step arithmetic (the problem's `cost`). The expected time
-  uses `expected_run_steps`; the budgets give the worst case.
+  cells: the experiment's `cells(cfg)`. Other sizes than the timed one are scaled by their
+  per-step arithmetic (the problem's `cost`). The expected time uses `expected_run_steps`;
+  the budgets give the worst case.
   """
-  n_runs = sum(n for _, n, _ in cells)
-  run_steps = sum(n * b for _, n, b in cells)
+  n_runs = sum(c.runs for c in cells)
+  run_steps = sum(c.runs * c.budget for c in cells)
   say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
       f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)")
   return Estimate(cfg, cells)
 
 
-def eta_update(sess: "Session", p: int, free_rows, remaining: list[tuple[int, int, int]]) -> None:
+def eta_update(sess: "Session", p: int, free_rows, remaining: list[Cell]) -> None:
   """After a free control: the expected time left, with the prior rescaled by its median."""
   est = getattr(sess, "estimate", None)
   med = cell_summary(free_rows)["median_t_grok"]
@@ -151,36 +152,25 @@ def measure_rate(task: Task, batch: int) -> tuple[float, int | None]:
   return chunk_rate(task, batch, 1, reps=3), default_vmap_width(jax.devices())
 
 
-def memory_needed(cfg: Config) -> int:
-  """Bytes of host memory the largest phase of an experiment needs, roughly.
+def memory_needed(cfg: Config, cells: list[Cell]) -> int:
+  """Bytes of host memory the largest phase of the cells needs, roughly.
 
   Per run: parameters and two Adam moments, the split, and the curves of its whole budget
   (seven float32 curves, held on the host and copied once into curves.npz). Once per
   device: the activations of a training step and of an evaluation over all p^2 pairs
   (CPU devices train one run at a time, so activations do not scale with the runs).
   """
-  n_rhos = max(1, len(cfg.rhos)) if cfg.experiment != "free_training" else 1
-  runs = cfg.seeds * len(cfg.lrs) * n_rhos
-  if cfg.experiment == "norm_interventions":
-    runs = cfg.seeds * (len(cfg.rhos) + 4 + len(cfg.hold_rhos or []))
-  elif cfg.experiment == "free_training":  # every weight decay's curves are held at once
-    runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd])
-  elif cfg.experiment == "free_norm_delay":
-    runs = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd]) * len(cfg.scales or [1.0])
   worst = 0
-  # one task per phase shape: each modulus, and each training-set size a scan trains
-  sizes = [cfg.train_size] + list(cfg.train_sizes or [])
-  tasks = [dataclasses.replace(cfg, train_size=m).task(p) for p in cfg.moduli for m in sizes]
-  for t in tasks:
-    p = t.p
+  for phase in dict.fromkeys(c.phase for c in cells):
+    group = [c for c in cells if c.phase == phase]
+    t = max((c.task(cfg) for c in group), key=lambda t: t.problem_def.cost())
     prob, h = t.problem_def, cfg.hidden
     n_params, state_bytes = state_size(t)
     state = 3 * 4 * n_params + state_bytes
-    budget = max([cfg.budget(None, p)] + [cfg.budget(r, p) for r in cfg.rhos])
-    curves = 2 * len(CURVES) * 4 * -(-budget // cfg.eval_every)
-    c = prob.n_classes
-    act = 4 * 3 * (prob.n_train * (2 * h + 2 * c) + (prob.n_train + prob.n_test) * (h + c))
-    worst = max(worst, runs * (state + curves) + act)
+    curves = 2 * len(CURVES) * 4 * -(-max(c.budget for c in group) // cfg.eval_every)
+    k = prob.n_classes
+    act = 4 * 3 * (prob.n_train * (2 * h + 2 * k) + (prob.n_train + prob.n_test) * (h + k))
+    worst = max(worst, sum(c.runs for c in group) * (state + curves) + act)
   return int(worst)
 
 
@@ -206,13 +196,16 @@ def available_memory() -> int:
   return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def largest_fitting(cfg: Config, field: str, have: int) -> int | None:
-  """The largest value of an integer field (seeds, steps, the largest modulus) that fits."""
+def largest_fitting(cfg: Config, field: str, have: int,
+                    cells: Callable[[Config], list[Cell]]) -> int | None:
+  """The largest value of an integer field (seeds, steps, the largest modulus) that fits;
+  cells: the experiment's rule for the runs of a configuration."""
   def need(v):
     if field in ("moduli", "train_sizes"):  # a scan: its largest value capped at v
-      return memory_needed(dataclasses.replace(cfg, **{field: [min(q, v) for q in
-                                                                getattr(cfg, field)]}))
-    return memory_needed(dataclasses.replace(cfg, **{field: v}))
+      new = dataclasses.replace(cfg, **{field: [min(q, v) for q in getattr(cfg, field)]})
+    else:
+      new = dataclasses.replace(cfg, **{field: v})
+    return memory_needed(new, cells(new))
   lo = 1 if field != "moduli" else 3
   hi = lo
   while need(hi) <= have and hi < 2 ** 62:

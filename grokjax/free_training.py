@@ -9,15 +9,26 @@ from typing import Any
 
 import numpy as np
 
-from grokjax import flags, io
-from grokjax.estimate import plan
+from grokjax import config, flags, io, registry
+from grokjax.estimate import Cell, plan
 from grokjax.grids import free_phase, write_tables
 from grokjax.session import Session, say
-from grokjax.stats import (cell_summary, critical_norm, cv, finite_or_none, grok_rule,
-                           seed_bootstrap, wc_by_threshold)
+from grokjax.stats import cell_summary, critical_norm, cv, finite_or_none, seed_bootstrap
+from grokjax.summaries import grok_rule, wc_by_threshold
 
 
-OUTPUT = "summary.json"
+PRESETS = {
+    "paper": dict(config.PAPER, moduli=[29, 41, 59, 79, 97], seeds=20, lrs=[1e-3], rhos=[]),
+    "quick": dict(config.QUICK, moduli=[31, 41, 47], seeds=6, lrs=[5e-3, 1e-2], rhos=[]),
+    "smoke": dict(config.SMOKE, moduli=[23, 31], seeds=2, lrs=[3e-2], rhos=[]),
+}
+
+
+def cells(cfg) -> list[Cell]:
+  """One free cell per (modulus, weight decay); a modulus's weight decays are held in memory
+  together."""
+  return [Cell(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p), f"free_p{p}")
+          for p in cfg.moduli for _ in cfg.wds or [cfg.wd]]
 
 
 def add_flags(ap) -> None:
@@ -58,8 +69,7 @@ def free_training(sess: Session) -> dict[str, Any]:
   from grokjax import fit, plots
   cfg = sess.cfg
   wds = cfg.wds or [None]  # None: the configuration's one weight decay
-  sess.estimate = plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p))
-                             for p in cfg.moduli for _ in wds])
+  sess.estimate = plan(cfg, cells(cfg))
   phases, per_p = [], {}
   for p in cfg.moduli:
     per_wd = {}
@@ -100,3 +110,10 @@ def free_training(sess: Session) -> dict[str, Any]:
   else:
     say(f"no power-law fit: {power.get('error')}")
   return result
+
+
+EXPERIMENT = registry.Experiment(
+    name="free_training", run=free_training, presets=PRESETS, cells=cells, add_flags=add_flags,
+    check=check, output="summary.json", doc=__doc__,
+    problem_presets={"sparse_parity": {"paper": dict(lrs=[1e-3, 5e-4, 2e-3]),
+                                       "quick": dict(lrs=[1e-3, 5e-4, 2e-3])}})

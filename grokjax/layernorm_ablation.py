@@ -7,15 +7,31 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from grokjax import fit, flags, io
-from grokjax.estimate import plan
+from grokjax import config, fit, flags, io, registry
+from grokjax.estimate import Cell, plan
 from grokjax.grids import clamp_runs, free_runs, phase_rows, write_tables
 from grokjax.session import Session, say
-from grokjax.stats import cell_summary, checked_wc, delay_fits, grok_rule, print_delay_summary
+from grokjax.stats import cell_summary
+from grokjax.summaries import checked_wc, delay_fits, grok_rule, print_delay_summary
 from grokjax.spec import Runs
 
 
-OUTPUT = "fit.json"
+PRESETS = {
+    "paper": dict(config.PAPER, moduli=[59], seeds=16, lrs=[1e-3], rhos=[0.85, 1.00, 1.15, 1.20],
+                  arch="transformer"),
+    "quick": dict(config.QUICK, moduli=[47], seeds=4, lrs=[1e-2], rhos=[1.00, 1.05, 1.10],
+                  arch="transformer"),
+    "smoke": dict(config.SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
+}
+
+
+def cells(cfg) -> list[Cell]:
+  """Per modulus a free control and the clamp cells, each with both variants in one batch."""
+  out = []
+  for p in cfg.moduli:
+    out.append(Cell(p, 2 * cfg.seeds, cfg.budget(None, p), f"free_p{p}"))
+    out += [Cell(p, 2 * cfg.seeds, cfg.budget(r, p), f"clamp_p{p}") for r in cfg.rhos]
+  return out
 
 
 def add_flags(ap) -> None:
@@ -43,11 +59,7 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
   if len(cfg.lrs) != 1:
     raise ValueError("layernorm_ablation holds one learning rate")
   lr = cfg.lrs[0]
-  cells = []
-  for p in cfg.moduli:
-    cells += 2 * ([(p, cfg.seeds, cfg.budget(None, p))] + [(p, cfg.seeds, cfg.budget(r, p))
-                                                          for r in cfg.rhos])
-  sess.estimate = plan(cfg, cells)
+  sess.estimate = plan(cfg, cells(cfg))
   phases = []
   names = {False: "no_layernorm", True: "layernorm"}
   per_p = {ln: {} for ln in names}
@@ -99,3 +111,8 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
     say(f"--- {name} ({cfg.arch})")
     print_delay_summary(v)
   return result
+
+
+EXPERIMENT = registry.Experiment(
+    name="layernorm_ablation", run=layernorm_ablation, presets=PRESETS, cells=cells,
+    add_flags=add_flags, check=check, output="fit.json", doc=__doc__)

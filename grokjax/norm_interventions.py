@@ -10,16 +10,40 @@ from typing import Any
 
 import numpy as np
 
-from grokjax import fit, flags, io
-from grokjax.estimate import eta_update, plan
+from grokjax import config, fit, flags, io, registry
+from grokjax.estimate import Cell, eta_update, plan
 from grokjax.grids import free_phase, phase_rows, write_tables
 from grokjax.optim import NEVER
 from grokjax.session import Session, say
-from grokjax.stats import cell_summary, checked_wc, grok_rule
+from grokjax.stats import cell_summary
+from grokjax.summaries import checked_wc, grok_rule
 from grokjax.spec import KICK_GROUPS, Runs
 
 
-OUTPUT = "fit.json"
+PRESETS = {
+    "paper": dict(config.PAPER, moduli=[59], seeds=16, lrs=[1e-3],
+                  rhos=[0.70, 0.85, 1.00, 1.15, 1.30], hold_rhos=[0.90, 1.00, 1.15, 1.30],
+                  budgets={"free": 20000}),
+    "quick": dict(config.QUICK, moduli=[47], seeds=6, lrs=[1e-2],
+                  rhos=[0.70, 0.85, 1.00, 1.15, 1.30], hold_rhos=[0.90, 1.00, 1.15, 1.30],
+                  budgets={"free": 16000}),
+    "smoke": dict(config.SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.85, 1.15],
+                  hold_rhos=[0.95, 1.10]),
+}
+
+
+def arms(cfg) -> list[tuple[str, float | None, str]]:
+  """(arm, rho, weight group) of every intervention: one-shot rescales, kicks, holds."""
+  return ([("oneshot", r, "all") for r in cfg.rhos] + [("kick", None, g) for g in KICK_GROUPS]
+          + [("hold", r, "all") for r in cfg.hold_rhos or []])
+
+
+def cells(cfg) -> list[Cell]:
+  """The free control, then one cell per intervention, all with the control's budget."""
+  p = cfg.moduli[0]
+  budget = cfg.budget(None, p)
+  return ([Cell(p, cfg.seeds, budget, f"free_p{p}")]
+          + [Cell(p, cfg.seeds, budget, f"interventions_p{p}") for _ in arms(cfg)])
 
 
 def add_flags(ap) -> None:
@@ -45,18 +69,16 @@ def norm_interventions(sess: Session) -> dict[str, Any]:
     raise ValueError("norm_interventions runs at one modulus and one learning rate")
   p, lr = cfg.moduli[0], cfg.lrs[0]
   budget = cfg.budget(None, p)
-  cells = ([("oneshot", r, "all") for r in cfg.rhos]
-           + [("kick", None, g) for g in KICK_GROUPS]
-           + [("hold", r, "all") for r in cfg.hold_rhos])
-  sess.estimate = plan(cfg, [(p, cfg.seeds, budget)] * (1 + len(cells)))
+  grid = cells(cfg)
+  sess.estimate = plan(cfg, grid)
   phases: list = []
   free = free_phase(sess, p, [lr], phases)
   wc = checked_wc(cfg, p, free)
   control = cell_summary(free)
   say(f"p={p}: free control W_c = {wc:.2f}, median T_grok {control['median_t_grok']}")
-  eta_update(sess, p, free, [(p, cfg.seeds, budget)] * len(cells))
+  eta_update(sess, p, free, grid[1:])
 
-  grid = [(arm, rho, group, s) for arm, rho, group in cells for s in range(cfg.seeds)]
+  grid = [(arm, rho, group, s) for arm, rho, group in arms(cfg) for s in range(cfg.seeds)]
   arm, rho, group, seed = (list(c) for c in zip(*grid))
   target = np.array([np.nan if r is None else r * wc for r in rho])
   held = np.array([a in ("oneshot", "hold") for a in arm])
@@ -101,3 +123,8 @@ def norm_interventions(sess: Session) -> dict[str, Any]:
       f"(rho {cfg.rhos[0]:g}-{cfg.rhos[-1]:g}) against sustained "
       f"{fit.format_fold(result['span_hold'])} (rho {cfg.hold_rhos[0]:g}-{cfg.hold_rhos[-1]:g})")
   return result
+
+
+EXPERIMENT = registry.Experiment(
+    name="norm_interventions", run=norm_interventions, presets=PRESETS, cells=cells,
+    add_flags=add_flags, check=check, output="fit.json", doc=__doc__)

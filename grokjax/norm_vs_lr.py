@@ -6,14 +6,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from grokjax import flags, io
-from grokjax.estimate import eta_update, plan
+from grokjax import config, flags, io, registry
+from grokjax.estimate import Cell, eta_update, plan
 from grokjax.grids import clamp_phase, free_phase, wc_by_lr, write_tables
 from grokjax.session import Session, say
-from grokjax.stats import cell_summary, fit_arrays, grok_rule
+from grokjax.stats import cell_summary, fit_arrays
+from grokjax.summaries import grok_rule
 
 
-OUTPUT = "fit.json"
+PRESETS = {
+    "paper": dict(config.PAPER, moduli=[59], seeds=16, lrs=[1e-3, 2e-3, 4e-3, 8e-3],
+                  rhos=[0.85, 1.00, 1.15, 1.30],
+                  budgets={"free": 30000, 0.85: 30000, 1.30: 30000}),
+    "quick": dict(config.QUICK, moduli=[47], seeds=4, lrs=[5e-3, 1e-2, 2e-2],
+                  rhos=[1.00, 1.05, 1.10, 1.15]),
+    "smoke": dict(config.SMOKE, moduli=[23], seeds=2, lrs=[2e-2, 3e-2], rhos=[0.95, 1.10]),
+}
+
+
+def cells(cfg) -> list[Cell]:
+  """A free control per learning rate, then every (rho, lr) clamp cell."""
+  p, n = cfg.moduli[0], cfg.seeds * len(cfg.lrs)
+  return ([Cell(p, n, cfg.budget(None, p), f"free_p{p}")]
+          + [Cell(p, n, cfg.budget(r, p), f"clamp_p{p}") for r in cfg.rhos])
 
 
 def add_flags(ap) -> None:
@@ -37,11 +52,11 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
   if len(cfg.moduli) != 1:
     raise ValueError("norm_vs_lr runs at one modulus")
   p = cfg.moduli[0]
-  clamp_cells = [(p, cfg.seeds * len(cfg.lrs), cfg.budget(r, p)) for r in cfg.rhos]
-  sess.estimate = plan(cfg, [(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p))] + clamp_cells)
+  grid = cells(cfg)
+  sess.estimate = plan(cfg, grid)
   phases = []
   free = free_phase(sess, p, cfg.lrs, phases)
-  eta_update(sess, p, [r for r in free if r["lr"] == cfg.lrs[0]], clamp_cells)
+  eta_update(sess, p, [r for r in free if r["lr"] == cfg.lrs[0]], grid[1:])
   wc_lr = wc_by_lr(free, cfg.lrs)
   wc = wc_lr[float(cfg.lrs[0])]
   say(f"p={p}: W_c = {wc:.2f} at the reference lr {cfg.lrs[0]:g}; per lr "
@@ -95,3 +110,10 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
       f"across lr {fit.format_fold(result['fold_lr_median'])} (medians over the other axis; "
       "'>=': a censored cell at the slow end, so only a lower bound)")
   return result
+
+
+EXPERIMENT = registry.Experiment(
+    name="norm_vs_lr", run=norm_vs_lr, presets=PRESETS, cells=cells, add_flags=add_flags,
+    check=check, output="fit.json", doc=__doc__,
+    problem_presets={"sparse_parity": {"paper": dict(lrs=[5e-4, 1e-3, 2e-3]),
+                                       "quick": dict(lrs=[5e-4, 1e-3, 2e-3])}})

@@ -8,16 +8,34 @@ import dataclasses
 import os
 from typing import Any
 
-from grokjax import flags, io
-from grokjax.estimate import eta_update, plan
+from grokjax import config, flags, io, registry
+from grokjax.estimate import Cell, eta_update, plan
 from grokjax.grids import (clamp_phase, clamp_runs, free_phase, free_runs, load_wc, phase_rows,
                            wc_source_mismatch, write_tables)
 from grokjax.session import Session, say
-from grokjax.stats import cell_summary, checked_wc, cv, delay_fits, grok_rule, print_delay_summary
+from grokjax.stats import cell_summary, cv
+from grokjax.summaries import checked_wc, delay_fits, grok_rule, print_delay_summary
 from grokjax.spec import WEIGHT_GROUPS, Runs
 
 
-OUTPUT = "fit.json"
+PRESETS = {
+    "paper": dict(config.PAPER, moduli=[41, 53, 59, 71], seeds=12, lrs=[1e-3],
+                  rhos=[0.85, 1.00, 1.15]),
+    "quick": dict(config.QUICK, moduli=[41, 47], seeds=6, lrs=[1e-2],
+                  rhos=[1.00, 1.05, 1.10, 1.15]),
+    "smoke": dict(config.SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
+}
+
+
+def cells(cfg) -> list[Cell]:
+  """Per modulus its free control (unless --wc-from gives its W_c) and its clamp cells."""
+  given = load_wc(cfg.wc_from) if cfg.wc_from else {}
+  out = []
+  for p in cfg.moduli:
+    if p not in given:
+      out.append(Cell(p, cfg.seeds, cfg.budget(None, p), f"free_p{p}"))
+    out += [Cell(p, cfg.seeds, cfg.budget(r, p), f"clamp_p{p}") for r in cfg.rhos]
+  return out
 
 
 def add_flags(ap) -> None:
@@ -62,17 +80,13 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
     raise ValueError("pinned_norm holds one learning rate; use norm_vs_lr for several")
   lr = cfg.lrs[0]
   wc_given = load_wc(cfg.wc_from) if cfg.wc_from else {}
-  cells = []
-  for p in cfg.moduli:
-    if p not in wc_given:
-      cells.append((p, cfg.seeds, cfg.budget(None, p)))
-    cells += [(p, cfg.seeds, cfg.budget(r, p)) for r in cfg.rhos]
-  sess.estimate = plan(cfg, cells)
+  grid = cells(cfg)
+  sess.estimate = plan(cfg, grid)
   phases: list = []
   if pad_moduli(sess):
-    per_p, clamp_rows = _padded(sess, lr, wc_given, cells, phases)
+    per_p, clamp_rows = _padded(sess, lr, wc_given, phases)
   else:
-    per_p, clamp_rows = _one_by_one(sess, lr, wc_given, cells, phases)
+    per_p, clamp_rows = _one_by_one(sess, lr, wc_given, grid, phases)
   all_rows = write_tables(sess, phases)
   result = _result(cfg, lr, per_p, clamp_rows, all_rows)
   io.write_json(sess.path("fit.json"), result)
@@ -158,7 +172,7 @@ def _cells(cfg, p, rows) -> dict[str, Any]:
   return {f"{rho:g}": cell_summary([r for r in rows if r["rho"] == rho]) for rho in cfg.rhos}
 
 
-def _one_by_one(sess, lr, wc_given, cells, phases):
+def _one_by_one(sess, lr, wc_given, grid, phases):
   """Per modulus: its free control, then its clamp cells (one program per modulus)."""
   cfg = sess.cfg
   per_p, clamp_rows = {}, []
@@ -169,15 +183,15 @@ def _one_by_one(sess, lr, wc_given, cells, phases):
     else:
       free = free_phase(sess, p, [lr], phases)
       wc = _free_summary(cfg, p, free)
-      later = [c for c in cells if c[0] in cfg.moduli[i + 1:]]
-      eta_update(sess, p, free, [(p, cfg.seeds, cfg.budget(r, p)) for r in cfg.rhos] + later)
+      later = [c for c in grid if c.p in cfg.moduli[i + 1:]]
+      eta_update(sess, p, free, [c for c in grid if c.phase == f"clamp_p{p}"] + later)
     rows = clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases)
     clamp_rows += rows
     per_p[p] = dict(wc=wc, cells=_cells(cfg, p, rows))
   return per_p, clamp_rows
 
 
-def _padded(sess, lr, wc_given, cells, phases):
+def _padded(sess, lr, wc_given, phases):
   """Every modulus in one padded program: all free controls as one batch, then all clamp
   cells as another (two compiled calls for the whole grid)."""
   cfg = sess.cfg
@@ -203,3 +217,8 @@ def _padded(sess, lr, wc_given, cells, phases):
   per_p = {p: dict(wc=wc[p], cells=_cells(cfg, p, [r for r in rows if r["p"] == p]))
            for p in cfg.moduli}
   return per_p, rows
+
+
+EXPERIMENT = registry.Experiment(
+    name="pinned_norm", run=pinned_norm, presets=PRESETS, cells=cells, add_flags=add_flags,
+    check=check, output="fit.json", doc=__doc__)

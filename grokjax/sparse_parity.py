@@ -21,15 +21,44 @@ from typing import Any
 
 import numpy as np
 
-from grokjax import flags, io
-from grokjax.estimate import plan
+from grokjax import config, flags, io, registry
+from grokjax.estimate import Cell, plan
 from grokjax.grids import clamp_runs, phase_rows, write_tables
 from grokjax.session import Session, say
-from grokjax.stats import cell_summary, checked_wc, critical_norm, cv, grok_rule
+from grokjax.stats import cell_summary, critical_norm, cv
+from grokjax.summaries import checked_wc, grok_rule
 from grokjax.spec import Runs
 
 
-OUTPUT = "summary.json"
+_SCANS = dict(problem="sparse_parity", lrs=[1e-3, 5e-4, 2e-3],
+              wds=[1.0, 0.3, 0.5, 2.0, 3.0, 5.0], train_sizes=[600, 1000, 1500])
+PRESETS = {
+    "paper": dict(config.PROBLEM_PRESETS["sparse_parity"]["paper"], **_SCANS),
+    "quick": dict(config.PROBLEM_PRESETS["sparse_parity"]["quick"], **_SCANS),
+    "smoke": dict(config.PROBLEM_PRESETS["sparse_parity"]["smoke"], problem="sparse_parity:k=2",
+                  lrs=[1e-2, 2e-2], wds=[1.0, 3.0], train_sizes=[200, 300], rhos=[1.3]),
+}
+
+
+def _variants(cfg) -> list[tuple[float, float]]:
+  """(lr, wd) of the free runs at the reference m: the reference, the lr scan, the wd scan."""
+  lr0, wd0 = cfg.lrs[0], cfg.wd
+  return ([(lr0, wd0)] + [(lr, wd0) for lr in cfg.lrs[1:]]
+          + [(lr0, wd) for wd in (cfg.wds or []) if wd != wd0])
+
+
+def _other_sizes(cfg) -> list[int]:
+  m0 = cfg.task(cfg.moduli[0]).n_train
+  return [m for m in (cfg.train_sizes or []) if m != m0]
+
+
+def cells(cfg) -> list[Cell]:
+  """The free variants at the reference m, a free cell per other m, the clamp cells."""
+  n = cfg.moduli[0]
+  m0, budget = cfg.task(n).n_train, cfg.budget(None, n)
+  return ([Cell(n, cfg.seeds * len(_variants(cfg)), budget, f"free_m{m0}")]
+          + [Cell(n, cfg.seeds, budget, f"free_m{m}", train_size=m) for m in _other_sizes(cfg)]
+          + [Cell(n, cfg.seeds, cfg.budget(r, n), f"clamp_m{m0}") for r in cfg.rhos])
 
 
 def add_flags(ap) -> None:
@@ -59,13 +88,9 @@ def sparse_parity(sess: Session) -> dict[str, Any]:
     raise ValueError("sparse_parity runs at one input size n (--moduli)")
   n, lr0, wd0 = cfg.moduli[0], cfg.lrs[0], cfg.wd
   m0 = cfg.task(n).n_train
-  sizes = [m for m in (cfg.train_sizes or []) if m != m0]
-  variants = ([(lr0, wd0)] + [(lr, wd0) for lr in cfg.lrs[1:]]
-              + [(lr0, wd) for wd in (cfg.wds or []) if wd != wd0])
+  sizes, variants = _other_sizes(cfg), _variants(cfg)
   budget = cfg.budget(None, n)
-  cells = [(n, cfg.seeds * len(variants), budget)] + [(n, cfg.seeds, budget) for _ in sizes]
-  cells += [(n, cfg.seeds, cfg.budget(r, n)) for r in cfg.rhos]
-  sess.estimate = plan(cfg, cells)
+  sess.estimate = plan(cfg, cells(cfg))
 
   phases: list = []
   seeds = np.tile(np.arange(cfg.seeds), len(variants))
@@ -159,3 +184,8 @@ def print_summary(result: dict[str, Any]) -> None:
       + (f" [authors {a['t_grok_by_lr'][float(l)]}]" if float(l) in a["t_grok_by_lr"] else "")
       for l, c in result["by_lr"].items())
       + f"; W_c CV across lr {result['wc_cv_across_lr']:.1%} (authors {a['wc_cv_across_lr']:.0%})")
+
+
+EXPERIMENT = registry.Experiment(
+    name="sparse_parity", run=sparse_parity, presets=PRESETS, cells=cells, add_flags=add_flags,
+    check=check, output="summary.json", doc=__doc__)

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from grokjax import cli, experiment, io
+from grokjax import cli, io, registry
+from grokjax.session import Session
 from grokjax.optim import NEVER
 from grokjax.spec import Runs, Task, hparams
 from grokjax.program import program
@@ -57,7 +58,7 @@ def test_precision_is_a_checked_task_field():
 
 def _session_folder(tmp_path, **fields):
   out = str(tmp_path / "pn")
-  experiment.Session(experiment.resolve("pinned_norm", "smoke", **fields), out, progress=False)
+  Session(registry.resolve("pinned_norm", "smoke", **fields), out, progress=False)
   with open(os.path.join(out, "config.json")) as f:
     return out, json.load(f)
 
@@ -74,7 +75,7 @@ def test_config_json_records_precision_backend_device_and_xla_flags(tmp_path, mo
 
 
 def _refusal(out, capsys, *extra):
-  code = cli.main("pinned_norm", experiment.pinned_norm,
+  code = cli.main("pinned_norm", None,
                   ["--preset", "smoke", "--out", out, "--no-progress", "--no-compile-cache", *extra])
   err = capsys.readouterr().err.strip()
   return code, err

@@ -14,7 +14,11 @@ import types
 import numpy as np
 import pytest
 
-from grokjax import cli, experiment
+from grokjax import cli, registry
+from grokjax.optim import NEVER
+from grokjax.session import Session, load_result, same_runs, save_result
+from grokjax.spec import CURVES
+from grokjax.stats import cell_summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = {"p", "seed", "arm", "rho", "lr", "wd", "budget", "t_mem", "t_grok", "grokked",
@@ -29,7 +33,7 @@ def _script(name, *args, check=True):
   tests/test_reliability.py."""
   out, err = io.StringIO(), io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = cli.main(name, getattr(experiment, name), [*args, "--no-compile-cache"])
+    code = cli.main(name, argv=[*args, "--no-compile-cache"])
   proc = types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
   if check:
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -205,7 +209,7 @@ BAD = [
 @pytest.mark.parametrize("name, args, message", BAD, ids=[" ".join(a) or "empty" for _, a, _ in BAD])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, name, args, message):
   out = str(tmp_path / "out")
-  code = cli.main(name, getattr(experiment, name), ["--out", out, *args])
+  code = cli.main(name, argv=["--out", out, *args])
   err = capsys.readouterr().err
   assert code == 2
   assert message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -272,7 +276,7 @@ def test_refit_headline_uses_the_range_and_keeps_every_cell_apart(tmp_path):
   out = tmp_path / "f"
   (out / "figures").mkdir(parents=True)
   gio.write_csv(str(out / "runs.csv"), rows)
-  cfg = experiment.resolve("pinned_norm", "smoke", rhos=[0.9, 1.0, 1.1, 1.3], n_boot=50)
+  cfg = registry.resolve("pinned_norm", "smoke", rhos=[0.9, 1.0, 1.1, 1.3], n_boot=50)
   gio.write_json(str(out / "config.json"), dict(config=cfg.to_json(), environment={}))
   res = pinned_norm.refit(str(out), [0.9, 1.1])
   d = res["per_modulus"][23]
@@ -301,7 +305,7 @@ def test_force_new_deletes_only_what_grokjax_wrote(tmp_path, pinned_smoke):
   shutil.copytree(pinned_smoke[0], out)
   (out / "figures" / "my_notes.png").write_text("keep")
   (out / "notes.txt").write_text("keep")
-  experiment.Session(experiment.resolve("pinned_norm", "smoke", rhos=[1.0, 1.2]), str(out),
+  Session(registry.resolve("pinned_norm", "smoke", rhos=[1.0, 1.2]), str(out),
                      force_new=True, progress=False)
   # the old results are gone before the new run writes any, the user's files stay (and
   # the lock of the folder, held by this process while it trains there)
@@ -347,7 +351,7 @@ FLAG_VALUES = {"--norm-group": "output", "--seed-stream": "mine", "--fit-rhos": 
                "--train-size": "500", "--train-sizes": "300,600"}
 
 
-@pytest.mark.parametrize("name", experiment.EXPERIMENTS)
+@pytest.mark.parametrize("name", registry.names())
 def test_every_flag_parses_the_same_in_both_spellings(name, tmp_path):
   ap = cli.build_parser(name)
   flags = [a.option_strings[0] for a in ap._actions
@@ -365,14 +369,14 @@ def test_every_flag_parses_the_same_in_both_spellings(name, tmp_path):
 def test_cell_summary_leaves_diverged_runs_out():
   rows = [dict(t_grok=100 * (i + 1), grokked=True, diverged=False, t_mem=50) for i in range(3)]
   rows.append(dict(t_grok=5000, grokked=False, diverged=True, t_mem=-1))
-  s = experiment._cell_summary(rows)
+  s = cell_summary(rows)
   assert s["grok_fraction"] == 1.0 and s["n_censored"] == 0 and s["n_diverged"] == 1
   assert s["median_t_grok"] == 200.0 and s["n"] == 4
 
 
 def test_free_control_that_mostly_fails_to_grok_stops_with_one_line(tmp_path, capsys):
-  code = cli.main("pinned_norm", experiment.pinned_norm,
-                  ["--preset", "smoke", "--steps", "60", "--out", str(tmp_path / "o"), "--no-progress"])
+  code = cli.main("pinned_norm",
+                  argv=["--preset", "smoke", "--steps", "60", "--out", str(tmp_path / "o"), "--no-progress"])
   err = capsys.readouterr().err.strip()
   assert code == 1 and len(err.splitlines()) == 1
   assert "p=23" in err and "0% of the free control grokked" in err and "--steps" in err
@@ -380,13 +384,13 @@ def test_free_control_that_mostly_fails_to_grok_stops_with_one_line(tmp_path, ca
 
 def test_wc_from_a_folder_with_another_model_is_refused(tmp_path, capsys):
   src = tmp_path / "src"
-  cfg = experiment.resolve("free_training", "smoke", d=32)
+  cfg = registry.resolve("free_training", "smoke", d=32)
   src.mkdir()
   (src / "config.json").write_text(json.dumps(dict(config=cfg.to_json())))
   (src / "summary.json").write_text(json.dumps(dict(per_modulus={"23": dict(wc=20.0)})))
   out = tmp_path / "o"
-  code = cli.main("pinned_norm", experiment.pinned_norm,
-                  ["--preset", "smoke", "--wc-from", str(src), "--out", str(out)])
+  code = cli.main("pinned_norm",
+                  argv=["--preset", "smoke", "--wc-from", str(src), "--out", str(out)])
   err = capsys.readouterr().err.strip()
   assert code == 2 and len(err.splitlines()) == 1 and "d 32 != 16" in err
   assert not out.exists()
@@ -395,7 +399,7 @@ def test_wc_from_a_folder_with_another_model_is_refused(tmp_path, capsys):
 def test_out_naming_a_file_is_refused(tmp_path, capsys):
   target = tmp_path / "a_file"
   target.write_text("keep me")
-  code = cli.main("pinned_norm", experiment.pinned_norm, ["--preset", "smoke", "--out", str(target)])
+  code = cli.main("pinned_norm", argv=["--preset", "smoke", "--out", str(target)])
   err = capsys.readouterr().err.strip()
   assert code == 2 and "is a file, not a folder" in err and len(err.splitlines()) == 1
   assert target.read_text() == "keep me"
@@ -405,19 +409,19 @@ def test_phase_files_from_before_new_run_fields_still_load(tmp_path):
   import numpy as np
   from grokjax.spec import Runs, SweepResult, Task
   task = Task(p=7, d=4, hidden=8)
-  runs = Runs([0, 1], 1e-2, 1.0, np.nan, experiment.NEVER if hasattr(experiment, "NEVER") else 2 ** 31 - 1, 20)
-  res = SweepResult(task, runs, np.array([10, 20]), {k: np.zeros((2, 2)) for k in experiment.CURVES},
+  runs = Runs([0, 1], 1e-2, 1.0, np.nan, NEVER, 20)
+  res = SweepResult(task, runs, np.array([10, 20]), {k: np.zeros((2, 2)) for k in CURVES},
                     np.array([20, 20]), np.array([-1, -1]))
   path = str(tmp_path / "phase.npz")
-  experiment.save_result(path, res)
+  save_result(path, res)
   z = dict(np.load(path))
   for name in ("run_t_stop", "run_kick", "run_t_kick", "run_kick_group"):
     z.pop(name)
   z["task"] = np.array(repr(sorted(
       (k, v) for k, v in __import__("dataclasses").asdict(task).items() if k != "matmul_precision")))
   np.savez(path, **z)
-  back = experiment.load_result(path)
-  assert back.task == task and experiment._same_runs(back.runs, runs)
+  back = load_result(path)
+  assert back.task == task and same_runs(back.runs, runs)
 
 
 def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
@@ -428,7 +432,7 @@ def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
     # W_c from one of two seeds is enough here: what is asserted is the equality
     argv = ["--preset", "smoke", "--moduli", "19,23", "--pad-moduli", mode, "--out", out,
             "--no-progress", "--no-compile-cache", "--wc-min-grok-fraction", "0.5"]  # in-process: leave JAX's settings alone
-    assert cli.main("pinned_norm", experiment.pinned_norm, argv) == 0
+    assert cli.main("pinned_norm", argv=argv) == 0
     rows[mode] = {(r["p"], r["arm"], r["seed"], r["rho"]): r for r in _rows(out)}
   assert sorted(rows["on"]) == sorted(rows["off"]) and {k[0] for k in rows["on"]} == {"19", "23"}
   for key, off in rows["off"].items():
@@ -469,7 +473,7 @@ def test_the_grokjax_command_lists_and_refuses(capsys):
   assert script == "grokjax.__main__:main"  # the console script is this function
   assert entry.main(["--help"]) == 0
   listing = capsys.readouterr().out
-  assert all(name in listing for name in experiment.EXPERIMENTS + ("reproduce",))
+  assert all(name in listing for name in registry.names() + ("reproduce",))
   assert entry.main(["pinned_nrom"]) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "unknown experiment 'pinned_nrom'" in err

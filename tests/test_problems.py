@@ -103,7 +103,7 @@ def test_sparse_parity_experiment_smoke(tmp_path):
   """The experiment end to end: its rows, each cell's summary, the figure; the table has
   the problem column and one m per phase."""
   cfg, out, args = cli.parse("sparse_parity", ["--preset", "smoke", "--out", str(tmp_path / "sp")])
-  from grokjax.experiment import Session
+  from grokjax.session import Session
   result = run_sparse_parity(Session(cfg, out, progress=False))
   assert set(result["by_m"]) == {"200", "300"} and set(result["by_wd"]) == {"1", "3"}
   assert set(result["by_lr"]) == {"0.01", "0.02"} and set(result["by_rho"]) == {"1.3"}
@@ -174,10 +174,10 @@ def test_wc_from_another_problem_is_refused(tmp_path):
   """W_c belongs to one problem: --wc-from a folder of a + b is refused for a * b."""
   import json
 
-  from grokjax import config, grids
-  add = config.resolve("pinned_norm", "smoke")
+  from grokjax import grids, registry
+  add = registry.resolve("pinned_norm", "smoke")
   (tmp_path / "config.json").write_text(json.dumps({"config": add.to_json()}))
-  mul = config.resolve("pinned_norm", "smoke", problem="mul")
+  mul = registry.resolve("pinned_norm", "smoke", problem="mul")
   assert grids.wc_source_mismatch(add, str(tmp_path)) is None
   assert "problem" in grids.wc_source_mismatch(mul, str(tmp_path))
 
@@ -187,10 +187,10 @@ def test_wc_from_another_precision_is_reused(tmp_path):
   wider model: precision is arithmetic, the hidden width is the model."""
   import json
 
-  from grokjax import config, grids
-  f32 = config.resolve("pinned_norm", "smoke")
+  from grokjax import grids, registry
+  f32 = registry.resolve("pinned_norm", "smoke")
   (tmp_path / "config.json").write_text(json.dumps({"config": f32.to_json()}))
-  assert grids.wc_source_mismatch(config.resolve("pinned_norm", "smoke", dtype="float64"),
+  assert grids.wc_source_mismatch(registry.resolve("pinned_norm", "smoke", dtype="float64"),
                                   str(tmp_path)) is None
-  wide = config.resolve("pinned_norm", "smoke", hidden=2 * f32.hidden)
+  wide = registry.resolve("pinned_norm", "smoke", hidden=2 * f32.hidden)
   assert "hidden" in grids.wc_source_mismatch(wide, str(tmp_path))

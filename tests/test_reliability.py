@@ -93,7 +93,6 @@ def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_holder(tmp_path, 
   """Two unrelated processes on one --out: the second is refused in one line naming the
   first's pid and host, before it writes anything; once the first ends, the folder is free."""
   from grokjax import cli
-  from grokjax import experiment as ex
   out = str(tmp_path / "busy")
   holder = subprocess.Popen(
       [sys.executable, "-c", "import sys, time; from grokjax.session import lock_folder; "
@@ -102,7 +101,7 @@ def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_holder(tmp_path, 
   try:
     assert holder.stdout.readline().strip() == "locked"
     args = ["--preset", "smoke", "--out", out, "--no-progress", "--no-compile-cache", "--steps", "100"]
-    assert cli.main("pinned_norm", ex.pinned_norm, args) == 2
+    assert cli.main("pinned_norm", argv=args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"pid {holder.pid}" in err and "in use" in err
     assert os.listdir(out) == [".grokjax-lock"]  # nothing else written

@@ -1,7 +1,6 @@
 """The reproduction report on small synthetic results: rows, verdicts, the locked
 prediction, and the command line (report-only, the missing-folder error)."""
 
-import json
 import os
 import time
 
@@ -186,12 +185,12 @@ def test_norm_vs_lr_rows_and_folds(tmp_path):
 
 
 def test_every_claim_and_experiment_draws_its_own_seeds():
-  from grokjax import config
+  from grokjax import registry
   streams = {name: claims.part_config(parts[0]).seed_stream for name, (_, parts) in claims.CLAIMS.items()}
   assert streams["dense_rho"] == "dense_rho" and streams["moduli_scan"] == "moduli_scan"
   assert len(set(streams.values())) == len(streams)  # no two claims share runs
-  assert config.resolve("pinned_norm", "smoke").seed_stream == "pinned_norm"
-  assert config.resolve("pinned_norm", "smoke", seed_stream="").seed_stream == ""
+  assert registry.resolve("pinned_norm", "smoke").seed_stream == "pinned_norm"
+  assert registry.resolve("pinned_norm", "smoke", seed_stream="").seed_stream == ""
 
 
 def test_transformer_claim_reads_its_cpu_parts_and_skips_absent_accelerator_parts(tmp_path):

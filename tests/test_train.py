@@ -126,7 +126,6 @@ def _advance(prog, state, runs, evals):
 
 
 def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
-  import jax
   import jax.numpy as jnp
   from grokjax.program import program
   prog = program(TINY)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from grokjax import config, io
+from grokjax import io, registry
 
 DENSE_RHOS = [round(0.85 + 0.05 * i, 2) for i in range(10)]  # 0.85 ... 1.30
 
@@ -90,7 +90,7 @@ def part_config(part: Part, seeds: int | None = None):
   overrides.setdefault("seed_stream", part.stream)
   if seeds is not None:
     overrides["seeds"] = seeds
-  return config.resolve(part.experiment, "paper", **overrides)
+  return registry.resolve(part.experiment, "paper", **overrides)
 
 
 def is_done(part: Part, results: str, seeds: int | None) -> bool:

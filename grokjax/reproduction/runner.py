@@ -4,12 +4,11 @@ accelerator-only parts skipped on a CPU), its small outputs copied to docs/resul
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 from typing import Sequence
 
-from grokjax import estimate, io
+from grokjax import estimate, io, registry
 from grokjax.reproduction.claims import CLAIMS, is_done, part_config
 from grokjax.reproduction.prediction import lock_prediction
 from grokjax.session import Session
@@ -46,7 +45,7 @@ def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
       if is_done(part, results, seeds):
         say(f"  {part.folder:<28} done: {os.path.join(results, part.folder)}")
         continue
-      text, exp_s = estimate.plan_line(cfg)
+      text, exp_s = estimate.plan_line(cfg, registry.get(cfg.experiment).cells(cfg))
       line = f"  {part.folder:<28} {text}"
       if part.accelerator_only and on_cpu:
         say(line + ": needs an accelerator, not run on this CPU")
@@ -65,6 +64,6 @@ def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
     say(f"=== {part.folder} ({i + 1}/{len(todo)}): results in {folder}")
     sess = Session(cfg, folder, progress=progress, checkpoint_every_s=checkpoint_every_s,
                       overlap=overlap)
-    getattr(importlib.import_module(f"grokjax.{part.experiment}"), part.experiment)(sess)
+    registry.get(part.experiment).run(sess)
     copy_small_outputs(folder, os.path.join(results, part.folder))
 

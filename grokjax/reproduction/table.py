@@ -53,12 +53,12 @@ class Folder:
 
 
 def critical_norm(rows) -> float | None:
-  """W_c (`grokjax.experiment.critical_norm`), None when no run grokked."""
+  """W_c (`grokjax.stats.critical_norm`), None when no run grokked."""
   return finite_or_none(stats.critical_norm(rows))
 
 
 def median_t_grok(rows) -> float | None:
-  """Median T_grok (`grokjax.experiment.censored_median`); None when half or more are
+  """Median T_grok (`grokjax.stats.censored_median`); None when half or more are
   censored. Diverged runs are neither grok nor censoring times: left out."""
   rs = [r for r in rows if not r["diverged"]]
   return stats.censored_median(np.array([r["t_grok"] for r in rs], float),
