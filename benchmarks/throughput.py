@@ -100,12 +100,12 @@ def profile(task: Task, reps: int = 200) -> dict:
       # every gradient leaf used: summing one leaf lets XLA drop the others' products
       "forward_backward": lambda s: sum(g.sum() for g in jax.tree.leaves(
           jax.grad(prog.loss)(s["params"], *args))),
-      "whole_step": lambda s: sum(x.sum() for x in jax.tree.leaves(prog._step(s, hp)["params"])),
+      "whole_step": lambda s: sum(x.sum() for x in jax.tree.leaves(prog.step(s, hp)["params"])),
       "evaluation": lambda s: prog.evaluate(s)["test_acc"],
   }
   out = {}
   for name, f in pieces.items():
-    loop = jax.jit(prog._precise(lambda s, f=f: jax.lax.fori_loop(
+    loop = jax.jit(prog.precise(lambda s, f=f: jax.lax.fori_loop(
         0, reps, lambda i, acc: acc + f(jax.tree.map(lambda x: x + 0 * acc.astype(x.dtype)
                                                      if x.dtype.kind == "f" else x, s)), 0.0)))
     loop(state).block_until_ready()

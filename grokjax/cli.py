@@ -96,7 +96,7 @@ def _add_run_flags(ap: argparse.ArgumentParser) -> None:
                        "expected time here, timed on one compiled chunk); train and write nothing")
 
 
-def _start_jax(args) -> None:
+def start_jax(args) -> None:
   """Before JAX computes anything: determinism, one CPU device per core, the compile
   cache, and several processes when the environment asks for them."""
   from grokjax.runtime import (enable_compilation_cache, maybe_initialize_distributed,
@@ -244,7 +244,7 @@ def main(experiment: str, run: Callable[[Session], dict] | None = None, argv=Non
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
   try:
-    _start_jax(args)
+    start_jax(args)
   except (StartError, ValueError) as e:
     print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
     return 2
@@ -312,7 +312,7 @@ def reproduce_main(argv=None, doc: str = "") -> int:
     return 2
   if not args.report_only:
     try:
-      _start_jax(args)
+      start_jax(args)
     except (StartError, ValueError) as e:
       print(f"reproduce: error: {_one_line(e)}", file=sys.stderr)
       return 2

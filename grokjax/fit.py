@@ -251,7 +251,7 @@ AFT_METHOD = ("maximum likelihood of ln T_grok = c_p + alpha * rho + sigma * e, 
               "accelerated failure time); 95 % percentile bootstrap over seeds")
 
 
-def _log_sf_and_mills(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def log_sf_and_mills(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """log P(e > z) and the inverse Mills ratio phi(z) / P(e > z), exact for every z
   (`scipy.special.log_ndtr(-z)`; the ratio from the log, so it never divides by zero)."""
   from scipy.special import log_ndtr
@@ -270,7 +270,7 @@ def _aft_mle(X: np.ndarray, y: np.ndarray, cens: np.ndarray, w: np.ndarray, iter
 
   def loglik(th):
     z = th[-1] * y - X @ th[:-1]
-    log_sf, _ = _log_sf_and_mills(z[cens])
+    log_sf, _ = log_sf_and_mills(z[cens])
     obs = ~cens
     return (np.sum(w[obs] * (np.log(th[-1]) - 0.5 * z[obs] ** 2)) + np.sum(w[cens] * log_sf))
 
@@ -279,7 +279,7 @@ def _aft_mle(X: np.ndarray, y: np.ndarray, cens: np.ndarray, w: np.ndarray, iter
     g, tau = theta[:-1], theta[-1]
     z = tau * y - X @ g
     obs = ~cens
-    _, lam = _log_sf_and_mills(z[cens])
+    _, lam = log_sf_and_mills(z[cens])
     delta = lam * (lam - z[cens])
     D = np.concatenate([-X, y[:, None]], 1)  # dz/dtheta
     grad = D[obs].T @ (-w[obs] * z[obs]) + D[cens].T @ (-w[cens] * lam)

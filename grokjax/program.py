@@ -52,7 +52,7 @@ class Program:
     self.shapes = {k: v.shape for k, v in nnx.to_pure_dict(abstract_state).items()}
     self.groups = type(abstract).GROUPS  # the model's weight groups (WEIGHT_GROUPS)
     self.problem = task.problem_def
-    self._init_batch = self._precise(jax.vmap(self._init_one))
+    self._init_batch = self.precise(jax.vmap(self._init_one))
     self.init = jax.jit(self._init_batch)
     self._inits: dict[Any, Callable] = {}
     self._chunks: dict[tuple, Callable] = {}
@@ -153,7 +153,9 @@ class Program:
         raise ValueError(f"the {self.task.arch} model has no weight group "
                          f"{WEIGHT_GROUPS[g]!r} (its groups: {', '.join(self.groups)})")
 
-  def _step(self, state, hp):
+  def step(self, state, hp):
+    """One optimiser step of one run: state (params, opt_state, data, step) and its
+    hyperparameters `hp` in, the next state out; pure, so vmap and jit wrap it."""
     inputs, y = self.train_set(state["data"])
     kick_mask = self.group_mask(state["params"], hp["kick_group"])
     norm_mask = self.group_mask(state["params"], hp["norm_group"])
@@ -208,7 +210,7 @@ class Program:
 
   def _chunk_one(self, state, hp, n_evals: int):
     def block(state, _):
-      state = jax.lax.fori_loop(0, self.task.eval_every, lambda _, s: self._step(s, hp), state)
+      state = jax.lax.fori_loop(0, self.task.eval_every, lambda _, s: self.step(s, hp), state)
       return state, self.evaluate(state, hp)
     return jax.lax.scan(block, state, None, length=n_evals)
 
@@ -238,7 +240,7 @@ class Program:
         fn = jax.shard_map(fn, mesh=mesh, in_specs=(spec, spec), out_specs=(spec, spec),
                            check_vma=False)  # runs never talk to each other
       with_status = lambda s, h, fn=fn: self._with_status(*fn(s, h))
-      self._chunks[key] = jax.jit(self._precise(with_status), donate_argnums=0)
+      self._chunks[key] = jax.jit(self.precise(with_status), donate_argnums=0)
     return self._chunks[key]
 
   @staticmethod
@@ -257,7 +259,7 @@ class Program:
                                         jax.eval_shape(per_run, state, hp)[1]))
     return jax.lax.cond(live, lambda: per_run(state, hp), idle)
 
-  def _precise(self, fn: Callable) -> Callable:
+  def precise(self, fn: Callable) -> Callable:
     """fn traced under the Task's matmul precision."""
     def wrapped(*args):
       with jax.default_matmul_precision(self.task.matmul_precision):

@@ -25,7 +25,7 @@ from grokjax.reduce import grok_times
 from grokjax.runtime import all_cpu, batch_floor, default_vmap_width, to_host
 from grokjax.spec import Runs, SweepResult, Task, hparams
 
-def _bucket(live: int, ndev: int, cap: int, floor: int = 1) -> int:
+def batch_size(live: int, ndev: int, cap: int, floor: int = 1) -> int:
   """Batch size for `live` runs: ndev times the next power of two (at least `floor` per
   device), never above cap. Powers of two keep the distinct batch sizes, and so the
   compiled programs, of a phase to about log2(runs); padding stays under 50 %."""
@@ -33,7 +33,7 @@ def _bucket(live: int, ndev: int, cap: int, floor: int = 1) -> int:
   return min(ndev * per, cap)
 
 
-def _spread(sources: np.ndarray, size: int, ndev: int) -> tuple[np.ndarray, np.ndarray]:
+def lane_layout(sources: np.ndarray, size: int, ndev: int) -> tuple[np.ndarray, np.ndarray]:
   """Lane layout of a batch: `size` lanes, in ndev contiguous blocks (one per device).
 
   The live entries `sources` are dealt round-robin over the blocks, so every device trains
@@ -122,9 +122,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   if saved is None:
     seeds = np.array([task.of_size(q).init_seed(w, s, str(st)) for q, w, s, st in
                       zip(sizes, runs.wd, runs.seed, runs.stream)], np.uint32)
-    size = _bucket(n, ndev, 1 << 62, batch_floor(devices))
+    size = batch_size(n, ndev, 1 << 62, batch_floor(devices))
     # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
-    lanes, pad = _spread(np.arange(n), size, ndev)
+    lanes, pad = lane_layout(np.arange(n), size, ndev)
     state = prog.init_on(sharding)(seeds[lanes], which[lanes])
     loop = dict(lanes=lanes, pad=pad, live=np.ones(n, bool),
                 last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
@@ -227,9 +227,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     # Runs mapped one at a time skip a finished lane for free (`Program._skip_idle`): the
     # batch keeps its size, so no new program is compiled; the live runs are still dealt
     # evenly over the devices. Vectorised lanes cost compute: those batches shrink.
-    new_size = size if width == 1 else _bucket(len(keep), ndev, size, batch_floor(devices))
+    new_size = size if width == 1 else batch_size(len(keep), ndev, size, batch_floor(devices))
     if new_size < size or len(keep) < np.sum(~pad):
-      take, pad = _spread(keep, new_size, ndev)
+      take, pad = lane_layout(keep, new_size, ndev)
       lanes, size = lanes[take], new_size
       state = _compact(state, jax.device_put(take, sharding), sharding)
       hp = put_hp(lanes, pad)

@@ -123,7 +123,7 @@ def test_deterministic_flag_reaches_xla_before_jax_starts(tmp_path):
   code = ("import sys; sys.argv = ['x', '--deterministic', '--no-compile-cache'];"
           "from grokjax import cli; args = cli.parse('pinned_norm', sys.argv[1:])[2];"
           "from jax._src import xla_bridge; assert not xla_bridge.backends_are_initialized();"
-          "cli._start_jax(args); import os, jax; jax.devices();"
+          "cli.start_jax(args); import os, jax; jax.devices();"
           "print(os.environ['XLA_FLAGS'])")
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

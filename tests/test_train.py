@@ -162,11 +162,11 @@ def test_one_shot_rescale_and_group_kick_in_the_engine():
 
 
 def test_padding_is_spread_so_every_device_trains_as_many_runs():
-  from grokjax.train import _bucket, _spread
+  from grokjax.train import batch_size, lane_layout
   for live in (1, 5, 36, 80, 97):
     for ndev in (1, 2, 4):
-      size = _bucket(live, ndev, 1 << 62)
-      take, pad = _spread(np.arange(100, 100 + live), size, ndev)
+      size = batch_size(live, ndev, 1 << 62)
+      take, pad = lane_layout(np.arange(100, 100 + live), size, ndev)
       per_device = (~pad).reshape(ndev, -1).sum(1)
       assert per_device.max() - per_device.min() <= 1
       assert sorted(take[~pad]) == list(range(100, 100 + live))
