@@ -52,6 +52,11 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
                   help="the sample seeds are drawn from (default: the experiment's name, so "
                        "two experiments never share runs; '' is the stream all experiments "
                        "shared before streams existed)")
+  ap.add_argument("--save-params", choices=["none", "final"],
+                  help="final: keep every run's parameters at the step it stopped (its "
+                       "budget, or retire-margin steps past T_grok) in params/, one npz per "
+                       "phase, read by grokjax.load(folder).params(run); its disk cost is in "
+                       "the plan (default none)")
   ap.add_argument("--lrs", type=floats("--lrs"), help="comma-separated learning rates")
   ap.add_argument("--wd", type=number_in("--wd", 0, None, True), help="weight decay lambda")
   ap.add_argument("--steps", type=integer("--steps", 1), help="step budget of every cell")

@@ -112,8 +112,8 @@ def plan_line(cfg: Config, cells: list[Cell]) -> tuple[str, float]:
   rate, _ = measure_rate(cfg.task(p_big), min(16, runs))
   expected, worst = training_seconds(cfg, cells, rate, p_big)
   return (f"{runs:>4} runs, at most {sum(c.runs * c.budget for c in cells):,} run-steps; expected "
-          f"~{hms(expected)}, at most ~{hms(worst)} ({rate:,.0f} run-steps/s at p={p_big})",
-          expected)
+          f"~{hms(expected)}, at most ~{hms(worst)} ({rate:,.0f} run-steps/s at p={p_big})"
+          + params_note(cfg, cells), expected)
 
 
 def plan(cfg: Config, cells: list[Cell]) -> Estimate:
@@ -127,8 +127,23 @@ def plan(cfg: Config, cells: list[Cell]) -> Estimate:
   n_runs = sum(c.runs for c in cells)
   run_steps = sum(c.runs * c.budget for c in cells)
   say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
-      f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)")
+      f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)"
+      + params_note(cfg, cells))
   return Estimate(cfg, cells)
+
+
+def params_bytes(cfg: Config, cells: list[Cell]) -> int:
+  """Bytes of the parameters --save-params final keeps: every run's, uncompressed."""
+  itemsize = np.dtype(cfg.dtype).itemsize
+  return sum(c.runs * state_size(c.task(cfg))[0] * itemsize for c in cells)
+
+
+def params_note(cfg: Config, cells: list[Cell]) -> str:
+  """The plan's words on --save-params: its disk cost, or nothing when off."""
+  if cfg.save_params != "final":
+    return ""
+  return (f"; --save-params final keeps {params_bytes(cfg, cells) / 2 ** 20:,.1f} MiB of "
+          "parameters in params/ (and as much in phases/)")
 
 
 def eta_update(sess: "Session", p: int, free_rows, remaining: list[Cell]) -> None:

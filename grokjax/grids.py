@@ -129,6 +129,12 @@ def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) ->
     arrays[k] = np.array([np.nan if r.get(k) is None else r.get(k) for r in rows])
   io.write_npz(sess.path("curves.npz"), **arrays)
   keys = _unique([f"p{res.task.p}_{rs[0]['arm']}" for res, rs in phases])
+  first = 0
+  for key, (res, rs) in zip(keys, phases):  # --save-params final: one file per phase
+    if res.params is not None:
+      io.write_npz(sess.path("params", f"{key}.npz"), run=np.arange(first, first + len(rs)),
+                   step=res.last_step, **res.params)
+    first += len(rs)
   # Timing lives apart from the results so a resumed run's tables equal an uninterrupted one's.
   io.write_json(sess.path("timing.json"), dict(
       session_wall_s=time.time() - sess.started,

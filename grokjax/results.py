@@ -6,6 +6,7 @@
     steps, acc = res.curve(0, "test_acc")
     [i for i, r in enumerate(res.runs) if r["arm"] == "clamp" and r["grokked"]]
     res.dataframe()                    # the runs as a pandas DataFrame (pandas not required)
+    params, step = res.params(0)       # run 0's weights at the step it stopped (--save-params)
 
 Run i is row i of runs.csv and row i of every curve; `load` checks that join on the
 columns both files carry (modulus, seed, learning rate, rho, arm, LayerNorm) and refuses a
@@ -37,9 +38,28 @@ class Results:
   fit: dict[str, Any] | None  # fit.json or summary.json, whichever the experiment wrote
 
   def curve(self, run: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of one run's curve, its evaluations only (a retired run's stop)."""
-    keep = self.steps[run] >= 0
+    """(steps, values) of one run's curve, its evaluations only: up to the step it stopped
+    at (its budget, or where it retired)."""
+    keep = (self.steps[run] >= 0) & (self.steps[run] <= self.runs[run]["steps_trained"])
     return self.steps[run][keep], self.curves[name][run][keep]
+
+  def params(self, run: int) -> tuple[dict[str, np.ndarray], int]:
+    """Run `run`'s parameters (leaf name -> array, the model's own names) and the step
+    they are from, for a folder trained with --save-params final."""
+    folder = os.path.join(self.folder, "params")
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    for name in names:
+      with np.load(os.path.join(folder, name), allow_pickle=False) as z:
+        hit = np.flatnonzero(z["run"] == run)
+        if len(hit):
+          i = int(hit[0])
+          return ({k: z[k][i] for k in z.files if k not in ("run", "step")},
+                  int(z["step"][i]))
+    if not names:
+      raise FileNotFoundError(f"{folder} is missing: train with --save-params final to keep "
+                              "the parameters")
+    raise IndexError(f"run {run} is in none of {folder}'s files (runs.csv has "
+                     f"{len(self.runs)} runs)")
 
   def dataframe(self):
     """The runs as a pandas DataFrame, one row per run, index = run id."""

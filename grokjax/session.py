@@ -86,7 +86,8 @@ class Session:
                 progress=self.progress, desc=name,
                 checkpoint=os.path.join(self.out, "checkpoints", name),
                 checkpoint_every_s=self.checkpoint_every_s, overlap=self.overlap,
-                on_rate=self._timer(name, task, len(runs)))
+                on_rate=self._timer(name, task, len(runs)),
+                keep_params=self.cfg.save_params == "final")
     save_result(path, res)
     shutil.rmtree(os.path.join(self.out, "checkpoints", name), ignore_errors=True)
     return res
@@ -137,7 +138,7 @@ def lock_folder(out: str) -> None:
 # `grokjax.plots` lists as written). Anything else in the folder is the user's and stays.
 OUTPUT_FILES = ("runs.csv", "curves.npz", "fit.json", "summary.json", "timing.json",
                 io.MANIFEST)
-OUTPUT_DIRS = ("phases", "checkpoints")
+OUTPUT_DIRS = ("phases", "checkpoints", "params")
 
 
 def discard_outputs(out: str) -> None:
@@ -196,6 +197,7 @@ def same_runs(a: Runs, b: Runs) -> bool:
 
 def save_result(path: str, res: SweepResult) -> None:
   arrays = {f"curve_{k}": v for k, v in res.curves.items()}
+  arrays.update({f"param_{k}": v for k, v in (res.params or {}).items()})
   arrays.update({f"run_{f.name}": getattr(res.runs, f.name) for f in dataclasses.fields(Runs)})
   task = np.array(json.dumps(dataclasses.asdict(res.task), sort_keys=True))
   io.write_npz(path, steps=res.steps, last_step=res.last_step, diverged_step=res.diverged_step,
@@ -211,8 +213,9 @@ def load_result(path: str) -> SweepResult:
   runs = Runs(**{f.name: z[f"run_{f.name}"] for f in dataclasses.fields(Runs)
                  if f"run_{f.name}" in z.files})
   curves = {k[len("curve_"):]: z[k] for k in z.files if k.startswith("curve_")}
+  params = {k[len("param_"):]: z[k] for k in z.files if k.startswith("param_")}
   return SweepResult(task, runs, z["steps"], curves, z["last_step"], z["diverged_step"],
-                     float(z["wall_s"]))
+                     float(z["wall_s"]), params=params or None)
 
 
 def say(msg: str) -> None:

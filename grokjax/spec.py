@@ -255,6 +255,8 @@ class SweepResult:
     lane_steps: steps the compiled program executed summed over batch lanes (lanes frozen
       at their budget included; padding lanes too when runs are vectorised, not when they
       are mapped one at a time, which skips them): the work actually paid for.
+    params: leaf name -> float[runs, ...], each run's parameters at its last_step (`train`
+      with keep_params), else None. A padded Task's are zero-padded to its largest size.
   """
   task: Task
   runs: Runs
@@ -264,6 +266,7 @@ class SweepResult:
   diverged_step: np.ndarray
   wall_s: float = 0.0
   lane_steps: int = 0
+  params: dict[str, np.ndarray] | None = None
 
   def reduce(self, mem_threshold: float = 0.99, grok_threshold: float = 0.90,
              grok_persist: int = 1):

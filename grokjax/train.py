@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -54,8 +54,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
           progress: bool = True,
           devices=None, desc: str | None = None, checkpoint: str | None = None,
           checkpoint_every_s: float = 60.0, vmap_width: int | None | str = "auto",
-          overlap: bool | str = "auto", on_rate: Callable[[float], None] | None = None
-          ) -> SweepResult:
+          overlap: bool | str = "auto", on_rate: Callable[[float], None] | None = None,
+          keep_params: bool = False) -> SweepResult:
   """Train every run of a grid; return its curves.
 
   Args:
@@ -86,6 +86,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     on_rate: called once with (run-steps/s, True) of this training's first chunk that did
       not compile, or, when every chunk compiled, (run-steps/s of the whole call, False):
       time estimates reuse the training's own program instead of timing another.
+    keep_params: keep each run's parameters as it stops (at its budget, on retiring or
+      diverging), in `SweepResult.params`; turns `overlap` off, so that they are the
+      parameters of the step the run stopped at (its `last_step`).
 
   Returns:
     A `SweepResult`.
@@ -130,6 +133,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
                 last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
                 curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in prog.curve_names},
                 elapsed=np.float64(0.0), lane_steps=np.int64(0))
+    if keep_params:  # filled as runs stop; kept in the checkpoints with the rest
+      loop["params"] = {name: np.full((n, *x.shape[1:]), np.nan, x.dtype)
+                        for name, x in _named_leaves(state["params"]).items()}
   else:
     loop, leaves = saved
     size = len(loop["lanes"])
@@ -145,6 +151,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     bar.total -= int(np.sum((budgets - last_step)[~live]))
     bar.update(int(last_step.sum()))
   overlap = (not all_cpu(devices)) if overlap == "auto" else bool(overlap)
+  overlap = overlap and not keep_params
   fn = prog.chunk(chunk_evals, width, mesh)
   chunk_len = chunk_evals * ev
   put_hp = lambda lanes, pad: jax.device_put(
@@ -209,6 +216,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       bar.total -= int(np.sum((budgets - last_step)[finished & live]))
       bar.update(trained)
       bar.set_postfix(live=int((~finished).sum()))
+    if keep_params and np.any(finished & live):
+      _keep_params(loop["params"], state, lanes, pad, np.flatnonzero(finished & live))
     live[:] = ~finished
     if snapshot is not None:
       saved_state, saved_lanes, saved_pad = snapshot
@@ -244,7 +253,21 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     on_rate((last_step.sum() - done0) / (time.perf_counter() - t0), False)
   wall = elapsed0 + time.perf_counter() - t0
   return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
-                     int(loop["lane_steps"]))
+                     int(loop["lane_steps"]), loop.get("params"))
+
+
+def _named_leaves(params) -> dict[str, Any]:
+  """The parameter leaves by name: their tree paths joined with dots (`w1`, `blocks.0.wq`)."""
+  return {".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): leaf
+          for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
+def _keep_params(kept: dict[str, np.ndarray], state, lanes, pad, done) -> None:
+  """Copy the parameters of the runs `done` (just stopped) from the batch into `kept`."""
+  lane_of = {int(r): i for i, r in enumerate(lanes) if not pad[i]}
+  at = np.array([lane_of[int(r)] for r in done])
+  for name, leaf in _named_leaves(to_host(state["params"])).items():
+    kept[name][done] = np.asarray(leaf)[at]
 
 
 @jax.jit

@@ -348,7 +348,7 @@ FLAG_VALUES = {"--norm-group": "output", "--seed-stream": "mine", "--fit-rhos": 
                "--checkpoint-every": "5", "--grok-persist": "3",
                "--matmul-precision": "bfloat16", "--hold-rhos": "0.9,1.2", "--kick": "0.7",
                "--scales": "1,2", "--wds": "0.5,1", "--problem": "sparse_parity:k=2",
-               "--train-size": "500", "--train-sizes": "300,600"}
+               "--train-size": "500", "--train-sizes": "300,600", "--save-params": "final"}
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -578,3 +578,34 @@ def test_load_joins_runs_and_curves_by_run_and_refuses_a_misaligned_folder(pinne
   np.savez(os.path.join(bad, "curves.npz"), **arrays)
   with pytest.raises(ValueError, match="run 0 has"):
     grokjax.load(bad)
+
+
+def test_save_params_keeps_each_runs_weights_at_the_step_it_stopped(pinned_smoke, tmp_path):
+  """--save-params final: the same runs (runs.csv unchanged), and each run's saved weights
+  are those of its last evaluation: their norm is its norm curve's last value (a clamp
+  run's held rho * W_c); the plan names the disk cost; a resume loads them again."""
+  import grokjax
+  import jax.numpy as jnp
+  from grokjax.models import weight_norm
+  out = str(tmp_path / "sp")
+  proc = _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress",
+                 "--save-params", "final")
+  assert "MiB of parameters in params/" in proc.stdout
+  assert _rows(out) == _rows(pinned_smoke[0])
+  res = grokjax.load(out)
+  assert sorted(os.listdir(os.path.join(out, "params"))) == ["p23_clamp.npz", "p23_free.npz"]
+  for i, row in enumerate(res.runs):
+    params, step = res.params(i)
+    assert step == row["steps_trained"]
+    steps, norm = res.curve(i, "norm")  # to the step it stopped at
+    assert steps[-1] == step and np.isfinite(norm).all()
+    assert float(weight_norm({k: jnp.asarray(v) for k, v in params.items()})) == pytest.approx(
+        norm[-1], rel=1e-5)
+    if row["arm"] == "clamp":
+      assert norm[-1] == pytest.approx(row["target_norm"], rel=1e-4)
+  again = _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress",
+                  "--save-params", "final")
+  assert "loaded from" in again.stdout
+  np.testing.assert_array_equal(res.params(3)[0]["w1"], grokjax.load(out).params(3)[0]["w1"])
+  with pytest.raises(FileNotFoundError, match="--save-params final"):
+    grokjax.load(pinned_smoke[0]).params(0)
