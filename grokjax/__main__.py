@@ -5,6 +5,7 @@ console script) or `python -m grokjax EXPERIMENT [flags]`, the same as
     grokjax pinned_norm --moduli 97,113 --dry-run    # the plan, nothing trained
     grokjax pinned_norm --moduli 41,47 --preset quick
     grokjax reproduce --only dense_rho --report-only
+    grokjax figures docs/results/dense_rho           # redraw a finished folder's figures
     grokjax free_training --help                     # every experiment's flags
 """
 
@@ -16,12 +17,36 @@ import sys
 from grokjax import cli, registry
 
 REPRODUCE_DOC = "The paper, reproduced: every claim at the paper preset, then one table."
+FIGURES_DOC = "Redraw the figures of finished results folders from their files (PNG and PDF)."
+
+
+def figures(folders: list[str]) -> int:
+  """`grokjax figures FOLDER...`: each folder's figures, drawn by its experiment."""
+  import os
+  from grokjax import io
+  if not folders:
+    print("grokjax figures: error: name at least one results folder", file=sys.stderr)
+    return 2
+  for folder in folders:
+    path = os.path.join(folder, "config.json")
+    try:
+      name = io.read_json(path)["config"]["experiment"]
+      draw = registry.get(name).figures
+      if draw is None:
+        raise ValueError(f"the experiment {name!r} draws no figures")
+      for out in draw(folder):
+        print(out)
+    except (OSError, KeyError, ValueError, TypeError) as e:
+      what = f"{path} names no experiment" if isinstance(e, (KeyError, TypeError)) else e
+      print(f"grokjax figures: error: {folder}: {what}", file=sys.stderr)
+      return 2
+  return 0
 
 
 def usage() -> str:
   lines = [__doc__.strip(), "", "experiments:"]
-  for name in registry.names() + ("reproduce",):
-    doc = registry.get(name).doc if name != "reproduce" else REPRODUCE_DOC
+  for name in registry.names() + ("reproduce", "figures"):
+    doc = {"reproduce": REPRODUCE_DOC, "figures": FIGURES_DOC}.get(name) or registry.get(name).doc
     first = re.split(r"(?<=\.)\s", " ".join((doc or "").split()))[0].rstrip(".")
     lines.append(f"  {name:<20} {first if len(first) <= 90 else first[:87] + '...'}")
   return "\n".join(lines)
@@ -35,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
   name, rest = argv[0], argv[1:]
   if name == "reproduce":
     return cli.reproduce_main(rest, doc=usage())
+  if name == "figures":
+    return figures(rest)
   if name not in registry.names():
     print(f"grokjax: error: unknown experiment {name!r}; choose from "
-          f"{', '.join(registry.names() + ('reproduce',))}", file=sys.stderr)
+          f"{', '.join(registry.names() + ('reproduce', 'figures'))}", file=sys.stderr)
     return 2
   return cli.main(name, argv=rest)
 

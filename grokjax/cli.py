@@ -357,5 +357,7 @@ def reproduce_main(argv=None, doc: str = "") -> int:
   missing = [n for n in claims.CLAIMS if n not in folders]
   report.write_markdown(doc, rows, folders, missing, comparisons)
   print(f"wrote {doc}")
+  for path in report.figures(args.results, folders):
+    print(f"wrote {path}")
   return 0
 

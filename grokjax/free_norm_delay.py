@@ -144,7 +144,6 @@ def fit_matched_kappa(rows, n_boot: int) -> dict[str, Any]:
 
 def free_norm_delay(sess: Session) -> dict[str, Any]:
   """Free runs from initial weights scaled by s, over learning rates x weight decays."""
-  from grokjax import plots
   from grokjax.models import weight_norm
   from grokjax.program import program
   import jax
@@ -204,14 +203,7 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
                 kick_at=cfg.kick_at, kappa_pooled=pooled, kappa_matched_pooled=pooled_matched,
                 delay_vs_eta_lambda=scaling, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
-  clamp_rows = None
-  if cfg.clamp_from:
-    import os
-    clamp_rows = [r for r in io.read_runs(os.path.join(cfg.clamp_from, "runs.csv"))
-                  if r["arm"] == "clamp"]
-  plots.both_laws(sess.path("figures", "both_laws.png"), rows, clamp_rows)
-  plots.matched_delay(sess.path("figures", "matched_delay.png"), matched_pairs(rows), result)
-  plots.curves(sess.path("figures", "curves.png"), phases)
+  figures(sess.out)
   for key, v in per.items():
     k = v["kappa"]
     line = "  ".join(f"s={s}: {c['grok_fraction']:.0%}, T_grok {c['median_t_grok']}"
@@ -247,6 +239,23 @@ def _matched_line(m: dict) -> str:
           "ln(s) / (kappa lr wd))")
 
 
+def figures(folder: str) -> list[str]:
+  """Both halves of the law (with --clamp-from's held runs), the matched delay seed by
+  seed (runs.csv, fit.json) and the curves."""
+  from grokjax import plots
+  from grokjax.results import load
+  res = load(folder, curves=False)
+  clamp_from = res.config.get("clamp_from")
+  clamp_rows = None
+  if clamp_from and os.path.isfile(os.path.join(clamp_from, "runs.csv")):
+    clamp_rows = [r for r in io.read_runs(os.path.join(clamp_from, "runs.csv"))
+                  if r["arm"] == "clamp"]
+  return [plots.both_laws(os.path.join(folder, "figures", "both_laws.png"), res.runs, clamp_rows),
+          plots.matched_delay(os.path.join(folder, "figures", "matched_delay.png"),
+                              matched_pairs(res.runs), res.fit),
+          *plots.curves_of(res)]
+
+
 EXPERIMENT = registry.Experiment(
     name="free_norm_delay", run=free_norm_delay, presets=PRESETS, cells=cells,
-    add_flags=add_flags, check=check, output="fit.json", doc=__doc__)
+    add_flags=add_flags, check=check, figures=figures, output="fit.json", doc=__doc__)

@@ -66,7 +66,7 @@ def _lr_cells(rows, lrs, n_boot: int) -> dict[str, Any]:
 
 def free_training(sess: Session) -> dict[str, Any]:
   """Free training over moduli x learning rates: W_c, its spread, the power law in p."""
-  from grokjax import fit, plots
+  from grokjax import fit
   cfg = sess.cfg
   wds = cfg.wds or [None]  # None: the configuration's one weight decay
   sess.estimate = plan(cfg, cells(cfg))
@@ -99,10 +99,7 @@ def free_training(sess: Session) -> dict[str, Any]:
   result = dict(experiment="free_training", lr=cfg.lrs[0], per_modulus=per_p, power_law=power,
                 **grok_rule(cfg, all_rows))
   io.write_json(sess.path("summary.json"), result)
-  plots.wc_vs_p(sess.path("figures", "wc_vs_p.png"), result)
-  plots.curves(sess.path("figures", "curves.png"), phases)
-  if cfg.wds is not None:
-    plots.wc_vs_wd(sess.path("figures", "wc_vs_wd.png"), result)
+  figures(sess.out)
   if power.get("beta") is not None:
     ci = power.get("beta_ci")
     say(f"W_c = {power['c']:.2f} * p^{power['beta']:.3f}"
@@ -112,8 +109,21 @@ def free_training(sess: Session) -> dict[str, Any]:
   return result
 
 
+def figures(folder: str) -> list[str]:
+  """W_c against p with CIs (runs.csv, summary.json), W_c against the weight decay for a
+  --wds scan, and the curves."""
+  import os
+  from grokjax import plots
+  from grokjax.results import load
+  res = load(folder, curves=False)
+  out = [plots.wc_vs_p(os.path.join(folder, "figures", "wc_vs_p.png"), res.fit, res.runs)]
+  if res.config.get("wds") is not None:
+    out.append(plots.wc_vs_wd(os.path.join(folder, "figures", "wc_vs_wd.png"), res.fit))
+  return out + plots.curves_of(res)
+
+
 EXPERIMENT = registry.Experiment(
     name="free_training", run=free_training, presets=PRESETS, cells=cells, add_flags=add_flags,
-    check=check, output="summary.json", doc=__doc__,
+    check=check, figures=figures, output="summary.json", doc=__doc__,
     problem_presets={"sparse_parity": {"paper": dict(lrs=[1e-3, 5e-4, 2e-3]),
                                        "quick": dict(lrs=[1e-3, 5e-4, 2e-3])}})

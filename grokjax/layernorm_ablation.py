@@ -55,7 +55,6 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
   Task(layernorm="per_run").
   """
   cfg = sess.cfg
-  from grokjax import plots
   if len(cfg.lrs) != 1:
     raise ValueError("layernorm_ablation holds one learning rate")
   lr = cfg.lrs[0]
@@ -104,15 +103,26 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
   if a0 is not None and a1 is not None:
     result["alpha_ratio_ln_over_noln"] = a1 / a0
   io.write_json(sess.path("fit.json"), result)
-  plots.ablation(sess.path("figures", "layernorm_ablation.png"),
-                 {k: (v["rows"], v) for k, v in variants.items()})
-  plots.curves(sess.path("figures", "curves.png"), phases)
+  figures(sess.out)
   for name, v in variants.items():
     say(f"--- {name} ({cfg.arch})")
     print_delay_summary(v)
   return result
 
 
+def figures(folder: str) -> list[str]:
+  """Both variants' delay laws side by side (runs.csv, fit.json) and the curves."""
+  import os
+  from grokjax import plots
+  from grokjax.results import load
+  res = load(folder, curves=False)
+  names = {"no_layernorm": False, "layernorm": True}
+  variants = {name: ([r for r in res.runs if r["arm"] == "clamp" and bool(r["layernorm"]) == ln],
+                     res.fit["variants"][name]) for name, ln in names.items()}
+  return [plots.ablation(os.path.join(folder, "figures", "layernorm_ablation.png"), variants),
+          *plots.curves_of(res)]
+
+
 EXPERIMENT = registry.Experiment(
     name="layernorm_ablation", run=layernorm_ablation, presets=PRESETS, cells=cells,
-    add_flags=add_flags, check=check, output="fit.json", doc=__doc__)
+    add_flags=add_flags, check=check, figures=figures, output="fit.json", doc=__doc__)

@@ -63,7 +63,6 @@ def check(cfg) -> None:
 
 def norm_interventions(sess: Session) -> dict[str, Any]:
   """Free control, one-shot global rescales, one-shot group kicks and sustained holds."""
-  from grokjax import plots
   cfg = sess.cfg
   if len(cfg.moduli) != 1 or len(cfg.lrs) != 1:
     raise ValueError("norm_interventions runs at one modulus and one learning rate")
@@ -109,8 +108,7 @@ def norm_interventions(sess: Session) -> dict[str, Any]:
                 kick=kicks, hold=hold, span_oneshot=span(oneshot), span_hold=span(hold),
                 **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
-  plots.interventions(sess.path("figures", "interventions.png"), result)
-  plots.curves(sess.path("figures", "curves.png"), phases)
+  figures(sess.out)
   fmt = lambda c: f"{c['grok_fraction']:.0%} grokked, median {c['median_t_grok']}"
   say(f"control (free): {fmt(control)}")
   for name, group_cells in (("one-shot rescale to rho W_c at t_int", oneshot),
@@ -125,6 +123,17 @@ def norm_interventions(sess: Session) -> dict[str, Any]:
   return result
 
 
+def figures(folder: str) -> list[str]:
+  """The interventions against rho and per weight group (fit.json) and the curves."""
+  import os
+  from grokjax import plots
+  from grokjax.results import load
+  res = load(folder, curves=False)
+  return [plots.interventions(os.path.join(folder, "figures", "interventions.png"), res.fit,
+                              res.runs),
+          *plots.curves_of(res)]
+
+
 EXPERIMENT = registry.Experiment(
     name="norm_interventions", run=norm_interventions, presets=PRESETS, cells=cells,
-    add_flags=add_flags, check=check, output="fit.json", doc=__doc__)
+    add_flags=add_flags, check=check, figures=figures, output="fit.json", doc=__doc__)

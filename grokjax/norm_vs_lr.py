@@ -47,7 +47,7 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
   The held norms are rho * W_c with W_c measured at the first (reference) learning rate,
   so a row of the matrix holds one absolute norm, as in the paper's table.
   """
-  from grokjax import fit, plots
+  from grokjax import fit
   cfg = sess.cfg
   if len(cfg.moduli) != 1:
     raise ValueError("norm_vs_lr runs at one modulus")
@@ -96,8 +96,7 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
                 free_diverged=[f"{lr:g}" for lr, c in free_cells.items() if gone(c)],
                 per_lr=alpha_lr, fit_method=fit.METHOD, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
-  plots.rho_lr_matrix(sess.path("figures", "rho_lr_matrix.png"), result)
-  plots.curves(sess.path("figures", "curves.png"), phases)
+  figures(sess.out)
   say(f"median T_grok (rows rho, columns lr {', '.join(f'{lr:g}' for lr in cfg.lrs)}):")
   text = lambda v, s: "diverged" if gone(s) else "censored" if v is None else int(v)
   for rho in cfg.rhos:
@@ -112,8 +111,19 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
   return result
 
 
+def figures(folder: str) -> list[str]:
+  """The rho x lr matrix (fit.json) and, where curves.npz is there, the curves."""
+  import os
+  from grokjax import plots
+  from grokjax.results import load
+  res = load(folder, curves=False)
+  return [plots.rho_lr_matrix(os.path.join(folder, "figures", "rho_lr_matrix.png"), res.fit,
+                              res.runs),
+          *plots.curves_of(res)]
+
+
 EXPERIMENT = registry.Experiment(
     name="norm_vs_lr", run=norm_vs_lr, presets=PRESETS, cells=cells, add_flags=add_flags,
-    check=check, output="fit.json", doc=__doc__,
+    check=check, figures=figures, output="fit.json", doc=__doc__,
     problem_presets={"sparse_parity": {"paper": dict(lrs=[5e-4, 1e-3, 2e-3]),
                                        "quick": dict(lrs=[5e-4, 1e-3, 2e-3])}})

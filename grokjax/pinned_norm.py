@@ -74,7 +74,6 @@ def check(cfg) -> None:
 
 def pinned_norm(sess: Session) -> dict[str, Any]:
   """Free control (W_c) then clamp cells per modulus; delay-law fits per modulus and shared."""
-  from grokjax import plots
   cfg = sess.cfg
   if len(cfg.lrs) != 1:
     raise ValueError("pinned_norm holds one learning rate; use norm_vs_lr for several")
@@ -90,8 +89,7 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
   all_rows = write_tables(sess, phases)
   result = _result(cfg, lr, per_p, clamp_rows, all_rows)
   io.write_json(sess.path("fit.json"), result)
-  plots.delay_law(sess.path("figures", "delay_law.png"), clamp_rows, result)
-  plots.curves(sess.path("figures", "curves.png"), phases)
+  figures(sess.out)
   print_delay_summary(result)
   return result
 
@@ -117,7 +115,6 @@ def refit(folder: str, fit_rhos: list[float] | None) -> dict[str, Any]:
   """Rewrite a finished folder's fit.json and delay-law figure from its runs.csv, fitted
   over `fit_rhos` ([lo, hi]; None: every cell), without training; config.json records it."""
   import dataclasses as dc
-  from grokjax import plots
   from grokjax.config import Config
   from grokjax.stats import critical_norm
   saved = io.read_json(os.path.join(folder, "config.json"))
@@ -136,7 +133,7 @@ def refit(folder: str, fit_rhos: list[float] | None) -> dict[str, Any]:
   io.write_json(os.path.join(folder, "fit.json"), result)
   saved["config"]["fit_rhos"] = fit_rhos
   io.write_json(os.path.join(folder, "config.json"), saved)
-  plots.delay_law(os.path.join(folder, "figures", "delay_law.png"), clamp_rows, result)
+  figures(folder)
   return result
 
 
@@ -219,6 +216,17 @@ def _padded(sess, lr, wc_given, phases):
   return per_p, rows
 
 
+def figures(folder: str) -> list[str]:
+  """A finished folder's figures from its files: the delay law (runs.csv, fit.json) and,
+  where curves.npz is there, the curves."""
+  from grokjax import plots
+  from grokjax.results import load
+  res = load(folder, curves=False)
+  clamp = [r for r in res.runs if r["arm"] == "clamp"]
+  return [plots.delay_law(os.path.join(folder, "figures", "delay_law.png"), clamp, res.fit),
+          *plots.curves_of(res)]
+
+
 EXPERIMENT = registry.Experiment(
     name="pinned_norm", run=pinned_norm, presets=PRESETS, cells=cells, add_flags=add_flags,
-    check=check, output="fit.json", doc=__doc__)
+    check=check, figures=figures, output="fit.json", doc=__doc__)

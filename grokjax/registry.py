@@ -47,6 +47,9 @@ class Experiment:
   add_flags: its own command-line flags (argparse), after the common ones.
   check: refuses a configuration it cannot run (`flags.UsageError`, one line).
   output: the summary file it writes beside runs.csv.
+  figures: draws a finished folder's figures from its files (runs.csv, the output file,
+    curves.npz where it is there) and returns their paths; the experiment draws its own
+    with it, and `grokjax figures FOLDER` redraws any folder's.
   problem_presets: per problem family, per preset, values that replace the family's own
     (`config.PROBLEM_PRESETS`) for this experiment, e.g. sparse parity's learning rates.
   doc: one paragraph for --help (the module's docstring).
@@ -58,6 +61,7 @@ class Experiment:
   add_flags: Callable[[Any], None] = _no_flags
   check: Callable[[Config], None] = _no_checks
   output: str = "fit.json"
+  figures: Callable[[str], list[str]] | None = None
   problem_presets: Mapping[str, Mapping[str, Mapping[str, Any]]] = dataclasses.field(
       default_factory=dict)
   doc: str = ""

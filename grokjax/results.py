@@ -71,17 +71,21 @@ class Results:
     return pd.DataFrame(self.runs)
 
 
-def load(folder: str) -> Results:
+def load(folder: str, curves: bool = True) -> Results:
   """Read a finished results folder (see the module docstring). Raises io.TableError
   when runs.csv and curves.npz are not the same runs, FileNotFoundError when it is not a
-  finished folder."""
+  finished folder. curves=False: a folder without curves.npz (as committed under
+  docs/results) loads too, with no curves."""
   runs_path, curves_path = (os.path.join(folder, n) for n in ("runs.csv", "curves.npz"))
-  for path in (runs_path, curves_path, os.path.join(folder, "config.json")):
+  needed = [runs_path, os.path.join(folder, "config.json")] + ([curves_path] if curves else [])
+  for path in needed:
     if not os.path.exists(path):
       raise FileNotFoundError(f"{path} is missing: not a finished grokjax results folder")
   runs = io.read_finished_runs(folder)
-  with np.load(curves_path, allow_pickle=False) as z:
-    arrays = {k: z[k] for k in z.files}
+  arrays = {"steps": np.zeros((len(runs), 0), np.int64)}
+  if os.path.exists(curves_path):
+    with np.load(curves_path, allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files}
   steps = arrays.pop("steps")
   keys = {k: arrays.pop(k) for k in JOIN_COLUMNS if k in arrays}
   if len(steps) != len(runs):

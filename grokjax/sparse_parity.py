@@ -82,7 +82,6 @@ def _cell(rows) -> dict[str, Any]:
 
 def sparse_parity(sess: Session) -> dict[str, Any]:
   """Free variants (lr, wd) at the reference m, free runs at the other m, clamp cells."""
-  from grokjax import plots
   cfg = sess.cfg
   if len(cfg.moduli) != 1:
     raise ValueError("sparse_parity runs at one input size n (--moduli)")
@@ -137,8 +136,7 @@ def sparse_parity(sess: Session) -> dict[str, Any]:
                 wc=wc, free=control, by_m=by_m, by_rho=by_rho, by_wd=by_wd, by_lr=by_lr,
                 wc_cv_across_lr=cv(wc_lrs), **grok_rule(cfg, all_rows))
   io.write_json(sess.path("summary.json"), result)
-  plots.sparse_parity(sess.path("figures", "sparse_parity.png"), result)
-  plots.curves(sess.path("figures", "curves.png"), phases)
+  figures(sess.out)
   print_summary(result)
   return result
 
@@ -186,6 +184,17 @@ def print_summary(result: dict[str, Any]) -> None:
       + f"; W_c CV across lr {result['wc_cv_across_lr']:.1%} (authors {a['wc_cv_across_lr']:.0%})")
 
 
+def figures(folder: str) -> list[str]:
+  """The sparse-parity rows beside the authors' (summary.json) and the curves."""
+  import os
+  from grokjax import plots
+  from grokjax.results import load
+  res = load(folder, curves=False)
+  return [plots.sparse_parity(os.path.join(folder, "figures", "sparse_parity.png"), res.fit,
+                              res.runs),
+          *plots.curves_of(res)]
+
+
 EXPERIMENT = registry.Experiment(
     name="sparse_parity", run=sparse_parity, presets=PRESETS, cells=cells, add_flags=add_flags,
-    check=check, output="summary.json", doc=__doc__)
+    check=check, figures=figures, output="summary.json", doc=__doc__)

@@ -609,3 +609,29 @@ def test_save_params_keeps_each_runs_weights_at_the_step_it_stopped(pinned_smoke
   np.testing.assert_array_equal(res.params(3)[0]["w1"], grokjax.load(out).params(3)[0]["w1"])
   with pytest.raises(FileNotFoundError, match="--save-params final"):
     grokjax.load(pinned_smoke[0]).params(0)
+
+
+def test_figures_redraws_a_finished_folder_from_its_files(pinned_smoke, tmp_path, capsys):
+  """`grokjax figures FOLDER`: the experiment's figures from runs.csv and fit.json, PNG
+  and vector PDF, also for a folder committed without curves.npz; a folder that is not a
+  results folder is one line and exit 2."""
+  from grokjax import __main__ as entry
+  full, bare = str(tmp_path / "full"), str(tmp_path / "bare")
+  for copy in (full, bare):
+    shutil.copytree(pinned_smoke[0], copy)
+    shutil.rmtree(os.path.join(copy, "figures"))
+  os.remove(os.path.join(bare, "curves.npz"))
+  assert entry.main(["figures", full, bare]) == 0
+  out = capsys.readouterr().out.split()
+  assert out == [os.path.join(full, "figures", "delay_law.png"),
+                 os.path.join(full, "figures", "curves.png"),
+                 os.path.join(bare, "figures", "delay_law.png")]
+  for name in ("delay_law.png", "delay_law.pdf", "curves.png", "curves.pdf"):
+    assert os.path.getsize(os.path.join(full, "figures", name)) > 1000
+  with open(os.path.join(full, "figures", "delay_law.pdf"), "rb") as f:
+    assert f.read(5) == b"%PDF-"
+  assert sorted(os.listdir(os.path.join(bare, "figures"))) == [
+      ".grokjax-figures", "delay_law.pdf", "delay_law.png"]
+  assert entry.main(["figures", str(tmp_path)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "config.json" in err

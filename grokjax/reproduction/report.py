@@ -65,6 +65,18 @@ def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None,
   return rows, folders
 
 
+def figures(results: str, folders: dict[str, Any]) -> list[str]:
+  """The figures across a claim's folders, written under `results`: W_c against the train
+  fraction (train_fraction) beside the paper's."""
+  from grokjax import paper, plots
+  out = []
+  if isinstance(folders.get("train_fraction"), list) and folders["train_fraction"]:
+    per_frac = {float(f.config["frac"]): f.free() for f in folders["train_fraction"]}
+    out.append(plots.wc_vs_frac(os.path.join(results, "train_fraction", "wc_vs_frac.png"),
+                                per_frac, paper.TRAIN_FRACTION["wc"]))
+  return out
+
+
 def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
   head = ("claim", "quantity", "paper", "ours [95 % CI]", "ours / paper", "verdict")
   body = []
