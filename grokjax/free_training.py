@@ -110,13 +110,15 @@ def free_training(sess: Session) -> dict[str, Any]:
 
 
 def figures(folder: str) -> list[str]:
-  """W_c against p with CIs (runs.csv, summary.json), W_c against the weight decay for a
-  --wds scan, and the curves."""
+  """W_c against p with CIs (runs.csv, summary.json; with two moduli or more), W_c against
+  the weight decay for a --wds scan, and the curves."""
   import os
   from grokjax import plots
   from grokjax.results import load
   res = load(folder, curves=False)
-  out = [plots.wc_vs_p(os.path.join(folder, "figures", "wc_vs_p.png"), res.fit, res.runs)]
+  out = []
+  if len(res.fit["per_modulus"]) > 1:  # one modulus (a train-fraction or wd scan): no line
+    out.append(plots.wc_vs_p(os.path.join(folder, "figures", "wc_vs_p.png"), res.fit, res.runs))
   if res.config.get("wds") is not None:
     out.append(plots.wc_vs_wd(os.path.join(folder, "figures", "wc_vs_wd.png"), res.fit))
   return out + plots.curves_of(res)
