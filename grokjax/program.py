@@ -157,19 +157,19 @@ class Program:
     """One optimiser step of one run: state (params, opt_state, data, step) and its
     hyperparameters `hp` in, the next state out; pure, so vmap and jit wrap it."""
     inputs, y = self.train_set(state["data"])
-    kick_mask = self.group_mask(state["params"], hp["kick_group"])
-    norm_mask = self.group_mask(state["params"], hp["norm_group"])
-    at_init = (state["step"] == 0) & (hp["t_kick"] == 0)  # a kick at step 0: initial weights
+    kick_mask = self.group_mask(state["params"], hp.kick_group)
+    norm_mask = self.group_mask(state["params"], hp.norm_group)
+    at_init = (state["step"] == 0) & (hp.t_kick == 0)  # a kick at step 0: initial weights
     params = jax.tree.map(lambda p, m: p if m is False else
-                          jnp.where(at_init & m, p * hp["kick"].astype(p.dtype), p),
+                          jnp.where(at_init & m, p * hp.kick.astype(p.dtype), p),
                           state["params"], kick_mask)
-    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp["layernorm"], state["data"])
-    opt = paper_optimizer(hp["lr"], hp["wd"], hp["target"], hp["start"], hp["stop"],
-                          hp["kick"], hp["t_kick"], kick_mask, norm_mask)
+    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp.layernorm, state["data"])
+    opt = paper_optimizer(hp.lr, hp.wd, hp.target, hp.start, hp.stop,
+                          hp.kick, hp.t_kick, kick_mask, norm_mask)
     updates, opt_state = opt.update(grads, state["opt"], params)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(weight_norm(new_params, jax.tree.map(lambda _: True, new_params)))
-    live = (state["step"] < hp["budget"]) & (state["diverged"] < 0)
+    live = (state["step"] < hp.budget) & (state["diverged"] < 0)
     keep = live & finite
     pick = lambda new, old: jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
     return dict(state, params=pick(new_params, params), opt=pick(opt_state, state["opt"]),
@@ -180,7 +180,7 @@ class Program:
     """Accuracy, loss, ||W|| and softmax collapse of one run on its whole train and test
     set, and the problem's own metrics (a modular problem's Fourier Gini)."""
     prob, data = self.problem, state["data"]
-    model = self.model(state["params"], None if hp is None else hp["layernorm"])
+    model = self.model(state["params"], None if hp is None else hp.layernorm)
     if self.task.sizes is None:
       inputs, y, is_train = prob.eval_set(data)
       is_test = ~is_train
@@ -203,7 +203,7 @@ class Program:
         train_loss=jnp.sum(ce * is_train) / n_tr,
         test_loss=jnp.sum(ce * is_test) / n_te,
         norm=weight_norm(state["params"], None if hp is None else
-                         self.group_mask(state["params"], hp["norm_group"])),
+                         self.group_mask(state["params"], hp.norm_group)),
         collapse=jnp.sum(one_hot * is_train) / n_tr,
         **metrics,
     )
@@ -254,7 +254,7 @@ class Program:
     """per_run for a run with steps left; a padding lane or a run already at its budget
     is returned as it is, without computing (one run at a time, `lax.cond` really skips).
     The records of a skipped lane are zeros and never read."""
-    live = (state["step"] < hp["budget"]) & (state["diverged"] < 0) & hp.get("active", True)
+    live = (state["step"] < hp.budget) & (state["diverged"] < 0) & hp.active
     idle = lambda: (state, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
                                         jax.eval_shape(per_run, state, hp)[1]))
     return jax.lax.cond(live, lambda: per_run(state, hp), idle)

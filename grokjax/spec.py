@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from typing import Any, NamedTuple
 
 import numpy as np
 from flax import nnx
@@ -230,15 +231,37 @@ class Runs:
     return Runs(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
 
 
-def hparams(runs: Runs, dtype) -> dict[str, np.ndarray]:
-  return dict(lr=runs.lr.astype(dtype), wd=runs.wd.astype(dtype),
-              target=np.nan_to_num(runs.target_norm, nan=1.0).astype(dtype),
-              start=np.minimum(runs.t_int, NEVER).astype(np.int32),
-              stop=np.minimum(runs.t_stop, NEVER).astype(np.int32),
-              kick=runs.kick.astype(dtype), t_kick=np.minimum(runs.t_kick, NEVER).astype(np.int32),
-              kick_group=runs.kick_group.astype(np.int32),
-              norm_group=runs.norm_group.astype(np.int32),
-              budget=runs.budget.astype(np.int32), layernorm=runs.layernorm.astype(bool))
+class HParams(NamedTuple):
+  """The per-run hyperparameters as the compiled step reads them (a pytree: one array per
+  field, [runs] on the host, a scalar inside the vmapped step). The fields are `Runs`'
+  in the program's dtypes, under the optax transforms' names: target (a free run's NaN read
+  as 1.0, the clamp being off), start = t_int and stop = t_stop (NEVER capped to int32);
+  active is False on a padding lane."""
+  lr: Any
+  wd: Any
+  target: Any
+  start: Any
+  stop: Any
+  kick: Any
+  t_kick: Any
+  kick_group: Any
+  norm_group: Any
+  budget: Any
+  layernorm: Any
+  active: Any
+
+
+def hparams(runs: Runs, dtype, active=None) -> HParams:
+  """The `HParams` of a grid's runs; active: which lanes are real (default all)."""
+  return HParams(lr=runs.lr.astype(dtype), wd=runs.wd.astype(dtype),
+                 target=np.nan_to_num(runs.target_norm, nan=1.0).astype(dtype),
+                 start=np.minimum(runs.t_int, NEVER).astype(np.int32),
+                 stop=np.minimum(runs.t_stop, NEVER).astype(np.int32),
+                 kick=runs.kick.astype(dtype), t_kick=np.minimum(runs.t_kick, NEVER).astype(np.int32),
+                 kick_group=runs.kick_group.astype(np.int32),
+                 norm_group=runs.norm_group.astype(np.int32),
+                 budget=runs.budget.astype(np.int32), layernorm=runs.layernorm.astype(bool),
+                 active=np.ones(len(runs), bool) if active is None else np.asarray(active, bool))
 
 
 @dataclasses.dataclass

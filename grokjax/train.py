@@ -155,7 +155,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   fn = prog.chunk(chunk_evals, width, mesh)
   chunk_len = chunk_evals * ev
   put_hp = lambda lanes, pad: jax.device_put(
-      dict({k: v[lanes] for k, v in hp_all.items()}, active=~pad), sharding)
+      jax.tree.map(lambda v: v[lanes], hp_all)._replace(active=~pad), sharding)
 
   def launch(state, hp, lanes, pad):
     """Queue one chunk on the device; return the state it will leave and its ticket."""

@@ -29,7 +29,7 @@ def _chunk_text(task: Task, vmap_width) -> str:
   prog = program(task)
   state = jax.eval_shape(prog.init, jnp.arange(2, dtype=jnp.uint32), jnp.zeros(2, jnp.int32))
   runs = Runs([0, 1], 1e-2, 1.0, [np.nan, 10.0], [NEVER, 5], 50)
-  hp = dict(hparams(runs, np.float32), active=np.ones(2, bool))
+  hp = hparams(runs, np.float32)
   return prog.chunk(1, vmap_width, None).lower(state, hp).as_text()
 
 

@@ -1,5 +1,6 @@
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -120,7 +121,7 @@ def test_sequential_lanes_equal_vmapped_lanes():
 def _advance(prog, state, runs, evals):
   import jax.numpy as jnp
   from grokjax.spec import hparams
-  hp = {k: jnp.asarray(v) for k, v in hparams(runs, np.dtype("float32")).items()}
+  hp = jax.tree.map(jnp.asarray, hparams(runs, np.dtype("float32")))
   state, records, _ = prog.chunk(evals, 1)(state, hp)
   return state, records
 
@@ -285,7 +286,7 @@ def test_padded_weights_and_moments_stay_exactly_zero():
   runs = _padded_grid().take([0, 1])  # size 13 in a program of 17; one of them clamped
   seeds = jnp.array([big.of_size(13).init_seed(1.0, s) for s in runs.seed], jnp.uint32)
   state = prog.init(seeds, jnp.zeros(2, jnp.int32))
-  hp = {k: jnp.asarray(v) for k, v in hparams(runs, np.dtype("float32")).items()}
+  hp = jax.tree.map(jnp.asarray, hparams(runs, np.dtype("float32")))
   state, _, _ = prog.chunk(6, 1)(state, hp)
   assert int(state["step"][0]) == 30
   adam = state["opt"][0][0]  # (AdamW chain, clamp, kick) -> AdamW (adam, decay, lr) -> adam
