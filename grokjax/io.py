@@ -36,9 +36,11 @@ def atomic_bytes(path: str, payload: bytes) -> None:
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as e:
     if os.path.exists(tmp):
       os.remove(tmp)
+    if isinstance(e, OSError) and not e.filename:  # a write or fsync error: name the file
+      raise OSError(e.errno, e.strerror or str(e), path) from None
     raise
 
 

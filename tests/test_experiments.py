@@ -635,3 +635,31 @@ def test_figures_redraws_a_finished_folder_from_its_files(pinned_smoke, tmp_path
   assert entry.main(["figures", str(tmp_path)]) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "config.json" in err
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_the_rerun_finishes(tmp_path, monkeypatch,
+                                                                          capsys):
+  """ENOSPC while a phase file's bytes go to disk (its temporary file already made): exit 1
+  and one line naming the error and the file, the half-written temporary removed; once
+  there is room, the same command finishes the folder."""
+  import errno
+  from grokjax import io as gio
+  real_fsync = os.fsync
+
+  def fsync(fd):
+    if os.readlink(f"/proc/self/fd/{fd}").endswith(".npz"):
+      raise OSError(errno.ENOSPC, "No space left on device")
+    return real_fsync(fd)
+
+  out = str(tmp_path / "full")
+  argv = ["--preset", "smoke", "--out", out, "--no-progress", "--no-compile-cache"]
+  monkeypatch.setattr(gio.os, "fsync", fsync)
+  assert cli.main("pinned_norm", argv=argv) == 1
+  err = capsys.readouterr().err.strip()
+  assert err == (f"pinned_norm: error: No space left on device: "
+                 f"{os.path.join(out, 'phases', 'free_p23.npz')}")
+  written = [n for _, _, names in os.walk(out) for n in names]
+  assert not [n for n in written if n.startswith(gio.TEMP_PREFIX) or n.endswith(".npz")]
+  monkeypatch.setattr(gio.os, "fsync", real_fsync)
+  assert cli.main("pinned_norm", argv=argv) == 0
+  assert len(_rows(out)) == 6
