@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 from typing import Any, NamedTuple
 
+import chex
 import numpy as np
 from flax import nnx
 
@@ -290,6 +291,14 @@ class SweepResult:
   wall_s: float = 0.0
   lane_steps: int = 0
   params: dict[str, np.ndarray] | None = None
+
+  def __post_init__(self):
+    """The engine's output contract: one row per run, one column per evaluation."""
+    n = len(self.runs)
+    chex.assert_shape([self.last_step, self.diverged_step], (n,))
+    chex.assert_shape(list(self.curves.values()), (n, len(self.steps)))
+    if self.params is not None:
+      chex.assert_tree_shape_prefix(self.params, (n,))
 
   def reduce(self, mem_threshold: float = 0.99, grok_threshold: float = 0.90,
              grok_persist: int = 1):

@@ -1,5 +1,6 @@
 import os
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -18,8 +19,9 @@ def _grid(budget=60):
 
 
 def _close(a, b):
-  for k in ("train_loss", "test_loss", "norm", "train_acc", "test_acc"):
-    np.testing.assert_allclose(a.curves[k], b.curves[k], rtol=1e-5, atol=1e-6, err_msg=k)
+  keys = ("train_loss", "test_loss", "norm", "train_acc", "test_acc")
+  chex.assert_trees_all_close({k: a.curves[k] for k in keys}, {k: b.curves[k] for k in keys},
+                              rtol=1e-5, atol=1e-6)
 
 
 def test_batch_equals_each_run_alone():
@@ -34,8 +36,7 @@ def test_batch_equals_each_run_alone():
 def test_same_config_same_result_twice():
   a = train(TINY, _grid(), chunk_steps=20, progress=False)
   b = train(TINY, _grid(), chunk_steps=20, progress=False)
-  for k in a.curves:
-    np.testing.assert_array_equal(a.curves[k], b.curves[k])
+  chex.assert_trees_all_equal(a.curves, b.curves)
 
 
 def test_clamp_holds_the_norm_in_the_engine():
@@ -138,8 +139,7 @@ def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
   scaled["params"] = {k: v * 1.5 if v.ndim >= 3 else v for k, v in scaled["params"].items()}
   _, ref = _advance(prog, scaled, base, 8)
   _, got = _advance(prog, prog.init(seeds), kicked, 8)
-  for k in ref:
-    np.testing.assert_allclose(got[k], ref[k], rtol=1e-6, err_msg=k)
+  chex.assert_trees_all_close(got, ref, rtol=1e-6)
   assert float(ref["norm"][0, 0]) > 1.3 * float(_advance(prog, prog.init(seeds), base, 1)[1]["norm"][0, 0])
 
 
@@ -428,3 +428,18 @@ def test_a_resume_restores_without_orbax_warnings(tmp_path, caplog):
                   progress=False)
   assert not [r for r in caplog.records if "could not be restored" in r.getMessage()]
   np.testing.assert_array_equal(first.last_step, again.last_step)
+
+
+def test_a_sweep_result_of_the_wrong_shape_is_refused():
+  """SweepResult checks the engine's output contract (chex): a curve per run and per
+  evaluation, one last step per run."""
+  from grokjax.spec import SweepResult
+  runs = Runs(seed=[0, 1], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=20)
+  steps = np.array([10, 20])
+  ok = dict(curves={"norm": np.zeros((2, 2))}, last_step=np.array([20, 20]),
+            diverged_step=np.array([-1, -1]))
+  SweepResult(TINY, runs, steps, **ok)
+  with pytest.raises(AssertionError):
+    SweepResult(TINY, runs, steps, **dict(ok, curves={"norm": np.zeros((2, 3))}))
+  with pytest.raises(AssertionError):
+    SweepResult(TINY, runs, steps, **dict(ok, last_step=np.array([20])))
