@@ -14,12 +14,9 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, PartitionSpec
 
-from grokjax import problems
 from grokjax.models import weight_norm
 from grokjax.optim import NEVER, paper_optimizer
 from grokjax.spec import WEIGHT_GROUPS, Runs, Task
-
-fourier_gini = problems.fourier_gini  # where it used to live
 
 
 # ln(2^126): beyond this logit margin every other class's softmax probability lies below
