@@ -15,11 +15,16 @@ from grokjax.stats import cell_summary
 from grokjax.spec import CURVES, Task
 
 
-# The prior of the time estimate: a run is expected to grok after this fraction of its
-# cell's budget (the presets' budgets are 3 to 10 times the median grok times they were
-# set from), and to stop retire_margin plus half a chunk later. Once a modulus's free
-# control has finished, its measured median replaces the prior (`expected_run_steps`).
+# The prior of the time estimate. For the paper's MLP on a + b mod p, inside the ranges it
+# was fitted over, a run is expected to grok at the T_grok of `grok_prior.json`: a
+# log-linear law in p, lr, weight decay, train fraction and held norm, fitted to every
+# committed paper-preset run (tools/fit_grok_prior.py). Otherwise, after this fraction of
+# its cell's budget (the presets' budgets are 3 to 10 times the median grok times they
+# were set from). Either way it stops retire_margin plus half a chunk later; once a
+# modulus's free control has finished, its measured median rescales the prior (`eta_update`).
 PRIOR_FRACTION = 0.2
+PRIOR_FEATURES = ("1", "ln p", "ln lr", "ln wd", "ln frac", "held", "held (rho - 1)",
+                  "held (rho - 1) ln p", "held ln lr")
 
 
 class Cell(NamedTuple):
@@ -28,28 +33,75 @@ class Cell(NamedTuple):
   phase: the phase that trains it; the cells of one phase are held in memory together.
   train_size: its training examples per seed where it differs from the configuration's
     (sparse parity's m scan), else None.
+  rho: the held norm (rho x W_c) of its runs, None when free.
+  wd: their weight decay where it differs from the configuration's (a --wds scan).
   """
   p: int
   runs: int
   budget: int
   phase: str
   train_size: int | None = None
+  rho: float | None = None
+  wd: float | None = None
 
   def task(self, cfg: Config):
     return (cfg if self.train_size is None else
             dataclasses.replace(cfg, train_size=self.train_size)).task(self.p)
 
 
+def prior_features(p: int, rho: float | None, lr: float, wd: float, frac: float) -> list[float]:
+  """The regressors of the grok-time prior, in the order of PRIOR_FEATURES."""
+  held = 0.0 if rho is None else 1.0
+  r = 0.0 if rho is None else rho - 1.0
+  return [1.0, np.log(p), np.log(lr), np.log(wd), np.log(frac), held, held * r,
+          held * r * np.log(p), held * np.log(lr)]
+
+
+_PRIOR: dict | None = None
+
+
+def grok_prior() -> dict:
+  """grok_prior.json beside this module (its coefficients, ranges and sources)."""
+  global _PRIOR
+  if _PRIOR is None:
+    from grokjax import io
+    _PRIOR = io.read_json(os.path.join(os.path.dirname(__file__), "grok_prior.json"))
+  return _PRIOR
+
+
+def prior_t_grok(cfg: Config, p: int, rho: float | None, lr: float, wd: float) -> float | None:
+  """The fitted prior's T_grok for one run, or None outside its model and ranges."""
+  law = grok_prior()
+  m = law["model"]
+  if (cfg.arch, cfg.problem, cfg.d, cfg.hidden, bool(cfg.layernorm)) != (
+      m["arch"], m["problem"], m["d"], m["hidden"], m["layernorm"]) or cfg.train_size:
+    return None
+  inside = lambda k, v: law["ranges"][k][0] <= v <= law["ranges"][k][1]
+  if not (inside("p", p) and inside("lr", lr) and inside("wd", wd) and inside("frac", cfg.frac)
+          and (rho is None or inside("rho", rho))):
+    return None
+  return float(np.exp(np.dot(law["coef"], prior_features(p, rho, lr, wd, cfg.frac))))
+
+
+def expected_t(cfg: Config, c: Cell, lr: float) -> float:
+  """A run's expected T_grok in cell c at learning rate lr: the fitted prior where it
+  holds, else PRIOR_FRACTION of the cell's budget."""
+  t = prior_t_grok(cfg, c.p, c.rho, lr, cfg.wd if c.wd is None else c.wd)
+  return PRIOR_FRACTION * c.budget if t is None else t
+
+
 def expected_run_steps(cfg: Config, cells: list[Cell],
                        scale: dict[int, float] | None = None) -> float:
-  """Expected run-steps of the cells; scale[p] multiplies the prior."""
+  """Expected run-steps of the cells (their runs spread evenly over cfg.lrs); scale[p]
+  multiplies the prior's T_grok."""
   total = 0.0
   for c in cells:
     if cfg.retire_margin is None:
       total += c.runs * c.budget
       continue
-    t = PRIOR_FRACTION * c.budget * (scale or {}).get(c.p, 1.0)
-    total += c.runs * min(c.budget, t + cfg.retire_margin + cfg.chunk_steps / 2)
+    per_lr = [min(c.budget, expected_t(cfg, c, lr) * (scale or {}).get(c.p, 1.0)
+                  + cfg.retire_margin + cfg.chunk_steps / 2) for lr in cfg.lrs]
+    total += c.runs * float(np.mean(per_lr))
   return total
 
 
@@ -153,7 +205,8 @@ def eta_update(sess: "Session", p: int, free_rows, remaining: list[Cell]) -> Non
   if est is None or est.rate is None or med is None or not remaining:
     return
   cfg = sess.cfg
-  scale = {p: med / (PRIOR_FRACTION * cfg.budget(None, p))}
+  free = Cell(p, 1, cfg.budget(None, p), "free")
+  scale = {p: med / expected_t(cfg, free, cfg.lrs[0])}
   left, _ = training_seconds(cfg, remaining, est.rate, est.p_ref, scale)
   say(f"  ETA: ~{hms(left)} of training left (clamp cells of p={p} rescaled by its free "
       f"median T_grok {med:.0f}, x{scale[p]:.2f} the prior)")

@@ -39,10 +39,10 @@ PRESETS = {
 
 
 def cells(cfg) -> list[Cell]:
-  """One free phase: every (lr, wd, scale, seed)."""
+  """One free phase: every (lr, wd, scale, seed), a cell per weight decay."""
   p = cfg.moduli[0]
-  n = cfg.seeds * len(cfg.lrs) * len(cfg.wds or [cfg.wd]) * len(cfg.scales or [1.0])
-  return [Cell(p, n, cfg.budget(None, p), f"free_p{p}")]
+  n = cfg.seeds * len(cfg.lrs) * len(cfg.scales or [1.0])
+  return [Cell(p, n, cfg.budget(None, p), f"free_p{p}", wd=wd) for wd in cfg.wds or [cfg.wd]]
 
 
 def add_flags(ap) -> None:

@@ -27,8 +27,8 @@ PRESETS = {
 def cells(cfg) -> list[Cell]:
   """One free cell per (modulus, weight decay); a modulus's weight decays are held in memory
   together."""
-  return [Cell(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p), f"free_p{p}")
-          for p in cfg.moduli for _ in cfg.wds or [cfg.wd]]
+  return [Cell(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p), f"free_p{p}", wd=wd)
+          for p in cfg.moduli for wd in cfg.wds or [cfg.wd]]
 
 
 def add_flags(ap) -> None:

@@ -30,7 +30,7 @@ def cells(cfg) -> list[Cell]:
   out = []
   for p in cfg.moduli:
     out.append(Cell(p, 2 * cfg.seeds, cfg.budget(None, p), f"free_p{p}"))
-    out += [Cell(p, 2 * cfg.seeds, cfg.budget(r, p), f"clamp_p{p}") for r in cfg.rhos]
+    out += [Cell(p, 2 * cfg.seeds, cfg.budget(r, p), f"clamp_p{p}", rho=r) for r in cfg.rhos]
   return out
 
 

@@ -43,7 +43,8 @@ def cells(cfg) -> list[Cell]:
   p = cfg.moduli[0]
   budget = cfg.budget(None, p)
   return ([Cell(p, cfg.seeds, budget, f"free_p{p}")]
-          + [Cell(p, cfg.seeds, budget, f"interventions_p{p}") for _ in arms(cfg)])
+          + [Cell(p, cfg.seeds, budget, f"interventions_p{p}", rho=rho if arm == "hold" else None)
+             for arm, rho, _ in arms(cfg)])
 
 
 def add_flags(ap) -> None:

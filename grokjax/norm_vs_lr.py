@@ -28,7 +28,7 @@ def cells(cfg) -> list[Cell]:
   """A free control per learning rate, then every (rho, lr) clamp cell."""
   p, n = cfg.moduli[0], cfg.seeds * len(cfg.lrs)
   return ([Cell(p, n, cfg.budget(None, p), f"free_p{p}")]
-          + [Cell(p, n, cfg.budget(r, p), f"clamp_p{p}") for r in cfg.rhos])
+          + [Cell(p, n, cfg.budget(r, p), f"clamp_p{p}", rho=r) for r in cfg.rhos])
 
 
 def add_flags(ap) -> None:

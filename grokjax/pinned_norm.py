@@ -34,7 +34,7 @@ def cells(cfg) -> list[Cell]:
   for p in cfg.moduli:
     if p not in given:
       out.append(Cell(p, cfg.seeds, cfg.budget(None, p), f"free_p{p}"))
-    out += [Cell(p, cfg.seeds, cfg.budget(r, p), f"clamp_p{p}") for r in cfg.rhos]
+    out += [Cell(p, cfg.seeds, cfg.budget(r, p), f"clamp_p{p}", rho=r) for r in cfg.rhos]
   return out
 
 

@@ -58,7 +58,7 @@ def cells(cfg) -> list[Cell]:
   m0, budget = cfg.task(n).n_train, cfg.budget(None, n)
   return ([Cell(n, cfg.seeds * len(_variants(cfg)), budget, f"free_m{m0}")]
           + [Cell(n, cfg.seeds, budget, f"free_m{m}", train_size=m) for m in _other_sizes(cfg)]
-          + [Cell(n, cfg.seeds, cfg.budget(r, n), f"clamp_m{m0}") for r in cfg.rhos])
+          + [Cell(n, cfg.seeds, cfg.budget(r, n), f"clamp_m{m0}", rho=r) for r in cfg.rhos])
 
 
 def add_flags(ap) -> None:

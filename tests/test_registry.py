@@ -5,6 +5,7 @@ import glob
 import io as stdio
 import os
 
+import numpy as np
 import pytest
 
 from grokjax import cli, config, grids, io, registry
@@ -102,3 +103,54 @@ def test_a_new_experiment_is_one_record(tiny, tmp_path):
   with contextlib.redirect_stderr(stdio.StringIO()) as err:
     assert cli.main("tiny_free", argv=["--preset", "quick", "--out", out]) == 2
   assert "unknown preset 'quick'; choose from smoke" in err.getvalue()
+
+
+def _fit_tool():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "fit_grok_prior", os.path.join(ROOT, "tools", "fit_grok_prior.py"))
+  tool = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(tool)
+  return tool
+
+
+def test_the_grok_time_prior_is_refitted_from_the_committed_results():
+  """grokjax/grok_prior.json is what tools/fit_grok_prior.py fits to docs/results today
+  (refit it after committing new paper-preset MLP results)."""
+  from grokjax import estimate
+  fresh = _fit_tool().fit()
+  law = estimate.grok_prior()
+  assert law["sources"] == fresh["sources"] and law["n_runs"] == fresh["n_runs"]
+  np.testing.assert_allclose(law["coef"], fresh["coef"], rtol=1e-9)
+  assert law["r2"] > 0.9
+
+
+def test_the_plan_expects_each_paper_claims_run_steps_within_1_5x():
+  """The expected run-steps (the plan line's first estimate, before any control has run)
+  of every committed paper-preset MLP folder, against what it trained (timing.json).
+  In-sample: the prior was fitted to these runs. Outside its model (the attention model
+  here) the plan keeps the budget rule."""
+  from grokjax import estimate
+  tool = _fit_tool()
+  cwd = os.getcwd()
+  os.chdir(ROOT)
+  try:
+    checked = 0
+    for path in sorted(glob.glob(os.path.join("docs", "results", "**", "config.json"),
+                                 recursive=True)):
+      saved = io.read_json(path)["config"]
+      if path.startswith(os.path.join("docs", "results", "checks")):
+        continue
+      cfg = Config(**saved)
+      cells = registry.get(cfg.experiment).cells(cfg)
+      if not tool.paper_mlp(saved):
+        assert estimate.prior_t_grok(cfg, cells[0].p, None, cfg.lrs[0], cfg.wd) is None
+        continue
+      trained = sum(io.read_json(os.path.join(os.path.dirname(path), "timing.json"))
+                    ["run_steps"].values())
+      ratio = estimate.expected_run_steps(cfg, cells) / trained
+      assert 1 / 1.5 <= ratio <= 1.5, (path, ratio)
+      checked += 1
+    assert checked >= 10
+  finally:
+    os.chdir(cwd)
