@@ -126,13 +126,8 @@ def norm_interventions(sess: Session) -> dict[str, Any]:
 
 def figures(folder: str) -> list[str]:
   """The interventions against rho and per weight group (fit.json) and the curves."""
-  import os
   from grokjax import plots
-  from grokjax.results import load
-  res = load(folder, curves=False)
-  return [plots.interventions(os.path.join(folder, "figures", "interventions.png"), res.fit,
-                              res.runs),
-          *plots.curves_of(res)]
+  return plots.summary_and_curves(folder, "interventions.png", plots.interventions)
 
 
 EXPERIMENT = registry.Experiment(

@@ -113,13 +113,8 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
 
 def figures(folder: str) -> list[str]:
   """The rho x lr matrix (fit.json) and, where curves.npz is there, the curves."""
-  import os
   from grokjax import plots
-  from grokjax.results import load
-  res = load(folder, curves=False)
-  return [plots.rho_lr_matrix(os.path.join(folder, "figures", "rho_lr_matrix.png"), res.fit,
-                              res.runs),
-          *plots.curves_of(res)]
+  return plots.summary_and_curves(folder, "rho_lr_matrix.png", plots.rho_lr_matrix)
 
 
 EXPERIMENT = registry.Experiment(

@@ -243,6 +243,14 @@ def curves(path: str, steps: np.ndarray, values: dict[str, np.ndarray], rows: li
   return _save(fig, path)
 
 
+def summary_and_curves(folder: str, name: str, draw) -> list[str]:
+  """A finished folder's one summary figure, draw(path, its fit or summary, its runs),
+  saved as figures/`name`, and its curves where curves.npz is there."""
+  from grokjax.results import load
+  res = load(folder, curves=False)
+  return [draw(os.path.join(folder, "figures", name), res.fit, res.runs), *curves_of(res)]
+
+
 def curves_of(res) -> list[str]:
   """figures/curves.png of a loaded folder (`grokjax.load`), or nothing without curves."""
   if not res.curves:

@@ -186,13 +186,8 @@ def print_summary(result: dict[str, Any]) -> None:
 
 def figures(folder: str) -> list[str]:
   """The sparse-parity rows beside the authors' (summary.json) and the curves."""
-  import os
   from grokjax import plots
-  from grokjax.results import load
-  res = load(folder, curves=False)
-  return [plots.sparse_parity(os.path.join(folder, "figures", "sparse_parity.png"), res.fit,
-                              res.runs),
-          *plots.curves_of(res)]
+  return plots.summary_and_curves(folder, "sparse_parity.png", plots.sparse_parity)
 
 
 EXPERIMENT = registry.Experiment(
