@@ -263,10 +263,10 @@ def main(experiment: str, run: Callable[[Session], dict] | None = None, argv=Non
     say("dry run: nothing trained, nothing written")
     return 0
   try:
+    pad = {"on": True, "off": False}.get(getattr(args, "pad_moduli", "auto"), "auto")
     sess = Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
-                      checkpoint_every_s=args.checkpoint_every,
-                      overlap=_overlap(args))
-    sess.pad_moduli = {"on": True, "off": False}.get(getattr(args, "pad_moduli", "auto"), "auto")
+                   checkpoint_every_s=args.checkpoint_every, overlap=_overlap(args),
+                   pad_moduli=pad)
   except (ConfigMismatch, OSError) as e:
     print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
     return 2

@@ -200,7 +200,7 @@ def params_note(cfg: Config, cells: list[Cell]) -> str:
 
 def eta_update(sess: "Session", p: int, free_rows, remaining: list[Cell]) -> None:
   """After a free control: the expected time left, with the prior rescaled by its median."""
-  est = getattr(sess, "estimate", None)
+  est = sess.estimate
   med = cell_summary(free_rows)["median_t_grok"]
   if est is None or est.rate is None or med is None or not remaining:
     return

@@ -141,7 +141,7 @@ def pad_moduli(sess: Session) -> bool:
   """Whether this session trains every modulus in one padded program (`Task.sizes`):
   --pad-moduli on, or auto on an accelerator (on a CPU, where runs go one by one, the
   padding would only add work); the MLP on a modular problem, two moduli or more."""
-  cfg, mode = sess.cfg, getattr(sess, "pad_moduli", "auto")
+  cfg, mode = sess.cfg, sess.pad_moduli
   if mode is False or len(cfg.moduli) < 2:
     return False
   if mode == "auto":

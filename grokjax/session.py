@@ -26,10 +26,11 @@ class Session:
   """A results folder: config.json, cached phases, checkpoints, final tables."""
 
   def __init__(self, cfg: Config, out: str, *, force_new: bool = False, progress: bool = True,
-               checkpoint_every_s: float = 60.0, overlap: bool | str = "auto"):
+               checkpoint_every_s: float = 60.0, overlap: bool | str = "auto",
+               pad_moduli: bool | str = "auto"):
     self.cfg, self.out, self.progress = cfg, out, progress
     self.checkpoint_every_s, self.overlap = checkpoint_every_s, overlap
-    self.pad_moduli: bool | str = "auto"  # pinned_norm: several moduli in one program
+    self.pad_moduli = pad_moduli  # pinned_norm: several moduli in one program (True/False/auto)
     cfg_path = os.path.join(out, "config.json")
     # (grokjax's own lock and half-written files, perhaps another process's of this same
     # jax.distributed run, do not make a folder the user's)
