@@ -23,7 +23,8 @@ def _save(fig, path: str) -> str:
   fig.tight_layout()
   for fmt, target in (("png", path), ("pdf", os.path.splitext(path)[0] + ".pdf")):
     buf = _io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=150)
+    fig.savefig(buf, format=fmt, dpi=150,  # no creation date: the same figure, the same bytes
+                metadata={"CreationDate": None} if fmt == "pdf" else None)
     atomic_bytes(target, buf.getvalue())
     _own(target)
   plt.close(fig)
