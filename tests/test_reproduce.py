@@ -272,3 +272,34 @@ def test_a_claim_with_one_of_its_folders_missing_reports_the_rest(tmp_path):
   gap = [r for r in rows if r.verdict == "not measured"]
   assert len(gap) == 1 and "frac0.65" in gap[0].quantity and "--only train_fraction" in gap[0].note
   assert any(r.ours is not None for r in rows if r.verdict != "not measured")
+
+
+def test_a_whole_norm_clamp_that_never_groks_reads_as_bounds_and_a_censored_slope(tmp_path):
+  """The total norm held with LayerNorm, where every run at rho >= 1 stops at its budget
+  ungrokked: those cells read '>= budget' (with how many grokked), the slope comes from
+  their bounds give a lower bound on the slope, and 'LayerNorm removes the dependence' is
+  read as a test on that bound (refuted here: the bound, 15.4, reaches the law without)."""
+  rng = np.random.default_rng(5)
+  root = tmp_path / "results" / "transformer_layernorm"
+  noln = law_rows(59, 15.0, np.log(718) - 15.0 * 0.85, 37.0, 8, [0.85, 0.925, 1.0, 1.05], rng,
+                  lr=5e-4)
+  _write(str(root / "no_layernorm"), noln, arch="transformer", moduli=[59])
+  whole = law_rows(71, 30.0, np.log(2000) - 30.0 * 0.85, 18.0, 8, [0.85, 1.0, 1.15, 1.3], rng)
+  for r in whole:
+    if r["arm"] == "clamp" and r["rho"] >= 1.0:  # stopped at a budget of 20,000 ungrokked
+      r.update(t_grok=20000, grokked=False, censored=True, budget=20000)
+  _write(str(root / "layernorm"), [dict(r, layernorm=True) for r in whole], arch="transformer",
+         layernorm=True, moduli=[71])
+  rows, _ = report.report(str(tmp_path / "results"), n_boot=100, only=["transformer_layernorm"])
+  by = {r.quantity: r for r in rows}
+  cell = by["median T_grok, whole norm at rho 1.00, LayerNorm"]
+  assert cell.ours == ">= 20,000" and cell.note.startswith("0 of 8 grokked within the budget 20,000")
+  assert by["median T_grok, whole norm at rho 0.85, LayerNorm"].ours == pytest.approx(2000, rel=0.1)
+  bound = by["lower bound on the slope of ln T_grok on rho, whole norm held, LayerNorm"]
+  assert bound.ours == pytest.approx(np.log(20000 / 2000) / 0.15, rel=0.1)  # 0.85 -> 1.00
+  aft = by["slope of ln T_grok on rho, whole norm held, LayerNorm (per-run censored fit)"]
+  assert aft.ours is not None and "24 of 32 runs censored" in aft.note
+  removes = by["LayerNorm removes the dependence, whole norm held (the paper held single weight "
+               "groups)"]
+  assert removes.verdict == "differs"  # the bound's CI sits above the law without LayerNorm
+  assert "slope of ln T_grok on rho with LayerNorm, whole norm held, p=71" not in by
