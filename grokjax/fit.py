@@ -233,6 +233,10 @@ def bounded_median(folds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def format_fold(fold: dict[str, Any]) -> str:
+  """'18.0x', '>= 12.2x' for a lower bound, 'undefined' without a value (read from JSON,
+  where NaN is null)."""
+  if fold.get("value") is None or not np.isfinite(fold["value"]):
+    return "undefined"
   return f"{'>= ' if fold['lower_bound'] else ''}{fold['value']:.1f}x"
 
 

@@ -110,8 +110,8 @@ def _draw_delay_law(ax, rows, result, title):
     grid = np.linspace(inside.min(), inside.max(), 50) if len(inside) else np.array([])
     if cells.get("alpha") is not None:
       ax.plot(grid + dx, np.exp(cells["intercept"] + cells["alpha"] * grid), "-", color=color,
-              label=f"p={p}: alpha {cells['alpha']:.2f}{_ci_text(cells.get('alpha_ci'))}, "
-                    f"R2 {cells['r2']:.3f}")
+              label=f"p={p}: alpha {cells['alpha']:.2f}{_ci_text(cells.get('alpha_ci'))}"
+                    + (f", R2 {cells['r2']:.3f}" if cells.get("r2") is not None else ""))
     icpt = (shared.get("intercepts") or {}).get(str(p), (shared.get("intercepts") or {}).get(p))
     if shared.get("alpha") is not None and icpt is not None:
       ax.plot(grid + dx, np.exp(icpt + shared["alpha"] * grid), "--", color=color, lw=1)
@@ -514,7 +514,8 @@ def sparse_parity(path: str, result: dict[str, Any], rows: list[dict] | None = N
   _plain_log_axis(axes[2].yaxis)
   rhos = list(result["by_rho"])
   ax = axes[3]
-  ax.bar(np.arange(len(rhos)) - 0.2, [result["by_rho"][r]["slowdown"]["value"] for r in rhos],
+  ax.bar(np.arange(len(rhos)) - 0.2, [np.nan if result["by_rho"][r]["slowdown"]["value"] is None
+                                    else result["by_rho"][r]["slowdown"]["value"] for r in rhos],
          0.4, label="grokjax")
   ax.bar(np.arange(len(rhos)) + 0.2, [a["slowdown"].get(float(r), np.nan) for r in rhos], 0.4,
          color="none", edgecolor="k", label="authors")
