@@ -239,6 +239,82 @@ def _matched_line(m: dict) -> str:
           "ln(s) / (kappa lr wd))")
 
 
+def both_laws(path: str, free_rows: list[dict[str, Any]], clamp_rows: list[dict] | None):
+  """The two halves of the law on one axis of norm: T_grok of free runs against the
+  starting norm (log x: the logarithmic delay is a straight line) and, from a pinned_norm
+  folder, T_grok of held runs against the held norm (log y: the exponential one)."""
+  from grokjax import plots
+  plt = plots.plt
+  fig, axes = plt.subplots(1, 2 if clamp_rows else 1, figsize=(11 if clamp_rows else 6.4, 4.6),
+                           squeeze=False)
+  ax = axes[0, 0]
+  keys = sorted({(r["lr"], r["wd"]) for r in free_rows})
+  for k, (lr, wd) in enumerate(keys):
+    mine = [r for r in free_rows if r["lr"] == lr and r["wd"] == wd]
+    rs = [r for r in mine if r["grokked"]]
+    ax.plot([r["start_norm"] for r in rs], [r["t_grok"] for r in rs], "o", ms=2.5, alpha=0.4,
+            color=f"C{k}")
+    pts = []
+    for s in sorted({r.get("scale") for r in mine}, key=lambda v: (v is None, v or 0)):
+      cell = [r for r in mine if r.get("scale") == s]
+      med, ci = plots.median_with_ci(cell)
+      if med is not None:
+        pts.append((float(np.median([r["start_norm"] for r in cell])), med, ci))
+    if pts:
+      x, y, cis = zip(*pts)
+      err = np.array([[m - c[0], c[1] - m] if c else [0, 0] for m, c in zip(y, cis)]).T
+      ax.errorbar(x, y, yerr=err, fmt="s-", ms=5, mec="k", capsize=3, color=f"C{k}",
+                  label=f"free: lr {lr:g}, wd {wd:g} (cell median, 95% CI)")
+  ax.set_xscale("log")
+  plots.plain_log_axis(ax.xaxis)
+  ax.set_xlabel("starting norm ||W_0|| (log)")
+  ax.set_ylabel("T_grok (steps)")
+  ax.set_title("free training: T_grok against the starting norm (the law: linear in its log)",
+               fontsize=9)
+  ax.legend(fontsize=7)
+  if clamp_rows:
+    ax = axes[0, 1]
+    for k, p in enumerate(sorted({r["p"] for r in clamp_rows})):
+      rs = [r for r in clamp_rows if r["p"] == p and r["grokked"] and not r["diverged"]]
+      ax.plot([r["target_norm"] for r in rs], [r["t_grok"] for r in rs], "o", ms=3,
+              alpha=0.6, color=f"C{k}", label=f"held: p={p}")
+    ax.set_yscale("log")
+    ax.set_xlabel("held norm rho W_c")
+    ax.set_ylabel("T_grok (steps, log)")
+    ax.set_title("pinned norm: T_grok against the held norm (the law: its log linear in it)",
+                 fontsize=9)
+    ax.legend(fontsize=7)
+  return plots.save(fig, path)
+
+
+def matched_delay(path: str, pairs: np.ndarray, result: dict[str, Any]):
+  """The free-norm delay seed by seed: T_grok(s) - T_grok(1) of the same seed against
+  ln(s) / (lr wd) (`pairs`: rows [lr, wd, x, y], `grokjax.free_norm_delay.matched_pairs`),
+  one colour per (lr, wd), with the pooled matched fit and its CI."""
+  from grokjax import plots
+  plt = plots.plt
+  fig, ax = plt.subplots(figsize=(6.2, 4.4))
+  cells = sorted({(lr, wd) for lr, wd in pairs[:, :2]})
+  for k, (lr, wd) in enumerate(cells):
+    mine = (pairs[:, 0] == lr) & (pairs[:, 1] == wd)
+    ax.scatter(pairs[mine, 2], pairs[mine, 3], s=12, alpha=0.6, color=f"C{k}",
+               label=f"lr {lr:g}, wd {wd:g}")
+  xmax = pairs[:, 2].max() if len(pairs) else 0.0
+  m = result.get("kappa_matched_pooled") or {}
+  if m.get("kappa") and xmax:
+    xs = np.linspace(0, xmax, 50)
+    ci = m.get("kappa_ci")
+    ci_text = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+    ax.plot(xs, m["intercept"] + xs / m["kappa"], "k-",
+            label=f"pooled: kappa = {m['kappa']:.2f}{ci_text}, R2 = {m['r2']:.2f}")
+    ax.plot(xs, xs, "k:", lw=1, label="kappa = 1: bare weight-decay contraction")
+  ax.set_xlabel("ln(s) / (lr wd)  (steps)")
+  ax.set_ylabel("T_grok(s) - T_grok(1), same seed (steps)")
+  ax.set_title(f"free-norm delay: weights x s at step {result.get('kick_at', 0)}", fontsize=9)
+  ax.legend(fontsize=8)
+  return plots.save(fig, path)
+
+
 def figures(folder: str) -> list[str]:
   """Both halves of the law (with --clamp-from's held runs), the matched delay seed by
   seed (runs.csv, fit.json) and the curves."""
@@ -250,8 +326,8 @@ def figures(folder: str) -> list[str]:
   if clamp_from and os.path.isfile(os.path.join(clamp_from, "runs.csv")):
     clamp_rows = [r for r in io.read_runs(os.path.join(clamp_from, "runs.csv"))
                   if r["arm"] == "clamp"]
-  return [plots.both_laws(os.path.join(folder, "figures", "both_laws.png"), res.runs, clamp_rows),
-          plots.matched_delay(os.path.join(folder, "figures", "matched_delay.png"),
+  return [both_laws(os.path.join(folder, "figures", "both_laws.png"), res.runs, clamp_rows),
+          matched_delay(os.path.join(folder, "figures", "matched_delay.png"),
                               matched_pairs(res.runs), res.fit),
           *plots.curves_of(res)]
 

@@ -124,10 +124,66 @@ def norm_interventions(sess: Session) -> dict[str, Any]:
   return result
 
 
+def interventions_figure(path: str, result: dict[str, Any], rows: list[dict] | None = None):
+  """Left: median T_grok of one-shot rescales and sustained holds against rho, with the
+  free control's median as a line. Right: the one-shot kicks of single weight groups
+  (x kick_factor at t_int), one column each. Log T_grok axes; with the runs `rows`, every
+  median carries its 95 % seed-bootstrap CI."""
+  from grokjax import plots
+  plt = plots.plt
+  fig, (ax, axk) = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True,
+                                gridspec_kw=dict(width_ratios=[2.2, 1]))
+
+  def point(a, x, key, rho=None, group=None, **style):
+    """One median with its CI (from rows) at x; a median beyond the budget as a triangle."""
+    cell = [r for r in rows or [] if r["arm"] == key and (rho is None or r["rho"] == rho)
+            and (group is None or r.get("group") == group)]
+    med, ci = plots.median_with_ci(cell) if cell else (None, None)
+    if med is None:
+      return
+    a.errorbar([x], [med], yerr=None if ci is None else [[med - ci[0]], [ci[1] - med]],
+               capsize=3, **style)
+
+  control = result["control"]["median_t_grok"]
+  for key, label, color in (("oneshot", "one-shot rescale to rho W_c at t_int, then free", "C0"),
+                            ("hold", "sustained hold at rho W_c from t_int", "C3")):
+    xs = [float(k) for k, c in result[key].items() if c["median_t_grok"] is not None]
+    ys = [c["median_t_grok"] for c in result[key].values() if c["median_t_grok"] is not None]
+    ax.plot(xs, ys, "o-", color=color, label=label)
+    for x in xs:
+      point(ax, x, key, rho=x, fmt="none", ecolor=color)
+    cens = [float(k) for k, c in result[key].items() if c["median_t_grok"] is None]
+    if cens:
+      ax.plot(cens, [result["budget"]] * len(cens), "^", color=color, mfc="none",
+              label=f"{key}: median beyond the budget {result['budget']:,}")
+  for a in (ax, axk):
+    if control is not None:
+      a.axhline(control, color="k", ls=":", lw=1, label="free control (median)")
+  groups = list(result["kick"])
+  for j, g in enumerate(groups):
+    y = result["kick"][g]["median_t_grok"]
+    axk.plot([j], [np.nan if y is None else y], "s", color="C2",
+             label=f"one-shot x{result['kick_factor']:g} of one group" if j == 0 else None)
+    point(axk, j, "kick", group=g, fmt="none", ecolor="C2")
+  axk.set_xticks(range(len(groups)), groups, rotation=20, fontsize=8)
+  axk.set_xlim(-0.6, len(groups) - 0.4)
+  axk.set_xlabel("weight group kicked at t_int")
+  ax.set_yscale("log")
+  plots.plain_log_axis(ax.yaxis)
+  ax.tick_params(axis="y", which="minor", labelsize=7)
+  ax.set_xlabel("rho (norm in units of W_c)")
+  ax.set_ylabel("median T_grok (steps, log)" + (", 95% CI" if rows else ""))
+  ax.set_title(f"p={result['p']}: one-shot span {fit.format_fold(result['span_oneshot'])}, "
+               f"sustained span {fit.format_fold(result['span_hold'])}", fontsize=9)
+  ax.legend(fontsize=7)
+  axk.legend(fontsize=7)
+  return plots.save(fig, path)
+
+
 def figures(folder: str) -> list[str]:
   """The interventions against rho and per weight group (fit.json) and the curves."""
   from grokjax import plots
-  return plots.summary_and_curves(folder, "interventions.png", plots.interventions)
+  return plots.summary_and_curves(folder, "interventions.png", interventions_figure)
 
 
 EXPERIMENT = registry.Experiment(

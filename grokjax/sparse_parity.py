@@ -184,10 +184,75 @@ def print_summary(result: dict[str, Any]) -> None:
       + f"; W_c CV across lr {result['wc_cv_across_lr']:.1%} (authors {a['wc_cv_across_lr']:.0%})")
 
 
+def sparse_parity_figure(path: str, result: dict[str, Any], rows: list[dict] | None = None):
+  """The sparse-parity rows, ours (filled, with 95 % seed-bootstrap CIs from the runs
+  `rows`) beside the authors' (open): W_c against m and against weight decay, median
+  T_grok against the learning rate, clamp slowdowns."""
+  from grokjax import plots
+  plt = plots.plt
+  from grokjax import paper
+  from grokjax.stats import critical_norm, seed_bootstrap
+  a = paper.SPARSE_PARITY
+  fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
+  m0, lr0, wd0 = result["m"], result["lr"], result["wd"]
+  free = [r for r in rows or [] if r["arm"] == "free"]
+  pick = {"m": lambda r, x: r["m"] == int(x) and np.isclose(r["lr"], lr0) and r["wd"] == wd0,
+          "wd": lambda r, x: r["m"] == m0 and np.isclose(r["lr"], lr0) and np.isclose(r["wd"], x),
+          "lr": lambda r, x: r["m"] == m0 and np.isclose(r["lr"], x) and r["wd"] == wd0}
+
+  def ci(along: str, x: float, key: str):
+    cell = [r for r in free if pick[along](r, x)]
+    if not cell:
+      return None
+    if key == "wc":
+      return seed_bootstrap(cell, lambda rs: critical_norm(rs) if rs else None, n_boot=400)[1]
+    return plots.median_with_ci(cell)[1]
+
+  def pairs(ax, along: str, ours: dict, theirs: dict, key: str, xlabel: str, ylabel: str,
+            logx=False):
+    xs = [float(k) for k in ours]
+    ys = np.array([np.nan if v[key] is None else v[key] for v in ours.values()], float)
+    cis = [ci(along, x, key) for x in xs]
+    err = np.array([[y - c[0], c[1] - y] if c and np.isfinite(y) else [0, 0]
+                    for y, c in zip(ys, cis)]).T
+    ax.errorbar(xs, ys, yerr=err if rows else None, fmt="o-", capsize=3,
+                label="grokjax" + (" (95% CI)" if rows else ""))
+    tx = [x for x, v in theirs.items() if v is not None]
+    ax.plot(tx, [theirs[x] for x in tx], "s", mfc="none", color="k", label="authors")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+      ax.set_xscale("log")
+      ax.set_xticks(xs, [f"{x:g}" for x in xs], rotation=45, fontsize=7)
+      ax.xaxis.set_minor_formatter(plots.matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=7)
+
+  pairs(axes[0], "m", result["by_m"], a["wc_by_m"], "wc", "training examples m", "W_c")
+  pairs(axes[1], "wd", result["by_wd"], a["wc_by_wd"], "wc", "weight decay",
+        "W_c (no point: no grok)", logx=True)
+  pairs(axes[2], "lr", result["by_lr"], a["t_grok_by_lr"], "median_t_grok", "learning rate",
+        "median T_grok (log)", logx=True)
+  axes[2].set_yscale("log")
+  plots.plain_log_axis(axes[2].yaxis)
+  rhos = list(result["by_rho"])
+  ax = axes[3]
+  ax.bar(np.arange(len(rhos)) - 0.2, [np.nan if result["by_rho"][r]["slowdown"]["value"] is None
+                                    else result["by_rho"][r]["slowdown"]["value"] for r in rhos],
+         0.4, label="grokjax")
+  ax.bar(np.arange(len(rhos)) + 0.2, [a["slowdown"].get(float(r), np.nan) for r in rhos], 0.4,
+         color="none", edgecolor="k", label="authors")
+  ax.axhline(1.0, color="grey", lw=0.8)
+  ax.set_xticks(np.arange(len(rhos)), [f"rho {r}" for r in rhos])
+  ax.set_ylabel("clamp / free median T_grok")
+  ax.legend(fontsize=7)
+  fig.suptitle(f"sparse parity n={result['n']}, m={result['m']}", fontsize=9)
+  return plots.save(fig, path)
+
+
 def figures(folder: str) -> list[str]:
   """The sparse-parity rows beside the authors' (summary.json) and the curves."""
   from grokjax import plots
-  return plots.summary_and_curves(folder, "sparse_parity.png", plots.sparse_parity)
+  return plots.summary_and_curves(folder, "sparse_parity.png", sparse_parity_figure)
 
 
 EXPERIMENT = registry.Experiment(
