@@ -212,19 +212,19 @@ def curves(path: str, steps: np.ndarray, values: dict[str, np.ndarray], rows: li
   picked = [i for ids in cells.values() for i in ids[:per_cell]]
   swept = [k for k in SWEPT if len({rows[i].get(k) for i in picked} - {None}) > 1] or ["arm"]
   key = lambda i: tuple((rows[i].get(k) is None, rows[i].get(k) or 0) for k in swept)
-  free = lambda k: all(missing for missing, _ in k)  # a free run: no swept value set
-  order = sorted(dict.fromkeys(key(i) for i in picked if not free(key(i))))
+  free = lambda i: rows[i]["arm"] == "free" and "rho" in swept  # the controls of a rho sweep
+  order = sorted(dict.fromkeys(key(i) for i in picked if not free(i)))
   cmap = plt.get_cmap("viridis")
   shade = {v: cmap(j / max(1, len(order) - 1) * 0.9) for j, v in enumerate(order)}
-  shade.update({key(i): "0.45" for i in picked if free(key(i))})
-  picked.sort(key=lambda i: (not free(key(i)), key(i)))  # the legend: free first, then in order
+  colour = lambda i: "0.45" if free(i) else shade[key(i)]
+  picked.sort(key=lambda i: (not free(i), key(i)))  # the legend: free first, then in order
   fig, (ax_acc, ax_norm) = plt.subplots(2, 1, figsize=(7.2, 6.2), sharex=True)
   named = set()
   for i in picked:
-    r, color = rows[i], shade[key(i)]
+    r, color = rows[i], colour(i)
     keep = (steps[i] > 0) & np.isfinite(values["test_acc"][i])
     x = steps[i][keep]
-    label = ("free control" if free(key(i)) else
+    label = ("free control" + (f", p {r['p']}" if "p" in swept else "") if free(i) else
              ", ".join(f"{k} {r.get(k) if r.get(k) is not None else '-'}" for k in swept))
     ax_acc.plot(x, values["test_acc"][i][keep], color=color, lw=1,
                 label=label if label not in named else None)
