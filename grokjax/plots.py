@@ -138,7 +138,7 @@ def _draw_delay_law(ax, rows, result, title):
 def wc_vs_p(path: str, result: dict[str, Any], rows: list[dict] | None = None):
   """W_c against p on log-log axes with the power-law fit (beta with its CI); with the
   free runs `rows`, each W_c with its 95 % seed-bootstrap CI."""
-  from grokjax.stats import critical_norm, seed_bootstrap
+  from grokjax.stats import critical_norm_or_none, seed_bootstrap
   fig, ax = plt.subplots(figsize=(5.4, 4.2))
   per = result["per_modulus"]
   ps = np.array([int(p) for p in per], float)
@@ -148,7 +148,7 @@ def wc_vs_p(path: str, result: dict[str, Any], rows: list[dict] | None = None):
     lr0 = result.get("lr")
     cis = [seed_bootstrap([r for r in rows if r["p"] == int(p) and r["arm"] == "free"
                            and (lr0 is None or np.isclose(r["lr"], lr0))],
-                          lambda rs: critical_norm(rs) if rs else None, n_boot=400)[1]
+                          critical_norm_or_none, n_boot=400)[1]
            for p in per]
     err = np.array([[w - c[0], c[1] - w] if c else [0, 0] for w, c in zip(wc, cis)]).T
   ax.errorbar(ps, wc, yerr=err, fmt="o", capsize=3, label="W_c, median over seeds"
@@ -265,14 +265,11 @@ def wc_vs_frac(path: str, per_frac: dict[float, list[dict]], paper: dict[float, 
   """W_c against the train fraction at one modulus, from one free_training folder per
   fraction: the mean norm at T_grok (the paper's estimator) and the median (ours), each
   with its 95 % seed-bootstrap CI, beside the paper's values (open squares)."""
-  from grokjax.stats import critical_norm, seed_bootstrap
-  mean = lambda rs: (float(np.mean([r["norm_at_grok"] for r in rs if r["grokked"]
-                                    and not r["diverged"]])) if any(r["grokked"] for r in rs)
-                     else None)
+  from grokjax.stats import critical_norm_or_none, mean_norm, seed_bootstrap
   fig, ax = plt.subplots(figsize=(5.6, 4.2))
   fracs = sorted(per_frac)
-  for k, (stat, name) in enumerate(((mean, "mean (the paper's estimator)"),
-                                    (lambda rs: critical_norm(rs) if rs else None, "median"))):
+  for k, (stat, name) in enumerate(((mean_norm, "mean (the paper's estimator)"),
+                                    (critical_norm_or_none, "median"))):
     vals = [seed_bootstrap(per_frac[f], stat, n_boot=n_boot) for f in fracs]
     y = np.array([np.nan if v is None else v for v, _ in vals], float)
     err = np.array([[m - c[0], c[1] - m] if c else [0, 0] for m, (_, c) in zip(y, vals)]).T

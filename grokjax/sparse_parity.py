@@ -191,7 +191,7 @@ def sparse_parity_figure(path: str, result: dict[str, Any], rows: list[dict] | N
   from grokjax import plots
   plt = plots.plt
   from grokjax import paper
-  from grokjax.stats import critical_norm, seed_bootstrap
+  from grokjax.stats import critical_norm_or_none, seed_bootstrap
   a = paper.SPARSE_PARITY
   fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
   m0, lr0, wd0 = result["m"], result["lr"], result["wd"]
@@ -205,7 +205,7 @@ def sparse_parity_figure(path: str, result: dict[str, Any], rows: list[dict] | N
     if not cell:
       return None
     if key == "wc":
-      return seed_bootstrap(cell, lambda rs: critical_norm(rs) if rs else None, n_boot=400)[1]
+      return seed_bootstrap(cell, critical_norm_or_none, n_boot=400)[1]
     return plots.median_with_ci(cell)[1]
 
   def pairs(ax, along: str, ours: dict, theirs: dict, key: str, xlabel: str, ylabel: str,

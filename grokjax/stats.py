@@ -19,6 +19,17 @@ def critical_norm(rows: list[dict[str, Any]]) -> float:
   return float(np.median(w)) if w else float("nan")
 
 
+def critical_norm_or_none(rows) -> float | None:
+  """W_c, None when no run grokked: the form `seed_bootstrap` takes (undefined, not NaN)."""
+  return finite_or_none(critical_norm(rows))
+
+
+def mean_norm(rows) -> float | None:
+  """The paper's W_c estimator: the mean norm at T_grok of the grokked free runs."""
+  w = [r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]
+  return float(np.mean(w)) if w else None
+
+
 def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
                    n_boot: int = 1000, rng_seed: int = 0) -> tuple[float | None, list | None]:
   """stat(rows) and its 95 % percentile CI over seeds resampled with replacement.

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from grokjax import paper
-from grokjax.reproduction.table import (Folder, Row, aft_fit, critical_norm, delay_fit,
-                                        fmt_ci, grok_fraction, in_range, median_t_grok, num,
-                                        paper_row, qual_row, verdict)
-from grokjax.stats import seed_bootstrap
+from grokjax.reproduction.table import (Folder, Row, aft_fit, delay_fit, fmt_ci, grok_fraction,
+                                        in_range, median_t_grok, num, paper_row, qual_row,
+                                        verdict)
+from grokjax.stats import critical_norm_or_none, seed_bootstrap
 
 def transformer_rows(fs: dict[str, Folder], n_boot: int, reference: list | None = None
                      ) -> list[Row]:
@@ -27,7 +27,7 @@ def transformer_rows(fs: dict[str, Folder], n_boot: int, reference: list | None 
       continue
     f = fs[name]
     tag = "" if name == "no_layernorm" else " (paper grid)"
-    wc, wc_ci = seed_bootstrap(f.free(), critical_norm, n_boot)
+    wc, wc_ci = seed_bootstrap(f.free(), critical_norm_or_none, n_boot)
     out.append(paper_row(claim, f"W_c without LayerNorm, p=59{tag}", tf["wc"], None, wc, wc_ci))
     t, t_ci = seed_bootstrap(f.free(), median_t_grok, n_boot)
     out.append(paper_row(claim, f"median T_grok, free control, no LayerNorm{tag}", tf["free_median"],

@@ -10,12 +10,11 @@ from typing import Sequence
 import numpy as np
 
 from grokjax import fit, paper
-from grokjax.reproduction.table import (Folder, Row, aft_fit, critical_norm, delay_fit,
-                                        fmt_ci, grok_fraction, mean_norm, median_t_grok,
-                                        nearest_index, num, paper_row, qual_row,
-                                        r2_of_cell_medians, r2_of_shared_fit, seed_cv,
-                                        shared_fit)
-from grokjax.stats import finite_or_none, seed_bootstrap
+from grokjax.reproduction.table import (Folder, Row, aft_fit, delay_fit, fmt_ci,
+                                        grok_fraction, median_t_grok, nearest_index, num,
+                                        paper_row, qual_row, r2_of_cell_medians,
+                                        r2_of_shared_fit, seed_cv, shared_fit)
+from grokjax.stats import critical_norm_or_none, finite_or_none, mean_norm, seed_bootstrap
 
 def dense_rho_rows(f: Folder, n_boot: int) -> list[Row]:
   """Claims 1 and 6: the delay law over 0.85-1.25, saturation at 1.30, grok fractions."""
@@ -23,7 +22,7 @@ def dense_rho_rows(f: Folder, n_boot: int) -> list[Row]:
   clamp = f.clamp(paper.DENSE_RHO["p"])
   fitted = [r for r in clamp if r["rho"] <= 1.25 + 1e-9]
   out = []
-  wc, wc_ci = seed_bootstrap(f.free(), critical_norm, n_boot)
+  wc, wc_ci = seed_bootstrap(f.free(), critical_norm_or_none, n_boot)
   out.append(paper_row(claim, "W_c at p=59 (free control)", paper.MODULI_SCAN["wc"][59], None, wc, wc_ci,
                   "paper value from its moduli scan"))
   d = delay_fit(fitted, n_boot)
@@ -79,7 +78,7 @@ def moduli_scan_rows(f: Folder, n_boot: int) -> list[Row]:
   claim = "2 moduli scan"
   out = []
   for p in sorted({r["p"] for r in f.rows}):
-    wc, ci = seed_bootstrap(f.free(p), critical_norm, n_boot)
+    wc, ci = seed_bootstrap(f.free(p), critical_norm_or_none, n_boot)
     out.append(paper_row(claim, f"W_c, p={p}", paper.MODULI_SCAN["wc"].get(p), None, wc, ci))
   for p in sorted({r["p"] for r in f.rows}):
     d = delay_fit(f.clamp(p), n_boot)
@@ -155,7 +154,7 @@ def free_training_rows(f: Folder, n_boot: int) -> list[Row]:
   out, wcs = [], {}
   for p in sorted({r["p"] for r in f.rows}):
     rows = f.free(p)
-    wc, ci = seed_bootstrap(rows, critical_norm, n_boot)
+    wc, ci = seed_bootstrap(rows, critical_norm_or_none, n_boot)
     wcs[p] = wc
     out.append(paper_row(claim, f"W_c, p={p} ({sum(r['grokked'] for r in rows)}/{len(rows)} grokked)",
                     paper.FREE_TRAINING["wc"].get(p), None, wc, ci,
@@ -170,7 +169,7 @@ def free_training_rows(f: Folder, n_boot: int) -> list[Row]:
   ps = [p for p, w in wcs.items() if w is not None]
 
   def beta(rows):
-    pts = [(p, critical_norm([r for r in rows if r["p"] == p])) for p in ps]
+    pts = [(p, critical_norm_or_none([r for r in rows if r["p"] == p])) for p in ps]
     pts = [(p, w) for p, w in pts if w is not None]
     return fit.fit_power_law(*zip(*pts))["beta"] if len(pts) >= 2 else None
 
@@ -309,7 +308,7 @@ def train_fraction_rows(folders: Sequence[Folder], n_boot: int) -> list[Row]:
   out = []
   for f in folders:
     frac = float(f.config["frac"])
-    wc, ci = seed_bootstrap(f.free(), critical_norm, n_boot)
+    wc, ci = seed_bootstrap(f.free(), critical_norm_or_none, n_boot)
     ref = {round(k, 2): v for k, v in paper.TRAIN_FRACTION["wc"].items()}.get(round(frac, 2))
     mean, mean_ci = seed_bootstrap(f.free(), mean_norm, n_boot)
     out.append(paper_row(claim, f"W_c (mean, the paper's estimator), p=59, train fraction {frac:.2f}",

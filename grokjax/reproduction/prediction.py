@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from grokjax import fit, io
-from grokjax.reproduction.table import (Folder, Row, critical_norm, delay_fit, median_t_grok,
-                                        num, paper_row, shared_fit)
-from grokjax.stats import seed_bootstrap
+from grokjax.reproduction.table import (Folder, Row, delay_fit, median_t_grok, num, paper_row,
+                                        shared_fit)
+from grokjax.stats import critical_norm_or_none, seed_bootstrap
 
 def user_moduli_rows(f: Folder, scan: Folder | None, prediction: dict | None,
                      n_boot: int) -> list[Row]:
@@ -22,7 +22,7 @@ def user_moduli_rows(f: Folder, scan: Folder | None, prediction: dict | None,
   out = []
   pred = (prediction or {}).get("moduli", {})
   for p in sorted({r["p"] for r in f.rows}):
-    wc, ci = seed_bootstrap(f.free(p), critical_norm, n_boot)
+    wc, ci = seed_bootstrap(f.free(p), critical_norm_or_none, n_boot)
     pw = pred.get(str(p), {}).get("wc")
     out.append(Row(claim, f"W_c, p={p}", _pred_text(pw), None, wc, ci, _pred_verdict(pw, wc, ci),
                    "left: locked prediction" if pw else "no locked prediction"))
@@ -78,7 +78,7 @@ def predict_user_moduli(scan: Folder, moduli: Sequence[int], rhos: Sequence[floa
   def model(rows):
     wc, per = {}, {}
     for p in scan_ps:
-      wc[p] = critical_norm([r for r in rows if r["arm"] == "free" and r["p"] == p])
+      wc[p] = critical_norm_or_none([r for r in rows if r["arm"] == "free" and r["p"] == p])
       cells = {}
       for r in rows:
         if r["arm"] == "clamp" and r["p"] == p:

@@ -52,11 +52,6 @@ class Folder:
     return [r for r in self.rows if r["arm"] == "clamp" and (p is None or r["p"] == p)]
 
 
-def critical_norm(rows) -> float | None:
-  """W_c (`grokjax.stats.critical_norm`), None when no run grokked."""
-  return finite_or_none(stats.critical_norm(rows))
-
-
 def median_t_grok(rows) -> float | None:
   """Median T_grok (`grokjax.stats.censored_median`); None when half or more are
   censored. Diverged runs are neither grok nor censoring times: left out."""
@@ -162,12 +157,6 @@ def paper_row(claim, quantity, paper_value, paper_ci, ours, ours_ci, note="") ->
 def qual_row(claim, quantity, paper_text, ours_text, ok: bool | None, note="") -> Row:
   v = "not measured" if ok is None else ("agrees" if ok else "differs")
   return Row(claim, quantity, paper_text, None, ours_text, None, v, note)
-
-
-def mean_norm(rows) -> float | None:
-  """The paper's W_c estimator: the mean norm at T_grok of the grokked free runs."""
-  w = [r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]
-  return float(np.mean(w)) if w else None
 
 
 def in_range(rows, lo: float, hi: float) -> list[dict]:
