@@ -86,12 +86,17 @@ def _fit(rho, t, censored, seed, modulus, shared, n_boot, rng_seed):
   boots = []
   kept = np.isin(modulus, ps)
   seeds_of = {p: np.unique(seed[modulus == p]) for p in ps}
+  memo: dict[tuple, Any] = {}  # a replicate depends only on its seed counts (few seeds: few)
   for _ in range(n_boot):
     pick = {p: dict(zip(*np.unique(rng.choice(s, len(s)), return_counts=True)))
             for p, s in seeds_of.items()}
-    bc = _cell_medians(rho[kept], t[kept], censored[kept], seed[kept], modulus[kept], pick)
-    if all(len({c[1] for c in bc if c[0] == p}) >= 2 for p in ps):
-      boots.append(_lstsq(bc, shared)[0])
+    key = tuple((p, tuple(sorted(c.items()))) for p, c in pick.items())
+    if key not in memo:
+      bc = _cell_medians(rho[kept], t[kept], censored[kept], seed[kept], modulus[kept], pick)
+      ok = all(len({c[1] for c in bc if c[0] == p}) >= 2 for p in ps)
+      memo[key] = _lstsq(bc, shared)[0] if ok else None
+    if memo[key] is not None:
+      boots.append(memo[key])
   boots = np.array(boots) if boots else np.full((1, len(coef)), np.nan)
   ci = lambda j: ([float(v) for v in np.nanpercentile(boots[:, j], [2.5, 97.5])]
                   if np.isfinite(boots[:, j]).any() else [float("nan")] * 2)
@@ -338,6 +343,7 @@ def fit_aft_delay_law(rho, t_grok, censored=None, seed=None, modulus=None, *,
   rng = np.random.default_rng(rng_seed)
   boots = []
   seeds_of = {p: np.unique(seed[modulus == p]) for p in ps}
+  memo: dict[bytes, float] = {}  # a replicate depends only on its weights (few seeds: few)
   for _ in range(n_boot):
     w = np.zeros(len(y))
     for p, s in seeds_of.items():
@@ -345,7 +351,10 @@ def fit_aft_delay_law(rho, t_grok, censored=None, seed=None, modulus=None, *,
       for si, c in zip(picked, counts):
         w[(modulus == p) & (seed == si)] = c
     if (w[~cens] > 0).sum() >= 2 and len(np.unique(rho[w > 0])) >= 2:
-      boots.append(_aft_mle(X, y, cens, w)[0][0])
+      key = w.tobytes()
+      if key not in memo:
+        memo[key] = _aft_mle(X, y, cens, w)[0][0]
+      boots.append(memo[key])
   ci = ([float(v) for v in np.percentile(boots, [2.5, 97.5])] if boots
         else [float("nan"), float("nan")])
   return dict(alpha=float(coef[0]), alpha_ci=ci, sigma=float(sigma),

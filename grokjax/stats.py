@@ -41,10 +41,12 @@ def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
   seeds = sorted({r["seed"] for r in rows})
   by_seed = {s: [r for r in rows if r["seed"] == s] for s in seeds}
   rng = np.random.default_rng(rng_seed)
-  vals = []
+  vals, memo = [], {}  # a replicate depends only on the seeds drawn, in order (few seeds: few)
   for _ in range(n_boot):
-    picked = [r for s in rng.choice(seeds, len(seeds)) for r in by_seed[s]]
-    v = stat(picked)
+    drawn = tuple(rng.choice(seeds, len(seeds)).tolist())
+    if drawn not in memo:
+      memo[drawn] = stat([r for s in drawn for r in by_seed[s]])
+    v = memo[drawn]
     if v is not None and np.isfinite(v):
       vals.append(v)
   if point is None or len(vals) < 0.9 * n_boot:
