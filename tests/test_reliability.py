@@ -19,10 +19,13 @@ from grokjax.train import train
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _cmd(out):
-  return [sys.executable, os.path.join(ROOT, "experiments", "pinned_norm.py"), "--preset", "smoke",
-          "--steps", "1200", "--retire-margin", "none", "--chunk-steps", "100",
+def _args(out):
+  return ["--preset", "smoke", "--steps", "1200", "--retire-margin", "none", "--chunk-steps", "100",
           "--checkpoint-every", "0", "--no-progress", "--out", out]
+
+
+def _cmd(out):
+  return [sys.executable, os.path.join(ROOT, "experiments", "pinned_norm.py"), *_args(out)]
 
 
 def _has_checkpoint(out, phase):
@@ -47,7 +50,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, capsys):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   assert _has_checkpoint(killed, "clamp_p23") and not os.path.exists(os.path.join(killed, "fit.json"))
-  in_process = lambda out: _cmd(out)[2:] + ["--no-compile-cache"]  # leave JAX's settings alone
+  in_process = lambda out: _args(out) + ["--no-compile-cache"]  # leave JAX's settings alone
   capsys.readouterr()
   assert cli.main("pinned_norm", argv=in_process(killed)) == 0
   assert "free_p23: loaded" in capsys.readouterr().out
