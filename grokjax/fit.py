@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from grokjax.stats import seed_draws
+
 METHOD = ("least squares of ln(median T_grok per cell) on rho; censored runs count as "
           "+inf in the median; cells with >= half censored are excluded; 95 % percentile "
           "bootstrap over seeds")
@@ -82,14 +84,12 @@ def _fit(rho, t, censored, seed, modulus, shared, n_boot, rng_seed):
     raise ValueError("no modulus has two rho values with a known median T_grok "
                      "(fewer than half of a cell's runs censored)")
   coef, r2, r2_within, ps = _lstsq(cells, shared)
-  rng = np.random.default_rng(rng_seed)
   boots = []
   kept = np.isin(modulus, ps)
   seeds_of = {p: np.unique(seed[modulus == p]) for p in ps}
   memo: dict[tuple, Any] = {}  # a replicate depends only on its seed counts (few seeds: few)
-  for _ in range(n_boot):
-    pick = {p: dict(zip(*np.unique(rng.choice(s, len(s)), return_counts=True)))
-            for p, s in seeds_of.items()}
+  for draws in seed_draws(list(seeds_of.values()), n_boot, rng_seed):
+    pick = {p: dict(zip(*np.unique(d, return_counts=True))) for p, d in zip(seeds_of, draws)}
     key = tuple((p, tuple(sorted(c.items()))) for p, c in pick.items())
     if key not in memo:
       bc = _cell_medians(rho[kept], t[kept], censored[kept], seed[kept], modulus[kept], pick)
@@ -340,14 +340,13 @@ def fit_aft_delay_law(rho, t_grok, censored=None, seed=None, modulus=None, *,
   if (~cens).sum() < 2 or len(np.unique(rho)) < 2:
     raise ValueError("an AFT fit needs two rho values and at least two grokked runs")
   coef, sigma = _aft_mle(X, y, cens, np.ones(len(y)))
-  rng = np.random.default_rng(rng_seed)
   boots = []
   seeds_of = {p: np.unique(seed[modulus == p]) for p in ps}
   memo: dict[bytes, float] = {}  # a replicate depends only on its weights (few seeds: few)
-  for _ in range(n_boot):
+  for draws in seed_draws(list(seeds_of.values()), n_boot, rng_seed):
     w = np.zeros(len(y))
-    for p, s in seeds_of.items():
-      picked, counts = np.unique(rng.choice(s, len(s)), return_counts=True)
+    for p, d in zip(seeds_of, draws):
+      picked, counts = np.unique(d, return_counts=True)
       for si, c in zip(picked, counts):
         w[(modulus == p) & (seed == si)] = c
     if (w[~cens] > 0).sum() >= 2 and len(np.unique(rho[w > 0])) >= 2:

@@ -20,7 +20,7 @@ from grokjax.estimate import Cell, plan
 from grokjax.grids import phase_rows, write_tables
 from grokjax.optim import NEVER
 from grokjax.session import Session, say
-from grokjax.stats import cell_summary
+from grokjax.stats import cell_summary, grokked
 from grokjax.summaries import grok_rule
 from grokjax.spec import Runs
 
@@ -88,8 +88,8 @@ def _line(x: np.ndarray, y: np.ndarray):
 def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
   """T_grok - T_peak = c + x / kappa, x = ln(V_peak / V_grok) / (2 lr wd): kappa, its
   95 % bootstrap CI over seeds, R^2 and the intercept c."""
-  ok = [r for r in rows if r["grokked"] and r["t_peak"] is not None and r["t_peak"] >= 0
-        and r["v_peak"] and r["v_grok"] and not r["diverged"]]
+  ok = [r for r in grokked(rows) if r["t_peak"] is not None and r["t_peak"] >= 0
+        and r["v_peak"] and r["v_grok"]]
 
   def one(rs):
     x = np.array([np.log(r["v_peak"] / r["v_grok"]) / (2 * r["lr"] * r["wd"]) for r in rs])
@@ -99,11 +99,10 @@ def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
   if point is None or point[0] <= 0:
     return dict(error="fewer than 3 grokked runs with a peak, or no positive slope",
                 n_runs=len(ok))
-  seeds = sorted({r["seed"] for r in ok})
-  rng = np.random.default_rng(0)
+  from grokjax.stats import seed_draws
   boots = []
-  for _ in range(n_boot):
-    res = one([r for s in rng.choice(seeds, len(seeds)) for r in ok if r["seed"] == s])
+  for (drawn,) in seed_draws([sorted({r["seed"] for r in ok})], n_boot):
+    res = one([r for s in drawn for r in ok if r["seed"] == s])
     if res is not None and res[0] > 0:
       boots.append(1 / res[0])
   ci = [float(v) for v in np.percentile(boots, [2.5, 97.5])] if boots else None
@@ -115,12 +114,11 @@ def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
 def matched_pairs(rows) -> np.ndarray:
   """Per rescaled run whose seed also grokked unscaled at the same (lr, wd), both
   grokked: [lr, wd, x, y] with x = ln(s) / (lr wd) and y = T_grok(s) - T_grok(1)."""
-  base = {(r["seed"], r["lr"], r["wd"]): r["t_grok"] for r in rows
-          if r["scale"] == 1.0 and r["grokked"] and not r["diverged"]}
+  base = {(r["seed"], r["lr"], r["wd"]): r["t_grok"] for r in grokked(rows)
+          if r["scale"] == 1.0}
   out = [(r["lr"], r["wd"], np.log(r["scale"]) / (r["lr"] * r["wd"]),
           r["t_grok"] - base[(r["seed"], r["lr"], r["wd"])])
-         for r in rows if r["scale"] != 1.0 and r["grokked"] and not r["diverged"]
-         and (r["seed"], r["lr"], r["wd"]) in base]
+         for r in grokked(rows) if r["scale"] != 1.0 and (r["seed"], r["lr"], r["wd"]) in base]
   return np.array(out, float).reshape(-1, 4)
 
 
@@ -275,7 +273,7 @@ def both_laws(path: str, free_rows: list[dict[str, Any]], clamp_rows: list[dict]
   if clamp_rows:
     ax = axes[0, 1]
     for k, p in enumerate(sorted({r["p"] for r in clamp_rows})):
-      rs = [r for r in clamp_rows if r["p"] == p and r["grokked"] and not r["diverged"]]
+      rs = [r for r in grokked(clamp_rows) if r["p"] == p]
       ax.plot([r["target_norm"] for r in rs], [r["t_grok"] for r in rs], "o", ms=3,
               alpha=0.6, color=f"C{k}", label=f"held: p={p}")
     ax.set_yscale("log")

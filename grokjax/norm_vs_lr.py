@@ -12,7 +12,7 @@ from grokjax import config, flags, io, registry
 from grokjax.estimate import Cell, eta_update, plan
 from grokjax.grids import clamp_phase, free_phase, wc_by_lr, write_tables
 from grokjax.session import Session, say
-from grokjax.stats import cell_summary, fit_arrays
+from grokjax.stats import cell_summary, fit_arrays, usable
 from grokjax.summaries import grok_rule
 
 
@@ -86,7 +86,7 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
   fold_lr = {f"{rho:g}": fold([(rho, lr) for lr in cfg.lrs]) for rho in cfg.rhos}
   alpha_lr = {}
   for lr in cfg.lrs:
-    rs = [r for r in clamp if r["lr"] == lr and not r["diverged"]]
+    rs = [r for r in usable(clamp) if r["lr"] == lr]
     alpha_lr[f"{lr:g}"] = fit.safe(fit.fit_delay_law, *fit_arrays(rs), n_boot=cfg.n_boot)
   result = dict(experiment="norm_vs_lr", p=p, wc=wc, wc_per_lr={f"{k:g}": v for k, v in wc_lr.items()},
                 held_norms={f"{rho:g}": rho * wc for rho in cfg.rhos},

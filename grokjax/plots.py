@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from grokjax.stats import usable  # noqa: E402
+
 COLLAPSE_MARK = 0.5  # a run whose train softmax collapsed on at least half the samples
 
 
@@ -51,7 +53,7 @@ def median_with_ci(rows, n_boot: int = 400) -> tuple[float | None, list | None]:
   more of the runs, or of a resample's, are censored). Diverged runs are left out."""
   from grokjax.compare import censored_median
   from grokjax.stats import seed_bootstrap
-  ok = [r for r in rows if not r["diverged"]]
+  ok = usable(rows)
   stat = lambda rs: censored_median(np.array([r["t_grok"] for r in rs], float),
                                     np.array([r["censored"] for r in rs], bool))
   return seed_bootstrap(ok, stat, n_boot=n_boot) if ok else (None, None)
@@ -88,7 +90,7 @@ def _draw_delay_law(ax, rows, result, title):
   for k, p in enumerate(moduli):
     color = f"C{k}"
     dx = (k - (len(moduli) - 1) / 2) * 0.07 * gap  # moduli side by side, lines shifted alike
-    rs = [r for r in rows if r["p"] == p and not r["diverged"]]
+    rs = [r for r in usable(rows) if r["p"] == p]
     for rho in sorted({r["rho"] for r in rs}):
       cell = [r for r in rs if r["rho"] == rho]
       x = rho + dx + _centred(len(cell), 0.06 * gap / max(len(cell), 1))

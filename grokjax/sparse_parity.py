@@ -25,7 +25,7 @@ from grokjax import config, flags, io, registry
 from grokjax.estimate import Cell, plan
 from grokjax.grids import clamp_runs, phase_rows, write_tables
 from grokjax.session import Session, say
-from grokjax.stats import cell_summary, critical_norm, cv
+from grokjax.stats import cell_summary, critical_norm, cv, grokked
 from grokjax.summaries import checked_wc, grok_rule
 from grokjax.spec import Runs
 
@@ -77,7 +77,7 @@ def check(cfg) -> None:
 def _cell(rows) -> dict[str, Any]:
   """A cell's grok fraction and median T_grok, its W_c (median norm at grok) and CV."""
   return dict(cell_summary(rows), wc=critical_norm(rows),
-              wc_cv_seeds=cv([r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]))
+              wc_cv_seeds=cv([r["norm_at_grok"] for r in grokked(rows)]))
 
 
 def sparse_parity(sess: Session) -> dict[str, Any]:

@@ -6,16 +6,27 @@ run is neither a grok time nor a censoring time; every function here keeps them 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from grokjax.compare import censored_median  # noqa: F401  (one home: grokjax.compare)
 
 
+def usable(rows: Sequence[dict]) -> list[dict]:
+  """The runs that carry a time: all but the diverged ones (a diverged run is neither a
+  grok time nor a censoring time). Every diverged-run filter in grokjax is this one."""
+  return [r for r in rows if not r["diverged"]]
+
+
+def grokked(rows: Sequence[dict]) -> list[dict]:
+  """The runs that grokked and did not diverge: those with a T_grok and a norm at it."""
+  return [r for r in rows if r["grokked"] and not r["diverged"]]
+
+
 def critical_norm(rows: list[dict[str, Any]]) -> float:
   """W_c: the median over seeds of ||W|| at T_grok of the grokked, non-diverged free runs."""
-  w = [r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]
+  w = [r["norm_at_grok"] for r in grokked(rows)]
   return float(np.median(w)) if w else float("nan")
 
 
@@ -26,8 +37,19 @@ def critical_norm_or_none(rows) -> float | None:
 
 def mean_norm(rows) -> float | None:
   """The paper's W_c estimator: the mean norm at T_grok of the grokked free runs."""
-  w = [r["norm_at_grok"] for r in rows if r["grokked"] and not r["diverged"]]
+  w = [r["norm_at_grok"] for r in grokked(rows)]
   return float(np.mean(w)) if w else None
+
+
+def seed_draws(strata: Sequence[Sequence], n_boot: int, rng_seed: int = 0) -> Iterator[list]:
+  """The replicates of every seed bootstrap in grokjax: n_boot times, each stratum's seeds
+  drawn with replacement, as many as it has, stratum after stratum from one generator
+  seeded with `rng_seed`. Yields one list per replicate, an array of drawn seeds per
+  stratum (a single stratum: the seeds of one cell or folder; per modulus in a shared fit).
+  What a replicate computes, and which ones are dropped, is the caller's."""
+  rng = np.random.default_rng(rng_seed)
+  for _ in range(n_boot):
+    yield [rng.choice(s, len(s)) for s in strata]
 
 
 def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
@@ -40,10 +62,9 @@ def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
   point = stat(list(rows))
   seeds = sorted({r["seed"] for r in rows})
   by_seed = {s: [r for r in rows if r["seed"] == s] for s in seeds}
-  rng = np.random.default_rng(rng_seed)
   vals, memo = [], {}  # a replicate depends only on the seeds drawn, in order (few seeds: few)
-  for _ in range(n_boot):
-    drawn = tuple(rng.choice(seeds, len(seeds)).tolist())
+  for (draw,) in seed_draws([seeds], n_boot, rng_seed):
+    drawn = tuple(draw.tolist())
     if drawn not in memo:
       memo[drawn] = stat([r for s in drawn for r in by_seed[s]])
     v = memo[drawn]
@@ -67,7 +88,7 @@ def cv(values) -> float:
 def cell_summary(rows) -> dict[str, Any]:
   """Grok fraction, median T_grok and T_mem of a cell. A diverged run is neither a grok
   time nor a censoring time: it is left out of all three and counted in n_diverged."""
-  ok = [r for r in rows if not r["diverged"]]
+  ok = usable(rows)
   t = np.array([r["t_grok"] for r in ok], float)
   g = np.array([r["grokked"] for r in ok], bool)
   mem = np.array([r["t_mem"] for r in ok if r["t_mem"] >= 0], float)

@@ -13,7 +13,7 @@ import numpy as np
 from grokjax.config import Config
 from grokjax.session import say
 from grokjax.spec import SweepResult
-from grokjax.stats import cell_summary, critical_norm, fit_arrays
+from grokjax.stats import cell_summary, critical_norm, fit_arrays, usable
 
 
 def checked_wc(cfg: Config, p: int, free_rows, what: str = "") -> float:
@@ -40,7 +40,7 @@ def grok_rule(cfg: Config, rows) -> dict[str, Any]:
 def delay_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
   """Per-modulus and shared fits of ln T_grok = c + alpha * rho (diverged runs excluded)."""
   from grokjax import fit
-  ok = [r for r in clamp_rows if not r["diverged"]]
+  ok = usable(clamp_rows)
   per_p = {}
   for p in sorted({r["p"] for r in ok}):
     rs = [r for r in ok if r["p"] == p]

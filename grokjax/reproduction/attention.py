@@ -10,7 +10,7 @@ from grokjax import paper
 from grokjax.reproduction.table import (Folder, Row, aft_fit, delay_fit, fmt_ci, grok_fraction,
                                         in_range, median_t_grok, num, paper_row, qual_row,
                                         verdict)
-from grokjax.stats import critical_norm_or_none, seed_bootstrap
+from grokjax.stats import critical_norm_or_none, seed_bootstrap, usable
 
 def transformer_rows(fs: dict[str, Folder], n_boot: int, reference: list | None = None
                      ) -> list[Row]:
@@ -95,9 +95,8 @@ def slope_lower_bound(rows) -> float | None:
   higher cell j where half or more never grokked within its budget (whose median is then
   at least that budget). None without such a pair."""
   cells = {}
-  for r in rows:
-    if not r["diverged"]:
-      cells.setdefault(r["rho"], []).append(r)
+  for r in usable(rows):
+    cells.setdefault(r["rho"], []).append(r)
   known = {rho: median_t_grok(c) for rho, c in cells.items()}
   bounds = [ln for ln in
             (np.log(min(r["budget"] for r in cells[j]) / known[i]) / (j - i)
@@ -114,7 +113,7 @@ def _whole_norm_rows(claim: str, f: Folder, free_median: float | None, without: 
   (a bound can refute "removes", never confirm it: that needs grok times)."""
   out = []
   for rho in sorted({r["rho"] for r in f.clamp()}):
-    cell = [r for r in f.clamp() if np.isclose(r["rho"], rho) and not r["diverged"]]
+    cell = [r for r in usable(f.clamp()) if np.isclose(r["rho"], rho)]
     m, m_ci = seed_bootstrap(cell, median_t_grok, n_boot)
     done = sum(r["grokked"] for r in cell)
     if m is None:

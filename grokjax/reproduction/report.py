@@ -168,7 +168,8 @@ def write_markdown(path: str, rows: Sequence[Row], folders: dict, missing: Seque
                    f"{wall / 60:.1f} min |")
       fig_dir = os.path.join(one.path, "figures")
       if os.path.isdir(fig_dir):
-        figures += [os.path.join(fig_dir, x) for x in sorted(os.listdir(fig_dir))]
+        figures += [os.path.join(fig_dir, x) for x in sorted(os.listdir(fig_dir))
+                    if not x.startswith(".")]  # not the folder's own list of them
   notes = os.path.join(os.path.dirname(os.path.abspath(path)), "reproduction_notes.md")
   if os.path.exists(notes):  # the hand-written discussion of the rows that differ
     with open(notes) as fh:

@@ -55,29 +55,28 @@ class Folder:
 def median_t_grok(rows) -> float | None:
   """Median T_grok (`grokjax.stats.censored_median`); None when half or more are
   censored. Diverged runs are neither grok nor censoring times: left out."""
-  rs = [r for r in rows if not r["diverged"]]
+  rs = stats.usable(rows)
   return stats.censored_median(np.array([r["t_grok"] for r in rs], float),
                             np.array([not r["grokked"] for r in rs], bool))
 
 
 def grok_fraction(rows) -> float | None:
-  rs = [r for r in rows if not r["diverged"]]
+  rs = stats.usable(rows)
   return float(np.mean([r["grokked"] for r in rs])) if rs else None
 
 
 def seed_cv(rows) -> float | None:
-  return finite_or_none(stats.cv([r["norm_at_grok"] for r in rows
-                                if r["grokked"] and not r["diverged"]]))
+  return finite_or_none(stats.cv([r["norm_at_grok"] for r in stats.grokked(rows)]))
 
 
 def delay_fit(rows, n_boot: int) -> dict[str, Any]:
-  ok = [r for r in rows if not r["diverged"]]
+  ok = stats.usable(rows)
   return fit.safe(fit.fit_delay_law, [r["rho"] for r in ok], [r["t_grok"] for r in ok],
                   [not r["grokked"] for r in ok], [r["seed"] for r in ok], n_boot=n_boot)
 
 
 def aft_fit(rows, n_boot: int) -> dict[str, Any]:
-  ok = [r for r in rows if not r["diverged"]]
+  ok = stats.usable(rows)
   return fit.safe(fit.fit_aft_delay_law, [r["rho"] for r in ok], [r["t_grok"] for r in ok],
                   [not r["grokked"] for r in ok], [r["seed"] for r in ok], [r["p"] for r in ok],
                   n_boot=n_boot)
@@ -102,7 +101,7 @@ def r2_of_shared_fit(rows) -> float | None:
 
 
 def shared_fit(rows, n_boot: int) -> dict[str, Any]:
-  ok = [r for r in rows if not r["diverged"]]
+  ok = stats.usable(rows)
   return fit.safe(fit.fit_shared_delay_law, [r["rho"] for r in ok], [r["t_grok"] for r in ok],
                   [r["p"] for r in ok], [not r["grokked"] for r in ok], [r["seed"] for r in ok],
                   n_boot=n_boot)
