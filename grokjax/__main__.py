@@ -6,6 +6,7 @@ console script) or `python -m grokjax EXPERIMENT [flags]`, the same as
     grokjax pinned_norm --moduli 41,47 --preset quick
     grokjax reproduce --only dense_rho --report-only
     grokjax figures docs/results/dense_rho           # redraw a finished folder's figures
+    grokjax tensorboard results/pinned_norm_quick    # its curves as TensorBoard event files
     grokjax free_training --help                     # every experiment's flags
 """
 
@@ -18,6 +19,7 @@ from grokjax import cli, registry
 
 REPRODUCE_DOC = "The paper, reproduced: every claim at the paper preset, then one table."
 FIGURES_DOC = "Redraw the figures of finished results folders from their files (PNG and PDF)."
+TENSORBOARD_DOC = "A finished results folder's curves as TensorBoard event files (needs tensorboardX)."
 
 
 def figures(folders: list[str]) -> int:
@@ -43,10 +45,30 @@ def figures(folders: list[str]) -> int:
   return 0
 
 
+def tensorboard(args: list[str]) -> int:
+  """`grokjax tensorboard FOLDER [--logdir DIR]`: `grokjax.results.to_tensorboard`."""
+  import argparse
+  from grokjax import results
+  ap = argparse.ArgumentParser(prog="grokjax tensorboard", description=TENSORBOARD_DOC)
+  ap.add_argument("folder", help="a finished results folder")
+  ap.add_argument("--logdir", help="where the runs go (default FOLDER/tensorboard)")
+  opts = ap.parse_args(args)
+  try:
+    logdir = results.to_tensorboard(opts.folder, opts.logdir)
+  except (OSError, ImportError, ValueError) as e:  # io.TableError is a ValueError
+    print(f"grokjax tensorboard: error: {e}", file=sys.stderr)
+    return 2
+  print(f"{logdir}  (view: tensorboard --logdir {logdir})")
+  return 0
+
+
+SUBCOMMANDS = {"reproduce": REPRODUCE_DOC, "figures": FIGURES_DOC, "tensorboard": TENSORBOARD_DOC}
+
+
 def usage() -> str:
   lines = [__doc__.strip(), "", "experiments:"]
-  for name in registry.names() + ("reproduce", "figures"):
-    doc = {"reproduce": REPRODUCE_DOC, "figures": FIGURES_DOC}.get(name) or registry.get(name).doc
+  for name in registry.names() + tuple(SUBCOMMANDS):
+    doc = SUBCOMMANDS.get(name) or registry.get(name).doc
     first = re.split(r"(?<=\.)\s", " ".join((doc or "").split()))[0].rstrip(".")
     lines.append(f"  {name:<20} {first if len(first) <= 90 else first[:87] + '...'}")
   return "\n".join(lines)
@@ -62,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     return cli.reproduce_main(rest, doc=usage())
   if name == "figures":
     return figures(rest)
+  if name == "tensorboard":
+    return tensorboard(rest)
   if name not in registry.names():
     print(f"grokjax: error: unknown experiment {name!r}; choose from "
-          f"{', '.join(registry.names() + ('reproduce', 'figures'))}", file=sys.stderr)
+          f"{', '.join(registry.names() + tuple(SUBCOMMANDS))}", file=sys.stderr)
     return 2
   return cli.main(name, argv=rest)
 

@@ -13,11 +13,12 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from grokjax import estimate, io, problems, registry
+from grokjax import estimate, io, problems, registry, runtime
 from grokjax.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
                            number_in)
 from grokjax.session import ConfigMismatch, Session, say
 from grokjax.spec import MATMUL_PRECISIONS
+from grokjax.train import KEEP_PARAMS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,11 +53,12 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
                   help="the sample seeds are drawn from (default: the experiment's name, so "
                        "two experiments never share runs; '' is the stream all experiments "
                        "shared before streams existed)")
-  ap.add_argument("--save-params", choices=["none", "final"],
+  ap.add_argument("--save-params", choices=KEEP_PARAMS,
                   help="final: keep every run's parameters at the step it stopped (its "
-                       "budget, or retire-margin steps past T_grok) in params/, one npz per "
-                       "phase, read by grokjax.load(folder).params(run); its disk cost is in "
-                       "the plan (default none)")
+                       "budget, or retire-margin steps past T_grok); grok: those of every "
+                       "run that grokked at its T_grok; in params/, one npz per phase, read "
+                       "by grokjax.load(folder).params(run); its disk cost is in the plan "
+                       "(default none)")
   ap.add_argument("--lrs", type=floats("--lrs"), help="comma-separated learning rates")
   ap.add_argument("--wd", type=number_in("--wd", 0, None, True), help="weight decay lambda")
   ap.add_argument("--steps", type=integer("--steps", 1), help="step budget of every cell")
@@ -236,7 +238,8 @@ def _check_memory(cfg, args) -> None:
 def main(experiment: str, run: Callable[[Session], dict] | None = None, argv=None,
          doc: str | None = None) -> int:
   """Parse, validate, then run one experiment (its registered function, or `run`); returns
-  the process exit code."""
+  the process exit code. A process of a jax.distributed run trains in a supervised child
+  of itself (`runtime.supervise`)."""
   try:
     exp = registry.get(experiment)
   except ValueError as e:
@@ -248,6 +251,14 @@ def main(experiment: str, run: Callable[[Session], dict] | None = None, argv=Non
   except UsageError as e:
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
+  if runtime.distributed_requested():
+    return runtime.supervise(experiment, lambda: _start_and_run(experiment, run, cfg, out, args))
+  return _start_and_run(experiment, run, cfg, out, args)
+
+
+def _start_and_run(experiment: str, run, cfg, out: str, args) -> int:
+  """Start JAX, open the results folder and run the experiment; returns the exit code."""
+  exp = registry.get(experiment)
   try:
     start_jax(args)
   except (StartError, ValueError) as e:
@@ -276,7 +287,11 @@ def main(experiment: str, run: Callable[[Session], dict] | None = None, argv=Non
   except KeyboardInterrupt:
     print(f"{experiment}: interrupted; the same command resumes where it stopped", file=sys.stderr)
     return 130
-  except (RuntimeError, ValueError, OSError) as e:
+  except Exception as e:
+    if runtime.lost_peer(e):
+      runtime.end_lost_peer()
+    if not isinstance(e, (RuntimeError, ValueError, OSError)):
+      raise
     print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
     return 1
   say(f"wrote {out}/ (config.json, runs.csv, curves.npz, {exp.output}, figures/)")

@@ -107,7 +107,8 @@ class Config:
   # The sample the seed indices are drawn from (`Runs.stream`); `resolve` names it after
   # the experiment, "" is the stream every experiment shared before streams existed.
   seed_stream: str | None = None
-  save_params: str = "none"  # "final": each run's parameters as it stops, in params/
+  # "final": each run's parameters as it stops, "grok": at its T_grok; in params/
+  save_params: str = "none"
 
   def budget(self, rho: float | None, p: int) -> int:
     """Step budget of a cell: --steps if given, else the preset's anchors (see above)."""

@@ -185,17 +185,22 @@ def plan(cfg: Config, cells: list[Cell]) -> Estimate:
 
 
 def params_bytes(cfg: Config, cells: list[Cell]) -> int:
-  """Bytes of the parameters --save-params final keeps: every run's, uncompressed."""
+  """Bytes of one set of parameters per run, uncompressed: what --save-params final keeps,
+  and the most --save-params grok keeps (it keeps only the runs that grok)."""
   itemsize = np.dtype(cfg.dtype).itemsize
   return sum(c.runs * state_size(c.task(cfg))[0] * itemsize for c in cells)
 
 
 def params_note(cfg: Config, cells: list[Cell]) -> str:
   """The plan's words on --save-params: its disk cost, or nothing when off."""
-  if cfg.save_params != "final":
+  if cfg.save_params == "none":
     return ""
-  return (f"; --save-params final keeps {params_bytes(cfg, cells) / 2 ** 20:,.1f} MiB of "
-          "parameters in params/ (and as much in phases/)")
+  mib = params_bytes(cfg, cells) / 2 ** 20
+  if cfg.save_params == "grok":
+    return (f"; --save-params grok keeps up to {mib:,.1f} MiB of parameters in params/ (the "
+            "runs that grok, at T_grok) and as much in phases/")
+  return (f"; --save-params final keeps {mib:,.1f} MiB of parameters in params/ (and as much "
+          "in phases/)")
 
 
 def eta_update(sess: "Session", p: int, free_rows, remaining: list[Cell]) -> None:
@@ -223,8 +228,9 @@ def measure_rate(task: Task, batch: int) -> tuple[float, int | None]:
 def memory_needed(cfg: Config, cells: list[Cell]) -> int:
   """Bytes of host memory the largest phase of the cells needs, roughly.
 
-  Per run: parameters and two Adam moments, the split, and the curves of its whole budget
-  (seven float32 curves, held on the host and copied once into curves.npz). Once per
+  Per run: parameters and two Adam moments (and, under --save-params grok, the copy at
+  T_grok the state carries), the split, and the curves of its whole budget (seven float32
+  curves, held on the host and copied once into curves.npz). Once per
   device: the activations of a training step and of an evaluation over all p^2 pairs
   (CPU devices train one run at a time, so activations do not scale with the runs).
   """
@@ -234,7 +240,7 @@ def memory_needed(cfg: Config, cells: list[Cell]) -> int:
     t = max((c.task(cfg) for c in group), key=lambda t: t.problem_def.cost())
     prob, h = t.problem_def, cfg.hidden
     n_params, state_bytes = state_size(t)
-    state = 3 * 4 * n_params + state_bytes
+    state = (3 + (cfg.save_params == "grok")) * 4 * n_params + state_bytes
     curves = 2 * len(CURVES) * 4 * -(-max(c.budget for c in group) // cfg.eval_every)
     k = prob.n_classes
     act = 4 * 3 * (prob.n_train * (2 * h + 2 * k) + (prob.n_train + prob.n_test) * (h + k))

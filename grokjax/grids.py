@@ -130,10 +130,9 @@ def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) ->
   io.write_npz(sess.path("curves.npz"), **arrays)
   keys = _unique([f"p{res.task.p}_{rs[0]['arm']}" for res, rs in phases])
   first = 0
-  for key, (res, rs) in zip(keys, phases):  # --save-params final: one file per phase
+  for key, (res, rs) in zip(keys, phases):  # --save-params: one file per phase
     if res.params is not None:
-      io.write_npz(sess.path("params", f"{key}.npz"), run=np.arange(first, first + len(rs)),
-                   step=res.last_step, **res.params)
+      write_params(sess.path("params", f"{key}.npz"), res, rs, first, sess.cfg.save_params)
     first += len(rs)
   # Timing lives apart from the results so a resumed run's tables equal an uninterrupted one's.
   io.write_json(sess.path("timing.json"), dict(
@@ -141,6 +140,18 @@ def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) ->
       phases=dict(zip(keys, (res.wall_s for res, _ in phases))),
       run_steps=dict(zip(keys, (int(res.last_step.sum()) for res, _ in phases)))))
   return rows
+
+
+def write_params(path: str, res: SweepResult, rows: list[dict], first: int, kept: str) -> None:
+  """A phase's kept parameters as one npz: `run` (the runs.csv row of each), `step` (the
+  step they are from) and one array per parameter leaf. "final": every run, at the step it
+  stopped; "grok": the runs that grokked, at their T_grok as runs.csv gives it."""
+  if kept == "grok":
+    at = np.flatnonzero([r["grokked"] for r in rows])
+    step = np.array([rows[i]["t_grok"] for i in at], np.int64)
+  else:
+    at, step = np.arange(len(rows)), res.last_step
+  io.write_npz(path, run=first + at, step=step, **{k: v[at] for k, v in res.params.items()})
 
 
 def _unique(keys: list[str]) -> list[str]:

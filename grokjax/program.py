@@ -1,15 +1,17 @@
 """The per-run program of a Task: init from a seed, one training step (AdamW, the clamp,
 kicks), an evaluation, and a chunk of steps compiled for a batch of runs (vmapped, or
-mapped one at a time, and sharded over devices).
+mapped one at a time, and sharded over devices). Asked to, it also keeps each run's
+parameters at its T_grok, captured on the device at the evaluation that meets the grok rule.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, PartitionSpec
@@ -39,11 +41,41 @@ def softmax_collapsed(logits: jax.Array) -> jax.Array:
   return jnp.max(logits, axis=-1) - jnp.max(others, axis=-1) > COLLAPSE_MARGIN
 
 
-class Program:
-  """The jitted functions of one Task: init a batch of runs, train it for a chunk."""
+class GrokRule(NamedTuple):
+  """What `grokjax.reduce.grok_times` calls grokked: test accuracy >= threshold for
+  `persist` evaluations in a row, T_grok being the first of them."""
+  threshold: float
+  persist: int = 1
 
-  def __init__(self, task: Task):
+
+def at_least(threshold: float, dtype) -> float:
+  """The smallest value of `dtype` that is >= threshold: for x of that dtype, x >= it
+  exactly when float64(x) >= threshold, the comparison `grokjax.reduce` makes on the host.
+
+  Example:
+    >>> at_least(0.9, "float32") > 0.9 > float(np.float32(0.9))
+    True
+  """
+  t = np.asarray(threshold, dtype)
+  if float(t) < threshold:
+    t = np.nextafter(t, np.asarray(np.inf, dtype))
+  return float(t)
+
+
+class Program:
+  """The jitted functions of one Task: init a batch of runs, train it for a chunk.
+
+  With a `GrokRule`, each run's state also holds `grok`: its parameters at the first
+  evaluation of its latest streak at or above the threshold (NaN before one), the
+  streak's length and that evaluation's step. Once the streak reaches `persist` the run
+  has grokked at that step, which is its T_grok, and `grok` no longer changes. Without one,
+  the program is the plain one.
+  """
+
+  def __init__(self, task: Task, grok: GrokRule | None = None):
     self.task = task
+    self.grok = grok
+    self.grok_level = None if grok is None else at_least(grok.threshold, task.dtype)
     abstract = nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0)))
     self.graphdef, abstract_state = nnx.split(abstract)
     self.shapes = {k: v.shape for k, v in nnx.to_pure_dict(abstract_state).items()}
@@ -82,8 +114,12 @@ class Program:
           which, [functools.partial(self._padded, q) for q in t.sizes], seed)
     params = jax.tree.map(lambda x: x.astype(t.dtype), params)
     opt = paper_optimizer(1.0, 1.0)  # the state's structure only; hparams arrive per step
-    return dict(params=params, opt=opt.init(params), step=jnp.zeros([], jnp.int32),
-                diverged=jnp.full([], -1, jnp.int32), data=data)
+    state = dict(params=params, opt=opt.init(params), step=jnp.zeros([], jnp.int32),
+                 diverged=jnp.full([], -1, jnp.int32), data=data)
+    if self.grok is not None:
+      state["grok"] = dict(params=jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params),
+                           streak=jnp.zeros([], jnp.int32), step=jnp.full([], -1, jnp.int32))
+    return state
 
   @staticmethod
   def _params_and_split(task: Task, seed):
@@ -206,10 +242,31 @@ class Program:
     )
 
   def _chunk_one(self, state, hp, n_evals: int):
-    def block(state, _):
-      state = jax.lax.fori_loop(0, self.task.eval_every, lambda _, s: self.step(s, hp), state)
-      return state, self.evaluate(state, hp)
-    return jax.lax.scan(block, state, None, length=n_evals)
+    ev = self.task.eval_every
+    first = None if self.grok is None else state["step"] // ev  # this chunk's first column
+
+    def block(state, j):
+      state = jax.lax.fori_loop(0, ev, lambda _, s: self.step(s, hp), state)
+      record = self.evaluate(state, hp)
+      if first is not None:
+        state = self._watch_grok(state, record["test_acc"], first + j, hp)
+      return state, record
+    js = None if first is None else jnp.arange(n_evals, dtype=jnp.int32)
+    return jax.lax.scan(block, state, js, length=n_evals)
+
+  def _watch_grok(self, state, test_acc, col, hp):
+    """The state's `grok` after the evaluation of curve column `col`. Only the columns the
+    host keeps count (those within the budget: a chunk may run past it, frozen); a
+    diverged run's frozen evaluations up to its budget are kept, and count, alike."""
+    g, ev = state["grok"], self.task.eval_every
+    open_ = (g["streak"] < self.grok.persist) & (col * ev < hp.budget)
+    above = test_acc >= self.grok_level  # NaN: never above
+    start = open_ & above & (g["streak"] == 0)
+    return dict(state, grok=dict(
+        params=jax.tree.map(lambda new, old: jnp.where(start, new, old), state["params"],
+                            g["params"]),
+        streak=jnp.where(open_, jnp.where(above, g["streak"] + 1, 0), g["streak"]),
+        step=jnp.where(start, (col + 1) * ev, g["step"])))
 
   def chunk(self, n_evals: int, vmap_width: int | None = None, mesh: Mesh | None = None
             ) -> Callable:
@@ -264,8 +321,14 @@ class Program:
     return wrapped
 
 
+def program(task: Task, grok: GrokRule | None = None) -> Program:
+  """The (cached) compiled program of a Task; with `grok`, one that also keeps each run's
+  parameters at its T_grok under that rule. `program(task)` and `program(task, None)` are
+  the same object."""
+  return _program(task, grok)
+
+
 @functools.lru_cache(maxsize=None)
-def program(task: Task) -> Program:
-  """The (cached) compiled program of a Task."""
-  return Program(task)
+def _program(task: Task, grok: GrokRule | None) -> Program:
+  return Program(task, grok)
 

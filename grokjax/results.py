@@ -6,7 +6,8 @@
     steps, acc = res.curve(0, "test_acc")
     [i for i, r in enumerate(res.runs) if r["arm"] == "clamp" and r["grokked"]]
     res.dataframe()                    # the runs as a pandas DataFrame (pandas not required)
-    params, step = res.params(0)       # run 0's weights at the step it stopped (--save-params)
+    params, step = res.params(0)       # run 0's weights, kept by --save-params final or grok
+    grokjax.results.to_tensorboard("results/pinned_norm_quick_p41-47")  # needs [tensorboard]
 
 Run i is row i of runs.csv and row i of every curve; `load` checks that join on the
 columns both files carry (modulus, seed, learning rate, rho, arm, LayerNorm) and refuses a
@@ -45,7 +46,8 @@ class Results:
 
   def params(self, run: int) -> tuple[dict[str, np.ndarray], int]:
     """Run `run`'s parameters (leaf name -> array, the model's own names) and the step
-    they are from, for a folder trained with --save-params final."""
+    they are from: for a folder trained with --save-params final, the step it stopped at;
+    with --save-params grok, its T_grok (IndexError for a run that never grokked)."""
     folder = os.path.join(self.folder, "params")
     names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
     for name in names:
@@ -56,8 +58,11 @@ class Results:
           return ({k: z[k][i] for k in z.files if k not in ("run", "step")},
                   int(z["step"][i]))
     if not names:
-      raise FileNotFoundError(f"{folder} is missing: train with --save-params final to keep "
-                              "the parameters")
+      raise FileNotFoundError(f"{folder} is missing: train with --save-params final (or grok) "
+                              "to keep the parameters")
+    if self.config.get("save_params") == "grok" and 0 <= run < len(self.runs):
+      raise IndexError(f"run {run} never grokked: --save-params grok keeps the parameters of "
+                       "the runs that grokked, at their T_grok")
     raise IndexError(f"run {run} is in none of {folder}'s files (runs.csv has "
                      f"{len(self.runs)} runs)")
 
@@ -110,3 +115,53 @@ def _same(a, b) -> bool:
   if isinstance(a, str) or isinstance(b, (str, np.str_)):
     return str(a) == str(b)
   return bool(np.isclose(float(a), float(b), rtol=1e-6, atol=0))
+
+
+def run_names(res: Results) -> list[str]:
+  """A TensorBoard run name per run: its id, then those of the join columns that differ
+  between the folder's runs and that it has (`run3_arm=clamp_rho=0.95_seed=1`)."""
+  order = ("p", "arm", "rho", "lr", "layernorm", "seed")  # JOIN_COLUMNS, as a reader groups
+  varying = [k for k in order if len({repr(r.get(k)) for r in res.runs}) > 1]
+  width = len(str(max(len(res.runs) - 1, 0)))
+  value = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+  return ["_".join([f"run{i:0{width}d}"] + [f"{k}={value(r[k])}" for k in varying
+                                            if r.get(k) is not None])
+          for i, r in enumerate(res.runs)]
+
+
+def to_tensorboard(folder: str, logdir: str | None = None) -> str:
+  """Write a finished folder's curves as TensorBoard event files; return the logdir.
+
+  Each run is one subdirectory of `logdir` (default FOLDER/tensorboard), named by
+  `run_names`; each curve of curves.npz is a scalar of its own name (test_acc, norm, ...)
+  at the steps the run was evaluated at, up to the step it stopped at (`Results.curve`).
+  Needs tensorboardX (pip install 'grokjax[tensorboard]'). A run subdirectory that
+  already holds event files is refused (FileExistsError): a second export would draw
+  every point twice.
+  """
+  try:
+    from tensorboardX import FileWriter
+    from tensorboardX.proto.summary_pb2 import Summary
+  except ImportError:
+    raise ImportError("grokjax.results.to_tensorboard needs tensorboardX: pip install "
+                      "'grokjax[tensorboard]' (or tensorboardX)") from None
+  res = load(folder)
+  logdir = os.path.join(folder, "tensorboard") if logdir is None else logdir
+  names = run_names(res)
+  for name in names:
+    run_dir = os.path.join(logdir, name)
+    if os.path.isdir(run_dir) and any(f.startswith("events.out.tfevents")
+                                      for f in os.listdir(run_dir)):
+      raise FileExistsError(f"{run_dir} already holds event files: remove {logdir} or "
+                            "choose another logdir")
+  for i, name in enumerate(names):
+    curves = {curve: res.curve(i, curve) for curve in res.curves}  # all at the same steps
+    steps = next(iter(curves.values()), ([], None))[0]
+    writer = FileWriter(os.path.join(logdir, name))
+    try:  # one event per evaluation holding every curve: a seventh of the records to write
+      for j, step in enumerate(steps):
+        writer.add_summary(Summary(value=[Summary.Value(tag=curve, simple_value=float(v[j]))
+                                          for curve, (_, v) in curves.items()]), int(step))
+    finally:
+      writer.close()
+  return logdir

@@ -5,7 +5,10 @@ determinism, several processes, and the rate of a compiled chunk on this machine
 from __future__ import annotations
 
 import os
+import re
+import sys
 import time
+from typing import Callable, NoReturn
 
 import jax
 import numpy as np
@@ -15,11 +18,15 @@ from grokjax.optim import NEVER
 from grokjax.program import program
 from grokjax.spec import Runs, Task, hparams
 
-def batch_floor(devices) -> int:
-  """Smallest batch per device worth its own program: 1 on a CPU (runs go one by one),
-  8 on an accelerator (a vmapped step costs about the same for 1 or 8 runs there, and
-  every new size is a compile and an autotune)."""
-  return 1 if all_cpu(devices) else 8
+def batch_floor(devices, one_by_one: bool = False) -> int:
+  """Smallest batch per device worth its own program. 8 on an accelerator (a vmapped step
+  costs about the same for 1 or 8 runs there, and every new size is a compile and an
+  autotune). On a CPU: 4 when runs are mapped one by one, where an idle lane costs nothing
+  (`lax.cond` skips it) and a program costs seconds to compile, so grids of 1 to 4 runs per
+  device (a smoke preset's free and clamp phases) share one program; 1 when vectorised."""
+  if not all_cpu(devices):
+    return 8
+  return 4 if one_by_one else 1
 
 
 def all_cpu(devices) -> bool:
@@ -117,32 +124,51 @@ def to_host(tree):
   return jax.device_get(tree)
 
 
-def maybe_initialize_distributed() -> bool:
-  """`jax.distributed.initialize()` when the environment asks for several processes.
+def distributed_requested() -> bool:
+  """Whether the environment asks for several processes: JAX_COORDINATOR_ADDRESS (with
+  JAX_NUM_PROCESSES and JAX_PROCESS_ID), or GROKJAX_DISTRIBUTED=1 on a cluster JAX detects
+  by itself (SLURM, Cloud TPU)."""
+  env = os.environ
+  return bool(env.get("JAX_COORDINATOR_ADDRESS")) or env.get("GROKJAX_DISTRIBUTED") == "1"
 
-  It asks by setting JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES and JAX_PROCESS_ID),
-  or GROKJAX_DISTRIBUTED=1 on a cluster JAX detects by itself (SLURM, Cloud TPU). A
-  coordinator that does not answer within GROKJAX_COORDINATOR_TIMEOUT seconds (default
-  120) raises RuntimeError naming its address, instead of waiting on.
+
+# Defaults of GROKJAX_COORDINATOR_TIMEOUT and GROKJAX_PEER_TIMEOUT, in seconds
+TIMEOUTS = {"GROKJAX_COORDINATOR_TIMEOUT": 120, "GROKJAX_PEER_TIMEOUT": 60}
+
+
+def _seconds(name: str) -> int:
+  """A whole number of seconds >= 1 from the environment variable `name`, else its default."""
+  text = os.environ.get(name, str(TIMEOUTS[name]))
+  if not text.strip().isdigit() or int(text) < 1:
+    raise ValueError(f"{name}={text!r}: need a whole number of seconds >= 1")
+  return int(text)
+
+
+def maybe_initialize_distributed() -> bool:
+  """`jax.distributed.initialize()` when `distributed_requested()`.
+
+  A coordinator that does not answer within GROKJAX_COORDINATOR_TIMEOUT seconds (default
+  120) raises RuntimeError naming its address, instead of waiting on. A process that sends
+  no heartbeat for GROKJAX_PEER_TIMEOUT seconds (default 60) counts as lost, and its peers
+  stop (see `supervise`).
   """
   env = os.environ
-  text = env.get("GROKJAX_COORDINATOR_TIMEOUT", "120")
-  if not text.strip().isdigit() or int(text) < 1:
-    raise ValueError(f"GROKJAX_COORDINATOR_TIMEOUT={text!r}: need a whole number of seconds >= 1")
-  timeout = int(text)
+  timeout = _seconds("GROKJAX_COORDINATOR_TIMEOUT")
+  heartbeat = _seconds("GROKJAX_PEER_TIMEOUT")
   if env.get("JAX_COORDINATOR_ADDRESS"):
     # JAX reads the address from the environment itself, but not the other two.
     number = lambda k: int(env[k]) if env.get(k) else None
     where = env["JAX_COORDINATOR_ADDRESS"]
     args = (where, number("JAX_NUM_PROCESSES"), number("JAX_PROCESS_ID"))
-  elif env.get("GROKJAX_DISTRIBUTED") == "1":
+  elif distributed_requested():
     where, args = "the cluster's coordinator", ()
   else:
     return False
   if args and args[2] not in (None, 0):  # process 0 serves the coordinator; the others wait
     _wait_for_coordinator(where, timeout)
   try:
-    jax.distributed.initialize(*args, initialization_timeout=timeout)
+    jax.distributed.initialize(*args, initialization_timeout=timeout,
+                               heartbeat_timeout_seconds=heartbeat)
   except Exception as e:  # XLA raises its own kinds for an unreachable coordinator
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     raise RuntimeError(f"jax.distributed could not reach {where} within {timeout} s "
@@ -166,3 +192,128 @@ def _wait_for_coordinator(address: str, timeout: int) -> None:
                            f"{timeout} s (GROKJAX_COORDINATOR_TIMEOUT; is process 0 "
                            "running?)") from None
       time.sleep(0.5)
+
+
+# A process of a jax.distributed run whose peer is gone is ended by XLA itself: a collective
+# with the lost process raises, but then the coordination service aborts the survivor from
+# C++ (at once when process 0, its host, is gone; after GROKJAX_PEER_TIMEOUT seconds without
+# a heartbeat otherwise) with a stack trace, beyond any Python handler. So each process of
+# such a run trains in a child, the worker, and its supervisor turns that end into one line.
+
+PEER_LOST = 75  # the worker's exit code when a process of its run is gone
+# The first line of an account of a lost process: XLA's (glog lines of its coordination
+# client, then an abort), or a failed collective logged from another thread (orbax's)
+_XLA_LOST = re.compile(rb"[WEF]\d{4} [\d:.]+\s+\d+ \S*(?:coordination|client\.h|preemption)"
+                       rb"\S*:\d+\]|\*\*\* Check failure|terminate called|.*\bGloo \w+ failed")
+
+
+def supervise(name: str, work: Callable[[], int]) -> int:
+  """Run `work` in a forked child of this process, the worker, which exits with the code
+  `work` returns (it never returns here); return the exit code this process should end
+  with: the worker's, or 2 when a peer was lost. Call it before JAX starts a backend.
+
+  The worker shares this process's stdout; its stderr passes through line by line, except
+  XLA's account of a lost peer: when the worker ends because a process of its
+  jax.distributed run is gone (`PEER_LOST`, or an abort after that account), this prints
+  one line naming the lost process and how to resume instead. SIGTERM and SIGHUP are
+  passed on to the worker, Ctrl-C reaches it from the terminal, and the worker ends with
+  this process however this one ends (SIGKILL too).
+  """
+  import signal
+  import threading
+  alive, alive_w = os.pipe()  # the write end closes when this process ends, however
+  err, err_w = os.pipe()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  pid = os.fork()
+  if pid == 0:
+    os.close(alive_w)
+    os.close(err)
+    os.dup2(err_w, 2)
+    os.close(err_w)
+    def follow():  # nothing is ever written: the read returns when the supervisor is gone
+      os.read(alive, 1)
+      os._exit(1)
+    threading.Thread(target=follow, name="grokjax-supervisor", daemon=True).start()
+    raise SystemExit(work())
+  os.close(alive)
+  os.close(err_w)
+  for sig in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, lambda s, _: os.kill(pid, s))
+  signal.signal(signal.SIGINT, lambda *_: None)
+  held = _pass_stderr(err)
+  code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # -N: ended by signal N
+  if code == PEER_LOST or (code < 0 and held):
+    print(f"{name}: error: {lost_peer_line(b''.join(held).decode(errors='replace'))}",
+          file=sys.stderr)
+    return 2
+  sys.stderr.buffer.write(b"".join(held))
+  sys.stderr.flush()
+  return code if code >= 0 else 128 - code
+
+
+def _pass_stderr(fd: int, patience_s: float = 10.0) -> list[bytes]:
+  """Copy the pipe `fd` to stderr line by line (a carriage return ends a progress bar's
+  line) until it closes. From XLA's first line about a lost process on, lines are held
+  back instead, and returned; they go out after all if the worker still writes
+  `patience_s` later (it was not dying)."""
+  out, held, pending, since = sys.stderr.buffer, [], b"", 0.0
+  while True:
+    chunk = os.read(fd, 1 << 16)
+    *lines, pending = re.split(rb"(?<=[\r\n])", pending + chunk)
+    if not chunk:
+      lines.append(pending)
+    for line in lines:
+      if not since and _XLA_LOST.match(line):
+        since = time.monotonic()
+      if since:
+        held.append(line)
+      else:
+        out.write(line)
+    if since and time.monotonic() - since > patience_s:
+      out.write(b"".join(held))
+      held, since = [], 0.0
+    out.flush()
+    if not chunk:
+      return held
+
+
+def lost_peer(e: BaseException) -> bool:
+  """Whether `e`, raised in a process of a jax.distributed run, says that a peer is gone:
+  a collective (Gloo) or a coordination-service call that failed."""
+  return jax.distributed.is_initialized() and any(
+      s in str(e) for s in ("Gloo", "DEADLINE_EXCEEDED", "UNAVAILABLE", "coordination service"))
+
+
+def end_lost_peer() -> NoReturn:
+  """End the worker after `lost_peer`, at once, with `PEER_LOST` (its supervisor prints the
+  line): jax.distributed's shutdown at exit would wait for the lost process, then abort."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(PEER_LOST)
+
+
+def lost_peer_line(xla_log: str = "") -> str:
+  """The one line that says which process of this jax.distributed run was lost and how to
+  resume. `xla_log`, XLA's account of the loss, tells a process that never joined from
+  one lost later, and names the lost process when there are more than two."""
+  env = {**{k: str(v) for k, v in TIMEOUTS.items()}, **os.environ}
+  me, n = env.get("JAX_PROCESS_ID", "?"), env.get("JAX_NUM_PROCESSES", "")
+  resume = (f"start all {n or 'the'} processes again with the same command and --out to "
+            "resume")
+  if "RegisterTask" in xla_log:
+    return (f"not all {n or 'the'} processes of this jax.distributed run joined within "
+            f"GROKJAX_COORDINATOR_TIMEOUT={env['GROKJAX_COORDINATOR_TIMEOUT']} s, "
+            f"so process {me} stopped; {resume}")
+  task = re.search(r"Task (\d+) heartbeat timeout|stopped sending heartbeats\):\s*(\d+)", xla_log)
+  if n == "2" and me in ("0", "1"):
+    lost = f"process {1 - int(me)}"
+  elif task:
+    lost = f"process {task.group(1) or task.group(2)}"
+  elif "coordination service" in xla_log:
+    lost = "process 0 (the coordinator)"
+  else:
+    lost = "another process"
+  return (f"{lost} of this jax.distributed run is gone (it failed, or was silent for "
+          f"GROKJAX_PEER_TIMEOUT={env['GROKJAX_PEER_TIMEOUT']} s), so process {me} "
+          f"stopped too; {resume}")

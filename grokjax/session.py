@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -39,6 +40,7 @@ class Session:
       raise ConfigMismatch(
           f"{out} is not empty and is not a grokjax results folder (no config.json): nothing "
           "there is touched; use another --out")
+    check_writable(out)
     lock_folder(out)
     if os.path.exists(cfg_path) and not force_new:
       saved = _read_config(cfg_path)
@@ -88,7 +90,7 @@ class Session:
                 checkpoint=os.path.join(self.out, "checkpoints", name),
                 checkpoint_every_s=self.checkpoint_every_s, overlap=self.overlap,
                 on_rate=self._timer(name, task, len(runs)),
-                keep_params=self.cfg.save_params == "final")
+                keep_params=self.cfg.save_params)
     save_result(path, res)
     shutil.rmtree(os.path.join(self.out, "checkpoints", name), ignore_errors=True)
     return res
@@ -102,6 +104,23 @@ class Session:
 
   def path(self, *parts: str) -> str:
     return os.path.join(self.out, *parts)
+
+
+def check_writable(out: str) -> None:
+  """Raise ConfigMismatch, one line naming the folder, when `out` (or, before it exists,
+  the folder it would be made in) cannot take a new file. The probe is a file made and
+  removed at once; when it cannot be made, nothing on disk has changed."""
+  folder = os.path.abspath(out)
+  while not os.path.isdir(folder):
+    folder = os.path.dirname(folder)
+  try:
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=io.TEMP_PREFIX)
+  except OSError as e:
+    where = out if folder == os.path.abspath(out) else f"{out} (in {folder})"
+    raise ConfigMismatch(f"{where} is not writable ({e.strerror}): nothing was changed; make "
+                         "it writable or use another --out") from None
+  os.close(fd)
+  os.remove(probe)
 
 
 # The lock a training process holds on its results folder while it lives (fcntl.flock: the

@@ -279,8 +279,9 @@ class SweepResult:
     lane_steps: steps the compiled program executed summed over batch lanes (lanes frozen
       at their budget included; padding lanes too when runs are vectorised, not when they
       are mapped one at a time, which skips them): the work actually paid for.
-    params: leaf name -> float[runs, ...], each run's parameters at its last_step (`train`
-      with keep_params), else None. A padded Task's are zero-padded to its largest size.
+    params: leaf name -> float[runs, ...], the parameters `train` kept of each run: at its
+      last_step (keep_params="final") or at its T_grok (keep_params="grok"; NaN for a run
+      that never grokked); else None. A padded Task's are zero-padded to its largest size.
   """
   task: Task
   runs: Runs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import time
 from typing import Any, Callable
 
@@ -20,10 +21,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from grokjax.checkpoints import Checkpoints, grid_fingerprint
-from grokjax.program import program
+from grokjax.program import GrokRule, program
 from grokjax.reduce import grok_times
 from grokjax.runtime import all_cpu, batch_floor, default_vmap_width, to_host
 from grokjax.spec import Runs, SweepResult, Task, hparams
+
+# The parameters `train` can keep of each run (`keep_params`; the --save-params choices).
+KEEP_PARAMS = ("none", "final", "grok")
+
 
 def batch_size(live: int, ndev: int, cap: int, floor: int = 1) -> int:
   """Batch size for `live` runs: ndev times the next power of two (at least `floor` per
@@ -55,7 +60,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
           devices=None, desc: str | None = None, checkpoint: str | None = None,
           checkpoint_every_s: float = 60.0, vmap_width: int | None | str = "auto",
           overlap: bool | str = "auto", on_rate: Callable[[float], None] | None = None,
-          keep_params: bool = False) -> SweepResult:
+          keep_params: str = "none") -> SweepResult:
   """Train every run of a grid; return its curves.
 
   Args:
@@ -86,15 +91,20 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     on_rate: called once with (run-steps/s, True) of this training's first chunk that did
       not compile, or, when every chunk compiled, (run-steps/s of the whole call, False):
       time estimates reuse the training's own program instead of timing another.
-    keep_params: keep each run's parameters as it stops (at its budget, on retiring or
-      diverging), in `SweepResult.params`; turns `overlap` off, so that they are the
-      parameters of the step the run stopped at (its `last_step`).
+    keep_params: "none"; "final": keep each run's parameters as it stops (at its budget,
+      on retiring or diverging), in `SweepResult.params`; "grok": its parameters at its
+      T_grok under grok_threshold and grok_persist instead, captured on the device at that
+      evaluation (NaN for a run that never grokked). Either turns `overlap` off, so that
+      the parameters read as a run stops are those of the chunk that stopped it.
 
   Returns:
     A `SweepResult`.
   """
   if task.layernorm != "per_run" and runs.layernorm.any():
     raise ValueError("runs with their own LayerNorm switch need Task(layernorm='per_run')")
+  if keep_params not in KEEP_PARAMS:
+    raise ValueError(f"keep_params must be one of {', '.join(KEEP_PARAMS)}, got {keep_params!r}")
+  rule = GrokRule(float(grok_threshold), int(grok_persist))
   sizes = np.where(runs.size == 0, task.p, runs.size)
   allowed = task.sizes or (task.p,)
   if not np.isin(sizes, allowed).all():
@@ -114,18 +124,20 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   ndev = len(devices)
   mesh = Mesh(np.array(devices), ("runs",))
   sharding = NamedSharding(mesh, PartitionSpec("runs"))
-  prog = program(task)
+  prog = program(task, rule if keep_params == "grok" else None)
   prog.check_groups(runs)
   width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width
   hp_all = hparams(dataclasses.replace(runs, budget=budgets), np.dtype(task.dtype))
   fingerprint = grid_fingerprint(task, runs)
+  if keep_params != "none":  # another loop state: a checkpoint without it is another grid's
+    fingerprint = hashlib.sha256(f"{fingerprint}|keep {keep_params} {rule}".encode()).hexdigest()
   ckpt = Checkpoints(checkpoint, fingerprint, ndev) if checkpoint else None
 
   saved = ckpt.restore() if ckpt else None
   if saved is None:
     seeds = np.array([task.of_size(q).init_seed(w, s, str(st)) for q, w, s, st in
                       zip(sizes, runs.wd, runs.seed, runs.stream)], np.uint32)
-    size = batch_size(n, ndev, 1 << 62, batch_floor(devices))
+    size = batch_size(n, ndev, 1 << 62, batch_floor(devices, one_by_one=width == 1))
     # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
     lanes, pad = lane_layout(np.arange(n), size, ndev)
     state = prog.init_on(sharding)(seeds[lanes], which[lanes])
@@ -133,9 +145,11 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
                 last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
                 curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in prog.curve_names},
                 elapsed=np.float64(0.0), lane_steps=np.int64(0))
-    if keep_params:  # filled as runs stop; kept in the checkpoints with the rest
+    if keep_params != "none":  # filled as runs stop; kept in the checkpoints with the rest
       loop["params"] = {name: np.full((n, *x.shape[1:]), np.nan, x.dtype)
                         for name, x in _named_leaves(state["params"]).items()}
+    if keep_params == "grok":  # the step of each run's kept parameters, -1 before it groks
+      loop["grok_step"] = np.full(n, -1, np.int64)
   else:
     loop, leaves = saved
     size = len(loop["lanes"])
@@ -151,7 +165,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     bar.total -= int(np.sum((budgets - last_step)[~live]))
     bar.update(int(last_step.sum()))
   overlap = (not all_cpu(devices)) if overlap == "auto" else bool(overlap)
-  overlap = overlap and not keep_params
+  overlap = overlap and keep_params == "none"
   fn = prog.chunk(chunk_evals, width, mesh)
   chunk_len = chunk_evals * ev
   put_hp = lambda lanes, pad: jax.device_put(
@@ -216,8 +230,12 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       bar.total -= int(np.sum((budgets - last_step)[finished & live]))
       bar.update(trained)
       bar.set_postfix(live=int((~finished).sum()))
-    if keep_params and np.any(finished & live):
-      _keep_params(loop["params"], state, lanes, pad, np.flatnonzero(finished & live))
+    if keep_params != "none" and np.any(finished & live):
+      done = np.flatnonzero(finished & live)
+      if keep_params == "final":
+        _keep_params(loop["params"], state["params"], lanes, pad, done)
+      else:
+        _keep_grok_params(loop, state["grok"], rule.persist, lanes, pad, done)
     live[:] = ~finished
     if snapshot is not None:
       saved_state, saved_lanes, saved_pad = snapshot
@@ -251,6 +269,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     ckpt.close()
   if not rate_told and last_step.sum() > done0:  # every chunk compiled: the whole, compiles in
     on_rate((last_step.sum() - done0) / (time.perf_counter() - t0), False)
+  if keep_params == "grok":
+    _check_grok_steps(loop["grok_step"], steps, curves, budgets, rule)
   wall = elapsed0 + time.perf_counter() - t0
   return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
                      int(loop["lane_steps"]), loop.get("params"))
@@ -262,12 +282,42 @@ def _named_leaves(params) -> dict[str, Any]:
           for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
 
 
-def _keep_params(kept: dict[str, np.ndarray], state, lanes, pad, done) -> None:
-  """Copy the parameters of the runs `done` (just stopped) from the batch into `kept`."""
+def _lanes_of(runs, lanes, pad) -> np.ndarray:
+  """The batch lane of each of `runs` (live runs have exactly one that is not padding)."""
   lane_of = {int(r): i for i, r in enumerate(lanes) if not pad[i]}
-  at = np.array([lane_of[int(r)] for r in done])
-  for name, leaf in _named_leaves(to_host(state["params"])).items():
+  return np.array([lane_of[int(r)] for r in runs])
+
+
+def _keep_params(kept: dict[str, np.ndarray], params, lanes, pad, done) -> None:
+  """Copy the parameters of the runs `done` (just stopped) from the batch into `kept`."""
+  at = _lanes_of(done, lanes, pad)
+  for name, leaf in _named_leaves(to_host(params)).items():
     kept[name][done] = np.asarray(leaf)[at]
+
+
+def _keep_grok_params(loop: dict, grok, persist: int, lanes, pad, done) -> None:
+  """Copy the parameters at T_grok of the runs `done` that grokked, and that step, from the
+  batch's `grok` state (`grokjax.program.Program`) into the loop state."""
+  grok = to_host(grok)
+  at = _lanes_of(done, lanes, pad)
+  hit = np.asarray(grok["streak"])[at] >= persist
+  done, at = done[hit], at[hit]
+  loop["grok_step"][done] = np.asarray(grok["step"])[at]
+  for name, leaf in _named_leaves(grok["params"]).items():
+    loop["params"][name][done] = np.asarray(leaf)[at]
+
+
+def _check_grok_steps(kept: np.ndarray, steps, curves, budgets, rule: GrokRule) -> None:
+  """The steps the device kept parameters at must be the T_grok the curves give."""
+  res = grok_times(steps, curves["train_acc"], curves["test_acc"], curves["norm"], budgets,
+                   grok_threshold=rule.threshold, grok_persist=rule.persist)
+  want = np.where(res["grokked"], res["t_grok"], -1)
+  bad = np.flatnonzero(want != kept)
+  if len(bad):
+    i = int(bad[0])
+    raise RuntimeError(f"run {i}'s parameters were kept at step {kept[i]} and its curves put "
+                       f"T_grok at {want[i]} (-1: never): the device's grok rule disagrees "
+                       "with grokjax.reduce's")
 
 
 @jax.jit

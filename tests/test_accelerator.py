@@ -155,6 +155,11 @@ def test_batches_are_powers_of_two_and_a_repeat_compiles_nothing():
     floor = batch_floor(devices)
     one_by_one = default_vmap_width(devices) == 1
     assert sizes == ([4] if one_by_one else sorted({max(floor, n) for n in (1, 2, 4)})), sizes
+    if one_by_one:  # one to four runs a device share that program: one run compiles nothing
+      n_before = len(got)
+      train(task, runs.take([0]), chunk_steps=5, retire_margin=None, progress=False,
+            devices=devices)
+      assert len(got) == n_before and set(prog.seen) == {(fn, 4) for fn, _ in prog.seen}, got[n_before:]
     # vectorised, the batch shrinks with the live runs: 4 -> 2 -> 1 on one CPU device
     before = set(prog.seen)
     train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=devices,
