@@ -81,6 +81,8 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   registry.get(experiment).add_flags(ap)
   ap.add_argument("--out", help="results folder (default results/<experiment>_<preset>_p<moduli>)")
   ap.add_argument("--force-new", action="store_true", help="discard a previous run in --out")
+  ap.add_argument("--no-figures", action="store_true",
+                  help="draw no figures (`grokjax figures OUT` draws them from the finished folder)")
   _add_run_flags(ap)
   return ap
 
@@ -146,7 +148,7 @@ def _overlap(args) -> bool | str:
 
 
 _NOT_CONFIG = {"preset", "out", "force_new", "retire_margin", "no_progress", "no_compile_cache",
-               "deterministic", "checkpoint_every", "overlap", "pad_moduli", "dry_run"}
+               "deterministic", "checkpoint_every", "overlap", "pad_moduli", "dry_run", "no_figures"}
 
 
 def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
@@ -277,7 +279,7 @@ def _start_and_run(experiment: str, run, cfg, out: str, args) -> int:
     pad = {"on": True, "off": False}.get(getattr(args, "pad_moduli", "auto"), "auto")
     sess = Session(cfg, out, force_new=args.force_new, progress=not args.no_progress,
                    checkpoint_every_s=args.checkpoint_every, overlap=_overlap(args),
-                   pad_moduli=pad)
+                   pad_moduli=pad, figures=not args.no_figures)
   except (ConfigMismatch, OSError) as e:
     print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
     return 2
@@ -294,7 +296,8 @@ def _start_and_run(experiment: str, run, cfg, out: str, args) -> int:
       raise
     print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
     return 1
-  say(f"wrote {out}/ (config.json, runs.csv, curves.npz, {exp.output}, figures/)")
+  drawn = "figures/" if sess.figures else f"no figures: grokjax figures {out} draws them"
+  say(f"wrote {out}/ (config.json, runs.csv, curves.npz, {exp.output}, {drawn})")
   return 0
 
 

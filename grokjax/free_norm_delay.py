@@ -201,7 +201,7 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
                 kick_at=cfg.kick_at, kappa_pooled=pooled, kappa_matched_pooled=pooled_matched,
                 delay_vs_eta_lambda=scaling, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
-  figures(sess.out)
+  sess.draw(figures)
   for key, v in per.items():
     k = v["kappa"]
     line = "  ".join(f"s={s}: {c['grok_fraction']:.0%}, T_grok {c['median_t_grok']}"

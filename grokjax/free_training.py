@@ -99,7 +99,7 @@ def free_training(sess: Session) -> dict[str, Any]:
   result = dict(experiment="free_training", lr=cfg.lrs[0], per_modulus=per_p, power_law=power,
                 **grok_rule(cfg, all_rows))
   io.write_json(sess.path("summary.json"), result)
-  figures(sess.out)
+  sess.draw(figures)
   if power.get("beta") is not None:
     ci = power.get("beta_ci")
     say(f"W_c = {power['c']:.2f} * p^{power['beta']:.3f}"

@@ -103,7 +103,7 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
   if a0 is not None and a1 is not None:
     result["alpha_ratio_ln_over_noln"] = a1 / a0
   io.write_json(sess.path("fit.json"), result)
-  figures(sess.out)
+  sess.draw(figures)
   for name, v in variants.items():
     say(f"--- {name} ({cfg.arch})")
     print_delay_summary(v)

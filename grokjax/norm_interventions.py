@@ -109,7 +109,7 @@ def norm_interventions(sess: Session) -> dict[str, Any]:
                 kick=kicks, hold=hold, span_oneshot=span(oneshot), span_hold=span(hold),
                 **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
-  figures(sess.out)
+  sess.draw(figures)
   fmt = lambda c: f"{c['grok_fraction']:.0%} grokked, median {c['median_t_grok']}"
   say(f"control (free): {fmt(control)}")
   for name, group_cells in (("one-shot rescale to rho W_c at t_int", oneshot),

@@ -98,7 +98,7 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
                 free_diverged=[f"{lr:g}" for lr, c in free_cells.items() if gone(c)],
                 per_lr=alpha_lr, fit_method=fit.METHOD, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
-  figures(sess.out)
+  sess.draw(figures)
   say(f"median T_grok (rows rho, columns lr {', '.join(f'{lr:g}' for lr in cfg.lrs)}):")
   text = lambda v, s: "diverged" if gone(s) else "censored" if v is None else int(v)
   for rho in cfg.rhos:

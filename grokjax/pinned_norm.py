@@ -89,7 +89,7 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
   all_rows = write_tables(sess, phases)
   result = _result(cfg, lr, per_p, clamp_rows, all_rows)
   io.write_json(sess.path("fit.json"), result)
-  figures(sess.out)
+  sess.draw(figures)
   print_delay_summary(result)
   return result
 

@@ -28,8 +28,9 @@ class Session:
 
   def __init__(self, cfg: Config, out: str, *, force_new: bool = False, progress: bool = True,
                checkpoint_every_s: float = 60.0, overlap: bool | str = "auto",
-               pad_moduli: bool | str = "auto"):
+               pad_moduli: bool | str = "auto", figures: bool = True):
     self.cfg, self.out, self.progress = cfg, out, progress
+    self.figures = figures  # False: the experiment draws none (`grokjax figures` draws them later)
     self.checkpoint_every_s, self.overlap = checkpoint_every_s, overlap
     self.pad_moduli = pad_moduli  # pinned_norm: several moduli in one program (True/False/auto)
     cfg_path = os.path.join(out, "config.json")
@@ -68,6 +69,11 @@ class Session:
     self.started = time.time()
     self.estimate = None  # a `grokjax.estimate.Estimate`, set by `plan`
     io.write_json(cfg_path, dict(config=cfg.to_json(), environment=io.environment()))
+
+  def draw(self, figures) -> list[str]:
+    """The experiment's figures of this folder, `figures(out)`, unless the session was
+    opened without figures; returns the paths drawn."""
+    return figures(self.out) if self.figures else []
 
   def phase(self, name: str, task: Task, runs: Runs) -> SweepResult:
     """Train a grid once: a finished phase is loaded, an interrupted one resumed. Its

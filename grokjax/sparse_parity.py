@@ -136,7 +136,7 @@ def sparse_parity(sess: Session) -> dict[str, Any]:
                 wc=wc, free=control, by_m=by_m, by_rho=by_rho, by_wd=by_wd, by_lr=by_lr,
                 wc_cv_across_lr=cv(wc_lrs), **grok_rule(cfg, all_rows))
   io.write_json(sess.path("summary.json"), result)
-  figures(sess.out)
+  sess.draw(figures)
   print_summary(result)
   return result
 

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Programs compile into the suite's cache (conftest), which a relaunch then loads from
-ARGS = ["--preset", "smoke", "--moduli", "23", "--no-progress"]
+ARGS = ["--preset", "smoke", "--moduli", "23", "--no-progress", "--no-figures"]
 
 
 def _free_port() -> int:

@@ -94,7 +94,7 @@ def test_free_training_smoke(tmp_path):
   # --wc-from reuses these W_c instead of training a free control again
   out2 = str(tmp_path / "pn")
   proc = _script("pinned_norm", "--preset", "smoke", "--out", out2, "--no-progress",
-                 "--wc-from", out)
+                 "--no-figures", "--wc-from", out)
   assert "from " + out in proc.stdout
   assert {r["arm"] for r in _rows(out2)} == {"clamp"}
   fit = json.load(open(os.path.join(out2, "fit.json")))
@@ -240,7 +240,7 @@ def test_resume_with_changed_rhos_is_refused_and_force_new_works(tmp_path, pinne
   assert proc.returncode == 2 and "differs in: rhos" in proc.stderr
   assert {r["rho"] for r in _rows(out) if r["arm"] == "clamp"} == {"0.95", "1.1"}
   _script("pinned_norm", "--preset", "smoke", "--rhos", "1.0,1.2", "--out", out,
-          "--no-progress", "--force-new")
+          "--no-progress", "--no-figures", "--force-new")
   assert {r["rho"] for r in _rows(out) if r["arm"] == "clamp"} == {"1.0", "1.2"}
 
 
@@ -331,7 +331,7 @@ def test_layernorm_ablation_smoke(tmp_path):
 def test_pinned_norm_runs_the_transformer(tmp_path):
   out = str(tmp_path / "tf")
   _script("pinned_norm", "--preset", "smoke", "--arch", "transformer", "--out", out,
-          "--no-progress")
+          "--no-progress", "--no-figures")
   rows = _rows(out)
   assert {r["arch"] for r in rows} == {"transformer"}
   fit = json.load(open(os.path.join(out, "fit.json")))
@@ -431,7 +431,8 @@ def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
     out = str(tmp_path / mode)
     # W_c from one of two seeds is enough here: what is asserted is the equality
     argv = ["--preset", "smoke", "--moduli", "19,23", "--pad-moduli", mode, "--out", out,
-            "--no-progress", "--no-compile-cache", "--wc-min-grok-fraction", "0.5"]  # in-process: leave JAX's settings alone
+            "--no-progress", "--no-compile-cache", "--wc-min-grok-fraction", "0.5",  # in-process: leave JAX's settings alone
+            "--no-figures"]  # what is compared is the tables: no figures drawn, none there
     assert cli.main("pinned_norm", argv=argv) == 0
     rows[mode] = {(r["p"], r["arm"], r["seed"], r["rho"]): r for r in _rows(out)}
   assert sorted(rows["on"]) == sorted(rows["off"]) and {k[0] for k in rows["on"]} == {"19", "23"}
@@ -446,6 +447,7 @@ def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
         assert math.isclose(float(on[k]), float(off[k]), rel_tol=1e-5), (key, k)
   phases = sorted(os.listdir(tmp_path / "on" / "phases"))
   assert phases == ["clamp_p19-23.npz", "free_p19-23.npz"]
+  assert not (tmp_path / "on" / "figures").exists() and not (tmp_path / "off" / "figures").exists()
 
 
 def test_dry_run_prints_the_config_and_the_plan_and_writes_nothing(tmp_path):
@@ -589,7 +591,7 @@ def test_save_params_keeps_each_runs_weights_at_the_step_it_stopped(pinned_smoke
   from grokjax.models import weight_norm
   out = str(tmp_path / "sp")
   proc = _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress",
-                 "--save-params", "final")
+                 "--no-figures", "--save-params", "final")
   assert "MiB of parameters in params/" in proc.stdout
   assert _rows(out) == _rows(pinned_smoke[0])
   res = grokjax.load(out)
@@ -604,7 +606,7 @@ def test_save_params_keeps_each_runs_weights_at_the_step_it_stopped(pinned_smoke
     if row["arm"] == "clamp":
       assert norm[-1] == pytest.approx(row["target_norm"], rel=1e-4)
   again = _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress",
-                  "--save-params", "final")
+                  "--no-figures", "--save-params", "final")
   assert "loaded from" in again.stdout
   np.testing.assert_array_equal(res.params(3)[0]["w1"], grokjax.load(out).params(3)[0]["w1"])
   with pytest.raises(FileNotFoundError, match="--save-params final"):
@@ -652,7 +654,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_rerun_finishes(tmp_path
     return real_fsync(fd)
 
   out = str(tmp_path / "full")
-  argv = ["--preset", "smoke", "--out", out, "--no-progress", "--no-compile-cache"]
+  argv = ["--preset", "smoke", "--out", out, "--no-progress", "--no-compile-cache", "--no-figures"]
   monkeypatch.setattr(gio.os, "fsync", fsync)
   assert cli.main("pinned_norm", argv=argv) == 1
   err = capsys.readouterr().err.strip()

@@ -93,7 +93,7 @@ def test_free_norm_delay_smoke(tmp_path):
   late = str(tmp_path / "late")
   assert cli.main("free_norm_delay", free_norm_delay,
                   ["--preset", "smoke", "--scales", "1,2", "--kick-at", "30", "--out", late,
-                   "--no-progress"]) == 0
+                   "--no-progress", "--no-figures"]) == 0
   z = np.load(os.path.join(late, "curves.npz"))
   rows = list(csv.DictReader(open(os.path.join(late, "runs.csv"))))
   scale = np.array([float(r["scale"]) for r in rows])

@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _args(out):
   return ["--preset", "smoke", "--steps", "600", "--retire-margin", "none", "--chunk-steps", "100",
-          "--checkpoint-every", "0", "--no-progress", "--out", out]
+          "--checkpoint-every", "0", "--no-progress", "--no-figures", "--out", out]
 
 
 def _cmd(out):
@@ -60,6 +60,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, capsys):
       assert a.read() == b.read(), name
 
 
+@pytest.mark.xdist_group("tiny")  # trains test_train's TINY: one worker compiles it
 def test_divergent_lane_is_frozen_flagged_and_isolated():
   task = Task(p=13, d=8, hidden=16, eval_every=5)
   good = Runs(seed=[0, 1, 2], lr=[1e-2, 3e-3, 1e-2], wd=1.0, target_norm=[np.nan, np.nan, 6.0],
@@ -75,8 +76,9 @@ def test_divergent_lane_is_frozen_flagged_and_isolated():
     np.testing.assert_allclose(both.curves[k][:3], alone.curves[k], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.xdist_group("tiny")  # trains test_train's TINY: one worker compiles it
 def test_softmax_collapse_fraction():
-  task = Task(p=13, d=8, hidden=16)
+  task = Task(p=13, d=8, hidden=16, eval_every=5)  # test_train's TINY: its compiled init
   prog = program(task)
   state = jax.tree.map(lambda x: x[0], prog.init(jnp.arange(1, dtype=jnp.uint32)))
   assert float(prog.evaluate(state)["collapse"]) == 0.0
@@ -91,7 +93,7 @@ def test_float64_option_runs_in_x64(tmp_path):
   # enough to see every array of a phase file in float64
   proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "free_training.py"),
                          "--preset", "smoke", "--moduli", "23", "--steps", "100", "--dtype",
-                         "float64", "--no-progress", "--out", out],
+                         "float64", "--no-progress", "--no-figures", "--out", out],
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   cfg = json.load(open(os.path.join(out, "config.json")))

@@ -10,6 +10,11 @@ from grokjax.spec import Runs, Task
 from grokjax.train import train
 
 TINY = Task(p=13, d=8, hidden=16, eval_every=5)
+# Tests that train one model run on one xdist worker (pytest's --dist loadgroup), so its
+# programs compile once for all of them instead of once per worker.
+SHARES_TINY = pytest.mark.xdist_group("tiny")
+SHARES_PADDED = pytest.mark.xdist_group("padded")
+SHARES_TRANSFORMER = pytest.mark.xdist_group("transformer")
 
 
 def _grid(budget=60):
@@ -24,6 +29,7 @@ def _close(a, b):
                               rtol=1e-5, atol=1e-6)
 
 
+@SHARES_TINY
 def test_batch_equals_each_run_alone():
   runs = _grid()
   batch = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False, vmap_width=None)
@@ -33,12 +39,14 @@ def test_batch_equals_each_run_alone():
       np.testing.assert_allclose(batch.curves[k][i], alone.curves[k][0], rtol=1e-5, atol=1e-6)
 
 
+@SHARES_TINY
 def test_same_config_same_result_twice():
   a = train(TINY, _grid(), chunk_steps=20, progress=False)
   b = train(TINY, _grid(), chunk_steps=20, progress=False)
   chex.assert_trees_all_equal(a.curves, b.curves)
 
 
+@SHARES_TINY
 def test_clamp_holds_the_norm_in_the_engine():
   res = train(TINY, _grid(), chunk_steps=20, retire_margin=None, progress=False)
   steps = res.steps
@@ -47,22 +55,24 @@ def test_clamp_holds_the_norm_in_the_engine():
   assert abs(res.curves["norm"][3, 0] - 8.0) > 0.1  # before t_int the norm moves freely
 
 
+@SHARES_TINY
 def test_matched_counterfactual_same_start_for_every_arm():
   # Seed 0 as a free run and as a clamp run whose clamp starts after the budget: the
   # init and split ignore the arm and the held norm, so the two curves are identical.
   runs = Runs(seed=[0, 0], lr=1e-2, wd=1.0, target_norm=[np.nan, 9.0], t_int=[NEVER, 20],
               budget=15)
-  res = train(TINY, runs, chunk_steps=15, retire_margin=None, progress=False)
+  res = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False)
   for k in res.curves:
     np.testing.assert_array_equal(res.curves[k][0], res.curves[k][1])
 
 
+@SHARES_TINY
 def test_seed_streams_are_independent_samples_with_matched_cells_inside():
   # Seed 0 of stream "a" as a free run and as a late clamp starts identically (the matched
   # counterfactual holds inside a stream); seed 0 of stream "b" is another draw.
   runs = Runs(seed=[0, 0, 0], lr=1e-2, wd=1.0, target_norm=[np.nan, 9.0, np.nan],
               t_int=[NEVER, 20, NEVER], budget=15, stream=["a", "a", "b"])
-  res = train(TINY, runs, chunk_steps=15, retire_margin=None, progress=False)
+  res = train(TINY, runs, chunk_steps=20, retire_margin=None, progress=False)
   np.testing.assert_array_equal(res.curves["train_loss"][0], res.curves["train_loss"][1])
   assert not np.array_equal(res.curves["train_loss"][0], res.curves["train_loss"][2])
   assert TINY.init_seed(1.0, 0, "a") != TINY.init_seed(1.0, 0, "b") != TINY.init_seed(1.0, 0)
@@ -99,9 +109,8 @@ def test_bad_grid_rejected():
 
 def test_free_run_groks_at_a_common_norm():
   """The paper's first claim at CPU scale: every seed groks, ||W|| at T_grok varies little."""
-  task = Task(p=47, d=32, hidden=128, eval_every=10)
-  res = train(task, Runs.free(np.arange(4), 2e-2, 1.0, 3000), chunk_steps=250,
-              retire_margin=0, progress=False)
+  task = Task(p=47, d=32, hidden=128, eval_every=10)  # the README's library example's Task
+  res = train(task, Runs.free(np.arange(4), 2e-2, 1.0, 3000), retire_margin=0, progress=False)
   out = res.reduce()
   assert out["grokked"].all(), out["t_grok"]
   assert (out["t_mem"] < out["t_grok"]).all()
@@ -109,6 +118,7 @@ def test_free_run_groks_at_a_common_norm():
   assert np.std(w) / np.mean(w) <= 0.03, w
 
 
+@SHARES_TINY
 def test_sequential_lanes_equal_vmapped_lanes():
   """The CPU default maps runs one by one inside the program; it must match full vmap."""
   runs = _grid()
@@ -127,6 +137,7 @@ def _advance(prog, state, runs, evals):
   return state, records
 
 
+@SHARES_TINY
 def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
   import jax.numpy as jnp
   from grokjax.program import program
@@ -143,6 +154,7 @@ def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
   assert float(ref["norm"][0, 0]) > 1.3 * float(_advance(prog, prog.init(seeds), base, 1)[1]["norm"][0, 0])
 
 
+@SHARES_TINY
 def test_one_shot_rescale_and_group_kick_in_the_engine():
   import jax.numpy as jnp
   from grokjax.spec import KICK_GROUPS
@@ -233,13 +245,14 @@ def test_overlapped_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch
       np.testing.assert_array_equal(whole.curves[k], resumed.curves[k], err_msg=f"{k} {kill_at}")
 
 
-@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+@pytest.mark.parametrize("arch", [pytest.param("mlp", marks=SHARES_TINY),
+                                  pytest.param("transformer", marks=SHARES_TRANSFORMER)])
 def test_per_run_layernorm_switch_equals_each_variant_alone(arch):
   import dataclasses
   # each variant alone is the model another test trains (TINY; the group-clamp engine test's
   # transformer), so its compiled program is shared
-  size = dict(p=13, d=8, hidden=16) if arch == "mlp" else dict(p=11, d=16, hidden=32)
-  base = Task(**size, eval_every=5, arch=arch, heads=2)
+  size = dict(p=13, d=8, hidden=16) if arch == "mlp" else dict(p=11, d=16, hidden=32, heads=2)
+  base = Task(**size, eval_every=5, arch=arch)
   mixed = Runs(seed=[0, 0, 1, 1], lr=1e-2, wd=1.0, target_norm=[np.nan, np.nan, 6.0, 6.0],
                t_int=[NEVER, NEVER, 10, 10], budget=20, layernorm=[False, True, False, True])
   both = train(dataclasses.replace(base, layernorm="per_run"), mixed, chunk_steps=20,
@@ -262,6 +275,7 @@ def _padded_grid():
               t_int=[NEVER, 10, NEVER, 10], budget=[40, 40, 30, 40], size=[13, 13, 17, 17])
 
 
+@SHARES_PADDED
 def test_moduli_padded_into_one_program_equal_each_alone():
   import dataclasses
   big = Task(p=17, d=8, hidden=16, eval_every=5, sizes=(13, 17))
@@ -280,6 +294,7 @@ def test_moduli_padded_into_one_program_equal_each_alone():
     Task(p=17, d=8, hidden=16, arch="transformer", sizes=(13, 17))
 
 
+@SHARES_PADDED
 def test_padded_weights_and_moments_stay_exactly_zero():
   import jax.numpy as jnp
   from grokjax.spec import hparams
@@ -299,6 +314,7 @@ def test_padded_weights_and_moments_stay_exactly_zero():
   assert np.any(np.asarray(state["params"]["w2"])[:, :13] != 0)
 
 
+@SHARES_TINY
 def test_resuming_a_finished_checkpoint_never_wedges(tmp_path):
   # A kill between a phase's last checkpoint (every run finished) and its phase file: the
   # retry restores that state, trains nothing, and must not try to save the same step again.
@@ -351,6 +367,7 @@ def test_group_clamp_matches_a_hand_written_reference():
       np.testing.assert_allclose(np.asarray(out[k][i]), want, rtol=2e-5, atol=1e-6, err_msg=f"{g} {k}")
 
 
+@SHARES_TRANSFORMER
 def test_norm_group_is_measured_and_held_in_the_engine():
   # A run's norm curve is its group's norm; a clamp of the unembedding holds that norm
   # and leaves the total free; a clamp of the total holds the total.
