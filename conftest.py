@@ -22,7 +22,7 @@ os.environ.setdefault("GROKJAX_CACHE", tempfile.mkdtemp(prefix="grokjax-test-cac
 
 
 def pytest_configure(config):
-  from grokjax.runtime import enable_compilation_cache
+  from grokjax.engine.runtime import enable_compilation_cache
   enable_compilation_cache()
 
 

@@ -45,11 +45,11 @@ if __name__ == "__main__":  # the device count must be chosen before JAX starts
 import jax
 import jax.numpy as jnp
 
-from grokjax.optim import NEVER
-from grokjax.program import program
-from grokjax.runtime import chunk_rate, default_vmap_width, use_cpu_cores
-from grokjax.spec import Runs, Task, hparams
-from grokjax.train import train
+from grokjax.engine.optim import NEVER
+from grokjax.engine.program import program
+from grokjax.engine.runtime import chunk_rate, default_vmap_width, use_cpu_cores
+from grokjax.engine.spec import Runs, Task, hparams
+from grokjax.engine.train import train
 
 
 def useful_flops_per_step(task: Task) -> float:
@@ -81,7 +81,7 @@ def engine_rate(task: Task, n_runs: int, steps: int, width="auto", clamp: bool =
                 devices=None) -> float:
   """Run-steps per second of the engine's compiled chunk of `steps` steps, after
   compilation, clamp on, the run axis split over the devices as `train` does
-  (`grokjax.runtime.chunk_rate`). width: the engine's vmap_width ("auto": its default)."""
+  (`grokjax.engine.runtime.chunk_rate`). width: the engine's vmap_width ("auto": its default)."""
   return chunk_rate(task, n_runs, max(1, steps // task.eval_every), clamp=clamp,
                     vmap_width=width, devices=devices)
 

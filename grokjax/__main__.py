@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 import sys
 
-from grokjax import cli, registry
+from grokjax import cli
+from grokjax.harness import registry
 
 REPRODUCE_DOC = "The paper, reproduced: every claim at the paper preset, then one table."
 FIGURES_DOC = "Redraw the figures of finished results folders from their files (PNG and PDF)."
@@ -25,7 +26,7 @@ TENSORBOARD_DOC = "A finished results folder's curves as TensorBoard event files
 def figures(folders: list[str]) -> int:
   """`grokjax figures FOLDER...`: each folder's figures, drawn by its experiment."""
   import os
-  from grokjax import io
+  from grokjax.harness import io
   if not folders:
     print("grokjax figures: error: name at least one results folder", file=sys.stderr)
     return 2
@@ -46,9 +47,9 @@ def figures(folders: list[str]) -> int:
 
 
 def tensorboard(args: list[str]) -> int:
-  """`grokjax tensorboard FOLDER [--logdir DIR]`: `grokjax.results.to_tensorboard`."""
+  """`grokjax tensorboard FOLDER [--logdir DIR]`: `grokjax.harness.results.to_tensorboard`."""
   import argparse
-  from grokjax import results
+  from grokjax.harness import results
   ap = argparse.ArgumentParser(prog="grokjax tensorboard", description=TENSORBOARD_DOC)
   ap.add_argument("folder", help="a finished results folder")
   ap.add_argument("--logdir", help="where the runs go (default FOLDER/tensorboard)")

@@ -13,12 +13,14 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from grokjax import estimate, io, problems, registry, runtime
-from grokjax.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
+from grokjax import problems
+from grokjax.harness import estimate, io, registry
+from grokjax.engine import runtime
+from grokjax.harness.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
                            number_in)
-from grokjax.session import ConfigMismatch, Session, say
-from grokjax.spec import MATMUL_PRECISIONS
-from grokjax.train import KEEP_PARAMS
+from grokjax.harness.session import ConfigMismatch, Session, say
+from grokjax.engine.spec import MATMUL_PRECISIONS
+from grokjax.engine.train import KEEP_PARAMS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +110,7 @@ def _add_run_flags(ap: argparse.ArgumentParser) -> None:
 def start_jax(args) -> None:
   """Before JAX computes anything: determinism, one CPU device per core, the compile
   cache, and several processes when the environment asks for them."""
-  from grokjax.runtime import (enable_compilation_cache, maybe_initialize_distributed,
+  from grokjax.engine.runtime import (enable_compilation_cache, maybe_initialize_distributed,
                                request_determinism, use_cpu_cores)
   if args.deterministic:
     request_determinism()
@@ -303,8 +305,8 @@ def _start_and_run(experiment: str, run, cfg, out: str, args) -> int:
 
 def reproduce_main(argv=None, doc: str = "") -> int:
   """`experiments/reproduce.py`: train what is missing, then the paper-vs-ours table."""
-  from grokjax.reproduction import claims, report, runner
-  from grokjax.reproduction.table import MissingResults
+  from grokjax.paper import claims, report, runner
+  from grokjax.paper.table import MissingResults
   ap = _Parser(prog="reproduce.py", description=doc,
                formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--only", help=f"comma-separated claims, from: {', '.join(claims.CLAIMS)}")
@@ -348,7 +350,7 @@ def reproduce_main(argv=None, doc: str = "") -> int:
       return 2
   if args.dry_run:
     return 0
-  from grokjax import reference
+  from grokjax.paper import reference
   cells = None
   if args.reference is not None:
     try:

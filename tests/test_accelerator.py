@@ -13,13 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from grokjax import cli, io, registry
-from grokjax.session import Session
-from grokjax.optim import NEVER
-from grokjax.spec import Runs, Task, hparams
-from grokjax.program import program
-from grokjax.runtime import request_determinism
-from grokjax.train import train
+from grokjax import cli
+from grokjax.harness import io, registry
+from grokjax.harness.session import Session
+from grokjax.engine.optim import NEVER
+from grokjax.engine.spec import Runs, Task, hparams
+from grokjax.engine.program import program
+from grokjax.engine.runtime import request_determinism
+from grokjax.engine.train import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -140,7 +141,7 @@ def test_batches_are_powers_of_two_and_a_repeat_compiles_nothing():
   # compiled or, with the persistent cache on (other tests turn it on for the process),
   # loaded from disk: both count.
   from jax import monitoring
-  from grokjax.runtime import batch_floor, default_vmap_width
+  from grokjax.engine.runtime import batch_floor, default_vmap_width
   got = []
   on_time = lambda name, secs, **kw: got.append(name) if name.endswith("backend_compile_duration") else None
   on_event = lambda name, **kw: got.append(name) if name.endswith("compilation_cache/cache_hits") else None

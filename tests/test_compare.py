@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from grokjax import compare, reference
-from grokjax.reproduction import table
+from grokjax.analysis import compare
+from grokjax.paper import reference
+from grokjax.paper import table
 
 
 def _lognormal(n, median, sigma, rng):

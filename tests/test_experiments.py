@@ -14,11 +14,12 @@ import types
 import numpy as np
 import pytest
 
-from grokjax import cli, registry
-from grokjax.optim import NEVER
-from grokjax.session import Session, load_result, same_runs, save_result
-from grokjax.spec import CURVES
-from grokjax.stats import cell_summary
+from grokjax import cli
+from grokjax.harness import registry
+from grokjax.engine.optim import NEVER
+from grokjax.harness.session import Session, load_result, same_runs, save_result
+from grokjax.engine.spec import CURVES
+from grokjax.analysis.stats import cell_summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = {"p", "seed", "arm", "rho", "lr", "wd", "budget", "t_mem", "t_grok", "grokked",
@@ -261,8 +262,8 @@ def test_fit_rhos_refits_a_finished_folder_without_training(tmp_path, pinned_smo
 
 
 def test_refit_headline_uses_the_range_and_keeps_every_cell_apart(tmp_path):
-  from grokjax import io as gio
-  from grokjax import pinned_norm
+  from grokjax.harness import io as gio
+  from grokjax.experiments import pinned_norm
   rows = []
   for s in range(6):
     rows.append(dict(p=23, seed=s, arm="free", rho=None, lr=0.03, wd=1.0, t_grok=200,
@@ -407,7 +408,7 @@ def test_out_naming_a_file_is_refused(tmp_path, capsys):
 
 def test_phase_files_from_before_new_run_fields_still_load(tmp_path):
   import numpy as np
-  from grokjax.spec import Runs, SweepResult, Task
+  from grokjax.engine.spec import Runs, SweepResult, Task
   task = Task(p=7, d=4, hidden=8)
   runs = Runs([0, 1], 1e-2, 1.0, np.nan, NEVER, 20)
   res = SweepResult(task, runs, np.array([10, 20]), {k: np.zeros((2, 2)) for k in CURVES},
@@ -485,7 +486,7 @@ def test_the_grokjax_command_lists_and_refuses(capsys):
 def test_results_files_are_readable_as_the_umask_allows(pinned_smoke, tmp_path):
   """Collaborators can open the results: every file grokjax writes gets 0o666 less the
   umask, as a plain open() would (not the 0o600 of a temporary file)."""
-  from grokjax import io as gio
+  from grokjax.harness import io as gio
   out, _ = pinned_smoke
   umask = os.umask(0)
   os.umask(umask)
@@ -502,7 +503,7 @@ def test_results_files_are_readable_as_the_umask_allows(pinned_smoke, tmp_path):
 
 
 def test_a_finished_folder_carries_the_manifest_of_its_runs_csv(pinned_smoke):
-  from grokjax import io as gio
+  from grokjax.harness import io as gio
   out, _ = pinned_smoke
   manifest = json.load(open(os.path.join(out, "manifest.json")))
   assert manifest["runs"] == len(_rows(out)) > 0
@@ -588,7 +589,7 @@ def test_save_params_keeps_each_runs_weights_at_the_step_it_stopped(pinned_smoke
   run's held rho * W_c); the plan names the disk cost; a resume loads them again."""
   import grokjax
   import jax.numpy as jnp
-  from grokjax.models import weight_norm
+  from grokjax.problems.models import weight_norm
   out = str(tmp_path / "sp")
   proc = _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress",
                  "--no-figures", "--save-params", "final")
@@ -645,7 +646,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_rerun_finishes(tmp_path
   and one line naming the error and the file, the half-written temporary removed; once
   there is room, the same command finishes the folder."""
   import errno
-  from grokjax import io as gio
+  from grokjax.harness import io as gio
   real_fsync = os.fsync
 
   def fsync(fd):

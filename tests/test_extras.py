@@ -8,7 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from grokjax import fit, io, results
+from grokjax.analysis import fit
+from grokjax.harness import io, results
 
 
 def test_aft_fit_agrees_with_lifelines_lognormal_aft():
@@ -128,13 +129,13 @@ def test_tensorboard_export_without_tensorboardx_names_the_extra(tmp_path, monke
 
 def test_the_device_grok_rule_agrees_with_reduce():
   """Program's watch over evaluations keeps the weights of the evaluation
-  `grokjax.reduce.first_crossing` calls T_grok, for every persist, with accuracies on
+  `grokjax.engine.reduce.first_crossing` calls T_grok, for every persist, with accuracies on
   both sides of float32's 0.9, and ignores the evaluations past a run's budget."""
   import jax
   import jax.numpy as jnp
-  from grokjax.program import GrokRule, Program
-  from grokjax.reduce import first_crossing
-  from grokjax.spec import Runs, Task, hparams
+  from grokjax.engine.program import GrokRule, Program
+  from grokjax.engine.reduce import first_crossing
+  from grokjax.engine.spec import Runs, Task, hparams
   task = Task(p=5, d=2, hidden=2, eval_every=10)
   rng = np.random.default_rng(0)
   near = np.float32([0.9, np.nextafter(np.float32(0.9), np.float32(1)), 0.5, 1.0, np.nan])
@@ -170,12 +171,12 @@ def test_save_params_grok_keeps_the_weights_at_t_grok_and_changes_nothing(tmp_pa
   evaluation before differs). Vectorised, so a run's lane trains on frozen past its
   budget, evaluations the rule must not count."""
   import jax.numpy as jnp
-  from grokjax import grids, registry
-  from grokjax.models import weight_norm
-  from grokjax.optim import NEVER
-  from grokjax.session import Session
-  from grokjax.spec import Runs
-  from grokjax.train import train
+  from grokjax.harness import grids, registry
+  from grokjax.problems.models import weight_norm
+  from grokjax.engine.optim import NEVER
+  from grokjax.harness.session import Session
+  from grokjax.engine.spec import Runs
+  from grokjax.engine.train import train
   # two free runs, one held near W_c, one with too short a budget to grok
   runs = Runs(seed=[0, 1, 0, 0], lr=0.03, wd=1.0, target_norm=[np.nan, np.nan, 25, 25],
               t_int=[NEVER, NEVER, 40, 40], budget=[200, 200, 200, 60])

@@ -39,7 +39,8 @@ def test_a_read_only_results_folder_is_one_line_and_nothing_changes(tmp_path):
   prefix = _unprivileged()
   if prefix is None:
     pytest.skip("running as root without user namespaces: no folder is read-only to us")
-  from grokjax import cli, io
+  from grokjax import cli
+  from grokjax.harness import io
   done = tmp_path / "done"  # this command's results folder, made read-only
   cfg, _, _ = cli.parse("free_training", ARGS + ["--out", str(done)])
   (done / "phases").mkdir(parents=True)

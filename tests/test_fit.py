@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from grokjax.fit import fit_delay_law, fit_power_law, fit_shared_delay_law, fold_change
+from grokjax.analysis.fit import fit_delay_law, fit_power_law, fit_shared_delay_law, fold_change
 
 ALPHA = 7.5
 RHOS = np.round(np.arange(0.85, 1.2501, 0.05), 2)
@@ -152,7 +152,7 @@ def test_bootstrap_reports_replicates_kept_and_warns_when_few_survive():
 
 
 def test_aft_fit_recovers_alpha_where_the_median_fit_cannot():
-  from grokjax.fit import fit_aft_delay_law
+  from grokjax.analysis.fit import fit_aft_delay_law
   rng = np.random.default_rng(1)
   rho = np.repeat([0.9, 1.0, 1.1, 1.2], 32)
   seed = np.tile(np.arange(32), 4)
@@ -169,7 +169,7 @@ def test_aft_fit_recovers_alpha_where_the_median_fit_cannot():
 
 
 def test_aft_fit_without_censoring_matches_least_squares():
-  from grokjax.fit import fit_aft_delay_law
+  from grokjax.analysis.fit import fit_aft_delay_law
   rng = np.random.default_rng(2)
   rho = np.repeat([0.9, 1.0, 1.1], 10)
   p = np.tile([41, 59], 15)
@@ -182,7 +182,7 @@ def test_aft_fit_without_censoring_matches_least_squares():
 
 
 def test_fold_change_with_a_censored_slow_cell_is_a_lower_bound():
-  from grokjax.fit import bounded_median, fold_change_bounded, format_fold
+  from grokjax.analysis.fit import bounded_median, fold_change_bounded, format_fold
   # rho 1.30 at lr 1e-3 censored in more than half its seeds: median > its 30k budget
   fold = fold_change_bounded([1492.0, 4077.0, 13426.0, None], [30000] * 4)
   assert fold["lower_bound"] and fold["value"] == pytest.approx(30000 / 1492)
@@ -195,7 +195,7 @@ def test_fold_change_with_a_censored_slow_cell_is_a_lower_bound():
 
 def test_censored_log_survival_is_exact_and_smooth_where_the_tail_takes_over():
   from scipy import stats
-  from grokjax.fit import log_sf_and_mills
+  from grokjax.analysis.fit import log_sf_and_mills
   z = np.array([-6.0, -1.0, 0.0, 2.0, 8.0, 24.999, 25.001, 38.0, 60.0])
   log_sf, mills = log_sf_and_mills(z)
   np.testing.assert_allclose(log_sf, stats.norm.logsf(z), rtol=1e-12)

@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from grokjax import cli, free_norm_delay as fnd
+from grokjax import cli
+from grokjax.experiments import free_norm_delay as fnd
 
 
 def test_peak_after_memorising():
@@ -37,7 +38,7 @@ def test_fit_kappa_recovers_the_contraction_rate():
 
 
 def test_matched_kappa_recovers_the_contraction_rate_and_skips_unpaired_runs():
-  from grokjax.free_norm_delay import fit_matched_kappa
+  from grokjax.experiments.free_norm_delay import fit_matched_kappa
   rng = np.random.default_rng(1)
   rows = []
   for seed in range(8):
@@ -59,7 +60,7 @@ def test_matched_kappa_recovers_the_contraction_rate_and_skips_unpaired_runs():
 
 
 def test_norm_interventions_smoke(tmp_path):
-  from grokjax.norm_interventions import norm_interventions
+  from grokjax.experiments.norm_interventions import norm_interventions
   out = str(tmp_path / "ni")
   assert cli.main("norm_interventions", norm_interventions,
                   ["--preset", "smoke", "--out", out, "--no-progress"]) == 0
@@ -74,7 +75,7 @@ def test_norm_interventions_smoke(tmp_path):
 
 
 def test_free_norm_delay_smoke(tmp_path):
-  from grokjax.free_norm_delay import free_norm_delay
+  from grokjax.experiments.free_norm_delay import free_norm_delay
   out = str(tmp_path / "fnd")
   assert cli.main("free_norm_delay", free_norm_delay,
                   ["--preset", "smoke", "--scales", "1,2,3", "--out", out, "--no-progress"]) == 0

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from grokjax.models import MLP, layer_norm, weight_mask, weight_norm
+from grokjax.problems.models import MLP, layer_norm, weight_mask, weight_norm
 
 
 def _params(model):
@@ -50,7 +50,7 @@ def test_layer_norm_is_scale_invariant_and_used_by_mlp():
 
 
 def test_gelu_is_the_exact_erf_gelu_with_its_derivative():
-  from grokjax.models import gelu
+  from grokjax.problems.models import gelu
   x = jnp.linspace(-6, 6, 1001)
   np.testing.assert_allclose(gelu(x), jax.nn.gelu(x, approximate=False), rtol=1e-6, atol=1e-6)
   ours = jax.vmap(jax.grad(gelu))(x)
@@ -60,7 +60,7 @@ def test_gelu_is_the_exact_erf_gelu_with_its_derivative():
 
 
 def test_output_product_pads_rows_without_changing_values_or_gradients():
-  from grokjax.models import output_product
+  from grokjax.problems.models import output_product
   h = jax.random.normal(jax.random.key(3), (37, 24))
   for rows in (59, 64, 2):  # padded to 64, already a multiple, padded to 16
     w = jax.random.normal(jax.random.key(rows), (rows, 24))

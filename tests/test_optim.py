@@ -4,8 +4,8 @@ import numpy as np
 import optax
 import pytest
 
-from grokjax.models import weight_norm
-from grokjax.optim import NEVER, clamp_global_norm, paper_optimizer
+from grokjax.problems.models import weight_norm
+from grokjax.engine.optim import NEVER, clamp_global_norm, paper_optimizer
 
 
 def _toy_params(key=0):
@@ -165,7 +165,7 @@ def test_stop_step_holds_then_releases():
 
 
 def test_one_shot_group_kick_against_a_hand_written_reference():
-  from grokjax.optim import scale_weights
+  from grokjax.engine.optim import scale_weights
   params = {"embed": jnp.full((4, 3), 0.5), "w1": jnp.full((3, 5), 0.2), "b1": jnp.ones(5)}
   grads = jax.tree.map(jnp.ones_like, params)
   mask = {"embed": True, "w1": False, "b1": False}
@@ -183,7 +183,7 @@ def test_one_shot_group_kick_against_a_hand_written_reference():
 
 
 def test_kicks_vmapped_with_per_run_factor_step_and_group():
-  from grokjax.optim import scale_weights
+  from grokjax.engine.optim import scale_weights
   params = {"a": jnp.ones((2, 2)), "b": jnp.ones((2, 2))}
 
   def one(factor, step, group):

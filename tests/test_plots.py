@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from grokjax import plots
+from grokjax.harness import plots
 
 
 def _free_rows(p, frac_shift, n=6):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from grokjax import cli, problems
-from grokjax.sparse_parity import sparse_parity as run_sparse_parity
-from grokjax.spec import Runs, Task
-from grokjax.program import program
-from grokjax.train import train
+from grokjax.experiments.sparse_parity import sparse_parity as run_sparse_parity
+from grokjax.engine.spec import Runs, Task
+from grokjax.engine.program import program
+from grokjax.engine.train import train
 
 NEVER = np.iinfo(np.int32).max
 
@@ -103,7 +103,7 @@ def test_sparse_parity_experiment_smoke(tmp_path):
   """The experiment end to end: its rows, each cell's summary, the figure; the table has
   the problem column and one m per phase."""
   cfg, out, args = cli.parse("sparse_parity", ["--preset", "smoke", "--out", str(tmp_path / "sp")])
-  from grokjax.session import Session
+  from grokjax.harness.session import Session
   result = run_sparse_parity(Session(cfg, out, progress=False))
   assert set(result["by_m"]) == {"200", "300"} and set(result["by_wd"]) == {"1", "3"}
   assert set(result["by_lr"]) == {"0.01", "0.02"} and set(result["by_rho"]) == {"1.3"}
@@ -145,8 +145,8 @@ def test_package_exports_keep_the_engine_module():
   import inspect
 
   import grokjax
-  assert inspect.ismodule(grokjax.train) and grokjax.train_grid is grokjax.train.train
-  assert grokjax.Task is grokjax.train.Task
+  assert inspect.ismodule(grokjax.engine.train) and grokjax.train_grid is grokjax.engine.train.train
+  assert grokjax.Task is grokjax.engine.train.Task
 
 
 def test_softmax_collapse_reads_the_logit_margin():
@@ -155,7 +155,7 @@ def test_softmax_collapse_reads_the_logit_margin():
   backend's denormal handling): margin 95 counts as collapsed, 80 does not, ties never."""
   import jax.numpy as jnp
 
-  from grokjax.program import COLLAPSE_MARGIN, softmax_collapsed
+  from grokjax.engine.program import COLLAPSE_MARGIN, softmax_collapsed
   logits = jnp.array([[95.0, 0.0, -3.0], [80.0, 0.0, 1.0], [5.0, 5.0, -200.0],
                       [0.0, COLLAPSE_MARGIN + 0.5, 0.0]], jnp.float32)
   np.testing.assert_array_equal(np.asarray(softmax_collapsed(logits)), [True, False, False, True])
@@ -174,7 +174,7 @@ def test_wc_from_another_problem_is_refused(tmp_path):
   """W_c belongs to one problem: --wc-from a folder of a + b is refused for a * b."""
   import json
 
-  from grokjax import grids, registry
+  from grokjax.harness import grids, registry
   add = registry.resolve("pinned_norm", "smoke")
   (tmp_path / "config.json").write_text(json.dumps({"config": add.to_json()}))
   mul = registry.resolve("pinned_norm", "smoke", problem="mul")
@@ -187,7 +187,7 @@ def test_wc_from_another_precision_is_reused(tmp_path):
   wider model: precision is arithmetic, the hidden width is the model."""
   import json
 
-  from grokjax import grids, registry
+  from grokjax.harness import grids, registry
   f32 = registry.resolve("pinned_norm", "smoke")
   (tmp_path / "config.json").write_text(json.dumps({"config": f32.to_json()}))
   assert grids.wc_source_mismatch(registry.resolve("pinned_norm", "smoke", dtype="float64"),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from grokjax.reduce import first_crossing, grok_times
+from grokjax.engine.reduce import first_crossing, grok_times
 
 STEPS = np.array([10, 20, 30, 40, 50])
 

@@ -8,10 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from grokjax import cli, config, grids, io, registry
-from grokjax.config import Config
-from grokjax.estimate import Cell, plan
-from grokjax.stats import cell_summary
+from grokjax import cli
+from grokjax.harness import config, grids, io, registry
+from grokjax.harness.config import Config
+from grokjax.harness.estimate import Cell, plan
+from grokjax.analysis.stats import cell_summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -117,9 +118,9 @@ def _fit_tool():
 
 
 def test_the_grok_time_prior_is_refitted_from_the_committed_results():
-  """grokjax/grok_prior.json is what tools/fit_grok_prior.py fits to docs/results today
+  """grokjax/harness/grok_prior.json is what tools/fit_grok_prior.py fits to docs/results today
   (refit it after committing new paper-preset MLP results)."""
-  from grokjax import estimate
+  from grokjax.harness import estimate
   fresh = _fit_tool().fit()
   law = estimate.grok_prior()
   assert law["sources"] == fresh["sources"] and law["n_runs"] == fresh["n_runs"]
@@ -132,7 +133,7 @@ def test_the_plan_expects_each_paper_claims_run_steps_within_1_5x():
   of every committed paper-preset MLP folder, against what it trained (timing.json).
   In-sample: the prior was fitted to these runs. Outside its model (the attention model
   here) the plan keeps the budget rule."""
-  from grokjax import estimate
+  from grokjax.harness import estimate
   tool = _fit_tool()
   cwd = os.getcwd()
   os.chdir(ROOT)

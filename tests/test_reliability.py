@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from grokjax.optim import NEVER
-from grokjax.spec import Runs, Task
-from grokjax.program import program
-from grokjax.train import train
+from grokjax.engine.optim import NEVER
+from grokjax.engine.spec import Runs, Task
+from grokjax.engine.program import program
+from grokjax.engine.train import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -107,7 +107,7 @@ def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_holder(tmp_path, 
   from grokjax import cli
   out = str(tmp_path / "busy")
   holder = subprocess.Popen(
-      [sys.executable, "-c", "import sys, time; from grokjax.session import lock_folder; "
+      [sys.executable, "-c", "import sys, time; from grokjax.harness.session import lock_folder; "
        "lock_folder(sys.argv[1]); print('locked', flush=True); time.sleep(60)", out],
       stdout=subprocess.PIPE, text=True, cwd=ROOT)
   try:
@@ -120,6 +120,6 @@ def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_holder(tmp_path, 
   finally:
     holder.kill()
     holder.wait()
-  from grokjax.session import lock_folder
+  from grokjax.harness.session import lock_folder
   lock_folder(out)  # free again; taking it twice in one process is a no-op
   lock_folder(out)

@@ -7,9 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from grokjax import cli, io
-from grokjax.reproduction import claims, mlp_claims, prediction, report, table
-from grokjax import stats
+from grokjax import cli
+from grokjax.harness import io
+from grokjax.paper import claims, mlp_claims, prediction, report, table
+from grokjax.analysis import stats
 
 
 def _write(folder, rows, **config):
@@ -185,7 +186,7 @@ def test_norm_vs_lr_rows_and_folds(tmp_path):
 
 
 def test_every_claim_and_experiment_draws_its_own_seeds():
-  from grokjax import registry
+  from grokjax.harness import registry
   streams = {name: claims.part_config(parts[0]).seed_stream for name, (_, parts) in claims.CLAIMS.items()}
   assert streams["dense_rho"] == "dense_rho" and streams["moduli_scan"] == "moduli_scan"
   assert len(set(streams.values())) == len(streams)  # no two claims share runs

@@ -7,9 +7,9 @@ import textwrap
 
 SCRIPT = textwrap.dedent("""
     import jax, numpy as np
-    from grokjax.optim import NEVER
-    from grokjax.spec import Runs, Task
-    from grokjax.train import train
+    from grokjax.engine.optim import NEVER
+    from grokjax.engine.spec import Runs, Task
+    from grokjax.engine.train import train
     assert jax.device_count() == 4, jax.devices()
     task = Task(p=13, d=8, hidden=16, eval_every=5)
     runs = Runs(seed=[0, 1, 2, 3, 4], lr=[1e-2, 3e-3, 1e-2, 5e-3, 2e-2], wd=1.0,

@@ -5,9 +5,9 @@ import jax
 import numpy as np
 import pytest
 
-from grokjax.optim import NEVER
-from grokjax.spec import Runs, Task
-from grokjax.train import train
+from grokjax.engine.optim import NEVER
+from grokjax.engine.spec import Runs, Task
+from grokjax.engine.train import train
 
 TINY = Task(p=13, d=8, hidden=16, eval_every=5)
 # Tests that train one model run on one xdist worker (pytest's --dist loadgroup), so its
@@ -131,7 +131,7 @@ def test_sequential_lanes_equal_vmapped_lanes():
 
 def _advance(prog, state, runs, evals):
   import jax.numpy as jnp
-  from grokjax.spec import hparams
+  from grokjax.engine.spec import hparams
   hp = jax.tree.map(jnp.asarray, hparams(runs, np.dtype("float32")))
   state, records, _ = prog.chunk(evals, 1)(state, hp)
   return state, records
@@ -140,7 +140,7 @@ def _advance(prog, state, runs, evals):
 @SHARES_TINY
 def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
   import jax.numpy as jnp
-  from grokjax.program import program
+  from grokjax.engine.program import program
   prog = program(TINY)
   base = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=40)
   kicked = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=40,
@@ -157,8 +157,8 @@ def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
 @SHARES_TINY
 def test_one_shot_rescale_and_group_kick_in_the_engine():
   import jax.numpy as jnp
-  from grokjax.spec import KICK_GROUPS
-  from grokjax.program import program
+  from grokjax.engine.spec import KICK_GROUPS
+  from grokjax.engine.program import program
   prog = program(TINY)
   seeds = jnp.array([TINY.init_seed(1.0, 0)] * 3, jnp.uint32)
   runs = Runs(seed=[0, 0, 0], lr=1e-2, wd=1.0, target_norm=[np.nan, 5.0, np.nan],
@@ -175,7 +175,7 @@ def test_one_shot_rescale_and_group_kick_in_the_engine():
 
 
 def test_padding_is_spread_so_every_device_trains_as_many_runs():
-  from grokjax.train import batch_size, lane_layout
+  from grokjax.engine.train import batch_size, lane_layout
   for live in (1, 5, 36, 80, 97):
     for ndev in (1, 2, 4):
       size = batch_size(live, ndev, 1 << 62)
@@ -209,8 +209,8 @@ def test_overlapped_dispatch_equals_plain_loop():
 
 
 def test_overlapped_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch):
-  import grokjax.checkpoints as saving
-  import grokjax.train as engine
+  import grokjax.engine.checkpoints as saving
+  import grokjax.engine.train as engine
   task = Task(p=31, d=16, hidden=64, frac=0.5, eval_every=10)
   kw = dict(chunk_steps=100, retire_margin=0, progress=False)
   whole = train(task, _mixed_grid(), overlap=False, **kw)
@@ -297,8 +297,8 @@ def test_moduli_padded_into_one_program_equal_each_alone():
 @SHARES_PADDED
 def test_padded_weights_and_moments_stay_exactly_zero():
   import jax.numpy as jnp
-  from grokjax.spec import hparams
-  from grokjax.program import program
+  from grokjax.engine.spec import hparams
+  from grokjax.engine.program import program
   big = Task(p=17, d=8, hidden=16, eval_every=5, sizes=(13, 17))
   prog = program(big)
   runs = _padded_grid().take([0, 1])  # size 13 in a program of 17; one of them clamped
@@ -338,9 +338,9 @@ def test_group_clamp_matches_a_hand_written_reference():
   import jax
   import jax.numpy as jnp
   import optax
-  from grokjax.optim import paper_optimizer
-  from grokjax.spec import WEIGHT_GROUPS
-  from grokjax.program import program
+  from grokjax.engine.optim import paper_optimizer
+  from grokjax.engine.spec import WEIGHT_GROUPS
+  from grokjax.engine.program import program
   task = Task(p=11, d=16, hidden=32, arch="transformer", heads=2, eval_every=1)
   prog = program(task)
   params = jax.tree.map(lambda x: x[0], prog.init(jnp.array([7], jnp.uint32))["params"])
@@ -371,7 +371,7 @@ def test_group_clamp_matches_a_hand_written_reference():
 def test_norm_group_is_measured_and_held_in_the_engine():
   # A run's norm curve is its group's norm; a clamp of the unembedding holds that norm
   # and leaves the total free; a clamp of the total holds the total.
-  from grokjax.spec import WEIGHT_GROUPS
+  from grokjax.engine.spec import WEIGHT_GROUPS
   task = Task(p=11, d=16, hidden=32, arch="transformer", heads=2, eval_every=5)
   out = WEIGHT_GROUPS.index("output")
   runs = Runs(seed=[0, 0, 0, 0], lr=1e-2, wd=1.0, target_norm=[np.nan, np.nan, 2.0, 5.0],
@@ -387,7 +387,7 @@ def test_norm_group_is_measured_and_held_in_the_engine():
 
 
 def test_a_group_the_model_lacks_is_refused():
-  from grokjax.spec import WEIGHT_GROUPS
+  from grokjax.engine.spec import WEIGHT_GROUPS
   runs = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=[3.0], t_int=[10], budget=20,
               norm_group=WEIGHT_GROUPS.index("attention"))
   with pytest.raises(ValueError, match="no weight group 'attention'"):
@@ -406,7 +406,7 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
   where orbax still reads them), one whose files are damaged, and one made for another
   device count are each refused with one line, never resumed."""
   import orbax.checkpoint as ocp
-  from grokjax import checkpoints
+  from grokjax.engine import checkpoints
   folder = str(tmp_path / "ck")
   task, runs, first = _small_checkpointed_run(folder)
   again = train(task, runs, chunk_steps=20, checkpoint=folder, checkpoint_every_s=0,
@@ -454,7 +454,7 @@ def test_a_resume_restores_without_orbax_warnings(tmp_path, caplog):
 def test_a_sweep_result_of_the_wrong_shape_is_refused():
   """SweepResult checks the engine's output contract (chex): a curve per run and per
   evaluation, one last step per run."""
-  from grokjax.spec import SweepResult
+  from grokjax.engine.spec import SweepResult
   runs = Runs(seed=[0, 1], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=20)
   steps = np.array([10, 20])
   ok = dict(curves={"norm": np.zeros((2, 2))}, last_step=np.array([20, 20]),

@@ -8,8 +8,8 @@ import optax
 import pytest
 from flax import nnx
 
-from grokjax import models
-from grokjax.models import Transformer, layer_norm, weight_mask
+from grokjax.problems import models
+from grokjax.problems.models import Transformer, layer_norm, weight_mask
 
 P, D, HEADS, WIDTH = 11, 16, 4, 32
 SHAPES = {"embed": (P + 1, D), "pos": (3, D), "wq": (D, D), "wk": (D, D), "wv": (D, D),

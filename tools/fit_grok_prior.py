@@ -1,6 +1,6 @@
 """Fit the plan line's grok-time prior to the committed paper-preset results.
 
-    python tools/fit_grok_prior.py            # rewrites grokjax/grok_prior.json
+    python tools/fit_grok_prior.py            # rewrites grokjax/harness/grok_prior.json
 
 Every run of every folder under docs/results trained with the paper's MLP on a + b mod p
 (preset paper, d 128, H 256; the discriminating checks under docs/results/checks, which
@@ -8,7 +8,7 @@ repeat claims' cells, left out) is one point: ln T_grok (a run censored at its b
 at its budget, a lower bound) against ln p, ln lr, ln wd, ln train fraction and, for a run
 whose norm is held (clamp, hold), rho - 1 (with its slope moving with ln p and ln lr).
 The least-squares coefficients, the ranges they were fitted over and their sources go to
-grokjax/grok_prior.json, which `grokjax.estimate` reads; outside those ranges, or for
+grokjax/harness/grok_prior.json, which `grokjax.harness.estimate` reads; outside those ranges, or for
 another model or problem, the plan keeps its budget rule.
 """
 
@@ -21,8 +21,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from grokjax import io  # noqa: E402
-from grokjax.estimate import PRIOR_FEATURES, prior_features  # noqa: E402
+from grokjax.harness import io  # noqa: E402
+from grokjax.harness.estimate import PRIOR_FEATURES, prior_features  # noqa: E402
 
 HELD_ARMS = ("clamp", "hold")
 
@@ -33,7 +33,7 @@ def paper_mlp(cfg: dict) -> bool:
 
 
 def fit() -> dict:
-  """The prior from the committed results (what grokjax/grok_prior.json holds)."""
+  """The prior from the committed results (what grokjax/harness/grok_prior.json holds)."""
   xs, ys, sources, vals = [], [], [], {k: [] for k in ("p", "lr", "wd", "frac", "rho")}
   checks = os.path.join(ROOT, "docs", "results", "checks")
   for path in sorted(glob.glob(os.path.join(ROOT, "docs", "results", "**", "config.json"),
@@ -68,7 +68,7 @@ def fit() -> dict:
 
 def main() -> None:
   out = fit()
-  io.write_json(os.path.join(ROOT, "grokjax", "grok_prior.json"), out)
+  io.write_json(os.path.join(ROOT, "grokjax", "harness", "grok_prior.json"), out)
   print(f"{out['n_runs']} runs from {len(out['sources'])} folders: R^2 {out['r2']:.3f}, residual sd "
         f"{out['residual_sd']:.3f} in ln T_grok")
 

@@ -1,0 +1,339 @@
+"""The training engine: one compiled, vmapped program trains a whole grid of runs.
+
+A grid is a `Task` (everything static: shapes, architecture, evaluation interval) and
+`Runs` (one row per run: seed index, learning rate, weight decay, held norm, clamp start
+and budget). `train` initialises every run, then loops on the host over jitted chunks of
+`lax.scan` steps; between chunks it records curves, retires finished runs and packs the
+rest into a smaller batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from grokjax.engine.checkpoints import Checkpoints, grid_fingerprint
+from grokjax.engine.program import GrokRule, program
+from grokjax.engine.reduce import grok_times
+from grokjax.engine.runtime import all_cpu, batch_floor, default_vmap_width, to_host
+from grokjax.engine.spec import Runs, SweepResult, Task, hparams
+
+# The parameters `train` can keep of each run (`keep_params`; the --save-params choices).
+KEEP_PARAMS = ("none", "final", "grok")
+
+
+def batch_size(live: int, ndev: int, cap: int, floor: int = 1) -> int:
+  """Batch size for `live` runs: ndev times the next power of two (at least `floor` per
+  device), never above cap. Powers of two keep the distinct batch sizes, and so the
+  compiled programs, of a phase to about log2(runs); padding stays under 50 %."""
+  per = max(floor, 1 << max(0, -(-live // ndev) - 1).bit_length())
+  return min(ndev * per, cap)
+
+
+def lane_layout(sources: np.ndarray, size: int, ndev: int) -> tuple[np.ndarray, np.ndarray]:
+  """Lane layout of a batch: `size` lanes, in ndev contiguous blocks (one per device).
+
+  The live entries `sources` are dealt round-robin over the blocks, so every device trains
+  the same number of runs (+-1) and none waits for another; the remaining lanes are
+  padding (repeating sources[0]). Returns (source of each lane, padding mask).
+  """
+  per = size // ndev
+  take = np.full(size, sources[0])
+  pad = np.ones(size, bool)
+  j = np.arange(len(sources))
+  pos = (j % ndev) * per + j // ndev
+  take[pos], pad[pos] = sources, False
+  return take, pad
+
+
+def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int | None = 500,
+          grok_threshold: float = 0.90, mem_threshold: float = 0.99, grok_persist: int = 1,
+          progress: bool = True,
+          devices=None, desc: str | None = None, checkpoint: str | None = None,
+          checkpoint_every_s: float = 60.0, vmap_width: int | None | str = "auto",
+          overlap: bool | str = "auto", on_rate: Callable[[float], None] | None = None,
+          keep_params: str = "none") -> SweepResult:
+  """Train every run of a grid; return its curves.
+
+  Args:
+    task: the static configuration.
+    runs: one row per run.
+    chunk_steps: steps per compiled chunk (rounded to a multiple of eval_every); the
+      granularity of progress, retirement, checkpoints and batch compaction.
+    retire_margin: a run that has memorised and grokked is retired once it is this many
+      steps past T_grok; None trains every run to its own budget.
+    grok_threshold, mem_threshold, grok_persist: what retirement calls grokked
+      (`grokjax.engine.reduce.grok_times`).
+    progress: show a progress bar with run-steps/s and ETA on stderr.
+    devices: devices to shard the run axis over (default: every device of every process;
+      the run axis is padded to a multiple of their number).
+    desc: progress-bar label.
+    checkpoint: a directory for orbax checkpoints of the whole loop state. When it holds
+      one for this same (task, runs), training resumes from it; one for another grid is
+      refused with ValueError.
+    checkpoint_every_s: seconds between checkpoints (0: after every chunk).
+    vmap_width: runs vectorised together inside the compiled chunk of each device; the
+      rest are mapped in sequence within the same program. None: all runs vmapped.
+      "auto": 1 on CPU devices, where a wide vmap spills the caches (measured: 1.26x more
+      run-steps/s at paper scale on 2 cores), else None.
+    overlap: queue chunk k + 1 before reading chunk k, so the device never waits for the
+      host. A run that chunk k retires has then trained one chunk more, which is dropped:
+      the result equals the one without overlap. "auto": on for accelerators, off for CPU
+      devices (where the host's share is small and the extra chunk is not free).
+    on_rate: called once with (run-steps/s, True) of this training's first chunk that did
+      not compile, or, when every chunk compiled, (run-steps/s of the whole call, False):
+      time estimates reuse the training's own program instead of timing another.
+    keep_params: "none"; "final": keep each run's parameters as it stops (at its budget,
+      on retiring or diverging), in `SweepResult.params`; "grok": its parameters at its
+      T_grok under grok_threshold and grok_persist instead, captured on the device at that
+      evaluation (NaN for a run that never grokked). Either turns `overlap` off, so that
+      the parameters read as a run stops are those of the chunk that stopped it.
+
+  Returns:
+    A `SweepResult`.
+  """
+  if task.layernorm != "per_run" and runs.layernorm.any():
+    raise ValueError("runs with their own LayerNorm switch need Task(layernorm='per_run')")
+  if keep_params not in KEEP_PARAMS:
+    raise ValueError(f"keep_params must be one of {', '.join(KEEP_PARAMS)}, got {keep_params!r}")
+  rule = GrokRule(float(grok_threshold), int(grok_persist))
+  sizes = np.where(runs.size == 0, task.p, runs.size)
+  allowed = task.sizes or (task.p,)
+  if not np.isin(sizes, allowed).all():
+    raise ValueError(f"run sizes {sorted(set(sizes.tolist()) - set(allowed))} are not among the "
+                     f"Task's {allowed} (several moduli in one program: Task(sizes=...))")
+  which = np.searchsorted(np.array(allowed), sizes).astype(np.int32)
+  t0 = time.perf_counter()
+  ev = task.eval_every
+  chunk_evals = max(1, int(chunk_steps) // ev)
+  n = len(runs)
+  n_evals = -(-runs.budget // ev)
+  budgets = n_evals * ev
+  chunk_evals = min(chunk_evals, int(n_evals.max()))  # never longer than the longest budget
+  steps = ev * np.arange(1, n_evals.max() + 1)
+
+  devices = list(devices or jax.devices())
+  ndev = len(devices)
+  mesh = Mesh(np.array(devices), ("runs",))
+  sharding = NamedSharding(mesh, PartitionSpec("runs"))
+  prog = program(task, rule if keep_params == "grok" else None)
+  prog.check_groups(runs)
+  width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width
+  hp_all = hparams(dataclasses.replace(runs, budget=budgets), np.dtype(task.dtype))
+  fingerprint = grid_fingerprint(task, runs)
+  if keep_params != "none":  # another loop state: a checkpoint without it is another grid's
+    fingerprint = hashlib.sha256(f"{fingerprint}|keep {keep_params} {rule}".encode()).hexdigest()
+  ckpt = Checkpoints(checkpoint, fingerprint, ndev) if checkpoint else None
+
+  saved = ckpt.restore() if ckpt else None
+  if saved is None:
+    seeds = np.array([task.of_size(q).init_seed(w, s, str(st)) for q, w, s, st in
+                      zip(sizes, runs.wd, runs.seed, runs.stream)], np.uint32)
+    size = batch_size(n, ndev, 1 << 62, batch_floor(devices, one_by_one=width == 1))
+    # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
+    lanes, pad = lane_layout(np.arange(n), size, ndev)
+    state = prog.init_on(sharding)(seeds[lanes], which[lanes])
+    loop = dict(lanes=lanes, pad=pad, live=np.ones(n, bool),
+                last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
+                curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in prog.curve_names},
+                elapsed=np.float64(0.0), lane_steps=np.int64(0))
+    if keep_params != "none":  # filled as runs stop; kept in the checkpoints with the rest
+      loop["params"] = {name: np.full((n, *x.shape[1:]), np.nan, x.dtype)
+                        for name, x in _named_leaves(state["params"]).items()}
+    if keep_params == "grok":  # the step of each run's kept parameters, -1 before it groks
+      loop["grok_step"] = np.full(n, -1, np.int64)
+  else:
+    loop, leaves = saved
+    size = len(loop["lanes"])
+    treedef = jax.tree.structure(jax.eval_shape(prog.init, jnp.zeros(size, jnp.uint32),
+                                                jnp.zeros(size, jnp.int32)))
+    state = jax.device_put(jax.tree.unflatten(treedef, leaves), sharding)
+  lanes, pad, live = loop["lanes"], loop["pad"], loop["live"]
+  last_step, diverged, curves = loop["last_step"], loop["diverged"], loop["curves"]
+  elapsed0 = float(loop["elapsed"])
+
+  bar = _progress(int(budgets.sum()), desc) if progress else None
+  if bar is not None:
+    bar.total -= int(np.sum((budgets - last_step)[~live]))
+    bar.update(int(last_step.sum()))
+  overlap = (not all_cpu(devices)) if overlap == "auto" else bool(overlap)
+  overlap = overlap and keep_params == "none"
+  fn = prog.chunk(chunk_evals, width, mesh)
+  chunk_len = chunk_evals * ev
+  put_hp = lambda lanes, pad: jax.device_put(
+      jax.tree.map(lambda v: v[lanes], hp_all)._replace(active=~pad), sharding)
+
+  def launch(state, hp, lanes, pad):
+    """Queue one chunk on the device; return the state it will leave and its ticket."""
+    compiles = (fn, len(lanes)) not in prog.seen
+    prog.seen.add((fn, len(lanes)))
+    state, rec, status = fn(state, hp)
+    # the lanes paid for: all of them when vectorised; one at a time, padding is skipped
+    paid = len(lanes) if width != 1 else int(np.sum(~pad))
+    loop["lane_steps"] = np.int64(loop["lane_steps"] + paid * chunk_len)
+    return state, dict(rec=rec, status=status, lanes=lanes, pad=pad, compiles=compiles,
+                       t=time.perf_counter())
+
+  # The per-run hyperparameters stay on the device until the lane layout changes.
+  hp = put_hp(lanes, pad)
+  last_save, t_read, rate_told = time.perf_counter(), None, on_rate is None
+  done0 = int(last_step.sum())
+  state, flight = launch(state, hp, lanes, pad)
+  while flight is not None:
+    # Before reading the chunk in flight: a copy of the state it leaves, when a checkpoint
+    # is due (saved while the device trains on), and, with overlap, the next chunk queued
+    # on the same layout unless every run in it will be at its budget.
+    snapshot = None
+    if ckpt and time.perf_counter() - last_save >= checkpoint_every_s:
+      snapshot = _copy(state), lanes, pad  # in the layout of `state`, perhaps compacted
+    ahead = None
+    if overlap:
+      rl = lanes[~pad]
+      if np.any(live[rl] & (last_step[rl] + chunk_len < budgets[rl])):
+        state, ahead = launch(state, hp, lanes, pad)
+    rec, (step_now, div_now) = to_host((flight["rec"], flight["status"]))
+    t_prev, t_read = t_read, time.perf_counter()
+    # Only runs still live when this chunk was read take its records: with overlap, a run
+    # retired by the chunk before was trained once more and that chunk is dropped, so the
+    # result is the same as without.
+    real = np.flatnonzero(~flight["pad"] & live[flight["lanes"]])
+    run = flight["lanes"][real]
+    for lane, r in zip(real, run):
+      start = last_step[r] // ev
+      stop = min(start + chunk_evals, n_evals[r])
+      for k in curves:
+        curves[k][r, start:stop] = rec[k][lane, : stop - start]
+    trained = int(np.sum(step_now[real] - last_step[run]))
+    last_step[run] = step_now[real]
+    diverged[run] = div_now[real]
+    if not rate_told and not flight["compiles"] and t_prev is not None and trained:
+      # Run-steps/s of the training's own program, read to read (the host's share in), from
+      # the first chunk that did not compile.
+      on_rate(trained / max(t_read - t_prev, 1e-9), True)
+      rate_told = True
+
+    finished = (last_step >= budgets) | (diverged >= 0)
+    if retire_margin is not None:
+      res = grok_times(steps, curves["train_acc"], curves["test_acc"], curves["norm"], budgets,
+                       mem_threshold=mem_threshold, grok_threshold=grok_threshold,
+                       grok_persist=grok_persist)
+      finished |= res["grokked"] & res["memorised"] & (last_step >= res["t_grok"] + retire_margin)
+    if bar is not None:
+      bar.total -= int(np.sum((budgets - last_step)[finished & live]))
+      bar.update(trained)
+      bar.set_postfix(live=int((~finished).sum()))
+    if keep_params != "none" and np.any(finished & live):
+      done = np.flatnonzero(finished & live)
+      if keep_params == "final":
+        _keep_params(loop["params"], state["params"], lanes, pad, done)
+      else:
+        _keep_grok_params(loop, state["grok"], rule.persist, lanes, pad, done)
+    live[:] = ~finished
+    if snapshot is not None:
+      saved_state, saved_lanes, saved_pad = snapshot
+      loop.update(lanes=saved_lanes, pad=saved_pad,
+                  elapsed=np.float64(elapsed0 + time.perf_counter() - t0))
+      ckpt.save(int(last_step.sum()), loop, saved_state)
+      last_save = time.perf_counter()
+    if not live.any():
+      flight = None
+      continue
+    # Retired runs leave the batch; `state` is the one after the last queued chunk, whose
+    # layout is `lanes` (the chunk just read, or the one queued ahead of it).
+    keep = np.flatnonzero(live[lanes] & ~pad)
+    _, first = np.unique(lanes[keep], return_index=True)
+    keep = keep[np.sort(first)]
+    # Runs mapped one at a time skip a finished lane for free (`Program._skip_idle`): the
+    # batch keeps its size, so no new program is compiled; the live runs are still dealt
+    # evenly over the devices. Vectorised lanes cost compute: those batches shrink.
+    new_size = size if width == 1 else batch_size(len(keep), ndev, size, batch_floor(devices))
+    if new_size < size or len(keep) < np.sum(~pad):
+      take, pad = lane_layout(keep, new_size, ndev)
+      lanes, size = lanes[take], new_size
+      state = _compact(state, jax.device_put(take, sharding), sharding)
+      hp = put_hp(lanes, pad)
+    if ahead is None:
+      state, ahead = launch(state, hp, lanes, pad)
+    flight = ahead
+  if bar is not None:
+    bar.close()
+  if ckpt:
+    ckpt.close()
+  if not rate_told and last_step.sum() > done0:  # every chunk compiled: the whole, compiles in
+    on_rate((last_step.sum() - done0) / (time.perf_counter() - t0), False)
+  if keep_params == "grok":
+    _check_grok_steps(loop["grok_step"], steps, curves, budgets, rule)
+  wall = elapsed0 + time.perf_counter() - t0
+  return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
+                     int(loop["lane_steps"]), loop.get("params"))
+
+
+def _named_leaves(params) -> dict[str, Any]:
+  """The parameter leaves by name: their tree paths joined with dots (`w1`, `blocks.0.wq`)."""
+  return {".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): leaf
+          for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
+def _lanes_of(runs, lanes, pad) -> np.ndarray:
+  """The batch lane of each of `runs` (live runs have exactly one that is not padding)."""
+  lane_of = {int(r): i for i, r in enumerate(lanes) if not pad[i]}
+  return np.array([lane_of[int(r)] for r in runs])
+
+
+def _keep_params(kept: dict[str, np.ndarray], params, lanes, pad, done) -> None:
+  """Copy the parameters of the runs `done` (just stopped) from the batch into `kept`."""
+  at = _lanes_of(done, lanes, pad)
+  for name, leaf in _named_leaves(to_host(params)).items():
+    kept[name][done] = np.asarray(leaf)[at]
+
+
+def _keep_grok_params(loop: dict, grok, persist: int, lanes, pad, done) -> None:
+  """Copy the parameters at T_grok of the runs `done` that grokked, and that step, from the
+  batch's `grok` state (`grokjax.engine.program.Program`) into the loop state."""
+  grok = to_host(grok)
+  at = _lanes_of(done, lanes, pad)
+  hit = np.asarray(grok["streak"])[at] >= persist
+  done, at = done[hit], at[hit]
+  loop["grok_step"][done] = np.asarray(grok["step"])[at]
+  for name, leaf in _named_leaves(grok["params"]).items():
+    loop["params"][name][done] = np.asarray(leaf)[at]
+
+
+def _check_grok_steps(kept: np.ndarray, steps, curves, budgets, rule: GrokRule) -> None:
+  """The steps the device kept parameters at must be the T_grok the curves give."""
+  res = grok_times(steps, curves["train_acc"], curves["test_acc"], curves["norm"], budgets,
+                   grok_threshold=rule.threshold, grok_persist=rule.persist)
+  want = np.where(res["grokked"], res["t_grok"], -1)
+  bad = np.flatnonzero(want != kept)
+  if len(bad):
+    i = int(bad[0])
+    raise RuntimeError(f"run {i}'s parameters were kept at step {kept[i]} and its curves put "
+                       f"T_grok at {want[i]} (-1: never): the device's grok rule disagrees "
+                       "with grokjax.engine.reduce's")
+
+
+@jax.jit
+def _copy(state):
+  """A copy in new buffers (the original is about to be donated to the next chunk)."""
+  return jax.tree.map(jnp.copy, state)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _compact(state, take, sharding):
+  """The rows `take` of every leaf of a batch: one compiled gather per pair of sizes."""
+  return jax.lax.with_sharding_constraint(jax.tree.map(lambda x: x[take], state), sharding)
+
+
+def _progress(total: int, desc: str | None):
+  from tqdm.auto import tqdm
+  return tqdm(total=total, desc=desc or "training", unit="run-step", unit_scale=True,
+              dynamic_ncols=True, smoothing=0.1)
+

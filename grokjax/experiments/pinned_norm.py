@@ -1,0 +1,232 @@
+"""The pinned-norm experiment: per modulus a free control (W_c), then clamp cells at
+rho * W_c from t_int on; the delay law ln T_grok = c + alpha * rho per modulus and shared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from grokjax.harness import config, flags, io, registry
+from grokjax.harness.estimate import Cell, eta_update, plan
+from grokjax.harness.grids import (clamp_phase, clamp_runs, free_phase, free_runs, load_wc, phase_rows,
+                           wc_source_mismatch, write_tables)
+from grokjax.harness.session import Session, say
+from grokjax.analysis.stats import cell_summary, cv
+from grokjax.harness.summaries import checked_wc, delay_fits, grok_rule, print_delay_summary
+from grokjax.engine.spec import WEIGHT_GROUPS, Runs
+
+
+PRESETS = {
+    "paper": dict(config.PAPER, moduli=[41, 53, 59, 71], seeds=12, lrs=[1e-3],
+                  rhos=[0.85, 1.00, 1.15]),
+    "quick": dict(config.QUICK, moduli=[41, 47], seeds=6, lrs=[1e-2],
+                  rhos=[1.00, 1.05, 1.10, 1.15]),
+    "smoke": dict(config.SMOKE, moduli=[23], seeds=2, lrs=[3e-2], rhos=[0.95, 1.10]),
+}
+
+
+def cells(cfg) -> list[Cell]:
+  """Per modulus its free control (unless --wc-from gives its W_c) and its clamp cells."""
+  given = load_wc(cfg.wc_from) if cfg.wc_from else {}
+  out = []
+  for p in cfg.moduli:
+    if p not in given:
+      out.append(Cell(p, cfg.seeds, cfg.budget(None, p), f"free_p{p}"))
+    out += [Cell(p, cfg.seeds, cfg.budget(r, p), f"clamp_p{p}", rho=r) for r in cfg.rhos]
+  return out
+
+
+def add_flags(ap) -> None:
+  flags.clamp_flags(ap)
+  flags.arch_flags(ap)
+  ap.add_argument("--norm-group", choices=list(WEIGHT_GROUPS),
+                  help="the weight group whose norm W_c measures and the clamp holds (default "
+                       "all: the total norm; output: the unembedding)")
+  ap.add_argument("--wc-from", help="reuse W_c from a free_training or pinned_norm folder")
+  ap.add_argument("--fit-rhos", type=flags.rho_range, metavar="LO:HI",
+                  help="fit the delay law over these held norms only (the headline of fit.json "
+                       "and the figure; the fit over every cell is kept as all_cells); a "
+                       "finished folder refits without training")
+  ap.add_argument("--pad-moduli", choices=["auto", "on", "off"], default="auto",
+                  help="train every modulus in one program, padded to the largest (same "
+                       "results to float32 rounding; auto: on for GPUs and TPUs, off on a CPU)")
+
+
+def check(cfg) -> None:
+  if cfg.wc_from and not os.path.isdir(cfg.wc_from):
+    raise flags.UsageError(f"--wc-from: {cfg.wc_from!r} is not a folder")
+  if cfg.wc_from:
+    try:
+      mismatch = wc_source_mismatch(cfg, cfg.wc_from)
+      load_wc(cfg.wc_from)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+      raise flags.UsageError(f"--wc-from: no W_c to read in {cfg.wc_from} "
+                             f"({' '.join(str(e).split()) or type(e).__name__})") from None
+    if mismatch:
+      raise flags.UsageError(f"--wc-from: {mismatch}; its W_c is not this configuration's")
+  flags.one_lr(cfg, "pinned_norm")
+  flags.some_rhos(cfg)
+  flags.known_group(cfg)
+
+
+
+def pinned_norm(sess: Session) -> dict[str, Any]:
+  """Free control (W_c) then clamp cells per modulus; delay-law fits per modulus and shared."""
+  cfg = sess.cfg
+  if len(cfg.lrs) != 1:
+    raise ValueError("pinned_norm holds one learning rate; use norm_vs_lr for several")
+  lr = cfg.lrs[0]
+  wc_given = load_wc(cfg.wc_from) if cfg.wc_from else {}
+  grid = cells(cfg)
+  sess.estimate = plan(cfg, grid)
+  phases: list = []
+  if pad_moduli(sess):
+    per_p, clamp_rows = _padded(sess, lr, wc_given, phases)
+  else:
+    per_p, clamp_rows = _one_by_one(sess, lr, wc_given, grid, phases)
+  all_rows = write_tables(sess, phases)
+  result = _result(cfg, lr, per_p, clamp_rows, all_rows)
+  io.write_json(sess.path("fit.json"), result)
+  sess.draw(figures)
+  print_delay_summary(result)
+  return result
+
+
+def _result(cfg, lr, per_p, clamp_rows, all_rows) -> dict[str, Any]:
+  """fit.json: per modulus W_c, cells and the delay law (over --fit-rhos when given, the
+  fit over every cell then kept as all_cells); the shared law likewise."""
+  lo, hi = cfg.fit_rhos or (float("-inf"), float("inf"))
+  fits = delay_fits(cfg, [r for r in clamp_rows if lo - 1e-9 <= r["rho"] <= hi + 1e-9])
+  fits["shared"]["n_diverged"] = sum(1 for r in clamp_rows if r["diverged"])
+  every = delay_fits(cfg, clamp_rows) if cfg.fit_rhos else None
+  for p in cfg.moduli:
+    per_p[p].update(fits["per_modulus"].get(p, {}))
+    if every:
+      per_p[p]["all_cells"] = every["per_modulus"].get(p, {})
+  if every:
+    fits["shared"]["all_cells"] = every["shared"]
+  return dict(experiment="pinned_norm", lr=lr, fit_rhos=cfg.fit_rhos, per_modulus=per_p,
+              shared=fits["shared"], fit_method=fits["method"], **grok_rule(cfg, all_rows))
+
+
+def refit(folder: str, fit_rhos: list[float] | None) -> dict[str, Any]:
+  """Rewrite a finished folder's fit.json and delay-law figure from its runs.csv, fitted
+  over `fit_rhos` ([lo, hi]; None: every cell), without training; config.json records it."""
+  import dataclasses as dc
+  from grokjax.harness.config import Config
+  from grokjax.analysis.stats import critical_norm
+  saved = io.read_json(os.path.join(folder, "config.json"))
+  names = {f.name for f in dc.fields(Config)}
+  cfg = Config(**{k: v for k, v in saved["config"].items() if k in names})
+  cfg.fit_rhos = fit_rhos
+  rows = io.read_runs(os.path.join(folder, "runs.csv"))
+  clamp_rows = [r for r in rows if r["arm"] == "clamp"]
+  per_p = {}
+  for p in cfg.moduli:
+    free = [r for r in rows if r["arm"] == "free" and r["p"] == p]
+    clamp = [r for r in clamp_rows if r["p"] == p]
+    wc = critical_norm(free) if free else (clamp[0].get("wc") if clamp else None)
+    per_p[p] = dict(wc=wc, cells=_cells(cfg, p, clamp))
+  result = _result(cfg, cfg.lrs[0], per_p, clamp_rows, rows)
+  io.write_json(os.path.join(folder, "fit.json"), result)
+  saved["config"]["fit_rhos"] = fit_rhos
+  io.write_json(os.path.join(folder, "config.json"), saved)
+  figures(folder)
+  return result
+
+
+def pad_moduli(sess: Session) -> bool:
+  """Whether this session trains every modulus in one padded program (`Task.sizes`):
+  --pad-moduli on, or auto on an accelerator (on a CPU, where runs go one by one, the
+  padding would only add work); the MLP on a modular problem, two moduli or more."""
+  cfg, mode = sess.cfg, sess.pad_moduli
+  if mode is False or len(cfg.moduli) < 2:
+    return False
+  if mode == "auto":
+    import jax
+    if jax.default_backend() == "cpu":
+      return False
+  try:
+    dataclasses.replace(cfg.task(max(cfg.moduli)), sizes=tuple(cfg.moduli))
+  except ValueError as e:
+    if mode is True:
+      raise ValueError(f"--pad-moduli: {e}")
+    return False
+  return True
+
+
+def _free_summary(cfg, p, free) -> float:
+  wc = checked_wc(cfg, p, free)
+  s = cell_summary(free)
+  say(f"p={p}: free control W_c = {wc:.2f} (CV {cv([r['norm_at_grok'] for r in free]):.1%}, "
+      f"{s['grok_fraction']:.0%} grokked, median T_grok {s['median_t_grok']})")
+  return wc
+
+
+def _cells(cfg, p, rows) -> dict[str, Any]:
+  return {f"{rho:g}": cell_summary([r for r in rows if r["rho"] == rho]) for rho in cfg.rhos}
+
+
+def _one_by_one(sess, lr, wc_given, grid, phases):
+  """Per modulus: its free control, then its clamp cells (one program per modulus)."""
+  cfg = sess.cfg
+  per_p, clamp_rows = {}, []
+  for i, p in enumerate(cfg.moduli):
+    if p in wc_given:
+      wc = wc_given[p]
+      say(f"p={p}: W_c = {wc:.2f} from {cfg.wc_from}")
+    else:
+      free = free_phase(sess, p, [lr], phases)
+      wc = _free_summary(cfg, p, free)
+      later = [c for c in grid if c.p in cfg.moduli[i + 1:]]
+      eta_update(sess, p, free, [c for c in grid if c.phase == f"clamp_p{p}"] + later)
+    rows = clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases)
+    clamp_rows += rows
+    per_p[p] = dict(wc=wc, cells=_cells(cfg, p, rows))
+  return per_p, clamp_rows
+
+
+def _padded(sess, lr, wc_given, phases):
+  """Every modulus in one padded program: all free controls as one batch, then all clamp
+  cells as another (two compiled calls for the whole grid)."""
+  cfg = sess.cfg
+  task = dataclasses.replace(cfg.task(max(cfg.moduli)), sizes=tuple(cfg.moduli))
+  tag = "-".join(map(str, cfg.moduli))
+  wc = dict(wc_given)
+  todo = [p for p in cfg.moduli if p not in wc_given]
+  for p in cfg.moduli:
+    if p in wc_given:
+      say(f"p={p}: W_c = {wc[p]:.2f} from {cfg.wc_from}")
+  if todo:
+    runs = Runs.concat(*[dataclasses.replace(free_runs(cfg, p, [lr]), size=p) for p in todo])
+    rows = phase_rows(sess, f"free_p{tag}", task, runs, ["free"] * len(runs),
+                      [None] * len(runs), phases)
+    for p in todo:
+      wc[p] = _free_summary(cfg, p, [r for r in rows if r["p"] == p])
+  parts = [clamp_runs(cfg, p, {float(lr): wc[p]}, cfg.rhos, [lr]) for p in cfg.moduli]
+  runs = Runs.concat(*[dataclasses.replace(r, size=p) for p, (r, _) in zip(cfg.moduli, parts)])
+  rho = [x for _, rhos in parts for x in rhos]
+  rows = phase_rows(sess, f"clamp_p{tag}", task, runs, ["clamp"] * len(runs), rho, phases)
+  for r in rows:
+    r["wc"] = wc[r["p"]]
+  per_p = {p: dict(wc=wc[p], cells=_cells(cfg, p, [r for r in rows if r["p"] == p]))
+           for p in cfg.moduli}
+  return per_p, rows
+
+
+def figures(folder: str) -> list[str]:
+  """A finished folder's figures from its files: the delay law (runs.csv, fit.json) and,
+  where curves.npz is there, the curves."""
+  from grokjax.harness import plots
+  from grokjax.harness.results import load
+  res = load(folder, curves=False)
+  clamp = [r for r in res.runs if r["arm"] == "clamp"]
+  return [plots.delay_law(os.path.join(folder, "figures", "delay_law.png"), clamp, res.fit),
+          *plots.curves_of(res)]
+
+
+EXPERIMENT = registry.Experiment(
+    name="pinned_norm", run=pinned_norm, presets=PRESETS, cells=cells, add_flags=add_flags,
+    check=check, figures=figures, output="fit.json", doc=__doc__)
