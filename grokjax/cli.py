@@ -17,7 +17,7 @@ from grokjax import problems
 from grokjax.harness import estimate, io, registry
 from grokjax.engine import runtime
 from grokjax.harness.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
-                           number_in)
+                                   number_in)
 from grokjax.harness.session import ConfigMismatch, Session, say
 from grokjax.engine.spec import MATMUL_PRECISIONS
 from grokjax.engine.train import KEEP_PARAMS
@@ -111,7 +111,7 @@ def start_jax(args) -> None:
   """Before JAX computes anything: determinism, one CPU device per core, the compile
   cache, and several processes when the environment asks for them."""
   from grokjax.engine.runtime import (enable_compilation_cache, maybe_initialize_distributed,
-                               request_determinism, use_cpu_cores)
+                                      request_determinism, use_cpu_cores)
   if args.deterministic:
     request_determinism()
   use_cpu_cores()

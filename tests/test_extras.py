@@ -145,7 +145,7 @@ def test_the_device_grok_rule_agrees_with_reduce():
   hp = hparams(Runs.free(np.arange(256), 0.01, 1.0, budget), np.float32)
   for persist in (1, 2, 3):
     prog = Program(task, GrokRule(0.9, persist))
-    watch = jax.vmap(prog._watch_grok, in_axes=(0, 0, None, 0))
+    watch = jax.vmap(prog.watch_grok, in_axes=(0, 0, None, 0))
     state = dict(params={"w": jnp.zeros(256)}, grok=dict(
         params={"w": jnp.full(256, jnp.nan)}, streak=jnp.zeros(256, jnp.int32),
         step=jnp.full(256, -1, jnp.int32)))

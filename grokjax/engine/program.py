@@ -249,12 +249,12 @@ class Program:
       state = jax.lax.fori_loop(0, ev, lambda _, s: self.step(s, hp), state)
       record = self.evaluate(state, hp)
       if first is not None:
-        state = self._watch_grok(state, record["test_acc"], first + j, hp)
+        state = self.watch_grok(state, record["test_acc"], first + j, hp)
       return state, record
     js = None if first is None else jnp.arange(n_evals, dtype=jnp.int32)
     return jax.lax.scan(block, state, js, length=n_evals)
 
-  def _watch_grok(self, state, test_acc, col, hp):
+  def watch_grok(self, state, test_acc, col, hp):
     """The state's `grok` after the evaluation of curve column `col`. Only the columns the
     host keeps count (those within the budget: a chunk may run past it, frozen); a
     diverged run's frozen evaluations up to its budget are kept, and count, alike."""

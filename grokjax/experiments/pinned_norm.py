@@ -11,7 +11,7 @@ from typing import Any
 from grokjax.harness import config, flags, io, registry
 from grokjax.harness.estimate import Cell, eta_update, plan
 from grokjax.harness.grids import (clamp_phase, clamp_runs, free_phase, free_runs, load_wc, phase_rows,
-                           wc_source_mismatch, write_tables)
+                                   wc_source_mismatch, write_tables)
 from grokjax.harness.session import Session, say
 from grokjax.analysis.stats import cell_summary, cv
 from grokjax.harness.summaries import checked_wc, delay_fits, grok_rule, print_delay_summary

@@ -8,8 +8,8 @@ import numpy as np
 
 from grokjax.paper import numbers as paper
 from grokjax.paper.table import (Folder, Row, aft_fit, delay_fit, fmt_ci, grok_fraction,
-                                        in_range, median_t_grok, num, paper_row, qual_row,
-                                        verdict)
+                                 in_range, median_t_grok, num, paper_row, qual_row,
+                                 verdict)
 from grokjax.analysis.stats import critical_norm_or_none, seed_bootstrap, usable
 
 def transformer_rows(fs: dict[str, Folder], n_boot: int, reference: list | None = None

@@ -11,10 +11,10 @@ import numpy as np
 
 from grokjax.analysis import fit
 from grokjax.paper import numbers as paper
-from grokjax.paper.table import (Folder, Row, aft_fit, delay_fit, fmt_ci,
-                                        grok_fraction, median_t_grok, nearest_index, num,
-                                        paper_row, qual_row, r2_of_cell_medians,
-                                        r2_of_shared_fit, seed_cv, shared_fit)
+from grokjax.paper.table import (Folder, Row, aft_fit, delay_fit, fmt_ci, grok_fraction,
+                                 log_linear_cells, median_t_grok, nearest_index, num, paper_row,
+                                 qual_row, r2_of_cell_medians, r2_of_shared_fit, seed_cv,
+                                 shared_fit)
 from grokjax.analysis.stats import critical_norm_or_none, finite_or_none, mean_norm, seed_bootstrap
 
 def dense_rho_rows(f: Folder, n_boot: int) -> list[Row]:
@@ -50,14 +50,10 @@ def dense_rho_rows(f: Folder, n_boot: int) -> list[Row]:
       m = median_t_grok(sr)
       if m is None:
         return None
-      cells = {}
-      for r in fr:
-        cells.setdefault(r["rho"], []).append(r)
-      pts = [(k, median_t_grok(v)) for k, v in cells.items()]
-      pts = [(k, v) for k, v in pts if v is not None]
-      if len(pts) < 2:
+      line = log_linear_cells(fr)
+      if line is None:
         return None
-      slope, icept = np.polyfit([k for k, _ in pts], np.log([v for _, v in pts]), 1)
+      slope, icept = line
       return float(m / np.exp(icept + slope * rho_s))
 
     rt, rt_ci = seed_bootstrap(clamp, ratio, n_boot)

@@ -13,8 +13,8 @@ import numpy as np
 
 from grokjax.analysis import fit
 from grokjax.harness import io
-from grokjax.paper.table import (Folder, Row, delay_fit, median_t_grok, num, paper_row,
-                                        shared_fit)
+from grokjax.paper.table import (Folder, Row, delay_fit, log_linear_cells, median_t_grok, num,
+                                 paper_row, shared_fit)
 from grokjax.analysis.stats import critical_norm_or_none, seed_bootstrap
 
 def user_moduli_rows(f: Folder, scan: Folder | None, prediction: dict | None,
@@ -80,15 +80,10 @@ def predict_user_moduli(scan: Folder, moduli: Sequence[int], rhos: Sequence[floa
     wc, per = {}, {}
     for p in scan_ps:
       wc[p] = critical_norm_or_none([r for r in rows if r["arm"] == "free" and r["p"] == p])
-      cells = {}
-      for r in rows:
-        if r["arm"] == "clamp" and r["p"] == p:
-          cells.setdefault(r["rho"], []).append(r)
-      pts = [(k, median_t_grok(v)) for k, v in cells.items()]
-      pts = [(k, v) for k, v in pts if v is not None]
-      if len(pts) < 2 or wc[p] is None:
+      line = log_linear_cells([r for r in rows if r["arm"] == "clamp" and r["p"] == p])
+      if line is None or wc[p] is None:
         return None
-      per[p] = np.polyfit([k for k, _ in pts], np.log([v for _, v in pts]), 1)  # alpha, c
+      per[p] = line  # alpha, c
     ps = np.array(scan_ps, float)
     pw = fit.fit_power_law(ps, [wc[p] for p in scan_ps])
     a_p = np.polyfit(ps, [per[p][0] for p in scan_ps], 1)

@@ -84,13 +84,28 @@ def aft_fit(rows, n_boot: int) -> dict[str, Any]:
                   n_boot=n_boot)
 
 
-def r2_of_cell_medians(rows) -> float | None:
-  """R^2 of ln(median T_grok per rho cell) on rho, one modulus (the cell-median fit's)."""
+def cell_medians(rows) -> list[tuple[float, float]]:
+  """(rho, censored median T_grok) of each rho cell of `rows` whose median is known, in
+  the order the cells first appear: the points of every cell-median delay-law read."""
   cells = {}
   for r in rows:
     cells.setdefault(r["rho"], []).append(r)
   pts = [(k, median_t_grok(v)) for k, v in cells.items()]
-  pts = [(k, np.log(v)) for k, v in pts if v is not None]
+  return [(k, v) for k, v in pts if v is not None]
+
+
+def log_linear_cells(rows) -> tuple[float, float] | None:
+  """(slope, intercept) of ln(median T_grok) on rho over the cells of `rows`
+  (`cell_medians`); None with fewer than two."""
+  pts = cell_medians(rows)
+  if len(pts) < 2:
+    return None
+  return tuple(np.polyfit([k for k, _ in pts], np.log([v for _, v in pts]), 1))
+
+
+def r2_of_cell_medians(rows) -> float | None:
+  """R^2 of ln(median T_grok per rho cell) on rho, one modulus (the cell-median fit's)."""
+  pts = [(k, np.log(v)) for k, v in cell_medians(rows)]
   if len(pts) < 3:
     return None
   x, y = np.array(pts).T
