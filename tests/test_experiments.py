@@ -666,3 +666,33 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_rerun_finishes(tmp_path
   monkeypatch.setattr(gio.os, "fsync", real_fsync)
   assert cli.main("pinned_norm", argv=argv) == 0
   assert len(_rows(out)) == 6
+
+
+def test_a_folder_from_before_seed_streams_reads_as_the_shared_stream(pinned_smoke, tmp_path):
+  """config.json without seed_stream (written before streams) reads, wherever a folder is
+  compared with a configuration, as the stream all experiments then shared: "". A resume
+  under today's default names both streams; the claim catalogue reads it alike."""
+  from grokjax.harness.config import as_written
+  from grokjax.paper import claims
+  out = str(tmp_path / "old")
+  shutil.copytree(pinned_smoke[0], out)
+  path = os.path.join(out, "config.json")
+  saved = json.load(open(path))
+  del saved["config"]["seed_stream"]
+  json.dump(saved, open(path, "w"))
+  assert as_written(saved["config"])["seed_stream"] == ""
+  assert as_written({})["save_params"] == "none"  # a later field: its default
+  proc = _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress", check=False)
+  assert proc.returncode == 2 and 'seed_stream (was "", now "pinned_norm")' in proc.stderr, proc.stderr
+  # the claim catalogue: a part on the shared stream is done by a folder without the field
+  part = claims.Part("old", "pinned_norm", dict(moduli=[23], seed_stream=""))
+  folder = tmp_path / "results" / "old"
+  folder.mkdir(parents=True)
+  (folder / "runs.csv").write_text("p\n")
+  cfg = claims.part_config(part).to_json()
+  for stream, done in ((None, True), ("", True), ("pinned_norm", False)):
+    written = {k: v for k, v in cfg.items() if k != "seed_stream"}
+    if stream is not None:
+      written["seed_stream"] = stream
+    (folder / "config.json").write_text(json.dumps(dict(config=written)))
+    assert claims.is_done(part, str(tmp_path / "results"), None) is done, stream

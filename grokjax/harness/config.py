@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from grokjax.engine.spec import Task
+from grokjax.harness import io
 
 
 # The shared bases of every experiment's presets (each experiment's module names its own
@@ -141,3 +142,14 @@ class Config:
     out = dataclasses.asdict(self)
     out["budgets"] = {str(k): v for k, v in self.budgets.items()}
     return out
+
+
+def as_written(saved: dict[str, Any]) -> dict[str, Any]:
+  """The configuration a results folder's config.json records (its "config"), read as
+  today's Config: a field added after the folder was written reads as the value that folder
+  ran with, its default, and `seed_stream`, added with seed streams, as "" (the stream every
+  experiment shared before). Every comparison of a folder with a configuration (a resume,
+  a claim's folder, a --wc-from source) reads it through here."""
+  defaults = {f.name: io.plain(f.default) for f in dataclasses.fields(Config)
+              if f.default is not dataclasses.MISSING}
+  return {**defaults, "seed_stream": "", **saved}

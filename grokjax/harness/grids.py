@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from grokjax.harness import io
-from grokjax.harness.config import Config
+from grokjax.harness.config import Config, as_written
 from grokjax.harness.session import Session
 from grokjax.analysis.stats import critical_norm
 from grokjax.engine.spec import WEIGHT_GROUPS, Runs, SweepResult, Task
@@ -176,10 +176,9 @@ def wc_source_mismatch(cfg: Config, folder: str) -> str | None:
   path = os.path.join(folder, "config.json")
   if not os.path.exists(path):
     return f"{folder} has no config.json to check its W_c against"
-  other = io.read_json(path).get("config", {})
+  other = as_written(io.read_json(path).get("config", {}))
   mine = io.plain(cfg.to_json())
-  diff = [f"{k} {other.get(k)!r} != {mine[k]!r}" for k in WC_FIELDS
-          if k in other and other.get(k) != mine[k]]
+  diff = [f"{k} {other[k]!r} != {mine[k]!r}" for k in WC_FIELDS if other[k] != mine[k]]
   if other.get("lrs") and not np.isclose(other["lrs"][0], cfg.lrs[0]):
     diff.append(f"lr {other['lrs'][0]!r} != {cfg.lrs[0]!r}")
   return f"{folder} was trained with {', '.join(diff)}" if diff else None

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from grokjax.harness import io
-from grokjax.harness.config import Config
+from grokjax.harness.config import Config, as_written
 from grokjax.engine.spec import Runs, SweepResult, Task
 from grokjax.engine.train import train
 
@@ -45,12 +45,8 @@ class Session:
     lock_folder(out)
     if os.path.exists(cfg_path) and not force_new:
       saved = _read_config(cfg_path)
-      old = saved["config"]
+      old = as_written(saved["config"])
       new = io.plain(cfg.to_json())
-      # A field added to Config after a folder was written reads as its default there.
-      defaults = {f.name: io.plain(f.default) for f in dataclasses.fields(Config)
-                  if f.default is not dataclasses.MISSING}
-      old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
       diff = sorted(k for k in set(old) | set(new)
                     if old.get(k) != new.get(k) and k not in ANALYSIS_ONLY)
       was = (saved.get("environment") or {}).get("platform")

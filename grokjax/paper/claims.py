@@ -8,6 +8,7 @@ import dataclasses
 import os
 
 from grokjax.harness import io, registry
+from grokjax.harness.config import as_written
 
 DENSE_RHOS = [round(0.85 + 0.05 * i, 2) for i in range(10)]  # 0.85 ... 1.30
 
@@ -98,8 +99,7 @@ def is_done(part: Part, results: str, seeds: int | None) -> bool:
   path = os.path.join(results, part.folder)
   if not os.path.exists(os.path.join(path, "runs.csv")):
     return False
-  old = io.read_json(os.path.join(path, "config.json")).get("config", {})
-  old.setdefault("seed_stream", "")  # written before seed streams: the shared stream
+  old = as_written(io.read_json(os.path.join(path, "config.json")).get("config", {}))
   new = io.plain(part_config(part, seeds).to_json())
-  return all(old.get(k) == v for k, v in new.items() if k in old)
+  return all(old.get(k) == v for k, v in new.items())
 
