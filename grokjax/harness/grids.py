@@ -178,7 +178,8 @@ def wc_source_mismatch(cfg: Config, folder: str) -> str | None:
     return f"{folder} has no config.json to check its W_c against"
   other = as_written(io.read_json(path).get("config", {}))
   mine = io.plain(cfg.to_json())
-  diff = [f"{k} {other[k]!r} != {mine[k]!r}" for k in WC_FIELDS if other[k] != mine[k]]
+  # a field without a default (d, hidden, ...) is judged only where the folder wrote it
+  diff = [f"{k} {other[k]!r} != {mine[k]!r}" for k in WC_FIELDS if k in other and other[k] != mine[k]]
   if other.get("lrs") and not np.isclose(other["lrs"][0], cfg.lrs[0]):
     diff.append(f"lr {other['lrs'][0]!r} != {cfg.lrs[0]!r}")
   return f"{folder} was trained with {', '.join(diff)}" if diff else None
