@@ -256,13 +256,13 @@ def main(experiment: str, run: Callable[[Session], dict] | None = None, argv=Non
     print(f"{experiment}: error: {e}", file=sys.stderr)
     return 2
   if runtime.distributed_requested():
-    return runtime.supervise(experiment, lambda: _start_and_run(experiment, run, cfg, out, args))
-  return _start_and_run(experiment, run, cfg, out, args)
+    return runtime.supervise(experiment, lambda: _start_and_run(exp, run, cfg, out, args))
+  return _start_and_run(exp, run, cfg, out, args)
 
 
-def _start_and_run(experiment: str, run, cfg, out: str, args) -> int:
+def _start_and_run(exp: registry.Experiment, run, cfg, out: str, args) -> int:
   """Start JAX, open the results folder and run the experiment; returns the exit code."""
-  exp = registry.get(experiment)
+  experiment = exp.name
   try:
     start_jax(args)
   except (StartError, ValueError) as e:

@@ -13,7 +13,6 @@ TINY = Task(p=13, d=8, hidden=16, eval_every=5)
 # Tests that train one model run on one xdist worker (pytest's --dist loadgroup), so its
 # programs compile once for all of them instead of once per worker.
 SHARES_TINY = pytest.mark.xdist_group("tiny")
-SHARES_PADDED = pytest.mark.xdist_group("padded")
 SHARES_TRANSFORMER = pytest.mark.xdist_group("transformer")
 
 
@@ -275,7 +274,6 @@ def _padded_grid():
               t_int=[NEVER, 10, NEVER, 10], budget=[40, 40, 30, 40], size=[13, 13, 17, 17])
 
 
-@SHARES_PADDED
 def test_moduli_padded_into_one_program_equal_each_alone():
   import dataclasses
   big = Task(p=17, d=8, hidden=16, eval_every=5, sizes=(13, 17))
@@ -294,7 +292,6 @@ def test_moduli_padded_into_one_program_equal_each_alone():
     Task(p=17, d=8, hidden=16, arch="transformer", sizes=(13, 17))
 
 
-@SHARES_PADDED
 def test_padded_weights_and_moments_stay_exactly_zero():
   import jax.numpy as jnp
   from grokjax.engine.spec import hparams
