@@ -22,18 +22,22 @@ os.environ.setdefault("GROKJAX_CACHE", tempfile.mkdtemp(prefix="grokjax-test-cac
 
 
 def pytest_configure(config):
+  if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+    return  # the xdist controller runs no test: JAX stays unimported there (~4 s at start)
   from grokjax.engine.runtime import enable_compilation_cache
   enable_compilation_cache()
 
 
 # The longest tests start first, so that neither worker is left alone with one at the end
-# (xdist hands out tests in collection order). Names only order the run; none is skipped.
+# (xdist hands out tests in collection order). In the xdist group "smoke" the first two
+# compile the programs the README's and the two-process test then load. Names only order
+# the run; none is skipped.
 LONGEST_FIRST = (
+    "test_free_training_smoke", "test_free_run_groks_at_a_common_norm",
     "test_a_killed_process_stops_its_peer", "test_readme_python_blocks_run",
-    "test_per_run_layernorm_switch_equals_each_variant_alone", "test_free_training_smoke",
-    "test_pinned_norm_padded_moduli_equal_one_by_one", "test_sparse_parity_experiment_smoke",
-    "test_sigkill_then_resume_equals_uninterrupted", "test_sharded_equals_single_device",
-    "test_batches_are_powers_of_two", "test_float64_option_runs_in_x64",
+    "test_per_run_layernorm_switch_equals_each_variant_alone", "test_sparse_parity_experiment_smoke",
+    "test_pinned_norm_padded_moduli_equal_one_by_one", "test_sigkill_then_resume_equals_uninterrupted",
+    "test_sharded_equals_single_device", "test_batches_are_powers_of_two", "test_float64_option_runs_in_x64",
 )
 
 

@@ -133,11 +133,13 @@ def test_deterministic_flag_reaches_xla_before_jax_starts(tmp_path):
   assert "--xla_gpu_deterministic_ops=true" in proc.stdout
 
 
+@pytest.mark.xdist_group("tiny")  # test_train's TINY: its programs are shared
 def test_batches_are_powers_of_two_and_a_repeat_compiles_nothing():
-  # 3 runs leaving one chunk apart, padded to a power of two (4, not 3): runs mapped one at
-  # a time (a CPU) keep that one batch and its one program, since a finished lane costs
-  # nothing there; vectorised lanes (an accelerator) shrink 8 -> ... down to the floor of 8,
-  # one program per size; the same grid again reuses every program. An executable is either
+  # 3 runs leaving one chunk apart, padded to a power of two (4, not 3) or to the floor:
+  # runs mapped one at a time (a CPU) keep that one batch (the floor of 8) and its one
+  # program, since a finished lane costs nothing there; vectorised lanes shrink 4 -> 2 -> 1
+  # on a CPU and stay at the floor of 8 on an accelerator, one program per size; the same
+  # grid again reuses every program. An executable is either
   # compiled or, with the persistent cache on (other tests turn it on for the process),
   # loaded from disk: both count.
   from jax import monitoring
@@ -148,28 +150,33 @@ def test_batches_are_powers_of_two_and_a_repeat_compiles_nothing():
   monitoring.register_event_duration_secs_listener(on_time)
   monitoring.register_event_listener(on_event)
   try:
-    task = Task(p=7, d=4, hidden=12, eval_every=5)  # a Task of its own: prog.seen is per Task
-    runs = Runs.free(np.arange(3), 1e-2, 1.0, 5 * np.arange(1, 4))
+    # test_train's TINY in its chunks of 20 steps (4 evaluations): the one-by-one batch of 8
+    # and the vectorised one of 4 are programs other tests of the group run too; which
+    # batch sizes ran is read per chunk function from prog.seen (per Task, shared with them)
+    from jax.sharding import Mesh
+    task = Task(p=13, d=8, hidden=16, eval_every=5)
+    runs = Runs.free(np.arange(3), 1e-2, 1.0, 20 * np.arange(1, 4))
     prog, devices = program(task), jax.devices()[:1]
-    train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=devices)
-    sizes = sorted(size for _, size in prog.seen)
+    mesh = Mesh(np.array(devices), ("runs",))
+    sizes = lambda width: sorted(n for fn, n in prog.seen if fn is prog.chunk(4, width, mesh))
     floor = batch_floor(devices)
-    one_by_one = default_vmap_width(devices) == 1
-    assert sizes == ([4] if one_by_one else sorted({max(floor, n) for n in (1, 2, 4)})), sizes
-    if one_by_one:  # one to four runs a device share that program: one run compiles nothing
+    width = default_vmap_width(devices)
+    train(task, runs, chunk_steps=20, retire_margin=None, progress=False, devices=devices)
+    one_by_one = batch_floor(devices, one_by_one=True)
+    vectorised = sorted({max(floor, n) for n in (1, 2, 4)})
+    assert sizes(width) == ([one_by_one] if width == 1 else vectorised)
+    if width == 1:  # up to the floor, runs on a device share that program: one run compiles nothing
       n_before = len(got)
-      train(task, runs.take([0]), chunk_steps=5, retire_margin=None, progress=False,
+      train(task, runs.take([0]), chunk_steps=20, retire_margin=None, progress=False,
             devices=devices)
-      assert len(got) == n_before and set(prog.seen) == {(fn, 4) for fn, _ in prog.seen}, got[n_before:]
+      assert len(got) == n_before and sizes(1) == [one_by_one], got[n_before:]
     # vectorised, the batch shrinks with the live runs: 4 -> 2 -> 1 on one CPU device
-    before = set(prog.seen)
-    train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=devices,
+    train(task, runs, chunk_steps=20, retire_margin=None, progress=False, devices=devices,
           vmap_width=None)
-    vectorised = sorted(size for _, size in prog.seen - before)
-    assert vectorised == sorted({max(floor, n) for n in (1, 2, 4)}), vectorised
+    assert sizes(None) == vectorised, sizes(None)
     n_first = len(got)
     assert n_first > 0  # the listeners hear the compiles (else the check below is empty)
-    again = train(task, runs, chunk_steps=5, retire_margin=None, progress=False, devices=devices)
+    again = train(task, runs, chunk_steps=20, retire_margin=None, progress=False, devices=devices)
     assert len(got) == n_first, got[n_first:]
     assert (again.last_step == runs.budget).all()
   finally:

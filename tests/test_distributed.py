@@ -50,6 +50,8 @@ def _first_checkpoint(out, procs, timeout_s=300):
   raise AssertionError("no checkpoint was written: " + procs[0].communicate()[1][-2000:])
 
 
+# its one-process reference trains the smoke preset's programs (tests/test_experiments.py)
+@pytest.mark.xdist_group("smoke")
 def test_a_killed_process_stops_its_peer_in_one_line_and_both_resume_as_one(tmp_path):
   """Two processes under jax.distributed, one SIGKILLed after the first checkpoint: the
   other stops within seconds (GROKJAX_PEER_TIMEOUT bounds it) with one line naming the lost

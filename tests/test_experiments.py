@@ -41,6 +41,14 @@ def _script(name, *args, check=True):
   return proc
 
 
+# The tests that train the experiments' smoke model at p = 23 (batches of 4 or 8, chunks of
+# 20 evaluations) or read the pinned_smoke folder run on one xdist worker, with the README's
+# examples, test_train's free run (the README's Task) and the two-process test (whose
+# one-process reference is free_training's smoke run): the folder is built once, and the
+# programs the first test compiles serve the others.
+SHARES_SMOKE = pytest.mark.xdist_group("smoke")
+
+
 @pytest.fixture(scope="module")
 def pinned_smoke(tmp_path_factory):
   """One finished pinned_norm smoke folder and its console output, read by several tests
@@ -58,6 +66,7 @@ def _finite(x):
   return x is not None and math.isfinite(x)
 
 
+@SHARES_SMOKE
 def test_pinned_norm_smoke(pinned_smoke):
   out, proc = pinned_smoke
   assert "run-steps/s" in proc.stdout and "at most" in proc.stdout  # plan and estimate
@@ -79,6 +88,7 @@ def test_pinned_norm_smoke(pinned_smoke):
   assert z["test_acc"].shape[0] == len(rows) and z["steps"].shape == z["norm"].shape
 
 
+@SHARES_SMOKE
 def test_free_training_smoke(tmp_path):
   out = str(tmp_path / "ft")
   first = _script("free_training", "--preset", "smoke", "--out", out, "--no-progress")
@@ -102,6 +112,7 @@ def test_free_training_smoke(tmp_path):
   assert fit["per_modulus"]["23"]["wc"] == pytest.approx(summary["per_modulus"]["23"]["wc"])
 
 
+@SHARES_SMOKE
 def test_free_training_scans_weight_decay_and_reports_the_cv_across_lr(tmp_path):
   out = str(tmp_path / "wd")
   proc = _script("free_training", "--preset", "smoke", "--moduli", "23", "--wds", "0.5,1",
@@ -128,6 +139,7 @@ def test_free_training_scans_weight_decay_and_reports_the_cv_across_lr(tmp_path)
   assert bad.returncode == 2 and "--wds" in bad.stderr and not os.path.exists(out + "x")
 
 
+@SHARES_SMOKE
 def test_norm_vs_lr_smoke(tmp_path):
   out = str(tmp_path / "nl")
   proc = _script("norm_vs_lr", "--preset", "smoke", "--out", out, "--no-progress")
@@ -139,10 +151,11 @@ def test_norm_vs_lr_smoke(tmp_path):
   assert os.path.exists(os.path.join(out, "figures", "rho_lr_matrix.png"))
 
 
+@SHARES_SMOKE
 def test_a_diverged_learning_rate_is_reported_as_diverged_not_censored(tmp_path):
   out = str(tmp_path / "nl")
   proc = _script("norm_vs_lr", "--preset", "smoke", "--lrs", "3e-2,10", "--out", out,
-                 "--no-progress")
+                 "--no-progress", "--no-figures")
   rows = _rows(out)
   bad = [r for r in rows if float(r["lr"]) == 10]
   assert bad and all(r["diverged"] == "True" and r["censored"] == "False" for r in bad)
@@ -233,6 +246,7 @@ def test_bad_input_through_the_script(tmp_path):
   assert "JAX_PLATFORMS='nosuch'" in proc.stderr and not os.path.exists(out)
 
 
+@SHARES_SMOKE
 def test_resume_with_changed_rhos_is_refused_and_force_new_works(tmp_path, pinned_smoke):
   out = str(tmp_path / "pn")
   shutil.copytree(pinned_smoke[0], out)
@@ -245,12 +259,13 @@ def test_resume_with_changed_rhos_is_refused_and_force_new_works(tmp_path, pinne
   assert {r["rho"] for r in _rows(out) if r["arm"] == "clamp"} == {"1.0", "1.2"}
 
 
+@SHARES_SMOKE
 def test_fit_rhos_refits_a_finished_folder_without_training(tmp_path, pinned_smoke):
   out = str(tmp_path / "pn")
   shutil.copytree(pinned_smoke[0], out)
   runs_before = open(os.path.join(out, "runs.csv")).read()
   proc = _script("pinned_norm", "--preset", "smoke", "--fit-rhos", "0.9:1.2", "--out", out,
-                 "--no-progress")
+                 "--no-progress", "--no-figures")
   assert "loaded from" in proc.stdout  # no phase trained again
   assert open(os.path.join(out, "runs.csv")).read() == runs_before
   fit = json.load(open(os.path.join(out, "fit.json")))
@@ -301,6 +316,7 @@ def test_a_folder_grokjax_did_not_make_is_refused_and_left_alone(tmp_path):
   assert os.listdir(mine / "figures") == ["important_plot.png"]
 
 
+@SHARES_SMOKE
 def test_force_new_deletes_only_what_grokjax_wrote(tmp_path, pinned_smoke):
   out = tmp_path / "pn"
   shutil.copytree(pinned_smoke[0], out)
@@ -375,9 +391,12 @@ def test_cell_summary_leaves_diverged_runs_out():
   assert s["median_t_grok"] == 200.0 and s["n"] == 4
 
 
+@SHARES_SMOKE
 def test_free_control_that_mostly_fails_to_grok_stops_with_one_line(tmp_path, capsys):
-  code = cli.main("pinned_norm",
-                  argv=["--preset", "smoke", "--steps", "60", "--out", str(tmp_path / "o"), "--no-progress"])
+  # 200 steps (one chunk: the smoke preset's compiled program) at a learning rate too small
+  # to grok in them
+  code = cli.main("pinned_norm", argv=["--preset", "smoke", "--steps", "200", "--lrs", "1e-4",
+                                       "--out", str(tmp_path / "o"), "--no-progress"])
   err = capsys.readouterr().err.strip()
   assert code == 1 and len(err.splitlines()) == 1
   assert "p=23" in err and "0% of the free control grokked" in err and "--steps" in err
@@ -425,14 +444,18 @@ def test_phase_files_from_before_new_run_fields_still_load(tmp_path):
   assert back.task == task and same_runs(back.runs, runs)
 
 
+@SHARES_SMOKE
 def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
   # Every modulus in one padded program (two compiled calls) against one program each.
   rows = {}
   for mode in ("on", "off"):
     out = str(tmp_path / mode)
-    # W_c from one of two seeds is enough here: what is asserted is the equality
-    argv = ["--preset", "smoke", "--moduli", "19,23", "--pad-moduli", mode, "--out", out,
-            "--no-progress", "--no-compile-cache", "--wc-min-grok-fraction", "0.5",  # in-process: leave JAX's settings alone
+    # One seed: a phase's runs (2 free, 4 clamped) then fill one batch of 4, so each mode
+    # compiles one program a modulus (p = 23's is the smoke preset's); what is asserted is
+    # the equality of the two modes
+    argv = ["--preset", "smoke", "--moduli", "19,23", "--seeds", "1", "--pad-moduli", mode,
+            "--out", out, "--no-progress",
+            "--no-compile-cache",  # in-process: leave JAX's settings alone
             "--no-figures"]  # what is compared is the tables: no figures drawn, none there
     assert cli.main("pinned_norm", argv=argv) == 0
     rows[mode] = {(r["p"], r["arm"], r["seed"], r["rho"]): r for r in _rows(out)}
@@ -483,6 +506,7 @@ def test_the_grokjax_command_lists_and_refuses(capsys):
   assert entry.main([]) == 2
 
 
+@SHARES_SMOKE
 def test_results_files_are_readable_as_the_umask_allows(pinned_smoke, tmp_path):
   """Collaborators can open the results: every file grokjax writes gets 0o666 less the
   umask, as a plain open() would (not the 0o600 of a temporary file)."""
@@ -502,6 +526,7 @@ def test_results_files_are_readable_as_the_umask_allows(pinned_smoke, tmp_path):
   assert os.stat(tmp_path / "x.json").st_mode & 0o777 == 0o640
 
 
+@SHARES_SMOKE
 def test_a_finished_folder_carries_the_manifest_of_its_runs_csv(pinned_smoke):
   from grokjax.harness import io as gio
   out, _ = pinned_smoke
@@ -511,6 +536,7 @@ def test_a_finished_folder_carries_the_manifest_of_its_runs_csv(pinned_smoke):
   assert gio.manifest_mismatch(out, len(_rows(out))) is None
 
 
+@SHARES_SMOKE
 def test_a_broken_folder_or_environment_is_one_line_and_nothing_changes(pinned_smoke, tmp_path,
                                                                          monkeypatch):
   """Corrupt config.json (bad JSON, no configuration), a damaged phase file, a --wc-from
@@ -563,6 +589,7 @@ def test_ctrl_c_is_one_line_and_says_how_to_resume(tmp_path, capsys):
   assert code == 130 and len(err.splitlines()) == 1 and "resumes where it stopped" in err
 
 
+@SHARES_SMOKE
 def test_load_joins_runs_and_curves_by_run_and_refuses_a_misaligned_folder(pinned_smoke, tmp_path):
   import grokjax
   out, _ = pinned_smoke
@@ -583,6 +610,7 @@ def test_load_joins_runs_and_curves_by_run_and_refuses_a_misaligned_folder(pinne
     grokjax.load(bad)
 
 
+@SHARES_SMOKE
 def test_save_params_keeps_each_runs_weights_at_the_step_it_stopped(pinned_smoke, tmp_path):
   """--save-params final: the same runs (runs.csv unchanged), and each run's saved weights
   are those of its last evaluation: their norm is its norm curve's last value (a clamp
@@ -614,6 +642,7 @@ def test_save_params_keeps_each_runs_weights_at_the_step_it_stopped(pinned_smoke
     grokjax.load(pinned_smoke[0]).params(0)
 
 
+@SHARES_SMOKE
 def test_figures_redraws_a_finished_folder_from_its_files(pinned_smoke, tmp_path, capsys):
   """`grokjax figures FOLDER`: the experiment's figures from runs.csv and fit.json, PNG
   and vector PDF, also for a folder committed without curves.npz; a folder that is not a
@@ -668,6 +697,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_rerun_finishes(tmp_path
   assert len(_rows(out)) == 6
 
 
+@SHARES_SMOKE
 def test_a_folder_from_before_seed_streams_reads_as_the_shared_stream(pinned_smoke, tmp_path):
   """config.json without seed_stream (written before streams) reads, wherever a folder is
   compared with a configuration, as the stream all experiments then shared: "". A resume

@@ -14,6 +14,10 @@ TINY = Task(p=13, d=8, hidden=16, eval_every=5)
 # programs compile once for all of them instead of once per worker.
 SHARES_TINY = pytest.mark.xdist_group("tiny")
 SHARES_TRANSFORMER = pytest.mark.xdist_group("transformer")
+SHARES_PADDED = pytest.mark.xdist_group("padded")
+SHARES_SMOKE = pytest.mark.xdist_group("smoke")  # see tests/test_experiments.py
+# Task(p=31, d=16, hidden=64, frac=0.5, eval_every=10), batches of 8, chunks of 100 steps
+SHARES_P31 = pytest.mark.xdist_group("p31")
 
 
 def _grid(budget=60):
@@ -78,6 +82,7 @@ def test_seed_streams_are_independent_samples_with_matched_cells_inside():
   assert TINY.init_seed(1.0, 0, "") == TINY.init_seed(1.0, 0)  # the shared legacy stream
 
 
+@SHARES_P31
 def test_per_run_budgets_and_early_exit_match_lockstep():
   budget = [300, 800, 800, 500, 800]
   runs = Runs(seed=[0, 1, 2, 3, 4], lr=2e-2, wd=1.0, target_norm=np.nan, t_int=NEVER,
@@ -106,6 +111,7 @@ def test_bad_grid_rejected():
     Task(p=11, arch="rnn")
 
 
+@SHARES_SMOKE
 def test_free_run_groks_at_a_common_norm():
   """The paper's first claim at CPU scale: every seed groks, ||W|| at T_grok varies little."""
   task = Task(p=47, d=32, hidden=128, eval_every=10)  # the README's library example's Task
@@ -136,21 +142,45 @@ def _advance(prog, state, runs, evals):
   return state, records
 
 
+def _as_train_calls(prog, runs):
+  """(init, hp, chunk) as `train` calls them for these runs on one CPU device: a batch at
+  the floor of 8 lanes (lanes past the runs repeat run 0 and are skipped), runs one by one,
+  4 evaluations a chunk. For TINY these are the programs the tiny group's tests compile."""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
+  from grokjax.engine.runtime import batch_floor
+  from grokjax.engine.spec import hparams
+  from grokjax.engine.train import lane_layout
+  devices = jax.devices()[:1]
+  mesh = Mesh(np.array(devices), ("runs",))
+  sharding = NamedSharding(mesh, PartitionSpec("runs"))
+  lanes, pad = lane_layout(np.arange(len(runs)), batch_floor(devices, one_by_one=True), 1)
+  seeds = np.array([prog.task.init_seed(w, s) for w, s in zip(runs.wd, runs.seed)], np.uint32)
+  init = lambda: prog.init_on(sharding)(seeds[lanes], np.zeros(len(lanes), np.int32))
+  hp = jax.device_put(hparams(runs.take(lanes), np.dtype("float32"))._replace(active=~pad),
+                      sharding)
+  return init, hp, prog.chunk(4, 1, mesh)
+
+
 @SHARES_TINY
 def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
-  import jax.numpy as jnp
   from grokjax.engine.program import program
   prog = program(TINY)
   base = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=40)
   kicked = Runs(seed=[0], lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=40,
                 kick=1.5, t_kick=0)
-  seeds = jnp.array([TINY.init_seed(1.0, 0)], jnp.uint32)
-  scaled = prog.init(seeds)
+  init, hp, chunk = _as_train_calls(prog, base)
+  _, hp_kicked, _ = _as_train_calls(prog, kicked)
+
+  def curves(state, hp):  # run 0's 8 evaluations (40 steps), two chunks
+    state, first, _ = chunk(state, hp)
+    _, second, _ = chunk(state, hp)
+    return {k: np.concatenate([first[k][:1], second[k][:1]], axis=1) for k in first}
+  scaled = init()
   scaled["params"] = {k: v * 1.5 if v.ndim >= 3 else v for k, v in scaled["params"].items()}
-  _, ref = _advance(prog, scaled, base, 8)
-  _, got = _advance(prog, prog.init(seeds), kicked, 8)
+  ref = curves(scaled, hp)
+  got = curves(init(), hp_kicked)
   chex.assert_trees_all_close(got, ref, rtol=1e-6)
-  assert float(ref["norm"][0, 0]) > 1.3 * float(_advance(prog, prog.init(seeds), base, 1)[1]["norm"][0, 0])
+  assert float(ref["norm"][0, 0]) > 1.3 * float(chunk(init(), hp)[1]["norm"][0, 0])
 
 
 @SHARES_TINY
@@ -191,6 +221,7 @@ def _mixed_grid():
               budget=[300, 800, 800, 500, 800, 400])
 
 
+@SHARES_P31
 def test_overlapped_dispatch_equals_plain_loop():
   task = Task(p=31, d=16, hidden=64, frac=0.5, eval_every=10)
   rates = []
@@ -207,6 +238,7 @@ def test_overlapped_dispatch_equals_plain_loop():
   assert len(rates) == 1 and rates[0][0] > 0 and rates[0][1]  # its own rate, once
 
 
+@SHARES_P31
 def test_overlapped_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch):
   import grokjax.engine.checkpoints as saving
   import grokjax.engine.train as engine
@@ -249,7 +281,8 @@ def test_overlapped_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch
 def test_per_run_layernorm_switch_equals_each_variant_alone(arch):
   import dataclasses
   # each variant alone is the model another test trains (TINY; the group-clamp engine test's
-  # transformer), so its compiled program is shared
+  # transformer), so its compiled program is shared. 20 steps: the switch and the variant
+  # are programs of their own, equal to rounding, which later steps amplify
   size = dict(p=13, d=8, hidden=16) if arch == "mlp" else dict(p=11, d=16, hidden=32, heads=2)
   base = Task(**size, eval_every=5, arch=arch)
   mixed = Runs(seed=[0, 0, 1, 1], lr=1e-2, wd=1.0, target_norm=[np.nan, np.nan, 6.0, 6.0],
@@ -274,6 +307,7 @@ def _padded_grid():
               t_int=[NEVER, 10, NEVER, 10], budget=[40, 40, 30, 40], size=[13, 13, 17, 17])
 
 
+@SHARES_PADDED
 def test_moduli_padded_into_one_program_equal_each_alone():
   import dataclasses
   big = Task(p=17, d=8, hidden=16, eval_every=5, sizes=(13, 17))
@@ -292,23 +326,36 @@ def test_moduli_padded_into_one_program_equal_each_alone():
     Task(p=17, d=8, hidden=16, arch="transformer", sizes=(13, 17))
 
 
+@SHARES_PADDED
 def test_padded_weights_and_moments_stay_exactly_zero():
+  # the grid and the compiled programs of the test above: init and one chunk as train calls
+  # them (one device, runs mapped one by one), so nothing compiles again
   import jax.numpy as jnp
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
   from grokjax.engine.spec import hparams
   from grokjax.engine.program import program
+  from grokjax.engine.runtime import batch_floor
   big = Task(p=17, d=8, hidden=16, eval_every=5, sizes=(13, 17))
   prog = program(big)
-  runs = _padded_grid().take([0, 1])  # size 13 in a program of 17; one of them clamped
-  seeds = jnp.array([big.of_size(13).init_seed(1.0, s) for s in runs.seed], jnp.uint32)
-  state = prog.init(seeds, jnp.zeros(2, jnp.int32))
-  hp = jax.tree.map(jnp.asarray, hparams(runs, np.dtype("float32")))
-  state, _, _ = prog.chunk(6, 1)(state, hp)
-  assert int(state["step"][0]) == 30
+  # the grid twice over: the batch train gives it on a CPU (the floor of 8, one run at a
+  # time); runs 0 and 1 are of size 13 in a program of 17
+  devices = jax.devices()[:1]
+  runs = _padded_grid().take(np.arange(batch_floor(devices, one_by_one=True)) % 4)
+  mesh = Mesh(np.array(devices), ("runs",))
+  on_mesh = lambda x: jax.device_put(x, NamedSharding(mesh, PartitionSpec("runs")))
+  seeds = np.array([big.of_size(q).init_seed(1.0, s) for q, s in zip(runs.size, runs.seed)],
+                   np.uint32)
+  state = prog.init_on(NamedSharding(mesh, PartitionSpec("runs")))(
+      seeds, np.searchsorted(big.sizes, runs.size).astype(np.int32))
+  hp = jax.tree.map(on_mesh, hparams(runs, np.dtype("float32")))
+  state, _, _ = prog.chunk(4, 1, mesh)(state, hp)
+  assert (np.asarray(state["step"]) == 20).all()
   adam = state["opt"][0][0]  # (AdamW chain, clamp, kick) -> AdamW (adam, decay, lr) -> adam
   for tree in (state["params"], adam.mu, adam.nu):
-    for name, rows in (("embed", np.s_[:, 13:]), ("w2", np.s_[:, 13:]), ("b2", np.s_[:, 13:])):
+    for name, rows in (("embed", np.s_[:2, 13:]), ("w2", np.s_[:2, 13:]), ("b2", np.s_[:2, 13:])):
       assert np.all(np.asarray(tree[name])[rows] == 0), name
-  assert np.any(np.asarray(state["params"]["w2"])[:, :13] != 0)
+  assert np.any(np.asarray(state["params"]["w2"])[:2, :13] != 0)
+  assert np.all(np.asarray(state["params"]["w2"])[2:4] != 0)  # a size-17 run fills the program
 
 
 @SHARES_TINY

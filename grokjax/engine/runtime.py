@@ -21,12 +21,13 @@ from grokjax.engine.spec import Runs, Task, hparams
 def batch_floor(devices, one_by_one: bool = False) -> int:
   """Smallest batch per device worth its own program. 8 on an accelerator (a vmapped step
   costs about the same for 1 or 8 runs there, and every new size is a compile and an
-  autotune). On a CPU: 4 when runs are mapped one by one, where an idle lane costs nothing
-  (`lax.cond` skips it) and a program costs seconds to compile, so grids of 1 to 4 runs per
-  device (a smoke preset's free and clamp phases) share one program; 1 when vectorised."""
+  autotune). On a CPU: 8 when runs are mapped one by one, where an idle lane costs nothing
+  (`lax.cond` skips it) and a program costs seconds to compile, so phases of 1 to 8 runs
+  per device (a smoke preset's free and clamp phases, a few seeds of a few cells) share one
+  program; 1 when vectorised."""
   if not all_cpu(devices):
     return 8
-  return 4 if one_by_one else 1
+  return 8 if one_by_one else 1
 
 
 def all_cpu(devices) -> bool:
