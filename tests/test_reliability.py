@@ -78,12 +78,19 @@ def test_divergent_lane_is_frozen_flagged_and_isolated():
 
 @pytest.mark.xdist_group("tiny")  # trains test_train's TINY: one worker compiles it
 def test_softmax_collapse_fraction():
-  task = Task(p=13, d=8, hidden=16, eval_every=5)  # test_train's TINY: its compiled init
-  prog = program(task)
-  state = jax.tree.map(lambda x: x[0], prog.init(jnp.arange(1, dtype=jnp.uint32)))
-  assert float(prog.evaluate(state)["collapse"]) == 0.0
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
+  from grokjax.engine.runtime import batch_floor
+  task = Task(p=13, d=8, hidden=16, eval_every=5)  # test_train's TINY
+  prog, devices = program(task), jax.devices()[:1]
+  # its init as `train` calls it on one CPU device (a batch at the floor): compiled already
+  sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
+  n = batch_floor(devices, one_by_one=True)
+  states = prog.init_on(sharding)(np.arange(n, dtype=np.uint32), np.zeros(n, np.int32))
+  state = jax.tree.map(lambda x: x[0], states)
+  evaluate = jax.jit(prog.evaluate)  # one program (run eagerly, each operation compiles)
+  assert float(evaluate(state)["collapse"]) == 0.0
   big = dict(state, params=dict(state["params"], w2=1e7 * state["params"]["w2"]))
-  assert float(prog.evaluate(big)["collapse"]) == 1.0
+  assert float(evaluate(big)["collapse"]) == 1.0
 
 
 def test_float64_option_runs_in_x64(tmp_path):

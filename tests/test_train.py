@@ -20,6 +20,13 @@ SHARES_SMOKE = pytest.mark.xdist_group("smoke")  # see tests/test_experiments.py
 SHARES_P31 = pytest.mark.xdist_group("p31")
 
 
+def _smoke_transformer() -> Task:
+  """The pinned_norm smoke preset's transformer at p = 23 (d 16, 4 heads, MLP 32), which
+  test_experiments trains in chunks of 20 steps (group "transformer")."""
+  from grokjax import cli
+  return cli.parse("pinned_norm", ["--preset", "smoke", "--arch", "transformer"])[0].task(23)
+
+
 def _grid(budget=60):
   return Runs(seed=[0, 1, 2, 0], lr=[1e-2, 3e-3, 1e-2, 5e-3], wd=1.0,
               target_norm=[np.nan, np.nan, 6.0, 8.0], t_int=[NEVER, NEVER, 10, 20],
@@ -280,11 +287,11 @@ def test_overlapped_checkpoint_resume_equals_uninterrupted(tmp_path, monkeypatch
                                   pytest.param("transformer", marks=SHARES_TRANSFORMER)])
 def test_per_run_layernorm_switch_equals_each_variant_alone(arch):
   import dataclasses
-  # each variant alone is the model another test trains (TINY; the group-clamp engine test's
-  # transformer), so its compiled program is shared. 20 steps: the switch and the variant
-  # are programs of their own, equal to rounding, which later steps amplify
-  size = dict(p=13, d=8, hidden=16) if arch == "mlp" else dict(p=11, d=16, hidden=32, heads=2)
-  base = Task(**size, eval_every=5, arch=arch)
+  # each variant alone is the model another test trains (TINY; the smoke preset's
+  # transformer in chunks of 20 steps), so its compiled program is shared. 20 steps: the
+  # switch and the variant are programs of their own, equal to rounding, which later steps
+  # amplify
+  base = TINY if arch == "mlp" else _smoke_transformer()
   mixed = Runs(seed=[0, 0, 1, 1], lr=1e-2, wd=1.0, target_norm=[np.nan, np.nan, 6.0, 6.0],
                t_int=[NEVER, NEVER, 10, 10], budget=20, layernorm=[False, True, False, True])
   both = train(dataclasses.replace(base, layernorm="per_run"), mixed, chunk_steps=20,
@@ -416,7 +423,7 @@ def test_norm_group_is_measured_and_held_in_the_engine():
   # A run's norm curve is its group's norm; a clamp of the unembedding holds that norm
   # and leaves the total free; a clamp of the total holds the total.
   from grokjax.engine.spec import WEIGHT_GROUPS
-  task = Task(p=11, d=16, hidden=32, arch="transformer", heads=2, eval_every=5)
+  task = _smoke_transformer()
   out = WEIGHT_GROUPS.index("output")
   runs = Runs(seed=[0, 0, 0, 0], lr=1e-2, wd=1.0, target_norm=[np.nan, np.nan, 2.0, 5.0],
               t_int=[NEVER, NEVER, 10, 10], budget=40, norm_group=[out, 0, out, 0])
@@ -439,12 +446,12 @@ def test_a_group_the_model_lacks_is_refused():
 
 
 def _small_checkpointed_run(folder):
-  task = Task(p=11, d=8, hidden=16, frac=0.6, eval_every=10)
   runs = Runs(seed=np.arange(2), lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=60)
-  return task, runs, train(task, runs, chunk_steps=20, checkpoint=folder, checkpoint_every_s=0,
+  return TINY, runs, train(TINY, runs, chunk_steps=20, checkpoint=folder, checkpoint_every_s=0,
                            progress=False)
 
 
+@SHARES_TINY
 def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
   """A checkpoint whose content no longer matches the SHA-256 saved with it (values changed
   where orbax still reads them), one whose files are damaged, and one made for another
@@ -484,6 +491,7 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
   assert checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2).restore() is not None
 
 
+@SHARES_TINY
 def test_a_resume_restores_without_orbax_warnings(tmp_path, caplog):
   import logging
   folder = str(tmp_path / "ck")

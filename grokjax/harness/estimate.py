@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Callable, NamedTuple
 
@@ -248,9 +249,11 @@ def memory_needed(cfg: Config, cells: list[Cell]) -> int:
   return int(worst)
 
 
+@functools.lru_cache(maxsize=256)
 def state_size(task: Task) -> tuple[int, int]:
   """(parameters, bytes of the per-seed data) of one run, from shapes alone (abstract:
-  nothing here may start a JAX backend, jax.distributed comes later)."""
+  nothing here may start a JAX backend, jax.distributed comes later). Cached per Task: a
+  command's checks and plan ask for each of its Tasks several times."""
   import jax
   from flax import nnx
   model = nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0)))
