@@ -35,9 +35,10 @@ def pytest_configure(config):
 LONGEST_FIRST = (
     "test_free_training_smoke", "test_free_run_groks_at_a_common_norm",
     "test_a_killed_process_stops_its_peer", "test_readme_python_blocks_run",
-    "test_per_run_layernorm_switch_equals_each_variant_alone", "test_sparse_parity_experiment_smoke",
-    "test_pinned_norm_padded_moduli_equal_one_by_one", "test_sigkill_then_resume_equals_uninterrupted",
-    "test_sharded_equals_single_device", "test_batches_are_powers_of_two", "test_float64_option_runs_in_x64",
+    "test_per_run_layernorm_switch_equals_each_variant_alone",
+    "test_sparse_parity_experiment_smoke", "test_pinned_norm_padded_moduli_equal_one_by_one",
+    "test_sigkill_then_resume_equals_uninterrupted", "test_sharded_equals_single_device",
+    "test_batches_are_powers_of_two", "test_float64_option_runs_in_x64",
 )
 
 

@@ -41,11 +41,11 @@ def _script(name, *args, check=True):
   return proc
 
 
-# The tests that train the experiments' smoke model at p = 23 (batches of 4 or 8, chunks of
-# 20 evaluations) or read the pinned_smoke folder run on one xdist worker, with the README's
-# examples, test_train's free run (the README's Task) and the two-process test (whose
-# one-process reference is free_training's smoke run): the folder is built once, and the
-# programs the first test compiles serve the others.
+# The tests that train the experiments' smoke model at p = 23 (a batch of 8, chunks of 20
+# evaluations) or read the pinned_smoke folder run on one xdist worker, with the README's
+# examples, test_train's free run (the README's Task), test_registry's own experiment and the
+# two-process test (whose one-process reference is free_training's smoke run): the folder is
+# built once, and the programs the first test compiles serve the others.
 SHARES_SMOKE = pytest.mark.xdist_group("smoke")
 
 

@@ -10,7 +10,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# the README's programs are the smoke preset's and test_train's free run's (tests/test_experiments.py)
+# the README's programs are the smoke preset's and test_train's free run's
+# (tests/test_experiments.py)
 @pytest.mark.xdist_group("smoke")
 def test_readme_python_blocks_run():
   with open(os.path.join(ROOT, "README.md")) as f:
@@ -22,6 +23,7 @@ def test_readme_python_blocks_run():
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.2",
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                        timeout=600, cwd=ROOT, env=dict(os.environ, GROKJAX_CPU_DEVICES="1", **cache))
+                        timeout=600, cwd=ROOT,
+                        env=dict(os.environ, GROKJAX_CPU_DEVICES="1", **cache))
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "t_grok" in proc.stdout

@@ -80,7 +80,8 @@ def tiny():
   registry.unregister(exp.name)
 
 
-# trains the smoke preset's p = 23 model: its program is the xdist group's (tests/test_experiments.py)
+# trains the smoke preset's p = 23 model: its program is the xdist group's
+# (tests/test_experiments.py)
 @pytest.mark.xdist_group("smoke")
 def test_a_new_experiment_is_one_record(tiny, tmp_path):
   """An experiment of the user's own: one `Experiment` record registered, then the
