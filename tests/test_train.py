@@ -152,17 +152,21 @@ def _advance(prog, state, runs, evals):
 def _as_train_calls(prog, runs):
   """(init, hp, chunk) as `train` calls them for these runs on one CPU device: a batch at
   the floor of 8 lanes (lanes past the runs repeat run 0 and are skipped), runs one by one,
-  4 evaluations a chunk. For TINY these are the programs the tiny group's tests compile."""
+  4 evaluations a chunk. For TINY these are the programs the tiny group's tests compile;
+  under a padded Task (Task.sizes), those of the padded-program test."""
   from jax.sharding import Mesh, NamedSharding, PartitionSpec
   from grokjax.engine.runtime import batch_floor
   from grokjax.engine.spec import hparams
   from grokjax.engine.train import lane_layout
-  devices = jax.devices()[:1]
+  task, devices = prog.task, jax.devices()[:1]
   mesh = Mesh(np.array(devices), ("runs",))
   sharding = NamedSharding(mesh, PartitionSpec("runs"))
   lanes, pad = lane_layout(np.arange(len(runs)), batch_floor(devices, one_by_one=True), 1)
-  seeds = np.array([prog.task.init_seed(w, s) for w, s in zip(runs.wd, runs.seed)], np.uint32)
-  init = lambda: prog.init_on(sharding)(seeds[lanes], np.zeros(len(lanes), np.int32))
+  sizes = np.where(runs.size == 0, task.p, runs.size)
+  seeds = np.array([task.of_size(q).init_seed(w, s, str(st)) for q, w, s, st in
+                    zip(sizes, runs.wd, runs.seed, runs.stream)], np.uint32)
+  which = np.searchsorted(np.array(task.sizes or (task.p,)), sizes).astype(np.int32)
+  init = lambda: prog.init_on(sharding)(seeds[lanes], which[lanes])
   hp = jax.device_put(hparams(runs.take(lanes), np.dtype("float32"))._replace(active=~pad),
                       sharding)
   return init, hp, prog.chunk(4, 1, mesh)
@@ -337,26 +341,12 @@ def test_moduli_padded_into_one_program_equal_each_alone():
 def test_padded_weights_and_moments_stay_exactly_zero():
   # the grid and the compiled programs of the test above: init and one chunk as train calls
   # them (one device, runs mapped one by one), so nothing compiles again
-  import jax.numpy as jnp
-  from jax.sharding import Mesh, NamedSharding, PartitionSpec
-  from grokjax.engine.spec import hparams
   from grokjax.engine.program import program
-  from grokjax.engine.runtime import batch_floor
   big = Task(p=17, d=8, hidden=16, eval_every=5, sizes=(13, 17))
   prog = program(big)
-  # the grid twice over: the batch train gives it on a CPU (the floor of 8, one run at a
-  # time); runs 0 and 1 are of size 13 in a program of 17
-  devices = jax.devices()[:1]
-  runs = _padded_grid().take(np.arange(batch_floor(devices, one_by_one=True)) % 4)
-  mesh = Mesh(np.array(devices), ("runs",))
-  on_mesh = lambda x: jax.device_put(x, NamedSharding(mesh, PartitionSpec("runs")))
-  seeds = np.array([big.of_size(q).init_seed(1.0, s) for q, s in zip(runs.size, runs.seed)],
-                   np.uint32)
-  state = prog.init_on(NamedSharding(mesh, PartitionSpec("runs")))(
-      seeds, np.searchsorted(big.sizes, runs.size).astype(np.int32))
-  hp = jax.tree.map(on_mesh, hparams(runs, np.dtype("float32")))
-  state, _, _ = prog.chunk(4, 1, mesh)(state, hp)
-  assert (np.asarray(state["step"]) == 20).all()
+  init, hp, chunk = _as_train_calls(prog, _padded_grid())  # runs 0, 1: size 13 of 17
+  state, _, _ = chunk(init(), hp)
+  assert np.asarray(state["step"])[:4].tolist() == [20, 20, 20, 20]
   adam = state["opt"][0][0]  # (AdamW chain, clamp, kick) -> AdamW (adam, decay, lr) -> adam
   for tree in (state["params"], adam.mu, adam.nu):
     for name, rows in (("embed", np.s_[:2, 13:]), ("w2", np.s_[:2, 13:]), ("b2", np.s_[:2, 13:])):
