@@ -17,6 +17,7 @@ from flax import nnx
 from jax.sharding import Mesh, PartitionSpec
 
 from grokjax.problems.models import weight_norm
+from grokjax.engine import losses
 from grokjax.engine.optim import NEVER, paper_optimizer
 from grokjax.engine.spec import WEIGHT_GROUPS, Runs, Task
 
@@ -39,6 +40,11 @@ def softmax_collapsed(logits: jax.Array) -> jax.Array:
   top = jnp.argmax(logits, axis=-1)
   others = jnp.where(jax.nn.one_hot(top, logits.shape[-1], dtype=bool), -jnp.inf, logits)
   return jnp.max(logits, axis=-1) - jnp.max(others, axis=-1) > COLLAPSE_MARGIN
+
+
+# The key stream of a run's parameter noise: its seed's key folded with this tag, a stream
+# apart from the init and the split (which split the seed's key itself).
+NOISE_STREAM = 0x6E6F6973
 
 
 class GrokRule(NamedTuple):
@@ -116,6 +122,9 @@ class Program:
     opt = paper_optimizer(1.0, 1.0)  # the state's structure only; hparams arrive per step
     state = dict(params=params, opt=opt.init(params), step=jnp.zeros([], jnp.int32),
                  diverged=jnp.full([], -1, jnp.int32), data=data)
+    if t.noise:
+      state["noise_key"] = jax.random.key_data(
+          jax.random.fold_in(jax.random.key(seed), NOISE_STREAM))
     if self.grok is not None:
       state["grok"] = dict(params=jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params),
                            streak=jnp.zeros([], jnp.int32), step=jnp.full([], -1, jnp.int32))
@@ -156,13 +165,13 @@ class Program:
     return logits
 
   def loss(self, params, inputs, y, layernorm=None, data=None):
-    """Mean cross-entropy; under a padded Task (`data` given) over the run's own examples
-    and classes."""
+    """The Task's mean training loss (`Task.loss`); under a padded Task (`data` given)
+    over the run's own examples and classes."""
     if data is None or self.task.sizes is None:
       logits = self.model(params, layernorm)(*inputs)
-      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+      return losses.per_example(self.task.loss, logits, y).mean()
     logits = self._logits(self.model(params, layernorm), inputs, data)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    ce = losses.per_example(self.task.loss, logits, y)
     return jnp.sum(ce * data["train_w"]) / jnp.sum(data["train_w"])
 
   def train_set(self, data):
@@ -201,6 +210,8 @@ class Program:
                           hp.kick, hp.t_kick, kick_mask, norm_mask)
     updates, opt_state = opt.update(grads, state["opt"], params)
     new_params = optax.apply_updates(params, updates)
+    if self.task.noise:
+      new_params = self._add_noise(new_params, state, hp.noise)
     finite = jnp.isfinite(loss) & jnp.isfinite(weight_norm(new_params, jax.tree.map(lambda _: True, new_params)))
     live = (state["step"] < hp.budget) & (state["diverged"] < 0)
     keep = live & finite
@@ -209,9 +220,26 @@ class Program:
                 step=state["step"] + keep.astype(jnp.int32),
                 diverged=jnp.where(live & ~finite, state["step"], state["diverged"]))
 
+  def _add_noise(self, params, state, k):
+    """params + k * 2^-24 * |theta| * N(0, 1), one draw per parameter and step from the
+    run's noise key folded with the step: float32's relative rounding scale, applied to
+    the stored parameters, where rounding acts on them (after the clamp and the kick)."""
+    key = jax.random.fold_in(jax.random.wrap_key_data(state["noise_key"]), state["step"])
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    scale = k * losses.FLOAT32_HALF_ULP
+    return jax.tree.unflatten(treedef, [
+        x + (scale * jnp.abs(x) * jax.random.normal(kk, x.shape, x.dtype)).astype(x.dtype)
+        for x, kk in zip(leaves, keys)])
+
   def evaluate(self, state, hp=None) -> dict[str, jax.Array]:
-    """Accuracy, loss, ||W|| and softmax collapse of one run on its whole train and test
-    set, and the problem's own metrics (a modular problem's Fourier Gini)."""
+    """Accuracy, loss, ||W||, softmax collapse and the float32 floor of one run on its
+    whole train and test set, and the problem's own metrics (a modular problem's Fourier
+    Gini). The loss curves are the Task's loss; `floor` is the fraction of train examples
+    whose loss is exactly 0 in the run's dtype (the correct-class gradient rounded away,
+    `grokjax.engine.losses`), `floor_f32` the fraction whose off-class softmax mass is below
+    2^-24 (where a float32 log-softmax cross-entropy, the authors', is 0), in any dtype.
+    `collapse` is another, far later quantity: a margin of 126 ln 2 (`softmax_collapsed`)."""
     prob, data = self.problem, state["data"]
     model = self.model(state["params"], None if hp is None else hp.layernorm)
     if self.task.sizes is None:
@@ -226,7 +254,7 @@ class Program:
           lambda params, q=q: self.task.of_size(q).problem_def.metrics(self.model(params))
           for q in self.task.sizes], state["params"])
     logits = self._logits(model, inputs, data)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    ce = losses.per_example(self.task.loss, logits, y)
     correct = (jnp.argmax(logits, -1) == y).astype(logits.dtype)
     is_train, is_test = is_train.astype(logits.dtype), is_test.astype(logits.dtype)
     one_hot = softmax_collapsed(logits).astype(logits.dtype)
@@ -238,6 +266,9 @@ class Program:
         norm=weight_norm(state["params"], None if hp is None else
                          self.group_mask(state["params"], hp.norm_group)),
         collapse=jnp.sum(one_hot * is_train) / n_tr,
+        floor=jnp.sum((ce == 0).astype(logits.dtype) * is_train) / n_tr,
+        floor_f32=jnp.sum(losses.below_float32_floor(logits, y).astype(logits.dtype)
+                          * is_train) / n_tr,
         **metrics,
     )
 

@@ -37,6 +37,22 @@ def first_crossing(steps: np.ndarray, curve: np.ndarray, threshold: float, persi
   return hit, np.where(hit, np.asarray(steps)[first], -1).astype(np.int64)
 
 
+# A run is at its floor once this fraction of its train examples is (`floor_steps`): "most".
+FLOOR_FRACTION = 0.5
+
+
+def floor_steps(steps: np.ndarray, floor: np.ndarray, fraction: float = FLOOR_FRACTION
+                ) -> np.ndarray:
+  """Per run, t_floor: the first evaluated step at which at least `fraction` of its train
+  examples are at the floor (a `floor` curve of `grokjax.engine.program.Program.evaluate`),
+  -1 if none was.
+
+  >>> floor_steps(np.array([10, 20, 30]), np.array([[0.1, 0.6, 0.9], [0.0, 0.2, np.nan]]))
+  array([20, -1])
+  """
+  return first_crossing(steps, floor, fraction)[1]
+
+
 def fell_back(steps: np.ndarray, curve: np.ndarray, threshold: float) -> np.ndarray:
   """bool[runs]: the curve reached the threshold and was later evaluated below it."""
   hit, first = first_crossing(steps, curve, threshold)

@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 
 from grokjax import problems
+from grokjax.engine.losses import LOSSES
 from grokjax.engine.optim import NEVER
 from grokjax.engine.reduce import grok_times
 
@@ -36,7 +37,8 @@ MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
 
 # The curves of a modular problem; a grid's own are whatever `Program.evaluate` returns
 # (`Program.curve_names`), so a new metric needs no second list.
-CURVES = ("train_acc", "test_acc", "train_loss", "test_loss", "norm", "collapse", "gini")
+CURVES = ("train_acc", "test_acc", "train_loss", "test_loss", "norm", "collapse", "floor",
+          "floor_f32", "gini")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +70,11 @@ class Task:
       their weights exactly zero at init and so forever (zero gradient, zero Adam moments,
       zero decay, a clamp or kick scales zero), so the norm and every update are those of
       the unpadded run, up to float32 rounding (`tests/test_train.py`).
+    loss: the training loss, one of `grokjax.engine.losses.LOSSES`: "cross_entropy" (the
+      framework's, the default), "log_softmax" (the authors' PyTorch form), "exact" (an
+      exact-gradient cross-entropy that no rounding floors), "float32_floor" (float32's
+      absorption applied on purpose, for float64 runs).
+    noise: compile the per-run parameter noise (`Runs.noise`); off, the step has none.
   """
   p: int
   frac: float = 0.40
@@ -82,8 +89,14 @@ class Task:
   problem: str = "add"
   train_size: int | None = None
   sizes: tuple[int, ...] | None = None
+  loss: str = "cross_entropy"
+  noise: bool = False
 
   def __post_init__(self):
+    if self.loss not in LOSSES:
+      raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+    if not isinstance(self.noise, bool):
+      raise ValueError(f"noise must be True or False, got {self.noise!r}")
     if self.sizes is not None:
       object.__setattr__(self, "sizes", tuple(sorted({int(q) for q in self.sizes})))
       if self.p != max(self.sizes):
@@ -164,6 +177,10 @@ class Runs:
     size: the run's own modulus under a padded Task (`Task.sizes`); 0: the Task's p.
     stream: the seed stream of the run (`Task.init_seed`): a results folder sets its
       experiment's, so seed indices of two experiments are independent samples.
+    noise: k, the amplitude of Gaussian noise added to every parameter after every update,
+      k * 2^-24 * |theta| (float32's relative rounding scale) per parameter and step, drawn
+      from a key stream of its own (never the seed's init or split); 0: none. Needs
+      `Task(noise=True)`.
   """
   seed: np.ndarray
   lr: np.ndarray
@@ -179,6 +196,7 @@ class Runs:
   layernorm: np.ndarray | bool = False
   size: np.ndarray | int = 0
   stream: np.ndarray | str = ""
+  noise: np.ndarray | float = 0.0
 
   def __post_init__(self):
     n = len(np.atleast_1d(self.seed))
@@ -187,7 +205,7 @@ class Runs:
       setattr(self, f.name, arr)
     for f in ("seed", "t_int", "budget", "t_stop", "t_kick", "kick_group", "norm_group", "size"):
       setattr(self, f, getattr(self, f).astype(np.int64))
-    for f in ("lr", "wd", "target_norm", "kick"):
+    for f in ("lr", "wd", "target_norm", "kick", "noise"):
       setattr(self, f, getattr(self, f).astype(np.float64))
     self.layernorm = self.layernorm.astype(bool)
     if n == 0:
@@ -196,6 +214,8 @@ class Runs:
       raise ValueError(f"learning rates must be finite and > 0, got {self.lr}")
     if np.any(self.wd < 0):
       raise ValueError(f"weight decay must be >= 0, got {self.wd}")
+    if np.any(~(self.noise >= 0)) or not np.all(np.isfinite(self.noise)):
+      raise ValueError(f"noise amplitudes must be finite and >= 0, got {self.noise}")
     if np.any(self.budget < 1):
       raise ValueError(f"budgets must be >= 1 step, got {self.budget}")
     clamp = self.t_int < NEVER
@@ -237,7 +257,7 @@ class HParams(NamedTuple):
   field, [runs] on the host, a scalar inside the vmapped step). The fields are `Runs`'
   in the program's dtypes, under the optax transforms' names: target (a free run's NaN read
   as 1.0, the clamp being off), start = t_int and stop = t_stop (NEVER capped to int32);
-  active is False on a padding lane."""
+  active is False on a padding lane; noise is `Runs.noise` (read under Task(noise=True))."""
   lr: Any
   wd: Any
   target: Any
@@ -250,6 +270,7 @@ class HParams(NamedTuple):
   budget: Any
   layernorm: Any
   active: Any
+  noise: Any
 
 
 def hparams(runs: Runs, dtype, active=None) -> HParams:
@@ -262,7 +283,8 @@ def hparams(runs: Runs, dtype, active=None) -> HParams:
                  kick_group=runs.kick_group.astype(np.int32),
                  norm_group=runs.norm_group.astype(np.int32),
                  budget=runs.budget.astype(np.int32), layernorm=runs.layernorm.astype(bool),
-                 active=np.ones(len(runs), bool) if active is None else np.asarray(active, bool))
+                 active=np.ones(len(runs), bool) if active is None else np.asarray(active, bool),
+                 noise=runs.noise.astype(dtype))
 
 
 @dataclasses.dataclass

@@ -54,6 +54,18 @@ def lane_layout(sources: np.ndarray, size: int, ndev: int) -> tuple[np.ndarray, 
   return take, pad
 
 
+def _under_task_precision(fn: Callable) -> Callable:
+  """fn(task, runs, ...) under JAX's x64 mode exactly when the Task is float64, whatever
+  the process's setting: a float32 grid gives the same bits in a process that also trains
+  float64 ones (x64 mode otherwise promotes some of optax's scalar arithmetic)."""
+  @functools.wraps(fn)
+  def wrapped(task: Task, runs: Runs, **kwargs):
+    with jax.enable_x64(task.dtype == "float64"):
+      return fn(task, runs, **kwargs)
+  return wrapped
+
+
+@_under_task_precision
 def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int | None = 500,
           grok_threshold: float = 0.90, mem_threshold: float = 0.99, grok_persist: int = 1,
           progress: bool = True,
@@ -61,7 +73,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
           checkpoint_every_s: float = 60.0, vmap_width: int | None | str = "auto",
           overlap: bool | str = "auto", on_rate: Callable[[float], None] | None = None,
           keep_params: str = "none") -> SweepResult:
-  """Train every run of a grid; return its curves.
+  """Train every run of a grid; return its curves. A float64 Task trains under JAX's x64
+  mode and a float32 one without it, whatever the process's setting.
 
   Args:
     task: the static configuration.
@@ -102,6 +115,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   """
   if task.layernorm != "per_run" and runs.layernorm.any():
     raise ValueError("runs with their own LayerNorm switch need Task(layernorm='per_run')")
+  if not task.noise and runs.noise.any():
+    raise ValueError("runs with parameter noise (Runs.noise > 0) need Task(noise=True)")
   if keep_params not in KEEP_PARAMS:
     raise ValueError(f"keep_params must be one of {', '.join(KEEP_PARAMS)}, got {keep_params!r}")
   rule = GrokRule(float(grok_threshold), int(grok_persist))

@@ -110,6 +110,9 @@ class Config:
   seed_stream: str | None = None
   # "final": each run's parameters as it stops, "grok": at its T_grok; in params/
   save_params: str = "none"
+  loss: str = "cross_entropy"  # the training loss (grokjax.engine.losses.LOSSES)
+  noise: float = 0.0  # k: parameter noise k * 2^-24 * |theta| per step (Runs.noise)
+  arms: list[str] | None = None  # precision: the arithmetic arms (grokjax.experiments.precision)
 
   def budget(self, rho: float | None, p: int) -> int:
     """Step budget of a cell: --steps if given, else the preset's anchors (see above)."""
@@ -136,7 +139,11 @@ class Config:
                 layernorm=self.layernorm if layernorm is None else layernorm,
                 eval_every=self.eval_every, dtype=self.dtype, heads=self.heads,
                 matmul_precision=self.matmul_precision, problem=self.problem,
-                train_size=self.train_size)
+                train_size=self.train_size, loss=self.loss, noise=self.noise > 0)
+
+  def needs_x64(self) -> bool:
+    """Whether a run of this configuration computes in float64 (JAX's x64 mode on)."""
+    return self.dtype == "float64" or any(a.startswith("float64") for a in self.arms or [])
 
   def to_json(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)

@@ -14,6 +14,7 @@ from grokjax.harness import io
 from grokjax.harness.config import Config, as_written
 from grokjax.harness.session import Session
 from grokjax.analysis.stats import critical_norm
+from grokjax.engine.reduce import floor_steps
 from grokjax.engine.spec import WEIGHT_GROUPS, Runs, SweepResult, Task
 
 
@@ -25,6 +26,12 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
   out = res.reduce(cfg.mem_threshold, cfg.grok_threshold, cfg.grok_persist)
   col = np.clip(np.searchsorted(res.steps, out["t_grok"]), 0, len(res.steps) - 1)
   collapse = res.curves["collapse"]
+  c = res.curves
+  none = np.full(len(res.runs), -1)  # curves of a phase trained before the floor was recorded
+  t_floor = floor_steps(res.steps, c["floor"]) if "floor" in c else none
+  t_floor_f32 = floor_steps(res.steps, c["floor_f32"]) if "floor_f32" in c else none
+  at_grok = lambda name, i: (float(c[name][i, col[i]]) if name in c and out["grokked"][i]
+                             else None)
   grouped = res.runs.norm_group.any()  # a phase measuring a weight group names it per run
   rows = []
   for i in range(len(res.runs)):
@@ -43,6 +50,9 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         norm_at_grok=out["norm_at_grok"][i],
         collapse_at_grok=collapse[i, col[i]] if out["grokked"][i] else None,
         collapse_max=np.max(collapse[i, seen]) if seen.any() else None,
+        t_floor=t_floor[i] if t_floor[i] >= 0 else None,
+        t_floor_f32=t_floor_f32[i] if t_floor_f32[i] >= 0 else None,
+        train_loss_at_grok=at_grok("train_loss", i), floor_at_grok=at_grok("floor", i),
         gini_final=_last(res.curves["gini"][i]) if "gini" in res.curves else None,
         final_train_acc=out["final_train_acc"][i], final_test_acc=out["final_test_acc"][i],
         **({"norm_group": WEIGHT_GROUPS[res.runs.norm_group[i]]} if grouped else {}),
@@ -57,8 +67,10 @@ def _last(row: np.ndarray) -> float:
 
 def free_runs(cfg: Config, p: int, lrs: Sequence[float], wd: float | None = None) -> Runs:
   seeds = np.tile(np.arange(cfg.seeds), len(lrs))
-  return Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd if wd is None else wd,
+  runs = Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd if wd is None else wd,
                    cfg.budget(None, p), norm_group=WEIGHT_GROUPS.index(cfg.norm_group))
+  runs.noise[:] = cfg.noise
+  return runs
 
 
 def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float],
@@ -69,7 +81,7 @@ def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float
   target = np.array([r * wc[float(l)] for l, r in zip(lr, rho)])
   budget = np.array([cfg.budget(r, p) for r in rho])
   return Runs(seed, lr, cfg.wd, target, cfg.t_int, budget,
-              norm_group=WEIGHT_GROUPS.index(cfg.norm_group)), rho
+              norm_group=WEIGHT_GROUPS.index(cfg.norm_group), noise=cfg.noise), rho
 
 
 def phase_rows(sess: Session, name: str, task: Task, runs: Runs, arm, rho,

@@ -25,7 +25,7 @@ from grokjax.harness.estimate import Cell
 
 # The experiments of this package, each the module grokjax.<name>.
 BUILTIN = ("free_training", "pinned_norm", "norm_vs_lr", "layernorm_ablation",
-           "norm_interventions", "free_norm_delay", "sparse_parity")
+           "norm_interventions", "free_norm_delay", "sparse_parity", "precision")
 
 
 def _no_flags(ap) -> None:

@@ -1,0 +1,79 @@
+"""The training losses a Task can name, per example, and where the arithmetic floors them.
+
+In float32 a cross-entropy of an example whose off-class softmax mass
+m = sum_{j != y} exp(z_j - z_y) is small enough rounds to exactly 0, and so does its
+correct-class gradient, while its wrong-class terms (about exp(z_j - z_y), normal floats)
+survive: the gradient no longer sums to zero over the classes, and Adam normalises what is
+left. That example is *at the floor*. Where the floor starts depends on how the loss is
+written:
+
+- "cross_entropy": the framework's (optax) cross-entropy, grokjax's default. optax computes it as logsumexp(z) - z_y, so the rounding happens at the scale of the
+  largest logit: at a logit of 16-32 the loss is already 0 from m ~ 2^-20 on, a margin
+  about 2.8 lower than where the log-softmax form floors.
+- "log_softmax": -log_softmax(z)_y, the shifted form PyTorch's cross-entropy computes (the
+  authors' runner): 0 exactly where the shifted sum 1 + m rounds to 1, m < 2^-24.
+- "exact": log1p(m) with m taken relative to the correct logit, so its correct-class
+  gradient is minus the off-class probabilities, never rounded away: the gradient sums to
+  zero in any dtype. It is 0 only where m underflows to 0 (margins past ~87 in float32).
+- "float32_floor": in any dtype, float32's absorption applied on purpose: where
+  m < 2^-24 the loss and the correct-class gradient are 0 and the off-class gradient is
+  exp(z_j - z_y), as float32 computes them; elsewhere the exact loss. Run in float64 it
+  separates the floor from float32's other roundings.
+
+An example whose loss is exactly 0 has, under each of these losses, a correct-class
+gradient of exactly 0: `grokjax.engine.program.Program.evaluate` counts them (`floor`).
+
+>>> import jax.numpy as jnp
+>>> z = jnp.array([[20.0, 0.0, 0.0]])  # margin 20: m = 2 e^-20 ~ 4e-9 < 2^-24
+>>> float(per_example("cross_entropy", z, jnp.array([0]))[0]), float(per_example("exact", z, jnp.array([0]))[0]) > 0
+(0.0, True)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+LOSSES = ("cross_entropy", "log_softmax", "exact", "float32_floor")
+
+# float32's absorption threshold: 1 + m rounds to 1 for m below half an ulp of 1
+FLOAT32_HALF_ULP = 2.0 ** -24
+
+
+def off_class_log_mass(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per example, s = ln sum_{j != y} exp(z_j - z_y), computed without forming 1 + m
+  (classes at -inf, such as a padded Task's missing ones, add nothing)."""
+  correct = jnp.take_along_axis(logits, labels[..., None], axis=-1)
+  is_y = jax.nn.one_hot(labels, logits.shape[-1], dtype=bool)
+  return jax.nn.logsumexp(jnp.where(is_y, -jnp.inf, logits - correct), axis=-1)
+
+
+def per_example(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """The per-example loss named `loss` (one of LOSSES) of integer labels, in the logits'
+  dtype; differentiable. See the module docstring for what each computes."""
+  if loss == "cross_entropy":
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  if loss == "log_softmax":
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], axis=-1)[..., 0]
+  if loss not in LOSSES:
+    raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+  s = off_class_log_mass(logits, labels)
+  exact = jax.nn.softplus(s)  # log1p(e^s): the log1p of the off-class mass, stable both ways
+  if loss == "exact":
+    return exact
+  # float32_floor: the absorbed examples contribute gradient exp(z_j - z_y) to each wrong
+  # class j, 0 to the correct one, and a loss of 0 (value minus itself, gradient kept).
+  absorbed = below_float32_floor(logits, labels)
+  correct = jnp.take_along_axis(logits, labels[..., None], axis=-1)
+  off = ~jax.nn.one_hot(labels, logits.shape[-1], dtype=bool) & absorbed[..., None]
+  weights = jax.lax.stop_gradient(jnp.where(off, jnp.exp(logits - correct), 0.0))
+  surrogate = jnp.sum(jnp.where(weights > 0, weights * logits, 0.0), axis=-1)
+  return jnp.where(absorbed, surrogate - jax.lax.stop_gradient(surrogate), exact)
+
+
+def below_float32_floor(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per example, whether its off-class mass is below 2^-24: where float32's log-softmax
+  cross-entropy (the authors' PyTorch one) is exactly 0, read in any dtype."""
+  s = off_class_log_mass(logits, labels)
+  return s < jnp.log(jnp.asarray(FLOAT32_HALF_ULP, s.dtype))
