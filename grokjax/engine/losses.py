@@ -11,7 +11,9 @@ written:
   largest logit: at a logit of 16-32 the loss is already 0 from m ~ 2^-20 on, a margin
   about 2.8 lower than where the log-softmax form floors.
 - "log_softmax": -log_softmax(z)_y, the shifted form PyTorch's cross-entropy computes (the
-  authors' runner): 0 exactly where the shifted sum 1 + m rounds to 1, m < 2^-24.
+  authors' runner): 0 exactly where the shifted sum 1 + m rounds to 1, m < 2^-24 (or
+  earlier: a backend that adds off-class terms each below 2^-24 onto 1 one at a time
+  absorbs them one by one).
 - "exact": log1p(m) with m taken relative to the correct logit, so its correct-class
   gradient is minus the off-class probabilities, never rounded away: the gradient sums to
   zero in any dtype. It is 0 only where m underflows to 0 (margins past ~87 in float32).
@@ -20,8 +22,8 @@ written:
   exp(z_j - z_y), as float32 computes them; elsewhere the exact loss. Run in float64 it
   separates the floor from float32's other roundings.
 
-An example whose loss is exactly 0 has, under each of these losses, a correct-class
-gradient of exactly 0: `grokjax.engine.program.Program.evaluate` counts them (`floor`).
+`at_floor` marks the examples whose correct-class gradient is exactly 0 under a loss;
+`grokjax.engine.program.Program.evaluate` counts the train examples at the floor (`floor`).
 
 >>> import jax.numpy as jnp
 >>> z = jnp.array([[20.0, 0.0, 0.0]])  # margin 20: m = 2 e^-20 ~ 4e-9 < 2^-24
@@ -70,6 +72,14 @@ def per_example(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
   weights = jax.lax.stop_gradient(jnp.where(off, jnp.exp(logits - correct), 0.0))
   surrogate = jnp.sum(jnp.where(weights > 0, weights * logits, 0.0), axis=-1)
   return jnp.where(absorbed, surrogate - jax.lax.stop_gradient(surrogate), exact)
+
+
+def at_floor(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per example, whether its correct-class gradient under `loss` is exactly 0 in the
+  logits' dtype: the example is at the floor. (Not "its loss is 0": the framework
+  cross-entropy's value rounds to 0 earlier than its gradient does.)"""
+  grads = jax.grad(lambda z: per_example(loss, z, labels).sum())(logits)
+  return jnp.take_along_axis(grads, labels[..., None], axis=-1)[..., 0] == 0
 
 
 def below_float32_floor(logits: jax.Array, labels: jax.Array) -> jax.Array:

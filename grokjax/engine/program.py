@@ -236,9 +236,9 @@ class Program:
     """Accuracy, loss, ||W||, softmax collapse and the float32 floor of one run on its
     whole train and test set, and the problem's own metrics (a modular problem's Fourier
     Gini). The loss curves are the Task's loss; `floor` is the fraction of train examples
-    whose loss is exactly 0 in the run's dtype (the correct-class gradient rounded away,
-    `grokjax.engine.losses`), `floor_f32` the fraction whose off-class softmax mass is below
-    2^-24 (where a float32 log-softmax cross-entropy, the authors', is 0), in any dtype.
+    whose correct-class gradient is exactly 0 in the run's dtype (`grokjax.engine.losses`),
+    `floor_f32` the fraction whose off-class softmax mass is below 2^-24 (where a float32
+    log-softmax cross-entropy, the authors', floors), read in any dtype.
     `collapse` is another, far later quantity: a margin of 126 ln 2 (`softmax_collapsed`)."""
     prob, data = self.problem, state["data"]
     model = self.model(state["params"], None if hp is None else hp.layernorm)
@@ -266,7 +266,8 @@ class Program:
         norm=weight_norm(state["params"], None if hp is None else
                          self.group_mask(state["params"], hp.norm_group)),
         collapse=jnp.sum(one_hot * is_train) / n_tr,
-        floor=jnp.sum((ce == 0).astype(logits.dtype) * is_train) / n_tr,
+        floor=jnp.sum(losses.at_floor(self.task.loss, logits, y).astype(logits.dtype)
+                      * is_train) / n_tr,
         floor_f32=jnp.sum(losses.below_float32_floor(logits, y).astype(logits.dtype)
                           * is_train) / n_tr,
         **metrics,
