@@ -219,6 +219,12 @@ BAD = [
     ("norm_interventions", ["--preset", "smoke", "--t-int", "600"], "--t-int: the interventions"),
     ("pinned_norm", ["--preset", "smoke", "--eval-every", "1000"], "--eval-every: 1000 is longer"),
     ("free_training", ["--preset", "smoke", "--steps", "50", "--eval-every", "60"], "--eval-every"),
+    ("precision", ["--preset", "smoke", "--arms", "float16"], "--arms: arm 'float16': starts with"),
+    ("precision", ["--preset", "smoke", "--arms", "float64+mse"], "neither a loss"),
+    ("precision", ["--preset", "smoke", "--arms", "float64+noise-1"], "is not noise<k>"),
+    ("precision", ["--preset", "smoke", "--dtype", "float64"], "sets them per arm"),
+    ("pinned_norm", ["--preset", "smoke", "--loss", "mse"], "invalid choice: 'mse'"),
+    ("pinned_norm", ["--preset", "smoke", "--noise", "-1"], "--noise: -1 is outside"),
 ]
 
 
@@ -369,7 +375,10 @@ FLAG_VALUES = {"--norm-group": "output", "--seed-stream": "mine", "--fit-rhos": 
                "--checkpoint-every": "5", "--grok-persist": "3",
                "--matmul-precision": "bfloat16", "--hold-rhos": "0.9,1.2", "--kick": "0.7",
                "--scales": "1,2", "--wds": "0.5,1", "--problem": "sparse_parity:k=2",
-               "--train-size": "500", "--train-sizes": "300,600", "--save-params": "final"}
+               "--train-size": "500", "--train-sizes": "300,600", "--save-params": "final",
+               "--loss": "exact", "--noise": "10", "--arms": "float32,float64+noise10"}
+# Flags an experiment refuses with one line because it sets those values itself.
+REFUSED = {"precision": {"--dtype", "--loss", "--noise", "--matmul-precision"}}
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -380,6 +389,10 @@ def test_every_flag_parses_the_same_in_both_spellings(name, tmp_path):
   missing = [f for f in flags if f not in FLAG_VALUES]
   assert not missing, f"add a value for {missing} to FLAG_VALUES"
   for flag in flags:
+    if flag in REFUSED.get(name, ()):
+      with pytest.raises(cli.UsageError, match="per arm"):
+        cli.parse(name, [flag, FLAG_VALUES[flag]])
+      continue
     spaced = cli.parse(name, [flag, FLAG_VALUES[flag]])
     joined = cli.parse(name, [f"{flag}={FLAG_VALUES[flag]}"])
     assert spaced[0].to_json() == joined[0].to_json() and spaced[1] == joined[1], flag
@@ -730,3 +743,44 @@ def test_a_folder_from_before_seed_streams_reads_as_the_shared_stream(pinned_smo
       written["seed_stream"] = stream
     (folder / "config.json").write_text(json.dumps(dict(config=written)))
     assert claims.is_done(part, str(tmp_path / "results"), None) is done, stream
+
+
+@SHARES_SMOKE
+def test_precision_arms_share_seeds_and_its_float32_arm_is_pinned_norms(pinned_smoke, tmp_path):
+  """The precision experiment's float32 arm, in a process that also trains float64, gives
+  pinned_norm's float32 runs bit for bit (same seed stream and held norms); its summary
+  pairs every arm with it seed by seed."""
+  import jax
+  out = str(tmp_path / "prec")
+  try:
+    _script("precision", "--preset", "smoke", "--out", out, "--no-progress", "--no-figures",
+            "--seed-stream", "pinned_norm", "--rhos", "0.95,1.10",
+            "--arms", "float32,float64+float32_floor")
+  finally:
+    jax.config.update("jax_enable_x64", False)  # the command turned it on for this process
+  ours = {(r["arm"], r["rho"], r["seed"]): r for r in _rows(pinned_smoke[0])}
+  rows = _rows(out)
+  assert {r["precision_arm"] for r in rows if r["arm"] == "clamp"} == {
+      "float32", "float64+float32_floor"}
+  assert {r["dtype"] for r in rows if r["precision_arm"] == "float64+float32_floor"} == {"float64"}
+  for r in rows:
+    if r["arm"] == "free" or r["precision_arm"] == "float32":
+      mine = ours[(r["arm"], r["rho"], r["seed"])]
+      for k in ("t_grok", "norm_at_grok", "gini_final", "final_test_acc", "train_loss_at_grok"):
+        assert r[k] == mine[k], (k, r, mine)
+  summary = json.load(open(os.path.join(out, "summary.json")))
+  assert summary["reference_arm"] == "float32" and len(summary["cells"]) == 4
+  other = [c for c in summary["cells"] if c["arm"] != "float32"]
+  assert all(c["vs_reference"]["n_pairs"] == 2 for c in other)
+
+
+def test_paired_ratios_keep_censored_runs_as_bounds():
+  from grokjax.experiments.precision import paired
+  row = lambda seed, t, censored=False, diverged=False: dict(
+      seed=seed, t_grok=t, censored=censored, grokked=not censored, diverged=diverged)
+  ref = [row(0, 100), row(1, 200), row(2, 300), row(3, 400, True), row(4, 100)]
+  arm = [row(0, 200), row(1, 400), row(2, 900, True), row(3, 900, True), row(4, 50, diverged=True)]
+  vs = paired(ref, arm)
+  assert vs["n_pairs"] == 4 and vs["n_both_censored"] == 1  # seed 4 diverged: left out
+  assert vs["n_ratio_lower_bound"] == 1 and vs["ratios"] == [2.0, 2.0, 3.0]
+  assert vs["median_ratio"] == 2.0 and 0 < vs["wilcoxon_p"] <= 1

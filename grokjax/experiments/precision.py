@@ -115,9 +115,10 @@ def add_flags(ap) -> None:
 def check(cfg) -> None:
   from grokjax.experiments import pinned_norm
   pinned_norm.check(cfg)  # --wc-from, one lr, some rhos
-  if cfg.dtype != "float32" or cfg.loss != "cross_entropy" or cfg.noise:
-    raise flags.UsageError("--dtype/--loss/--noise: the precision experiment sets them per "
-                           "arm; name the arms with --arms")
+  if (cfg.dtype != "float32" or cfg.loss != "cross_entropy" or cfg.noise
+      or cfg.matmul_precision != "float32"):
+    raise flags.UsageError("--dtype/--loss/--noise/--matmul-precision: the precision "
+                           "experiment sets them per arm; name the arms with --arms")
 
 
 def honours_bfloat16() -> bool:

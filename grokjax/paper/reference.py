@@ -20,6 +20,12 @@ import re
 
 import numpy as np
 
+# Their floor (`floor_steps`): the first logged step at which a seed's mean train loss is at
+# most 2^-22, twice the smallest non-zero float32 log-softmax loss (log1p(2^-23) ~ 2^-23): the
+# level where the loss's exponential fall under a clamp meets float32's discrete floor (it
+# then plateaus near 7e-8 until the seed groks).
+FLOOR_LOSS = 2.0 ** -22
+
 # Their arm names -> ours: the free control, a sustained clamp, a one-shot rescale of the
 # norm, a one-shot factor of one weight group.
 ARMS = {"ctrl": "free", "none": "free", "clamp": "clamp", "rescale": "oneshot", "layer": "kick"}
@@ -49,6 +55,15 @@ class RefCell:
   censored: np.ndarray
   norm_at_grok: np.ndarray  # NaN where censored
   layernorm: bool = False
+  t_floor: np.ndarray | None = None  # per seed, `floor_steps` (-1: never); None: no loss logged
+
+  def grokked_after_floor(self) -> tuple[int, int] | None:
+    """(seeds that grokked at or after their floor step, seeds that grokked), or None when
+    the file logs no train loss."""
+    if self.t_floor is None:
+      return None
+    g = ~self.censored
+    return int(np.sum(g & (self.t_floor >= 0) & (self.t_grok >= self.t_floor))), int(g.sum())
 
   @property
   def key(self) -> tuple:
@@ -82,6 +97,17 @@ def _from_name(name: str) -> dict:
   else:
     out["arm"] = "ctrl"  # a free-training file names no arm
   return out
+
+
+def floor_steps(steps: np.ndarray, train_loss: np.ndarray, level: float = FLOOR_LOSS
+                ) -> np.ndarray:
+  """Per seed, the first logged step with mean train loss <= level (-1: never).
+
+  >>> floor_steps(np.array([0, 10, 20]), np.array([[1.0, 3e-7, 1e-7], [1.0, 1e-3, 1e-3]]))
+  array([20, -1])
+  """
+  below = np.asarray(train_loss, float) <= level
+  return np.where(below.any(1), np.asarray(steps)[np.argmax(below, 1)], -1).astype(np.int64)
 
 
 def read_cell(path: str, experiment: str) -> RefCell:
@@ -123,7 +149,9 @@ def read_cell(path: str, experiment: str) -> RefCell:
                  lr=float(_scalar(z, "lr")), arm=arm,
                  rho=None if arm == "free" or rho is None else float(rho), group=group,
                  budget=budget, t_grok=np.where(censored, budget, t), censored=censored,
-                 norm_at_grok=norm, layernorm=experiment in LAYERNORM_EXPERIMENTS)
+                 norm_at_grok=norm, layernorm=experiment in LAYERNORM_EXPERIMENTS,
+                 t_floor=(floor_steps(z["steps"], z["train_loss"])
+                          if {"steps", "train_loss"} <= set(z.files) else None))
 
 
 def load(root: str) -> list[RefCell]:
@@ -163,6 +191,19 @@ class CellComparison:
   quantity: str  # "T_grok" or "W_c" (the norm at T_grok of free runs)
   ref_experiment: str
   comparison: object  # grokjax.analysis.compare.Comparison
+  # (grokked at or after the floor, grokked) per side; None where that side has no floor
+  # record (our folders trained before t_floor existed; their files without a train loss)
+  floor_ours: tuple[int, int] | None = None
+  floor_theirs: tuple[int, int] | None = None
+
+
+def ours_after_floor(rows) -> tuple[int, int] | None:
+  """(runs that grokked at or after their t_floor, runs that grokked) of our rows, None
+  when the folder predates the t_floor column."""
+  if not rows or "t_floor" not in rows[0]:
+    return None
+  g = [r for r in rows if r["grokked"]]
+  return sum(1 for r in g if r.get("t_floor") is not None and r["t_grok"] >= r["t_floor"]), len(g)
 
 
 def _our_key(row: dict, config: dict) -> tuple | None:
@@ -234,7 +275,8 @@ def like_for_like(folders: dict, cells: list[RefCell], n_boot: int = 2000
         cens = np.array([not r["grokked"] for r in rows], bool)
         out.append(CellComparison(claim, _describe(key), "T_grok", ref.experiment,
                                   compare.compare_samples(t, cens, ref.t_grok, ref.censored,
-                                                          n_boot)))
+                                                          n_boot),
+                                  ours_after_floor(rows), ref.grokked_after_floor()))
         control_key = _control_key(key)
         if key[7] in ("oneshot", "kick", "clamp", "clamp_group") and control_key in groups \
             and control_key in by_key:

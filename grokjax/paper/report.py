@@ -106,14 +106,16 @@ def format_comparisons(comparisons, markdown: bool = False) -> str:
   """The like-for-like table: one row per cell and quantity both sides measured."""
   head = ("claim", "cell", "quantity", "ours: median (n, censored)",
           "authors: median (n, censored) [experiment]", "ours / authors [95 % CI]",
-          "rank test p", "verdict")
+          "rank test p", "grokked after the floor: ours / authors", "verdict")
   body = []
+  after = lambda x: "-" if x is None else f"{x[0]}/{x[1]}"
   for c in comparisons:
     k = c.comparison
     body.append((c.claim, c.cell, c.quantity, f"{num(k.ours_median)} ({k.n_ours}, {k.censored_ours})",
                  f"{num(k.ref_median)} ({k.n_ref}, {k.censored_ref}) [{c.ref_experiment}]",
                  "-" if k.ratio is None else fmt_ci(k.ratio, k.ratio_ci),
-                 "-" if k.p_value is None else f"{k.p_value:.2g}", k.verdict))
+                 "-" if k.p_value is None else f"{k.p_value:.2g}",
+                 after(c.floor_ours) + " / " + after(c.floor_theirs), k.verdict))
   counts: dict[str, int] = {}
   for b in body:
     counts[b[-1]] = counts.get(b[-1], 0) + 1
@@ -157,7 +159,12 @@ def write_markdown(path: str, rows: Sequence[Row], folders: dict, missing: Seque
               "Read with `--reference DIR` from a checkout of ClevixLab/critical-norm-grokking. "
               "Their T_grok is read on a logarithmic grid of about 360 points (2.5-3 % apart), "
               "ours every 10 steps; censored seeds count as later than every observed time on "
-              "both sides (their own medians drop them). Verdict: `grokjax/analysis/compare.py`.", "",
+              "both sides (their own medians drop them). Verdict: `grokjax/analysis/compare.py`. "
+              "Grokked after the floor: of the seeds that grokked, how many did so at or after "
+              "their float32 floor step; ours: `t_floor` (half the train examples with a "
+              "correct-class gradient of exactly 0; '-' for a folder trained before it was "
+              "recorded), theirs: the first logged step with mean train loss <= 2^-22 "
+              "(`grokjax.paper.reference.floor_steps`).", "",
               format_comparisons(comparisons, markdown=True), ""]
   lines += ["## Experiments", "", "| claim | folder | machine | training wall time |",
             "|---|---|---|---|"]
