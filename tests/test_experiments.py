@@ -673,14 +673,17 @@ def test_figures_redraws_a_finished_folder_from_its_files(pinned_smoke, tmp_path
   assert entry.main(["figures", full, bare]) == 0
   out = capsys.readouterr().out.split()
   assert out == [os.path.join(full, "figures", "delay_law.png"),
+                 os.path.join(full, "figures", "delay_law_clamp_clock.png"),
                  os.path.join(full, "figures", "curves.png"),
-                 os.path.join(bare, "figures", "delay_law.png")]
+                 os.path.join(bare, "figures", "delay_law.png"),
+                 os.path.join(bare, "figures", "delay_law_clamp_clock.png")]
   for name in ("delay_law.png", "delay_law.pdf", "curves.png", "curves.pdf"):
     assert os.path.getsize(os.path.join(full, "figures", name)) > 1000
   with open(os.path.join(full, "figures", "delay_law.pdf"), "rb") as f:
     assert f.read(5) == b"%PDF-"
   assert sorted(os.listdir(os.path.join(bare, "figures"))) == [
-      ".grokjax-figures", "delay_law.pdf", "delay_law.png"]
+      ".grokjax-figures", "delay_law.pdf", "delay_law.png", "delay_law_clamp_clock.pdf",
+      "delay_law_clamp_clock.png"]
   assert entry.main(["figures", str(tmp_path)]) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "config.json" in err

@@ -94,7 +94,8 @@ def layernorm_ablation(sess: Session) -> dict[str, Any]:
     fits = delay_fits(cfg, clamp_rows[ln])
     for p in cfg.moduli:
       per_p[ln][p].update(fits["per_modulus"].get(p, {}))
-    variants[name] = dict(per_modulus=per_p[ln], shared=fits["shared"], rows=clamp_rows[ln])
+    variants[name] = dict(per_modulus=per_p[ln], shared=fits["shared"], rows=clamp_rows[ln],
+                          clamp_clock=fits["clamp_clock"], shape=fits["shape"])
   all_rows = write_tables(sess, phases)
   result = dict(experiment="layernorm_ablation", arch=cfg.arch, lr=lr, fit_method=fit.METHOD,
                 **grok_rule(cfg, all_rows),

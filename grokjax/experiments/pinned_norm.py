@@ -108,7 +108,8 @@ def _result(cfg, lr, per_p, clamp_rows, all_rows) -> dict[str, Any]:
   if every:
     fits["shared"]["all_cells"] = every["shared"]
   return dict(experiment="pinned_norm", lr=lr, fit_rhos=cfg.fit_rhos, per_modulus=per_p,
-              shared=fits["shared"], fit_method=fits["method"], **grok_rule(cfg, all_rows))
+              shared=fits["shared"], fit_method=fits["method"], **grok_rule(cfg, all_rows),
+              clamp_clock=fits["clamp_clock"], shape=fits["shape"])
 
 
 def refit(folder: str, fit_rhos: list[float] | None) -> dict[str, Any]:
@@ -223,8 +224,10 @@ def figures(folder: str) -> list[str]:
   from grokjax.harness.results import load
   res = load(folder, curves=False)
   clamp = [r for r in res.runs if r["arm"] == "clamp"]
+  clocks = [plots.delay_law(os.path.join(folder, "figures", "delay_law_clamp_clock.png"),
+                            clamp, res.fit, clock="clamp")] if res.fit.get("clamp_clock") else []
   return [plots.delay_law(os.path.join(folder, "figures", "delay_law.png"), clamp, res.fit),
-          *plots.curves_of(res)]
+          *clocks, *plots.curves_of(res)]
 
 
 EXPERIMENT = registry.Experiment(

@@ -72,12 +72,21 @@ def _centred(n: int, step: float) -> np.ndarray:
   return (np.arange(n) - (n - 1) / 2) * step
 
 
-def delay_law(path: str, rows: list[dict[str, Any]], result: dict[str, Any], title: str = ""):
+def delay_law(path: str, rows: list[dict[str, Any]], result: dict[str, Any], title: str = "",
+              clock: str = "step0"):
   """T_grok against rho on a log axis: per-seed points (open triangles: censored at the
   budget, x: softmax collapse), cell medians with their 95 % seed-bootstrap CIs, the fitted
-  line per modulus (solid) with alpha's CI, and the shared fit (dashed)."""
+  line per modulus (solid) with alpha's CI, and the shared fit (dashed). clock "clamp":
+  T_grok - t_int and the fits of result["clamp_clock"] (`grokjax.analysis.shape`)."""
+  if clock == "clamp":
+    from grokjax.analysis.shape import on_clamp_clock
+    rows = on_clamp_clock(rows, t_int=result["clamp_clock"].get("t_int"))[0]
+    result = dict(result["clamp_clock"], fit_rhos=result.get("fit_rhos"))
+    title = title or "Delay law on the clamp's clock: T_grok - t_int = exp(c + alpha rho)"
   fig, ax = plt.subplots(figsize=(6.6, 4.8))
   _draw_delay_law(ax, rows, result, title)
+  if clock == "clamp":
+    ax.set_ylabel("T_grok - t_int (steps since the clamp started, log scale)")
   return save(fig, path)
 
 

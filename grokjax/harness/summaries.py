@@ -38,7 +38,28 @@ def grok_rule(cfg: Config, rows) -> dict[str, Any]:
 
 
 def delay_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
-  """Per-modulus and shared fits of ln T_grok = c + alpha * rho (diverged runs excluded)."""
+  """Per-modulus and shared fits of ln T_grok = c + alpha * rho (diverged runs excluded),
+  on the paper's clock (T_grok from step 0); `clamp_clock` holds the same fits of
+  ln(T_grok - t_int) (`grokjax.analysis.shape.on_clamp_clock`), `shape` per modulus the
+  local slopes and the comparison of forms on both clocks (three held norms or more)."""
+  from grokjax.analysis import fit, shape
+  out = _law_fits(cfg, clamp_rows)
+  shifted, before = shape.on_clamp_clock(usable(clamp_rows), cfg.eval_every, cfg.t_int)
+  clamp = _law_fits(cfg, shifted) if shifted else dict(per_modulus={}, shared={
+      "error": "no cell grokked after the clamp started"})
+  clamp.update(n_cells_before_clamp=before, t_int=cfg.t_int)
+  shapes = {}
+  for p in sorted({r["p"] for r in usable(clamp_rows)}):
+    by_clock = {"step0": [r for r in usable(clamp_rows) if r["p"] == p],
+                "clamp": [r for r in shifted if r["p"] == p]}
+    if len({r["rho"] for r in by_clock["step0"]}) >= 3:
+      shapes[p] = {name: dict(local_slopes=shape.local_slopes(rs, cfg.n_boot),
+                              forms=fit.safe(shape.compare_forms, rs))
+                   for name, rs in by_clock.items() if len({r["rho"] for r in rs}) >= 3}
+  return dict(out, clamp_clock=clamp, shape=shapes, method=fit.METHOD)
+
+
+def _law_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
   from grokjax.analysis import fit
   ok = usable(clamp_rows)
   per_p = {}
@@ -51,7 +72,7 @@ def delay_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
   moduli = np.array([r["p"] for r in ok])
   shared = fit.safe(fit.fit_shared_delay_law, rho, t, moduli, cens, seed, n_boot=cfg.n_boot)
   shared["aft"] = fit.safe(fit.fit_aft_delay_law, rho, t, cens, seed, moduli, n_boot=cfg.n_boot)
-  return dict(per_modulus=per_p, shared=shared, method=fit.METHOD)
+  return dict(per_modulus=per_p, shared=shared)
 
 
 def print_delay_summary(result) -> None:
