@@ -7,13 +7,13 @@ survive: the gradient no longer sums to zero over the classes, and Adam normalis
 left. That example is *at the floor*. Where the floor starts depends on how the loss is
 written:
 
-- "cross_entropy": the framework's (optax) cross-entropy, grokjax's default. optax computes it as logsumexp(z) - z_y, so the rounding happens at the scale of the
-  largest logit: at a logit of 16-32 the loss is already 0 from m ~ 2^-20 on, a margin
-  about 2.8 lower than where the log-softmax form floors.
+- "cross_entropy": the framework's (optax) cross-entropy, grokjax's default. Its value is
+  logsumexp(z) - z_y, which rounds at the scale of the largest logit (at a logit of 16-32
+  it reads 0 from m ~ 2^-20 on), but its gradient is computed from the shifted sum
+  1 + sum_j exp(z_j - z_y) and floors where that sum rounds to 1.
 - "log_softmax": -log_softmax(z)_y, the shifted form PyTorch's cross-entropy computes (the
-  authors' runner): 0 exactly where the shifted sum 1 + m rounds to 1, m < 2^-24 (or
-  earlier: a backend that adds off-class terms each below 2^-24 onto 1 one at a time
-  absorbs them one by one).
+  authors' runner): value and gradient 0 where the shifted sum rounds to 1.
+
 - "exact": log1p(m) with m taken relative to the correct logit, so its correct-class
   gradient is minus the off-class probabilities, never rounded away: the gradient sums to
   zero in any dtype. It is 0 only where m underflows to 0 (margins past ~87 in float32).
@@ -21,6 +21,14 @@ written:
   m < 2^-24 the loss and the correct-class gradient are 0 and the off-class gradient is
   exp(z_j - z_y), as float32 computes them; elsewhere the exact loss. Run in float64 it
   separates the floor from float32's other roundings.
+
+Where a float32 shifted sum rounds to 1 depends on the order the backend adds the classes:
+added to the 1 at once, the off-class mass must be below 2^-24 (the threshold
+"float32_floor" applies); in partial sums, only each part that meets the 1 must be, so
+the floor comes earlier. XLA on a CPU floored train examples of the paper's MLP at p = 41
+whose mass was 2^-23.9 to 2^-22.2 (their largest term 2^-25 to 2^-26). So the fraction of
+examples `below_float32_floor` (mass below 2^-24) is at most the fraction a float32 run has
+at the floor.
 
 `at_floor` marks the examples whose correct-class gradient is exactly 0 under a loss;
 `grokjax.engine.program.Program.evaluate` counts the train examples at the floor (`floor`).

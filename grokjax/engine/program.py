@@ -238,7 +238,8 @@ class Program:
     Gini). The loss curves are the Task's loss; `floor` is the fraction of train examples
     whose correct-class gradient is exactly 0 in the run's dtype (`grokjax.engine.losses`),
     `floor_f32` the fraction whose off-class softmax mass is below 2^-24 (where a float32
-    log-softmax cross-entropy, the authors', floors), read in any dtype.
+    sum that adds that mass to the 1 at once rounds; a float32 run floors there or
+    earlier, `grokjax.engine.losses`), read in any dtype.
     `collapse` is another, far later quantity: a margin of 126 ln 2 (`softmax_collapsed`)."""
     prob, data = self.problem, state["data"]
     model = self.model(state["params"], None if hp is None else hp.layernorm)
