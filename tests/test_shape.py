@@ -72,3 +72,20 @@ def test_cells_the_clamp_never_acted_on_leave_the_clamp_clock():
   shifted, dropped = shape.on_clamp_clock(rows)
   assert dropped == 2 and {r["rho"] for r in shifted} == {1.15}
   assert min(r["t_grok"] for r in shifted) == pytest.approx(5000 * np.exp(SCATTER[0]) - 500)
+
+
+def test_the_reports_clock_rows_fit_both_clocks_over_the_cells_both_sides_ran(monkeypatch):
+  from grokjax.paper import clock
+  law = lambda r: 500.0 + np.exp(0.5 + 8.0 * r)
+
+  class Ours:
+    rows = [dict(r, arm="clamp") for r in _rows(law, rhos=[0.85, 1.0, 1.15])]
+    clamp = lambda self, p=None: self.rows
+  # the authors ran rho 1.30 too, where their times follow another law
+  theirs = _rows(law, rhos=[0.85, 1.0, 1.15]) + _rows(lambda r: 1e6, rhos=[1.30])
+  monkeypatch.setattr(clock, "authors_rows", lambda cells, experiment, lr=1e-3: theirs)
+  (what, rhos, ours, auth), = clock.clock_rows({"dense_rho": Ours()}, ["their cells"], 50)
+  assert rhos == [0.85, 1.0, 1.15]
+  for side in (ours, auth):  # 12 seeds: the median's two middle seeds bias it by ~1e-5
+    assert side["clamp"]["alpha"] == pytest.approx(8.0, abs=1e-3)
+    assert side["step0"]["alpha"] < 7.5

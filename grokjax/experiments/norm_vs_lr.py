@@ -12,6 +12,7 @@ from grokjax.harness import config, flags, io, registry
 from grokjax.harness.estimate import Cell, eta_update, plan
 from grokjax.harness.grids import clamp_phase, free_phase, wc_by_lr, write_tables
 from grokjax.harness.session import Session, say
+from grokjax.analysis.shape import on_clamp_clock
 from grokjax.analysis.stats import cell_summary, fit_arrays, usable
 from grokjax.harness.summaries import grok_rule
 
@@ -84,10 +85,28 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
 
   fold_rho = {f"{lr:g}": fold([(rho, lr) for rho in cfg.rhos]) for lr in cfg.lrs}
   fold_lr = {f"{rho:g}": fold([(rho, lr) for lr in cfg.lrs]) for rho in cfg.rhos}
-  alpha_lr = {}
+  alpha_lr, alpha_clamp = {}, {}
+  shifted, before = on_clamp_clock(usable(clamp), cfg.eval_every, cfg.t_int)
   for lr in cfg.lrs:
     rs = [r for r in usable(clamp) if r["lr"] == lr]
     alpha_lr[f"{lr:g}"] = fit.safe(fit.fit_delay_law, *fit_arrays(rs), n_boot=cfg.n_boot)
+    rs = [r for r in shifted if r["lr"] == lr]
+    alpha_clamp[f"{lr:g}"] = fit.safe(fit.fit_delay_law, *fit_arrays(rs), n_boot=cfg.n_boot)
+  # on the clamp's clock (T_grok - t_int): the same folds, cell medians minus t_int
+  shift = lambda c: None if c is None else c - cfg.t_int
+  fold_clamp = lambda cells: (fit.fold_change_bounded(
+      [shift(summaries[c]["median_t_grok"]) for c in cells],
+      [cfg.budget(c[0], p) - cfg.t_int for c in cells])
+      if len(cells) >= 2 and all(shift(summaries[c]["median_t_grok"]) is None
+                                 or shift(summaries[c]["median_t_grok"]) > 0 for c in cells)
+      else dict(value=float("nan"), lower_bound=False))
+  live = lambda cells: [c for c in cells if not gone(summaries[c])]
+  clamp_clock = dict(
+      per_lr=alpha_clamp, n_cells_before_clamp=before, t_int=cfg.t_int,
+      fold_rho_median=fit.bounded_median([fold_clamp(live([(rho, lr) for rho in cfg.rhos]))
+                                          for lr in cfg.lrs]),
+      fold_lr_median=fit.bounded_median([fold_clamp(live([(rho, lr) for lr in cfg.lrs]))
+                                         for rho in cfg.rhos]))
   result = dict(experiment="norm_vs_lr", p=p, wc=wc, wc_per_lr={f"{k:g}": v for k, v in wc_lr.items()},
                 held_norms={f"{rho:g}": rho * wc for rho in cfg.rhos},
                 median_t_grok=matrix, free_control=control, fold_across_rho=fold_rho,
@@ -96,7 +115,8 @@ def norm_vs_lr(sess: Session) -> dict[str, Any]:
                 fold_lr_median=fit.bounded_median(list(fold_lr.values())),
                 diverged_cells=diverged_cells,
                 free_diverged=[f"{lr:g}" for lr, c in free_cells.items() if gone(c)],
-                per_lr=alpha_lr, fit_method=fit.METHOD, **grok_rule(cfg, all_rows))
+                per_lr=alpha_lr, fit_method=fit.METHOD, **grok_rule(cfg, all_rows),
+                clamp_clock=clamp_clock)
   io.write_json(sess.path("fit.json"), result)
   sess.draw(figures)
   say(f"median T_grok (rows rho, columns lr {', '.join(f'{lr:g}' for lr in cfg.lrs)}):")
