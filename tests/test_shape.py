@@ -79,6 +79,7 @@ def test_the_reports_clock_rows_fit_both_clocks_over_the_cells_both_sides_ran(mo
   law = lambda r: 500.0 + np.exp(0.5 + 8.0 * r)
 
   class Ours:
+    config = {"t_int": 500}
     rows = [dict(r, arm="clamp") for r in _rows(law, rhos=[0.85, 1.0, 1.15])]
     clamp = lambda self, p=None: self.rows
   # the authors ran rho 1.30 too, where their times follow another law

@@ -37,6 +37,8 @@ def on_clamp_clock(rows: Sequence[dict], eval_every: int = 10, t_int: int | None
       continue
     med = censored_median([r["t_grok"] for r in cell], [r["censored"] for r in cell])
     start = cell[0].get("t_int", t_int)
+    if start is None:
+      raise ValueError("the clamp's clock needs each run's t_int (a runs.csv column, or given)")
     if med is not None and med - start < eval_every:
       dropped += 1
       continue

@@ -23,9 +23,16 @@ MLP_T_INT = 500  # the authors' clamp start for the MLP (SPEC.md)
 def _alphas(rows: Sequence[dict], n_boot: int, t_int: int | None = None) -> dict[str, Any]:
   """alpha with its CI on both clocks over these clamp rows (one modulus and lr), or the
   shared fit over several moduli."""
-  shifted, before = shape.on_clamp_clock(usable(rows), 10, t_int)
-  out = {}
+  try:
+    shifted, before = shape.on_clamp_clock(usable(rows), 10, t_int)
+  except ValueError as e:  # a folder that records no t_int
+    shifted, before = None, None
+    out = {"clamp": {"error": str(e)}}
+  else:
+    out = {}
   for name, rs in (("step0", usable(rows)), ("clamp", shifted)):
+    if rs is None:
+      continue
     ps = {r["p"] for r in rs}
     if len(ps) > 1:
       rho, t, cens, seed = fit_arrays(rs)
@@ -52,10 +59,10 @@ def clock_rows(folders: dict, cells, n_boot: int) -> list[tuple]:
   """(what, rhos, ours step0, ours clamp, theirs step0, theirs clamp) per delay law."""
   out = []
 
-  def add(what, ours, theirs):
+  def add(what, ours, theirs, folder):
     rhos = sorted({r["rho"] for r in ours})
     theirs = [r for r in theirs if any(np.isclose(r["rho"], x) for x in rhos)]  # same cells
-    o = _alphas(ours, n_boot)
+    o = _alphas(ours, n_boot, folder.config.get("t_int"))
     t = _alphas(theirs, n_boot) if theirs else None
     out.append((what, rhos, o, t))
 
@@ -63,22 +70,24 @@ def clock_rows(folders: dict, cells, n_boot: int) -> list[tuple]:
   theirs_scan = authors_rows(cells, "pscan") if cells else []
   if scan is not None:
     for p in sorted({r["p"] for r in scan.clamp()}):
-      add(f"moduli scan, p={p}", scan.clamp(p), [r for r in theirs_scan if r["p"] == p])
-    add("moduli scan, shared", scan.clamp(), [r for r in theirs_scan if r["p"] != 31])
+      add(f"moduli scan, p={p}", scan.clamp(p), [r for r in theirs_scan if r["p"] == p], scan)
+    add("moduli scan, shared", scan.clamp(), [r for r in theirs_scan if r["p"] != 31], scan)
   user = folders.get("user_moduli")
   if user is not None:
     for p in sorted({r["p"] for r in user.clamp()}):
-      add(f"user moduli, p={p}", user.clamp(p), [])
-    add("user moduli, shared", user.clamp(), [])
+      add(f"user moduli, p={p}", user.clamp(p), [], user)
+    add("user moduli, shared", user.clamp(), [], user)
   dense = folders.get("dense_rho")
   if dense is not None:
     rows = [r for r in dense.clamp() if r["rho"] <= 1.25 + 1e-9]
-    add("dense rho, p=59, rho 0.85-1.25", rows, authors_rows(cells, "denserho") if cells else [])
+    add("dense rho, p=59, rho 0.85-1.25", rows, authors_rows(cells, "denserho") if cells else [],
+        dense)
   lr_folder = folders.get("norm_vs_lr")
   if lr_folder is not None:
     for lr in sorted({r["lr"] for r in lr_folder.clamp()}):
       mine = [r for r in lr_folder.clamp() if np.isclose(r["lr"], lr)]
-      add(f"rho x lr, p=59, lr {lr:g}", mine, authors_rows(cells, "efflr", lr) if cells else [])
+      add(f"rho x lr, p=59, lr {lr:g}", mine, authors_rows(cells, "efflr", lr) if cells else [],
+          lr_folder)
   return out
 
 
@@ -100,7 +109,7 @@ def shape_lines(dense: Folder | None, cells, n_boot: int) -> list[str]:
   lines = ["| side | clock | local slopes between adjacent rho (95 % CI) | best form | "
            "delta AIC of the straight line |", "|---|---|---|---|---|"]
   for side, rows in sides.items():
-    shifted, _ = shape.on_clamp_clock(rows, 10, MLP_T_INT)
+    shifted, _ = shape.on_clamp_clock(rows, 10, dense.config.get("t_int", MLP_T_INT))
     for clock, rs in (("step 0", rows), ("clamp", shifted)):
       slopes = shape.local_slopes(rs, n_boot)
       forms = fit.safe(shape.compare_forms, rs)
