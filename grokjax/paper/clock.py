@@ -146,7 +146,7 @@ def section(results: str, folders: dict, cells, n_boot: int) -> list[str]:
   for name in ("moduli_scan", "user_moduli"):
     if folders.get(name) is not None:
       data.update(predictor.modulus_data([folders[name]]))
-  if len(data) >= 3:
+  if len(data) >= 3 and all(d["t_int"] is not None for d in data.values()):
     cv = predictor.cross_validate(data)
     lines += ["", "### Predicting a modulus not trained: leave-one-modulus-out", "",
               f"Over the committed moduli {', '.join(map(str, sorted(data)))}: each candidate "

@@ -42,7 +42,8 @@ def modulus_data(folders) -> dict[int, dict[str, Any]]:
   for f in folders:
     for p in sorted({r["p"] for r in f.rows}):
       clamp = usable(f.clamp(p))
-      out[p] = dict(free=f.free(p), clamp=clamp, t_int=clamp[0]["t_int"] if clamp else 0)
+      t_int = clamp[0].get("t_int", f.config.get("t_int")) if clamp else None
+      out[p] = dict(free=f.free(p), clamp=clamp, t_int=t_int)
   return out
 
 
