@@ -334,12 +334,12 @@ def reproduce_main(argv=None, doc: str = "") -> int:
   try:
     args = ap.parse_args(argv)
     names = list(claims.CLAIMS)
-    if args.only:
-      names = [s.strip() for s in args.only.split(",")]
+    if args.only is not None:
+      names = [s.strip() for s in args.only.split(",") if s.strip()]
       bad = [s for s in names if s not in claims.CLAIMS]
       if bad or not names:
-        raise UsageError(f"--only: unknown claim {', '.join(bad) or repr(args.only)}; "
-                         f"choose from {', '.join(claims.CLAIMS)}")
+        raise UsageError(f"--only: {'unknown claim ' + ', '.join(repr(b) for b in bad) if bad else 'no claim'}"
+                         f" in {args.only!r}; choose from {', '.join(claims.CLAIMS)}")
   except UsageError as e:
     print(f"reproduce: error: {e}", file=sys.stderr)
     return 2
@@ -379,6 +379,12 @@ def reproduce_main(argv=None, doc: str = "") -> int:
     print()
     print(report.format_comparisons(comparisons))
   doc = args.doc or (None if args.only else os.path.join("docs", "reproduction.md"))
+  if doc is not None and not args.doc:
+    why = report.would_lose(doc, args.results, cells is not None)
+    if why:
+      print(f"reproduce: error: {why}; nothing was written (--doc FILE writes the report "
+            "elsewhere)", file=sys.stderr)
+      return 2
   if doc is None:
     print("(--only: the table above only; --doc FILE writes it as markdown)")
     return 0

@@ -41,6 +41,8 @@ class Session:
       raise ConfigMismatch(
           f"{out} is not empty and is not a grokjax results folder (no config.json): nothing "
           "there is touched; use another --out")
+    if force_new and os.path.exists(cfg_path):  # before the lock: nothing of theirs is touched
+      _read_config(cfg_path, written_by_grokjax=True)
     check_writable(out)
     lock_folder(out)
     if os.path.exists(cfg_path) and not force_new:
@@ -143,7 +145,17 @@ def lock_folder(out: str) -> None:
     return
   os.makedirs(out, exist_ok=True)
   path = os.path.join(out, LOCK)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  try:  # never through a link: the pid line would overwrite whatever it points at
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+  except OSError as e:
+    if os.path.islink(path):
+      raise ConfigMismatch(f"{path} is a symbolic link, not grokjax's lock: nothing was "
+                           "changed; remove the link or use another --out") from None
+    raise
+  if not os.path.isfile(path):
+    os.close(fd)
+    raise ConfigMismatch(f"{path} is not a regular file: nothing was changed; remove it or "
+                         "use another --out")
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except OSError:
@@ -176,21 +188,38 @@ def discard_outputs(out: str) -> None:
   figures = os.path.join(out, "figures")
   listing = os.path.join(figures, OWNED)
   if os.path.exists(listing):
+    inside = os.path.realpath(figures)
     for name in open(listing).read().split():
-      if os.path.isfile(os.path.join(figures, name)):
-        os.remove(os.path.join(figures, name))
+      path = os.path.join(figures, name)
+      # a name of the listing is a file of figures/ itself, never a path that leads out
+      if (os.path.basename(name) == name and not os.path.islink(path)
+          and os.path.dirname(os.path.realpath(path)) == inside and os.path.isfile(path)):
+        os.remove(path)
     os.remove(listing)
   if os.path.exists(os.path.join(out, "config.json")):
     os.remove(os.path.join(out, "config.json"))
 
 
-def _read_config(path: str) -> dict:
-  """A results folder's config.json, or ConfigMismatch saying in one line what is wrong."""
+def _read_config(path: str, written_by_grokjax: bool = False) -> dict:
+  """A results folder's config.json, or ConfigMismatch saying in one line what is wrong.
+  written_by_grokjax: also refuse one grokjax did not write (no experiment in its config,
+  no grokjax version in its environment), naming the folder's files, which stay as they
+  are: only a folder grokjax made is grokjax's to clear."""
   try:
     saved = io.read_json(path)
   except (ValueError, UnicodeDecodeError) as e:
     raise ConfigMismatch(f"{path} is not valid JSON ({type(e).__name__}): restore it, or use "
                          "--force-new to start the folder over") from None
+  if written_by_grokjax:
+    env = saved.get("environment") if isinstance(saved, dict) else None
+    cfg = saved.get("config") if isinstance(saved, dict) else None
+    if not (isinstance(cfg, dict) and isinstance(cfg.get("experiment"), str)
+            and isinstance(env, dict) and "grokjax" in env):
+      folder = os.path.dirname(path) or "."
+      names = ", ".join(sorted(os.listdir(folder))[:8])
+      raise ConfigMismatch(f"{path} was not written by grokjax, so {folder} ({names}) is not a "
+                           "grokjax results folder: --force-new touches nothing there; use "
+                           "another --out")
   if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
     raise ConfigMismatch(f"{path} holds no configuration (no \"config\" object): restore it, "
                          "or use --force-new to start the folder over")

@@ -138,6 +138,24 @@ def seed_streams(folders: dict) -> dict[str, str]:
   return out
 
 
+LIKE_FOR_LIKE = "## Like for like: every cell against the authors' per-seed data"
+
+
+def would_lose(doc: str, results: str, with_reference: bool) -> str | None:
+  """Why writing the default report `doc` would lose something, or None: it holds the
+  like-for-like tables that only --reference rebuilds, or was built from another --results
+  folder (the folder it names)."""
+  if not os.path.exists(doc):
+    return None
+  text = open(doc, encoding="utf-8", errors="replace").read()
+  if LIKE_FOR_LIKE in text and not with_reference:
+    return (f"{doc} holds the like-for-like tables against the authors' data, which only "
+            "--reference DIR rebuilds")
+  if os.path.normpath(results) != os.path.normpath(os.path.join("docs", "results")):
+    return f"{doc} is the report of docs/results, and this one reads {results}"
+  return None
+
+
 def write_markdown(path: str, rows: Sequence[Row], folders: dict, missing: Sequence[str],
                    comparisons=None, sections: Sequence[str] = ()) -> None:
   """docs/reproduction.md: the table, machine and wall time per experiment, figures."""
@@ -155,7 +173,7 @@ def write_markdown(path: str, rows: Sequence[Row], folders: dict, missing: Seque
               "runs, not independent replications: " + ", ".join(f"`{x}`" for x in shared)
               + ". Every other folder draws from its own stream.", ""]
   if comparisons:
-    lines += ["## Like for like: every cell against the authors' per-seed data", "",
+    lines += [LIKE_FOR_LIKE, "",
               "Read with `--reference DIR` from a checkout of ClevixLab/critical-norm-grokking. "
               "Their T_grok is read on a logarithmic grid of about 360 points (2.5-3 % apart), "
               "ours every 10 steps; censored seeds count as later than every observed time on "

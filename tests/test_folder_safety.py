@@ -1,0 +1,68 @@
+"""Nothing outside grokjax's own files is touched (#44's data-loss faults, planted)."""
+
+import os
+
+import pytest
+
+from grokjax import cli
+from grokjax.harness.session import LOCK, ConfigMismatch, discard_outputs, lock_folder
+
+
+def _run(out, *extra):
+  return cli.main("pinned_norm", argv=["--preset", "smoke", "--out", str(out), "--no-progress",
+                                       "--no-figures", "--no-compile-cache", *extra])
+
+
+def test_force_new_refuses_a_folder_whose_config_json_grokjax_did_not_write(tmp_path, capsys):
+  u = tmp_path / "u"
+  (u / "params").mkdir(parents=True)
+  (u / "config.json").write_text('{"lr":0.1}')
+  (u / "runs.csv").write_text("d\n")
+  (u / "params" / "w.npz").write_text("w")
+  before = {p: p.read_bytes() for p in u.rglob("*") if p.is_file()}
+  assert _run(u, "--force-new") == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "not written by grokjax" in err and "runs.csv" in err
+  assert {p: p.read_bytes() for p in u.rglob("*") if p.is_file()} == before  # no lock either
+
+
+def test_a_figure_listing_never_leads_out_of_its_folder(tmp_path):
+  out = tmp_path / "f"
+  (out / "figures").mkdir(parents=True)
+  victim = tmp_path / "victim.txt"
+  victim.write_text("keep")
+  (out / "figures" / "mine.png").write_text("x")
+  (tmp_path / "elsewhere").mkdir()
+  (tmp_path / "elsewhere" / "other.png").write_text("keep")
+  os.symlink(tmp_path / "elsewhere" / "other.png", out / "figures" / "link.png")
+  (out / "figures" / ".grokjax-figures").write_text(
+      "mine.png\n../../victim.txt\n" + str(victim) + "\nlink.png\n")
+  discard_outputs(str(out))
+  assert victim.read_text() == "keep" and (tmp_path / "elsewhere" / "other.png").read_text() == "keep"
+  assert not (out / "figures" / "mine.png").exists()
+
+
+def test_a_lock_that_is_a_link_is_refused_and_its_target_untouched(tmp_path):
+  out = tmp_path / "f"
+  out.mkdir()
+  target = tmp_path / "precious.txt"
+  target.write_text("precious")
+  os.symlink(target, out / LOCK)
+  with pytest.raises(ConfigMismatch, match="symbolic link"):
+    lock_folder(str(out))
+  assert target.read_text() == "precious"
+
+
+def test_an_empty_only_is_an_error_and_the_report_keeps_its_reference_tables(tmp_path, capsys,
+                                                                             monkeypatch):
+  assert cli.reproduce_main(["--report-only", "--only", "", "--results", str(tmp_path)]) == 2
+  assert "--only: no claim" in capsys.readouterr().err
+  # the default report holds like-for-like tables: a run without --reference keeps it
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "docs").mkdir()
+  doc = tmp_path / "docs" / "reproduction.md"
+  doc.write_text("# report\n\n## Like for like: every cell against the authors' per-seed data\n")
+  from grokjax.paper import report
+  assert "only --reference DIR rebuilds" in report.would_lose(str(doc), "docs/results", False)
+  assert report.would_lose(str(doc), "docs/results", True) is None
+  assert "reads elsewhere" in report.would_lose(str(doc), "elsewhere", True)
