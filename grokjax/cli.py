@@ -388,8 +388,8 @@ def reproduce_main(argv=None, doc: str = "") -> int:
   if doc is None:
     print("(--only: the table above only; --doc FILE writes it as markdown)")
     return 0
-  from grokjax.paper import clock
-  sections = clock.section(args.results, folders, cells, args.n_boot)
+  from grokjax.paper import clock, floor
+  sections = floor.section(args.results) + clock.section(args.results, folders, cells, args.n_boot)
   missing = [n for n in claims.CLAIMS if n not in folders]
   report.write_markdown(doc, rows, folders, missing, comparisons, sections)
   print(f"wrote {doc}")

@@ -775,6 +775,9 @@ def test_precision_arms_share_seeds_and_its_float32_arm_is_pinned_norms(pinned_s
   assert summary["reference_arm"] == "float32" and len(summary["cells"]) == 4
   other = [c for c in summary["cells"] if c["arm"] != "float32"]
   assert all(c["vs_reference"]["n_pairs"] == 2 for c in other)
+  from grokjax.paper import floor  # the report's table of the folder: a row per cell and arm
+  table = [line for line in floor.folder_lines(out) if line.startswith("| 23 |")]
+  assert len(table) == 4 and sum("float64+float32_floor" in line for line in table) == 2
 
 
 def test_paired_ratios_keep_censored_runs_as_bounds():
