@@ -1,0 +1,48 @@
+"""Report rows that compare like with like (#41): the paper's W_c list mapped by learning
+rate, the CV rows against the paper's own bound or the authors' per-seed data."""
+
+import numpy as np
+
+from grokjax.paper import mlp_claims
+from grokjax.paper.reference import RefCell
+from grokjax.paper.table import Folder
+
+LRS = (3e-4, 1e-3, 3e-3)
+
+
+def _folder(means):
+  rows = [dict(p=59, arm="free", wd=wd, lr=lr, seed=s, grokked=True, censored=False,
+               diverged=False, t_grok=1000, norm_at_grok=m * (1 + 0.001 * (s - 2)))
+          for (wd, lr), m in means.items() for s in range(5)]
+  return Folder("synthetic", rows, {}, {}, {})
+
+
+def _ref(wd, lr, mean):
+  w = np.full(5, mean)
+  return RefCell(experiment="grokfss", file="x", p=59, frac=0.5, d=128, hidden=256, arch="mlp",
+                 wd=wd, lr=lr, arm="free", rho=None, group=None, budget=10 ** 5,
+                 t_grok=np.full(5, 1000.0), censored=np.zeros(5, bool), norm_at_grok=w)
+
+
+def test_the_papers_wc_list_is_read_by_learning_rate_and_its_cv_bound_is_under_one_percent():
+  f = _folder({(3.0, lr): m for lr, m in zip(LRS, (49.1, 48.9, 48.7))})
+  rows = {r.quantity.rsplit(" (", 1)[0] if "grokked" in r.quantity else r.quantity: r
+          for r in mlp_claims.wc_wd_lr_rows(f, 50)}
+  assert rows["W_c (mean), wd 3, lr 0.0003"].paper == 49.1
+  assert rows["W_c (mean), wd 3, lr 0.003"].paper == 48.7
+  assert all(rows[f"W_c (mean), wd 3, lr {lr:g}"].verdict.startswith("consistent") for lr in LRS)
+  cv = rows["CV of W_c across lr 0.0003, 0.001, 0.003, wd 3"]
+  assert cv.paper == "< 1%" and cv.verdict == "agrees"
+
+
+def test_a_cv_the_authors_data_share_agrees_though_the_abstract_says_otherwise():
+  means = {(1.0, lr): m for lr, m in zip(LRS, (57.6, 55.0, 53.5))}  # CV ~ 3 %
+  f = _folder(means)
+  plain = [r for r in mlp_claims.wc_wd_lr_rows(f, 50) if r.quantity.startswith("CV")][0]
+  assert plain.verdict == "differs" and "sufficient weight decay" in plain.note
+  ref = [_ref(wd, lr, m) for (wd, lr), m in means.items()]
+  row = [r for r in mlp_claims.wc_wd_lr_rows(f, 50, ref) if r.quantity.startswith("CV")][0]
+  assert row.verdict == "agrees" and row.paper.startswith("authors' data: 3.")
+  far = [_ref(wd, lr, m) for (wd, lr), m in zip(means, (50.0, 50.0, 50.1))]
+  row = [r for r in mlp_claims.wc_wd_lr_rows(f, 50, far) if r.quantity.startswith("CV")][0]
+  assert row.verdict == "differs"
