@@ -206,10 +206,11 @@ def _check_budgets(cfg) -> None:
     cells = [(None, cfg.budget(None, p))] + [(r, cfg.budget(r, p)) for r in clamps]
     for rho, budget in cells:
       raw = unrounded.budget(rho, p)
-      if cfg.eval_every > raw:
-        raise UsageError(f"--eval-every: {cfg.eval_every} is longer than the budget {raw:,} of "
-                         f"p={p} {'free' if rho is None else f'rho {rho:g}'}; T_grok could "
-                         "only be read at the end")
+      if cfg.eval_every >= raw:  # one evaluation, at the end: every T_grok would be it
+        raise UsageError(f"--eval-every: {cfg.eval_every} is "
+                         f"{'longer than' if cfg.eval_every > raw else 'as long as'} the budget "
+                         f"{raw:,} of p={p} {'free' if rho is None else f'rho {rho:g}'}; "
+                         "T_grok could only be read at the end")
       if rho is not None and cfg.experiment != "norm_interventions" and cfg.t_int >= budget:
         raise UsageError(f"--t-int: the clamp would start at step {cfg.t_int:,}, at or past the "
                          f"budget {budget:,} of p={p} rho {rho:g}; the cell would train free")

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from grokjax.analysis import fit
 from grokjax.analysis.fit import fit_delay_law, fit_power_law, fit_shared_delay_law, fold_change
 
 ALPHA = 7.5
@@ -215,3 +216,18 @@ def test_power_law_has_a_standard_error_and_a_ci():
     assert out["beta_se"] > 0
   assert 0.90 <= inside / 200 <= 0.99  # a 95 % interval covers the true exponent
   assert fit_power_law([10, 20], [1.0, 2.0])["beta_ci"] is None  # two points: no error
+
+
+def test_one_seed_has_no_ci_and_a_never_grokking_top_cell_makes_alpha_a_bound():
+  from grokjax.harness.summaries import aft_line
+  rho = [0.9, 1.0, 1.1]
+  one = fit.fit_delay_law(rho, [100.0, 210.0, 390.0], seed=[0, 0, 0], n_boot=50)
+  assert one["alpha_ci"] is None and "one seed" in one["ci_warning"]
+  aft = fit.fit_aft_delay_law(rho, [100.0, 210.0, 390.0], seed=[0, 0, 0], n_boot=50)
+  assert aft["alpha_ci"] is None
+  rho9 = np.repeat(rho, 3)
+  t = np.array([100, 110, 90, 200, 210, 190, 600, 600, 600], float)
+  cut = fit.fit_aft_delay_law(rho9, t, np.arange(9) >= 6, seed=np.tile([0, 1, 2], 3), n_boot=50)
+  assert cut["lower_bound"] and "lower bound" in cut["bound_note"]
+  assert aft_line(cut, "").startswith("per-run censored (AFT) fit: alpha >= ")
+  assert "[CI undefined]" in aft_line(aft, "")

@@ -90,3 +90,20 @@ def test_the_reports_clock_rows_fit_both_clocks_over_the_cells_both_sides_ran(mo
   for side in (ours, auth):  # 12 seeds: the median's two middle seeds bias it by ~1e-5
     assert side["clamp"]["alpha"] == pytest.approx(8.0, abs=1e-3)
     assert side["step0"]["alpha"] < 7.5
+
+
+def test_a_cell_that_grokked_before_its_clamp_is_no_cell_of_the_law(capsys):
+  from grokjax.harness import registry
+  from grokjax.harness.summaries import delay_fits, print_delay_summary
+  cfg = registry.resolve("pinned_norm", "smoke", n_boot=20)
+  late = _rows(lambda r: np.exp(1.0 + 7.5 * r), rhos=[1.0, 1.1, 1.2], t_int=40)
+  early = _rows(lambda r: 30.0, rhos=[0.9], t_int=40)  # every run grokked at step ~30 < 40
+  out = delay_fits(cfg, late + early)
+  assert out["cells_not_clamped"] == ["p=59 rho 0.9"]
+  assert out["per_modulus"][59]["n_cells"] == 3
+  assert out["per_modulus"][59]["alpha"] == pytest.approx(7.5, abs=1e-3)
+  none = delay_fits(cfg, early)
+  assert "every run grokked before its clamp" in none["shared"]["error"]
+  print_delay_summary(dict(none, per_modulus={59: dict(wc=20.0, cells={})}))
+  printed = capsys.readouterr().out
+  assert "not clamp cells" in printed and "alpha =" not in printed

@@ -101,8 +101,22 @@ def _fit(rho, t, censored, seed, modulus, shared, n_boot, rng_seed):
   ci = lambda j: ([float(v) for v in np.nanpercentile(boots[:, j], [2.5, 97.5])]
                   if np.isfinite(boots[:, j]).any() else [float("nan")] * 2)
   kept_boot = len(boots) if np.isfinite(boots).all() else 0
+  note = _boot_note(kept_boot, n_boot)
+  if _one_seed(seeds_of.values()):
+    ci, note = (lambda j: None), _one_seed_note()
   return dict(coef=coef, ci=ci, r2=r2, r2_within=r2_within, ps=ps, cells=cells,
-              dropped=dropped, n_boot=kept_boot, used=kept, boot=_boot_note(kept_boot, n_boot))
+              dropped=dropped, n_boot=kept_boot, used=kept, boot=note)
+
+
+def _one_seed(seed_sets) -> bool:
+  """A stratum with a single seed: every bootstrap replicate redraws the same data, so a
+  percentile CI would have zero width; it is undefined instead."""
+  return any(len(s) < 2 for s in seed_sets)
+
+
+def _one_seed_note() -> dict[str, Any]:
+  return dict(n_boot_kept=0, n_boot_requested=0,
+              ci_warning="one seed: a bootstrap over seeds has nothing to resample, no CI")
 
 
 def _boot_note(kept: int, requested: int) -> dict[str, Any]:
@@ -356,7 +370,16 @@ def fit_aft_delay_law(rho, t_grok, censored=None, seed=None, modulus=None, *,
       boots.append(memo[key])
   ci = ([float(v) for v in np.percentile(boots, [2.5, 97.5])] if boots
         else [float("nan"), float("nan")])
+  note = _boot_note(len(boots), n_boot)
+  if _one_seed(seeds_of.values()):
+    ci, note = None, _one_seed_note()
+  # a modulus whose largest held norm never grokked: its true times lie above the budget,
+  # so the fitted slope can only be steeper than this one
+  top = [p for p in ps if cens[(modulus == p) & (rho == rho[modulus == p].max())].all()]
   return dict(alpha=float(coef[0]), alpha_ci=ci, sigma=float(sigma),
               intercepts={str(int(p)): float(c) for p, c in zip(ps, coef[1:])},
-              n_runs=int(len(y)), n_censored=int(cens.sum()), **_boot_note(len(boots), n_boot),
+              n_runs=int(len(y)), n_censored=int(cens.sum()), **note,
+              **({"lower_bound": True, "bound_note": "the largest held norm of p="
+                  + ", ".join(str(int(p)) for p in top) + " never grokked: alpha is a lower "
+                  "bound"} if top else {}),
               method=AFT_METHOD)

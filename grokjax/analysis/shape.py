@@ -47,6 +47,19 @@ def on_clamp_clock(rows: Sequence[dict], eval_every: int = 10, t_int: int | None
   return out, dropped
 
 
+def unclamped_cells(rows: Sequence[dict], t_int: int | None = None) -> set[tuple]:
+  """(p, lr, rho) of the clamp cells in which every usable run grokked at or before its
+  clamp started (t_int): the clamp never acted on them, so they are no cell of the law."""
+  out = set()
+  for key in {(r["p"], r.get("lr"), r["rho"]) for r in rows}:
+    cell = [r for r in usable(rows) if (r["p"], r.get("lr"), r["rho"]) == key]
+    start = lambda r: r.get("t_int", t_int)
+    if cell and all(r["grokked"] and start(r) is not None and r["t_grok"] <= start(r)
+                    for r in cell):
+      out.add(key)
+  return out
+
+
 def local_slopes(rows: Sequence[dict], n_boot: int = 1000, rng_seed: int = 0
                  ) -> list[dict[str, Any]]:
   """Between each pair of adjacent held norms of one modulus, (ln m2 - ln m1) / (rho2 -

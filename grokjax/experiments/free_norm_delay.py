@@ -60,6 +60,10 @@ def check(cfg) -> None:
   flags.one_modulus(cfg, "free_norm_delay")
   if cfg.clamp_from and not os.path.isfile(os.path.join(cfg.clamp_from, "runs.csv")):
     raise flags.UsageError(f"--clamp-from: {cfg.clamp_from!r} holds no runs.csv")
+  budget = min(cfg.budget(None, p) for p in cfg.moduli)
+  if cfg.kick_at >= budget and any(s != 1.0 for s in cfg.scales or []):
+    raise flags.UsageError(f"--kick-at: the weights would be scaled at step {cfg.kick_at:,}, at "
+                           f"or past the budget {budget:,}; every run would train unscaled")
 
 
 

@@ -109,7 +109,8 @@ def _result(cfg, lr, per_p, clamp_rows, all_rows) -> dict[str, Any]:
     fits["shared"]["all_cells"] = every["shared"]
   return dict(experiment="pinned_norm", lr=lr, fit_rhos=cfg.fit_rhos, per_modulus=per_p,
               shared=fits["shared"], fit_method=fits["method"], **grok_rule(cfg, all_rows),
-              clamp_clock=fits["clamp_clock"], shape=fits["shape"])
+              clamp_clock=fits["clamp_clock"], shape=fits["shape"],
+              cells_not_clamped=fits["cells_not_clamped"])
 
 
 def refit(folder: str, fit_rhos: list[float] | None) -> dict[str, Any]:

@@ -43,6 +43,12 @@ def delay_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
   ln(T_grok - t_int) (`grokjax.analysis.shape.on_clamp_clock`), `shape` per modulus the
   local slopes and the comparison of forms on both clocks (three held norms or more)."""
   from grokjax.analysis import fit, shape
+  never = shape.unclamped_cells(clamp_rows, cfg.t_int)
+  clamp_rows = [r for r in clamp_rows if (r["p"], r.get("lr"), r["rho"]) not in never]
+  if not clamp_rows:
+    error = {"error": "no clamp cell: every run grokked before its clamp started (t_int)"}
+    return dict(per_modulus={}, shared=dict(error), clamp_clock=dict(per_modulus={}, shared=error),
+                shape={}, method=fit.METHOD, cells_not_clamped=_names(never))
   out = _law_fits(cfg, clamp_rows)
   shifted, before = shape.on_clamp_clock(usable(clamp_rows), cfg.eval_every, cfg.t_int)
   clamp = _law_fits(cfg, shifted) if shifted else dict(per_modulus={}, shared={
@@ -56,7 +62,12 @@ def delay_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
       shapes[p] = {name: dict(local_slopes=shape.local_slopes(rs, cfg.n_boot),
                               forms=fit.safe(shape.compare_forms, rs))
                    for name, rs in by_clock.items() if len({r["rho"] for r in rs}) >= 3}
-  return dict(out, clamp_clock=clamp, shape=shapes, method=fit.METHOD)
+  return dict(out, clamp_clock=clamp, shape=shapes, method=fit.METHOD,
+              cells_not_clamped=_names(never))
+
+
+def _names(cells) -> list[str]:
+  return [f"p={p} rho {rho:g}" for p, _, rho in sorted(cells, key=str)]
 
 
 def _law_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
@@ -76,32 +87,40 @@ def _law_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
 
 
 def print_delay_summary(result) -> None:
+  if result.get("cells_not_clamped"):
+    say("not clamp cells (every run grokked before its clamp started; left out of the law): "
+        + ", ".join(result["cells_not_clamped"]))
   for p, d in result["per_modulus"].items():
     cells = "  ".join(f"rho {k}: {v['grok_fraction']:.0%} grokked, median {v['median_t_grok']}"
                       for k, v in d["cells"].items())
     say(f"p={p}  W_c={d['wc']:.2f}  {cells}")
     if d.get("alpha") is not None:
-      say(f"       alpha = {d['alpha']:.2f} [{d['alpha_ci'][0]:.2f}, {d['alpha_ci'][1]:.2f}]"
+      say(f"       alpha = {d['alpha']:.2f}{_ci(d)}"
           f"{_ci_warning(d)}  R^2 = {d['r2']:.3f}  ({d['n_censored']} censored, "
           f"{d.get('n_diverged', 0)} diverged runs; {d['n_cells']} cells fitted)")
     else:
-      say(f"       no fit: {d.get('error')}")
-    say(_aft_line(d.get("aft"), "       "))
+      say(f"       no fit: {d.get('error') or 'no clamp cell'}")
+    say(aft_line(d.get("aft"), "       "))
   s = result["shared"]
   if s.get("alpha") is not None:
-    say(f"shared: alpha = {s['alpha']:.2f} [{s['alpha_ci'][0]:.2f}, {s['alpha_ci'][1]:.2f}]"
+    say(f"shared: alpha = {s['alpha']:.2f}{_ci(s)}"
         f"{_ci_warning(s)}  R^2 = {s['r2']:.3f}")
   else:
     say(f"shared: no fit: {s.get('error')}")
-  say(_aft_line(s.get("aft"), "shared "))
+  say(aft_line(s.get("aft"), "shared "))
 
 
-def _aft_line(aft: dict | None, indent: str) -> str:
+def aft_line(aft: dict | None, indent: str) -> str:
   if not aft or aft.get("alpha") is None:
     return f"{indent}per-run censored (AFT) fit: {(aft or {}).get('error', 'not made')}"
-  return (f"{indent}per-run censored (AFT) fit: alpha = {aft['alpha']:.2f} "
-          f"[{aft['alpha_ci'][0]:.2f}, {aft['alpha_ci'][1]:.2f}]{_ci_warning(aft)}, sigma = "
+  return (f"{indent}per-run censored (AFT) fit: alpha {'>=' if aft.get('lower_bound') else '='} "
+          f"{aft['alpha']:.2f}{_ci(aft)}{_ci_warning(aft)}, sigma = "
           f"{aft['sigma']:.2f}, {aft['n_censored']} of {aft['n_runs']} runs censored")
+
+
+def _ci(fit_result: dict) -> str:
+  ci = fit_result.get("alpha_ci")
+  return " [CI undefined]" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 def _ci_warning(fit_result: dict) -> str:
