@@ -66,3 +66,23 @@ def test_an_empty_only_is_an_error_and_the_report_keeps_its_reference_tables(tmp
   assert "only --reference DIR rebuilds" in report.would_lose(str(doc), "docs/results", False)
   assert report.would_lose(str(doc), "docs/results", True) is None
   assert "reads elsewhere" in report.would_lose(str(doc), "elsewhere", True)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda rows: rows[0].update(t_grok=-5), "outside (0, its budget"),
+    (lambda rows: rows[1].update(t_grok=rows[1]["budget"] * 10), "outside (0, its budget"),
+    (lambda rows: rows[2].update(censored=True, grokked=False, t_grok=300), "not at its budget"),
+    (lambda rows: rows.append(dict(rows[0])), "second copy of a run"),
+])
+def test_impossible_rows_are_refused_with_or_without_a_manifest(tmp_path, change, message):
+  from grokjax.harness import io
+  rows = [dict(p=23, arm="clamp", rho=1.0, seed=s, lr=0.03, budget=600, steps_trained=600,
+               t_grok=200 + s, grokked=True, censored=False, diverged=False) for s in range(3)]
+  folder = tmp_path / "f"
+  folder.mkdir()
+  io.write_csv(str(folder / "runs.csv"), rows)
+  assert len(io.read_finished_runs(str(folder))) == 3  # no manifest: the rows are plausible
+  change(rows)
+  io.write_csv(str(folder / "runs.csv"), rows)
+  with pytest.raises(io.TableError, match=message.replace("(", r"\(")):
+    io.read_finished_runs(str(folder))

@@ -108,15 +108,47 @@ def write_manifest(folder: str, n_runs: int) -> None:
 
 
 def read_finished_runs(folder: str) -> list[dict[str, Any]]:
-  """A finished folder's runs.csv (`read_runs`), checked against its manifest.json:
-  TableError naming the file when it was cut or changed."""
+  """A finished folder's runs.csv (`read_runs`), checked against its manifest.json and
+  for values no run can have (`implausible`): TableError naming the file when it was cut
+  or changed."""
   path = os.path.join(folder, "runs.csv")
   rows = read_runs(path)
   mismatch = manifest_mismatch(folder, len(rows))
   if mismatch:
     raise TableError(f"{path} does not match its manifest: {mismatch}; re-run it, or restore "
                      "it (git checkout)")
+  wrong = implausible(rows)
+  if wrong:
+    raise TableError(f"{path} cannot be a grokjax table: {wrong}; re-run it, or restore it "
+                     "(git checkout)")
   return rows
+
+
+# The columns of a run's outcome; every other column names the run (its cell and seed).
+OUTCOMES = frozenset({
+    "steps_trained", "t_mem", "t_grok", "grokked", "censored", "fell_back", "diverged",
+    "diverged_step", "norm_at_grok", "collapse_at_grok", "collapse_max", "t_floor",
+    "t_floor_f32", "train_loss_at_grok", "floor_at_grok", "gini_final", "final_train_acc",
+    "final_test_acc", "wc", "target_norm"})
+
+
+def implausible(rows) -> str | None:
+  """Why these runs.csv rows cannot be a grokjax table, whatever its manifest says (None:
+  plausible): a T_grok that is not a step within its budget, a censored run not at its
+  budget, or one run written twice (two rows alike in every column that names a run)."""
+  seen = set()
+  for i, r in enumerate(rows):
+    t, budget = r.get("t_grok"), r.get("budget")
+    if t is not None and budget is not None:
+      if not (isinstance(t, (int, float)) and math.isfinite(t) and 0 < t <= budget):
+        return f"row {i + 1} has t_grok {t!r} outside (0, its budget {budget}]"
+      if r.get("censored") and t != budget:
+        return f"row {i + 1} is censored at {t!r}, not at its budget {budget}"
+    key = tuple(sorted((k, repr(v)) for k, v in r.items() if k not in OUTCOMES))
+    if key in seen:
+      return f"row {i + 1} is a second copy of a run (same cell and seed)"
+    seen.add(key)
+  return None
 
 
 def manifest_mismatch(folder: str, n_rows: int) -> str | None:
