@@ -86,3 +86,23 @@ def test_impossible_rows_are_refused_with_or_without_a_manifest(tmp_path, change
   io.write_csv(str(folder / "runs.csv"), rows)
   with pytest.raises(io.TableError, match=message.replace("(", r"\(")):
     io.read_finished_runs(str(folder))
+
+
+def test_a_float32_folder_rerun_in_an_x64_process_gives_the_same_runs(tmp_path):
+  """The arithmetic is the Task's: JAX_ENABLE_X64=1 in the process neither changes a
+  float32 folder's runs.csv nor records the folder as x64."""
+  import json
+  import subprocess
+  import sys
+  outs = []
+  for x64 in ("0", "1"):
+    out = tmp_path / f"x64_{x64}"
+    env = dict(os.environ, JAX_ENABLE_X64=x64)
+    proc = subprocess.run([sys.executable, "-m", "grokjax", "free_training", "--preset", "smoke",
+                           "--moduli", "23", "--steps", "100", "--no-progress", "--no-figures",
+                           "--out", str(out)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outs.append(out)
+  assert (outs[0] / "runs.csv").read_bytes() == (outs[1] / "runs.csv").read_bytes()
+  assert json.loads((outs[1] / "config.json").read_text())["environment"]["x64"] is False

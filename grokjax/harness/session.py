@@ -66,7 +66,10 @@ class Session:
       discard_outputs(out)
     self.started = time.time()
     self.estimate = None  # a `grokjax.harness.estimate.Estimate`, set by `plan`
-    io.write_json(cfg_path, dict(config=cfg.to_json(), environment=io.environment()))
+    # x64: whether the grids compute in float64, which their Tasks decide (`train`), not
+    # the process's setting (a float32 grid trains without x64 in an x64 process too)
+    env = dict(io.environment(), x64=cfg.needs_x64())
+    io.write_json(cfg_path, dict(config=cfg.to_json(), environment=env))
 
   def draw(self, figures) -> list[str]:
     """The experiment's figures of this folder, `figures(out)`, unless the session was
