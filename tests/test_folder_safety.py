@@ -106,3 +106,34 @@ def test_a_float32_folder_rerun_in_an_x64_process_gives_the_same_runs(tmp_path):
     outs.append(out)
   assert (outs[0] / "runs.csv").read_bytes() == (outs[1] / "runs.csv").read_bytes()
   assert json.loads((outs[1] / "config.json").read_text())["environment"]["x64"] is False
+
+
+def _fake_root(tmp_path, cgroup_line, files):
+  root = tmp_path / "root"
+  (root / "proc" / "self").mkdir(parents=True)
+  (root / "proc" / "self" / "cgroup").write_text(cgroup_line + "\n")
+  (root / "proc" / "meminfo").write_text("MemTotal: 100000000 kB\nMemAvailable: 80000000 kB\n")
+  for rel, text in files.items():
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text(text)
+  return str(root)
+
+
+@pytest.mark.parametrize("line, files", [
+    ("0::/job42", {"sys/fs/cgroup/job42/memory.max": str(4 << 30),
+                   "sys/fs/cgroup/job42/memory.current": str(1 << 30)}),
+    ("4:memory:/docker/abc", {"sys/fs/cgroup/memory/memory.limit_in_bytes": str(4 << 30),
+                              "sys/fs/cgroup/memory/memory.usage_in_bytes": str(1 << 30)}),
+])
+def test_the_memory_guard_reads_a_containers_limit(tmp_path, line, files):
+  from grokjax.harness import estimate
+  root = _fake_root(tmp_path, line, files)
+  assert estimate.cgroup_headroom(root) == 3 << 30
+  assert estimate.available_memory(root) == 3 << 30  # not the host's 76 GiB
+
+
+def test_no_cgroup_limit_leaves_the_hosts_memory(tmp_path):
+  from grokjax.harness import estimate
+  root = _fake_root(tmp_path, "0::/", {"sys/fs/cgroup/memory.max": "max"})
+  assert estimate.cgroup_headroom(root) is None
+  assert estimate.available_memory(root) == 80000000 * 1024

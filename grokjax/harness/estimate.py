@@ -261,16 +261,57 @@ def state_size(task: Task) -> tuple[int, int]:
   return n_params, task.problem_def.data_bytes()
 
 
-def available_memory() -> int:
-  """Bytes of memory this machine can still give (MemAvailable), or its total."""
+def available_memory(root: str = "/") -> int:
+  """Bytes of memory this process can still have: the machine's (MemAvailable, or its
+  total), and at most what its container's memory cgroup leaves (`cgroup_headroom`)."""
+  host = None
   try:
-    with open("/proc/meminfo") as f:
+    with open(os.path.join(root, "proc/meminfo")) as f:
       for line in f:
         if line.startswith("MemAvailable:"):
-          return int(line.split()[1]) * 1024
+          host = int(line.split()[1]) * 1024
   except OSError:
     pass
-  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  if host is None:
+    host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  limit = cgroup_headroom(root)
+  return host if limit is None else min(host, limit)
+
+
+def cgroup_headroom(root: str = "/") -> int | None:
+  """Limit minus usage of this process's memory cgroup (v2: memory.max and memory.current;
+  v1: memory.limit_in_bytes and memory.usage_in_bytes), as Docker, SLURM and Kubernetes
+  set them; None where no limit is set or none can be read. The cgroup's own folder is
+  tried first, then the mount's root (a container often sees its cgroup there)."""
+  def read(path):
+    try:
+      with open(path) as f:
+        return f.read().strip()
+    except OSError:
+      return None
+  lines = (read(os.path.join(root, "proc/self/cgroup")) or "").splitlines()
+  base = os.path.join(root, "sys/fs/cgroup")
+  tries = []
+  for line in lines:
+    _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+    rel = path.lstrip("/")
+    if controllers == "":  # v2
+      tries += [(os.path.join(base, rel, "memory.max"), os.path.join(base, rel, "memory.current")),
+                (os.path.join(base, "memory.max"), os.path.join(base, "memory.current"))]
+    elif "memory" in controllers.split(","):  # v1
+      v1 = os.path.join(base, "memory")
+      tries += [(os.path.join(v1, rel, "memory.limit_in_bytes"),
+                 os.path.join(v1, rel, "memory.usage_in_bytes")),
+                (os.path.join(v1, "memory.limit_in_bytes"), os.path.join(v1, "memory.usage_in_bytes"))]
+  for limit_path, usage_path in tries:
+    limit = read(limit_path)
+    if limit is None:
+      continue
+    if limit == "max" or not limit.isdigit() or int(limit) >= 1 << 60:  # no limit set
+      return None
+    usage = read(usage_path)
+    return max(0, int(limit) - (int(usage) if usage and usage.isdigit() else 0))
+  return None
 
 
 def largest_fitting(cfg: Config, field: str, have: int,
