@@ -228,7 +228,8 @@ def _check_memory(cfg, args) -> None:
   if need <= have:
     return
   gib = lambda b: f"{b / 2 ** 30:,.1f} GiB"
-  for flag, field, noun in (("--moduli", "moduli", "modulus"),
+  for flag, field, noun in (("--hidden", "hidden", "hidden width"), ("--d", "d", "embedding width"),
+                            ("--moduli", "moduli", "modulus"),
                             ("--train-sizes", "train_sizes", "training-set size"),
                             ("--steps", "steps", "budget"), ("--seeds", "seeds", "number of seeds")):
     if getattr(args, field, None) is not None:
@@ -244,7 +245,7 @@ def _check_memory(cfg, args) -> None:
            if getattr(args, field, None) is not None]
   first = scans[0] if scans else "--preset"
   raise UsageError(f"{first}: the grid needs about {gib(need)} of memory and this machine has "
-                   f"{gib(have)} free; lower --seeds, --steps or --moduli"
+                   f"{gib(have)} free; lower --seeds, --steps, --moduli, --hidden or --d"
                    + (f", or give fewer values to {', '.join(scans)}" if scans else ""))
 
 

@@ -208,6 +208,8 @@ BAD = [
     ("pinned_norm", ["--arch", "transformer", "--d", "10", "--heads", "4"], "not divisible"),
     ("pinned_norm", ["--moduli", "100000"], "--moduli: the grid needs about"),
     ("pinned_norm", ["--seeds", "1000000000"], "the largest number of seeds that fits is"),
+    ("pinned_norm", ["--preset", "smoke", "--hidden", "2000000000"],
+     "--hidden: the grid needs about"),
     ("free_training", ["--steps", "1000000000000"], "the largest budget that fits is"),
     ("pinned_norm", ["--moduli", "23,23"], "--moduli: 23 appears twice"),
     ("pinned_norm", ["--rhos", "1,1.0"], "--rhos: 1 appears twice"),
