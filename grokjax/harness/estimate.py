@@ -229,11 +229,15 @@ def measure_rate(task: Task, batch: int) -> tuple[float, int | None]:
 def memory_needed(cfg: Config, cells: list[Cell]) -> int:
   """Bytes of host memory the largest phase of the cells needs, roughly.
 
-  Per run: parameters and two Adam moments (and, under --save-params grok, the copy at
-  T_grok the state carries), the split, and the curves of its whole budget (seven float32
-  curves, held on the host and copied once into curves.npz). Once per
-  device: the activations of a training step and of an evaluation over all p^2 pairs
-  (CPU devices train one run at a time, so activations do not scale with the runs).
+  Per batch lane (at least 8 per device, the engine's batch floor, one device per core
+  unless GROKJAX_CPU_DEVICES says otherwise): parameters and two Adam moments (and, under
+  --save-params grok, the copy at T_grok the state carries) twice, for the chunk's donated
+  buffers and the checkpoint's copy, and the split. Per run, the curves of its whole budget
+  (held on the host and copied once into curves.npz). Once per device: the activations of
+  a training step and of an evaluation over all p^2 pairs (CPU devices train one run at a
+  time, so activations do not scale with the runs). Measured at p = 23, d = 16 on 2 cores:
+  the peak resident memory of a 2-run free phase grows by 42-47 KiB per hidden unit; this
+  counts 53 KiB (`benchmarks/README.md`).
   """
   worst = 0
   for phase in dict.fromkeys(c.phase for c in cells):
@@ -241,12 +245,23 @@ def memory_needed(cfg: Config, cells: list[Cell]) -> int:
     t = max((c.task(cfg) for c in group), key=lambda t: t.problem_def.cost())
     prob, h = t.problem_def, cfg.hidden
     n_params, state_bytes = state_size(t)
-    state = (3 + (cfg.save_params == "grok")) * 4 * n_params + state_bytes
+    state = 2 * (3 + (cfg.save_params == "grok")) * 4 * n_params + state_bytes
     curves = 2 * len(CURVES) * 4 * -(-max(c.budget for c in group) // cfg.eval_every)
     k = prob.n_classes
     act = 4 * 3 * (prob.n_train * (2 * h + 2 * k) + (prob.n_train + prob.n_test) * (h + k))
-    worst = max(worst, sum(c.runs for c in group) * (state + curves) + act)
+    runs = sum(c.runs for c in group)
+    lanes = max(runs, 8 * _devices())
+    worst = max(worst, lanes * state + runs * curves + _devices() * act)
   return int(worst)
+
+
+def _devices() -> int:
+  """The CPU devices the engine will split this host into (`runtime.use_cpu_cores`), read
+  without starting JAX."""
+  text = os.environ.get("GROKJAX_CPU_DEVICES", "")
+  if text.strip().isdigit() and int(text) >= 1:
+    return int(text)
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @functools.lru_cache(maxsize=256)
