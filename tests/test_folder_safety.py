@@ -137,3 +137,14 @@ def test_no_cgroup_limit_leaves_the_hosts_memory(tmp_path):
   root = _fake_root(tmp_path, "0::/", {"sys/fs/cgroup/memory.max": "max"})
   assert estimate.cgroup_headroom(root) is None
   assert estimate.available_memory(root) == 80000000 * 1024
+
+
+def test_values_a_user_mistyped_are_one_line_naming_them(monkeypatch, capsys):
+  from grokjax import problems
+  from grokjax.engine import runtime
+  with pytest.raises(ValueError, match="'k' of 'sparse_parity:k=3,k=4' is given twice"):
+    problems.parse_spec("sparse_parity:k=3,k=4")
+  for text in ("\u00b2", "4096", "abc", "0"):
+    monkeypatch.setenv("GROKJAX_CPU_DEVICES", text)
+    with pytest.raises(ValueError, match="GROKJAX_CPU_DEVICES="):
+      runtime.use_cpu_cores()

@@ -76,9 +76,13 @@ def use_cpu_cores(n: int | None = None) -> bool:
   """
   if n is None and os.environ.get("GROKJAX_CPU_DEVICES"):
     text = os.environ["GROKJAX_CPU_DEVICES"]
-    if not text.strip().isdigit() or int(text) < 1:
-      raise ValueError(f"GROKJAX_CPU_DEVICES={text!r}: need a whole number of devices >= 1")
-    n = int(text)
+    try:
+      n = int(text) if text.strip().isascii() else 0
+    except ValueError:
+      n = 0
+    if not 1 <= n <= 1024:
+      raise ValueError(f"GROKJAX_CPU_DEVICES={text!r}: need a whole number of devices from 1 "
+                       "to 1024")
   if n is None:
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):

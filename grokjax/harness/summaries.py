@@ -26,7 +26,7 @@ def checked_wc(cfg: Config, p: int, free_rows, what: str = "") -> float:
   if not frac >= cfg.wc_min_grok_fraction:
     raise RuntimeError(
         f"p={p}{what}: only {frac:.0%} of the free control grokked (need "
-        f"{cfg.wc_min_grok_fraction:.0%}), so W_c is not trustworthy; raise the budget "
+        f"a fraction {cfg.wc_min_grok_fraction:.3g}), so W_c is not trustworthy; raise the budget "
         "(--steps) or the learning rate, or lower --wc-min-grok-fraction")
   return critical_norm(free_rows)
 

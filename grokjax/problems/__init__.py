@@ -116,6 +116,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     key, eq, value = item.partition("=")
     if not eq:
       raise ValueError(f"problem option {item!r} of {spec!r} is not key=value")
+    if key.strip() in options:
+      raise ValueError(f"problem option {key.strip()!r} of {spec!r} is given twice")
     try:
       options[key.strip()] = int(value)
     except ValueError:
