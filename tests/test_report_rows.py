@@ -46,3 +46,17 @@ def test_a_cv_the_authors_data_share_agrees_though_the_abstract_says_otherwise()
   far = [_ref(wd, lr, m) for (wd, lr), m in zip(means, (50.0, 50.0, 50.1))]
   row = [r for r in mlp_claims.wc_wd_lr_rows(f, 50, far) if r.quantity.startswith("CV")][0]
   assert row.verdict == "differs"
+
+
+def test_an_attention_law_fitted_over_fewer_cells_than_the_papers_gets_no_verdict():
+  from grokjax.paper import attention
+  rows = [dict(p=59, arm="free", rho=None, lr=5e-4, wd=1.0, seed=s, grokked=True,
+               censored=False, diverged=False, t_grok=4000, norm_at_grok=37.0) for s in range(4)]
+  rows += [dict(p=59, arm="clamp", rho=rho, lr=5e-4, wd=1.0, seed=s, grokked=True,
+                censored=False, diverged=False, t_grok=float(np.exp(2 + 6 * rho) * (1 + 0.01 * s)),
+                norm_at_grok=37.0 * rho) for rho in (0.85, 0.95, 1.05) for s in range(4)]
+  f = Folder("synthetic", rows, {}, {}, {})
+  (row,) = [r for r in attention.transformer_rows({"no_layernorm": f}, 50)
+            if r.quantity.startswith("alpha_2")]
+  assert row.quantity.endswith("0.85-1.05") and row.verdict == "not comparable (other cells)"
+  assert "the paper's over 0.85-1.15" in row.note
