@@ -60,3 +60,11 @@ def test_an_attention_law_fitted_over_fewer_cells_than_the_papers_gets_no_verdic
             if r.quantity.startswith("alpha_2")]
   assert row.quantity.endswith("0.85-1.05") and row.verdict == "not comparable (other cells)"
   assert "the paper's over 0.85-1.15" in row.note
+
+
+def test_a_median_at_another_held_norm_is_read_off_the_line_through_the_cells():
+  from grokjax.paper.attention import at_held_norm
+  rows = [dict(target_norm=n, t_grok=float(np.exp(1 + 0.12 * n)), grokked=True, censored=False,
+               diverged=False, seed=s) for n in (9.0, 11.0, 13.0) for s in range(3)]
+  assert abs(at_held_norm(rows, 12.1) / np.exp(1 + 0.12 * 12.1) - 1) < 1e-9
+  assert at_held_norm(rows[:3], 12.1) is None  # one cell: no line

@@ -76,8 +76,16 @@ def transformer_rows(fs: dict[str, Folder], n_boot: int, reference: list | None 
         cell = [r for r in f.clamp() if np.isclose(r["rho"], rho)]
         if cell:
           m, m_ci = seed_bootstrap(cell, median_t_grok, n_boot)
+          held = np.median([r["target_norm"] for r in cell])
           out.append(paper_row(claim, f"median T_grok, unembedding at rho {rho:.2f}, LayerNorm",
-                          paper_t, None, m, m_ci, f"grokked {grok_fraction(cell):.0%}"))
+                          paper_t, None, m, m_ci, f"grokked {grok_fraction(cell):.0%}; held at "
+                          f"{held:.2f} here, {rho * ln['unembedding_wc']:.2f} by the authors"))
+          at = rho * ln["unembedding_wc"]
+          m, m_ci = seed_bootstrap(f.clamp(), lambda rs, at=at: at_held_norm(rs, at), n_boot)
+          out.append(paper_row(claim, f"median T_grok, unembedding held at {at:.2f} (the "
+                               f"authors' rho {rho:.2f}), LayerNorm", paper_t, None, m, m_ci,
+                               "ours read off the line through our cells' ln median T_grok "
+                               "against the held norm"))
   base = fits.get("no_layernorm", {}).get("alpha_ci")
   for name, what in (("layernorm", "whole norm"), ("layernorm_output", "unembedding")):
     ci = fits.get(name, {}).get("alpha_ci")
@@ -97,6 +105,20 @@ def transformer_rows(fs: dict[str, Folder], n_boot: int, reference: list | None 
                        verdict(b.get("alpha"), b.get("alpha_ci"), a.get("alpha"), a.get("alpha_ci")),
                        f"authors' per-seed data ({s['experiment']}), refitted like ours"))
   return out
+
+
+def at_held_norm(rows, norm: float) -> float | None:
+  """The median T_grok at held norm `norm`, from the least-squares line of ln(cell median)
+  on each cell's held norm (None with fewer than two known cells)."""
+  pts = []
+  for held in sorted({round(r["target_norm"], 6) for r in rows}):
+    m = median_t_grok([r for r in rows if round(r["target_norm"], 6) == held])
+    if m is not None:
+      pts.append((held, np.log(m)))
+  if len(pts) < 2:
+    return None
+  slope, icpt = np.polyfit(*zip(*pts), 1)
+  return float(np.exp(icpt + slope * norm))
 
 
 def slope_lower_bound(rows) -> float | None:

@@ -32,7 +32,9 @@ TRAIN_FRACTION = dict(p=59, wc={0.30: 56.4, 0.35: 55.9, 0.40: 54.8, 0.50: 55.1, 
 # "about": the free control, and the unembedding held at rho x its W_c).
 TRANSFORMER = dict(p=59, lr=5e-4, wc=37.0, alpha=15.45, r2=0.999, fit_rhos=(0.85, 1.15),
                    free_median=4400, median={0.85: 718, 1.00: 6608, 1.15: 73966, 1.20: 99920})
-TRANSFORMER_LN = dict(p=71, lr=1e-3, free_median=1900,
+# The unembedding's held norm is rho x 12.1, a W_c their runner fixes for that weight group
+# (its WC_GROUP), where grokjax holds rho x its own free control's W_c of the group.
+TRANSFORMER_LN = dict(p=71, lr=1e-3, free_median=1900, unembedding_wc=12.1,
                       unembedding_median={0.85: 1970, 1.00: 2440, 1.15: 3280, 1.30: 3730})
 
 # Sparse parity's numbers (n = 30, k = 3) live with its experiment, which prints them beside
