@@ -103,6 +103,7 @@ def _phase(p: int, arm: Arm) -> str:
 
 def add_flags(ap) -> None:
   flags.clamp_flags(ap)
+  flags.arch_flags(ap)
   ap.add_argument("--arms", type=flags.list_of("--arms", lambda s: parse_arm(s).name,
                                                "arms like float32,float64+float32_floor,"
                                                "float64+noise10"),
