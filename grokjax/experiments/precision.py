@@ -185,6 +185,7 @@ def precision(sess: Session) -> dict[str, Any]:
                 cells=summarise(rows, [a.name for a in todo], cfg.n_boot),
                 **grok_rule(cfg, all_rows))
   io.write_json(sess.path("summary.json"), result)
+  sess.draw(figures)
   print_summary(result)
   return result
 
@@ -263,6 +264,39 @@ def print_summary(result) -> None:
         + f", floor in {c['n_floor']}/{c['n']} (median t_floor {c['median_t_floor']}){tail}")
 
 
+def figures(folder: str) -> list[str]:
+  """figures/precision.png, where curves.npz is there: per clamp cell (a row), test
+  accuracy and the fraction of train examples at the floor against the step, one colour
+  per arm, one line per seed."""
+  import os
+  from grokjax.harness import plots
+  from grokjax.harness.results import load
+  if not os.path.exists(os.path.join(folder, "curves.npz")):
+    return []
+  res = load(folder)
+  clamp = [i for i, r in enumerate(res.runs) if r["arm"] == "clamp"]
+  cells = sorted({(res.runs[i]["p"], res.runs[i]["rho"]) for i in clamp})
+  names = list(dict.fromkeys(res.runs[i]["precision_arm"] for i in clamp))
+  fig, axes = plots.plt.subplots(len(cells), 2, figsize=(10, 3.2 * len(cells)), squeeze=False)
+  for row, (p, rho) in enumerate(cells):
+    for i in clamp:
+      r = res.runs[i]
+      if (r["p"], r["rho"]) != (p, rho):
+        continue
+      colour = f"C{names.index(r['precision_arm'])}"
+      for col, curve in enumerate(("test_acc", "floor")):
+        steps, values = res.curve(i, curve) if curve in res.curves else ([], [])
+        axes[row, col].plot(steps, values, color=colour, lw=0.7, alpha=0.7)
+    for col, what in enumerate(("test accuracy", "train examples at the floor")):
+      ax = axes[row, col]
+      ax.set_title(f"p={p}, rho {rho:g}: {what}", fontsize=9)
+      ax.set_xlabel("step")
+  for k, name in enumerate(names):
+    axes[0, 0].plot([], [], color=f"C{k}", label=name)
+  axes[0, 0].legend(fontsize=7)
+  return [plots.save(fig, os.path.join(folder, "figures", "precision.png"))]
+
+
 EXPERIMENT = registry.Experiment(
     name="precision", run=precision, presets=PRESETS, cells=cells, add_flags=add_flags,
-    check=check, output="summary.json", doc=__doc__)
+    check=check, figures=figures, output="summary.json", doc=__doc__)
