@@ -390,10 +390,9 @@ def reproduce_main(argv=None, doc: str = "") -> int:
   if doc is None:
     print("(--only: the table above only; --doc FILE writes it as markdown)")
     return 0
-  from grokjax.paper import clock, floor
-  sections = floor.section(args.results) + clock.section(args.results, folders, cells, args.n_boot)
   missing = [n for n in claims.CLAIMS if n not in folders]
-  report.write_markdown(doc, rows, folders, missing, comparisons, sections)
+  report.write_markdown(doc, rows, folders, missing, comparisons,
+                        report.sections(args.results, folders, cells, args.n_boot))
   print(f"wrote {doc}")
   for path in report.figures(args.results, folders):
     print(f"wrote {path}")

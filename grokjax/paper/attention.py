@@ -72,16 +72,19 @@ def transformer_rows(fs: dict[str, Folder], n_boot: int, reference: list | None 
                       None, t, t_ci))
       out += _whole_norm_rows(claim, f, t, fits.get("no_layernorm", {}), n_boot)
     if "output" in name:
+      wc = critical_norm_or_none(f.free())  # a row without its held norm: rho x this W_c
+      held_rows = [dict(r, target_norm=r.get("target_norm") or r["rho"] * (wc or np.nan))
+                   for r in f.clamp()]
       for rho, paper_t in ln["unembedding_median"].items():
         cell = [r for r in f.clamp() if np.isclose(r["rho"], rho)]
         if cell:
           m, m_ci = seed_bootstrap(cell, median_t_grok, n_boot)
-          held = np.median([r["target_norm"] for r in cell])
+          held = np.median([r["target_norm"] for r in held_rows if np.isclose(r["rho"], rho)])
           out.append(paper_row(claim, f"median T_grok, unembedding at rho {rho:.2f}, LayerNorm",
                           paper_t, None, m, m_ci, f"grokked {grok_fraction(cell):.0%}; held at "
                           f"{held:.2f} here, {rho * ln['unembedding_wc']:.2f} by the authors"))
           at = rho * ln["unembedding_wc"]
-          m, m_ci = seed_bootstrap(f.clamp(), lambda rs, at=at: at_held_norm(rs, at), n_boot)
+          m, m_ci = seed_bootstrap(held_rows, lambda rs, at=at: at_held_norm(rs, at), n_boot)
           out.append(paper_row(claim, f"median T_grok, unembedding held at {at:.2f} (the "
                                f"authors' rho {rho:.2f}), LayerNorm", paper_t, None, m, m_ci,
                                "ours read off the line through our cells' ln median T_grok "

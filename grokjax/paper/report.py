@@ -139,6 +139,13 @@ def seed_streams(folders: dict) -> dict[str, str]:
   return out
 
 
+def sections(results: str, folders: dict, cells, n_boot: int) -> list[str]:
+  """The report's sections after the tables: the float32 floor (`grokjax.paper.floor`) and
+  the law's clock and shape (`grokjax.paper.clock`)."""
+  from grokjax.paper import clock, floor
+  return floor.section(results) + clock.section(results, folders, cells, n_boot)
+
+
 LIKE_FOR_LIKE = "## Like for like: every cell against the authors' per-seed data"
 
 
