@@ -3,8 +3,8 @@
     python tools/fit_grok_prior.py            # rewrites grokjax/harness/grok_prior.json
 
 Every run of every folder under docs/results trained with the paper's MLP on a + b mod p
-(preset paper, d 128, H 256; the discriminating checks under docs/results/checks, which
-repeat claims' cells, left out) is one point: ln T_grok (a run censored at its budget counts
+(preset paper, d 128, H 256; the discriminating checks under docs/results/checks and the
+arithmetic arms under docs/results/precision, which repeat claims' cells, left out) is one point: ln T_grok (a run censored at its budget counts
 at its budget, a lower bound) against ln p, ln lr, ln wd, ln train fraction and, for a run
 whose norm is held (clamp, hold), rho - 1 (with its slope moving with ln p and ln lr).
 The least-squares coefficients, the ranges they were fitted over and their sources go to
@@ -35,11 +35,11 @@ def paper_mlp(cfg: dict) -> bool:
 def fit() -> dict:
   """The prior from the committed results (what grokjax/harness/grok_prior.json holds)."""
   xs, ys, sources, vals = [], [], [], {k: [] for k in ("p", "lr", "wd", "frac", "rho")}
-  checks = os.path.join(ROOT, "docs", "results", "checks")
+  repeats = tuple(os.path.join(ROOT, "docs", "results", d) + os.sep for d in ("checks", "precision"))
   for path in sorted(glob.glob(os.path.join(ROOT, "docs", "results", "**", "config.json"),
                                recursive=True)):
     cfg = io.read_json(path)["config"]
-    if not paper_mlp(cfg) or path.startswith(checks + os.sep):
+    if not paper_mlp(cfg) or path.startswith(repeats):
       continue
     folder = os.path.dirname(path)
     rows = [r for r in io.read_runs(os.path.join(folder, "runs.csv")) if not r["diverged"]]
