@@ -68,3 +68,23 @@ def test_a_median_at_another_held_norm_is_read_off_the_line_through_the_cells():
                diverged=False, seed=s) for n in (9.0, 11.0, 13.0) for s in range(3)]
   assert abs(at_held_norm(rows, 12.1) / np.exp(1 + 0.12 * 12.1) - 1) < 1e-9
   assert at_held_norm(rows[:3], 12.1) is None  # one cell: no line
+
+
+def test_a_cell_the_authors_released_is_compared_with_their_data_not_the_papers_point():
+  times = lambda rho: [float(np.exp(1 + 7.5 * rho)) * (1 + 0.02 * s) for s in range(6)]
+  rows = [dict(p=59, arm="free", rho=None, lr=1e-3, wd=1.0, seed=s, grokked=True,
+               censored=False, diverged=False, t_grok=5000.0, norm_at_grok=54.7) for s in range(6)]
+  rows += [dict(p=59, arm="clamp", rho=rho, lr=1e-3, wd=1.0, seed=s, grokked=True,
+                censored=False, diverged=False, t_grok=t, norm_at_grok=54.7 * rho, budget=25000)
+           for rho in (0.90, 1.00) for s, t in enumerate(times(rho))]
+  f = Folder("synthetic", rows, {}, {}, {})
+  theirs = [RefCell(experiment="denserho", file="x", p=59, frac=0.4, d=128, hidden=256,
+                    arch="mlp", wd=1.0, lr=1e-3, arm="clamp", rho=0.90, group=None,
+                    budget=10 ** 5, t_grok=np.array(times(0.90)), censored=np.zeros(6, bool),
+                    norm_at_grok=np.full(6, 49.0))]
+  by = lambda ref: {r.quantity: r for r in mlp_claims.dense_rho_rows(f, 50, ref)}
+  with_data = by(theirs)
+  assert with_data["median T_grok, rho 0.90"].verdict == "CIs overlap"
+  assert "authors' per-seed data" in with_data["median T_grok, rho 0.90"].note
+  assert with_data["median T_grok, rho 1.00"].verdict.endswith("(point)")  # not released: Table 1
+  assert by(None)["median T_grok, rho 0.90"].verdict == "new"

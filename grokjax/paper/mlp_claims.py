@@ -14,11 +14,15 @@ from grokjax.paper import numbers as paper
 from grokjax.paper.table import (Folder, Row, aft_fit, delay_fit, fmt_ci, grok_fraction,
                                  log_linear_cells, median_t_grok, nearest_index, num, paper_row,
                                  qual_row, r2_of_cell_medians, r2_of_shared_fit, seed_cv,
-                                 shared_fit)
+                                 shared_fit, verdict)
 from grokjax.analysis.stats import critical_norm_or_none, finite_or_none, mean_norm, seed_bootstrap
 
-def dense_rho_rows(f: Folder, n_boot: int) -> list[Row]:
-  """Claims 1 and 6: the delay law over 0.85-1.25, saturation at 1.30, grok fractions."""
+def dense_rho_rows(f: Folder, n_boot: int, reference=None) -> list[Row]:
+  """Claims 1 and 6: the delay law over 0.85-1.25, saturation at 1.30, grok fractions.
+  With the authors' cells, each cell's median against their dense sweep's, interval
+  against interval (the paper prints none of those cells)."""
+  from grokjax.paper.reference import as_rows
+  theirs = [r for r in as_rows(reference, "denserho")] if reference else []
   claim = "1 dense rho"
   clamp = f.clamp(paper.DENSE_RHO["p"])
   fitted = [r for r in clamp if r["rho"] <= 1.25 + 1e-9]
@@ -37,6 +41,13 @@ def dense_rho_rows(f: Folder, n_boot: int) -> list[Row]:
                   a.get("alpha_ci"), a.get("error", f"sigma {num(a.get('sigma'))}")))
   for rho in sorted({r["rho"] for r in clamp}):
     m, ci = seed_bootstrap([r for r in clamp if r["rho"] == rho], median_t_grok, n_boot)
+    cell = [r for r in theirs if r["arm"] == "clamp" and r["rho"] is not None
+            and np.isclose(r["rho"], rho)]
+    if cell:
+      tv, tci = seed_bootstrap(cell, median_t_grok, n_boot)
+      out.append(Row(claim, f"median T_grok, rho {rho:.2f}", tv, tci, m, ci,
+                     verdict(tv, tci, m, ci), "authors' per-seed data (denserho)"))
+      continue
     ref = paper.NORM_VS_LR["median"].get(rho)
     out.append(paper_row(claim, f"median T_grok, rho {rho:.2f}", None if ref is None else ref[0], None,
                     m, ci, "paper: Table 1, lr 1e-3" if ref else ""))
@@ -245,62 +256,74 @@ def _cv_note(wd: float, ci, agrees) -> str:
           "sufficient weight decay)" if cap is None else "the paper's CV < 1 % does not hold")
 
 
-def interventions_rows(f: Folder, n_boot: int) -> list[Row]:
-  """Median T_grok of the control, the one-shot rescales, the kicks and the holds; spans."""
+def interventions_rows(f: Folder, n_boot: int, reference=None) -> list[Row]:
+  """Median T_grok of the control, the one-shot rescales, the kicks and the holds; spans.
+  With the authors' cells each row is their per-seed data's same statistic against ours,
+  interval against interval; without, the paper's number as a point."""
+  from grokjax.paper.reference import as_rows
   claim = "5 interventions"
   ref = paper.INTERVENTIONS
+  theirs = as_rows(reference, "normint", hold_arm="hold") if reference else None
   out = []
-  pick = lambda arm, **kw: [r for r in f.rows if r["arm"] == arm
-                            and all(r.get(k) == v for k, v in kw.items())]
-  m, ci = seed_bootstrap(pick("free"), median_t_grok, n_boot)
-  out.append(paper_row(claim, "control (free) median T_grok", ref["control"], None, m, ci))
+
+  def row(quantity, stat, paper_value):
+    ours, ci = seed_bootstrap(f.rows, stat, n_boot)
+    if theirs:
+      tv, tci = seed_bootstrap(theirs, stat, n_boot)
+      return Row(claim, quantity, tv, tci, ours, ci, verdict(tv, tci, ours, ci),
+                 "authors' per-seed data (normint), the same statistic")
+    return paper_row(claim, quantity, paper_value, None, ours, ci)
+
+  pick = lambda rows, arm, **kw: [r for r in rows if r["arm"] == arm
+                                  and all(_same(r.get(k), v) for k, v in kw.items())]
+  cell_median = lambda arm, **kw: (lambda rs: median_t_grok(pick(rs, arm, **kw)))
+  out.append(row("control (free) median T_grok", cell_median("free"), ref["control"]))
   for rho, v in ref["oneshot"].items():
-    m, ci = seed_bootstrap(pick("oneshot", rho=rho), median_t_grok, n_boot)
-    out.append(paper_row(claim, f"one-shot rescale to {rho:g} W_c at t_int", v, None, m, ci))
+    out.append(row(f"one-shot rescale to {rho:g} W_c at t_int", cell_median("oneshot", rho=rho), v))
   for g, v in ref["kick"].items():
-    m, ci = seed_bootstrap(pick("kick", group=g), median_t_grok, n_boot)
-    out.append(paper_row(claim, f"one-shot x0.8 of {g} at t_int", v, None, m, ci))
+    out.append(row(f"one-shot x0.8 of {g} at t_int", cell_median("kick", group=g), v))
   for rho, v in ref["hold"].items():
-    cell = pick("hold", rho=rho)
+    cell = pick(f.rows, "hold", rho=rho)
     if v is None:
       frac = grok_fraction(cell)
       out.append(qual_row(claim, f"hold at {rho:g} W_c: grokked within {ref['budget']:,}",
                        "none", None if frac is None else f"{frac:.0%} of {len(cell)}",
                        None if frac is None else frac < 0.5))
     else:
-      m, ci = seed_bootstrap(cell, median_t_grok, n_boot)
-      out.append(paper_row(claim, f"hold at {rho:g} W_c from t_int", v, None, m, ci))
+      out.append(row(f"hold at {rho:g} W_c from t_int", cell_median("hold", rho=rho), v))
 
   # Each arm against its own experiment's control: what washes out is the arm's effect,
   # whatever the control's own speed (theirs and ours come from different seed draws).
   def relative(rows, arm, **kw):
-    m, c = median_t_grok([r for r in rows if r["arm"] == arm and all(r.get(k) == v for k, v
-                                                                     in kw.items())]), \
-        median_t_grok([r for r in rows if r["arm"] == "free"])
+    m, c = median_t_grok(pick(rows, arm, **kw)), median_t_grok(pick(rows, "free"))
     return None if m is None or c is None else m / c
 
   for rho, v in ref["oneshot"].items():
-    x, ci = seed_bootstrap(f.rows, lambda rs, rho=rho: relative(rs, "oneshot", rho=rho), n_boot)
-    out.append(paper_row(claim, f"one-shot {rho:g} / control", round(v / ref["control"], 3), None,
-                    x, ci))
+    out.append(row(f"one-shot {rho:g} / control",
+                   lambda rs, rho=rho: relative(rs, "oneshot", rho=rho), round(v / ref["control"], 3)))
   for g, v in ref["kick"].items():
-    x, ci = seed_bootstrap(f.rows, lambda rs, g=g: relative(rs, "kick", group=g), n_boot)
-    out.append(paper_row(claim, f"x0.8 {g} / control", round(v / ref["control"], 3), None, x, ci))
+    out.append(row(f"x0.8 {g} / control", lambda rs, g=g: relative(rs, "kick", group=g),
+                   round(v / ref["control"], 3)))
 
   def span(rows, arm, rhos):
-    ms = [median_t_grok([r for r in rows if r["arm"] == arm and r["rho"] == x]) for x in rhos]
+    ms = [median_t_grok(pick(rows, arm, rho=x)) for x in rhos]
     return None if None in ms else max(ms) / min(ms)
 
   rhos = sorted(ref["oneshot"])
-  v, ci = seed_bootstrap(f.rows, lambda rs: span(rs, "oneshot", rhos), n_boot)
-  out.append(paper_row(claim, f"span of one-shot medians, rho {rhos[0]:g}-{rhos[-1]:g}",
-                  ref["span_oneshot"], None, v, ci))
+  out.append(row(f"span of one-shot medians, rho {rhos[0]:g}-{rhos[-1]:g}",
+                 lambda rs: span(rs, "oneshot", rhos), ref["span_oneshot"]))
   holds = [x for x, t in ref["hold"].items() if t is not None]
-  v, ci = seed_bootstrap(f.rows, lambda rs: span(rs, "hold", holds), n_boot)
   paper_span = max(ref["hold"][x] for x in holds) / min(ref["hold"][x] for x in holds)
-  out.append(paper_row(claim, f"span of hold medians, rho {holds[0]:g}-{holds[-1]:g}",
-                  round(paper_span, 2), None, v, ci))
+  out.append(row(f"span of hold medians, rho {holds[0]:g}-{holds[-1]:g}",
+                 lambda rs: span(rs, "hold", holds), round(paper_span, 2)))
   return out
+
+
+def _same(a, b) -> bool:
+  """A row's value against a cell's: held norms compared to float rounding."""
+  if isinstance(a, float) and isinstance(b, float):
+    return bool(np.isclose(a, b))
+  return a == b
 
 
 def free_norm_delay_rows(f: Folder, n_boot: int) -> list[Row]:

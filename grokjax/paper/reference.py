@@ -172,6 +172,23 @@ def load(root: str) -> list[RefCell]:
   return cells
 
 
+def as_rows(cells: list[RefCell], experiment: str, hold_arm: str = "clamp") -> list[dict]:
+  """Every run of one of their experiments as a row the report's statistics read (arm,
+  rho, group, seed, t_grok, grokked, censored, diverged), their sustained clamps named
+  `hold_arm` (the interventions call them "hold"). A seed is its index in their files:
+  their experiments match seeds across arms, as ours do."""
+  out = []
+  for c in cells:
+    if c.experiment != experiment:
+      continue
+    arm = hold_arm if c.arm == "clamp" else c.arm
+    rho = None if c.rho is None else round(c.rho, 3)
+    out += [dict(p=c.p, lr=c.lr, arm=arm, rho=rho, group=c.group, seed=i, t_grok=float(t),
+                 grokked=not k, censored=bool(k), diverged=False)
+            for i, (t, k) in enumerate(zip(c.t_grok, c.censored))]
+  return out
+
+
 # Which of their experiments replicate each claim of ours, first choice first (the same
 # cells in other experiments of theirs are used where these have none). tfnoln_long is the
 # one the paper's attention-model numbers come from.

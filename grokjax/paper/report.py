@@ -13,11 +13,9 @@ from grokjax.paper.claims import CLAIMS
 from grokjax.paper.table import Folder, MissingResults, Row, fmt_ci, num
 
 # The rows of a claim read from its one folder: the claim's name -> its function here.
-ONE_FOLDER_ROWS = {"dense_rho": mlp_claims.dense_rho_rows,
-                   "moduli_scan": mlp_claims.moduli_scan_rows,
+ONE_FOLDER_ROWS = {"moduli_scan": mlp_claims.moduli_scan_rows,
                    "norm_vs_lr": mlp_claims.norm_vs_lr_rows,
                    "free_training": mlp_claims.free_training_rows,
-                   "interventions": mlp_claims.interventions_rows,
                    "free_norm_delay": mlp_claims.free_norm_delay_rows}
 
 
@@ -50,6 +48,10 @@ def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None,
     folders[name] = loaded if len(parts) > 1 else loaded[0]
     if name in ONE_FOLDER_ROWS:
       rows += ONE_FOLDER_ROWS[name](loaded[0], n_boot)
+    elif name == "dense_rho":
+      rows += mlp_claims.dense_rho_rows(loaded[0], n_boot, reference)
+    elif name == "interventions":
+      rows += mlp_claims.interventions_rows(loaded[0], n_boot, reference)
     elif name == "wc_wd_lr":
       rows += mlp_claims.wc_wd_lr_rows(loaded[0], n_boot, reference)
     elif name == "train_fraction":
