@@ -70,3 +70,14 @@ def test_grok_persist_needs_a_streak_and_fell_back_counts_relapses():
   np.testing.assert_array_equal(three["grokked"], [True, True, False])
   with pytest.raises(ValueError):
     grok_times(steps, train, test, norm, budget, grok_persist=0)
+
+
+def test_a_diverged_run_is_not_censored_by_the_public_reducer_as_in_runs_csv():
+  from grokjax import grok_times
+  steps = np.array([10, 20, 30])
+  test = np.array([[0.1, 0.5, 0.95], [0.1, 0.2, np.nan], [0.1, 0.2, 0.3]])
+  train = np.ones_like(test)
+  out = grok_times(steps, train, test, np.ones_like(test), np.array([30, 30, 30]),
+                   diverged=np.array([False, True, False]))
+  assert out["grokked"].tolist() == [True, False, False]
+  assert out["censored"].tolist() == [False, False, True]

@@ -80,6 +80,12 @@ def finite_or_none(x) -> float | None:
   return float(x) if x is not None and np.isfinite(x) else None
 
 
+def seed_cv(rows) -> float:
+  """The seed CV of W_c: the spread of the norm at T_grok over the grokked, non-diverged
+  runs (`grokked`), the one rule every experiment and the report use."""
+  return cv([r["norm_at_grok"] for r in grokked(rows)])
+
+
 def cv(values) -> float:
   v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
   return float(np.std(v) / np.mean(v)) if len(v) > 1 else float("nan")

@@ -63,12 +63,15 @@ def fell_back(steps: np.ndarray, curve: np.ndarray, threshold: float) -> np.ndar
 
 def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
                norm: np.ndarray, budget: np.ndarray, *, mem_threshold: float = 0.99,
-               grok_threshold: float = 0.90, grok_persist: int = 1) -> dict[str, np.ndarray]:
+               grok_threshold: float = 0.90, grok_persist: int = 1,
+               diverged: np.ndarray | None = None) -> dict[str, np.ndarray]:
   """T_mem, T_grok, ||W|| at T_grok and censoring flags for every run.
 
   A run that never reaches `grok_threshold` is censored: its `t_grok` is its budget
   (a lower bound on the true time), `grokked` is False, `censored` True and
-  `norm_at_grok` NaN. It is kept, never dropped.
+  `norm_at_grok` NaN. It is kept, never dropped. A run given as diverged is not censored:
+  a diverged run is neither a grok time nor a censoring time (the one rule, which
+  `SweepResult.reduce` and so runs.csv apply too).
 
   Args:
     steps: int[evals], step of each evaluation (counted from step 0).
@@ -78,6 +81,7 @@ def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
     grok_threshold: test accuracy that defines grokking (T_grok).
     grok_persist: evaluations in a row the test accuracy must hold the threshold for
       (`first_crossing`); 1 is the paper's rule.
+    diverged: bool[runs], runs that became non-finite (default none).
 
   Returns:
     dict of arrays [runs]: t_mem (-1 if never), memorised, t_grok, grokked, censored,
@@ -93,7 +97,7 @@ def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
       memorised=memorised,
       t_grok=np.where(grokked, t_grok, np.asarray(budget)).astype(np.int64),
       grokked=grokked,
-      censored=~grokked,
+      censored=~grokked if diverged is None else ~grokked & ~np.asarray(diverged, bool),
       norm_at_grok=np.where(grokked, norm_at, np.nan),
       fell_back=fell_back(steps, test_acc, grok_threshold),
   )

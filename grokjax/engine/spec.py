@@ -329,10 +329,8 @@ class SweepResult:
     c = self.curves
     out = grok_times(self.steps, c["train_acc"], c["test_acc"], c["norm"], self.runs.budget,
                      mem_threshold=mem_threshold, grok_threshold=grok_threshold,
-                     grok_persist=grok_persist)
+                     grok_persist=grok_persist, diverged=self.diverged_step >= 0)
     out["diverged"] = self.diverged_step >= 0
-    # a diverged run is neither a grok time nor a censoring time
-    out["censored"] = out["censored"] & ~out["diverged"]
     for name in ("train_acc", "test_acc"):
       out[f"final_{name}"] = last_finite(c[name])
     return out

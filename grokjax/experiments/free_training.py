@@ -13,7 +13,8 @@ from grokjax.harness import config, flags, io, registry
 from grokjax.harness.estimate import Cell, plan
 from grokjax.harness.grids import free_phase, write_tables
 from grokjax.harness.session import Session, say
-from grokjax.analysis.stats import cell_summary, critical_norm, cv, finite_or_none, seed_bootstrap
+from grokjax.analysis.stats import (cell_summary, critical_norm, cv, finite_or_none,
+                                   seed_bootstrap, seed_cv)
 from grokjax.harness.summaries import grok_rule, wc_by_threshold
 
 
@@ -53,7 +54,7 @@ def _lr_cells(rows, lrs, n_boot: int) -> dict[str, Any]:
     rs = [r for r in rows if r["lr"] == lr]
     wc, wc_ci = seed_bootstrap(rs, lambda x: finite_or_none(critical_norm(x)), n_boot)
     by_lr[f"{lr:g}"] = dict(cell_summary(rs), wc=critical_norm(rs), wc_ci=wc_ci,
-                            wc_cv_seeds=cv([r["norm_at_grok"] for r in rs]))
+                            wc_cv_seeds=seed_cv(rs))
 
   def cv_lrs(rs):
     wcs = [critical_norm([r for r in rs if r["lr"] == lr]) for lr in lrs]

@@ -13,7 +13,7 @@ from grokjax.harness.estimate import Cell, eta_update, plan
 from grokjax.harness.grids import (clamp_phase, clamp_runs, free_phase, free_runs, load_wc, phase_rows,
                                    wc_source_mismatch, write_tables)
 from grokjax.harness.session import Session, say
-from grokjax.analysis.stats import cell_summary, cv
+from grokjax.analysis.stats import cell_summary, seed_cv
 from grokjax.harness.summaries import checked_wc, delay_fits, grok_rule, print_delay_summary
 from grokjax.engine.spec import WEIGHT_GROUPS, Runs
 
@@ -162,7 +162,7 @@ def pad_moduli(sess: Session) -> bool:
 def _free_summary(cfg, p, free) -> float:
   wc = checked_wc(cfg, p, free)
   s = cell_summary(free)
-  say(f"p={p}: free control W_c = {wc:.2f} (CV {cv([r['norm_at_grok'] for r in free]):.1%}, "
+  say(f"p={p}: free control W_c = {wc:.2f} (CV {seed_cv(free):.1%}, "
       f"{s['grok_fraction']:.0%} grokked, median T_grok {s['median_t_grok']})")
   return wc
 

@@ -25,7 +25,7 @@ from grokjax.harness import config, flags, io, registry
 from grokjax.harness.estimate import Cell, plan
 from grokjax.harness.grids import clamp_runs, phase_rows, write_tables
 from grokjax.harness.session import Session, say
-from grokjax.analysis.stats import cell_summary, critical_norm, cv, grokked
+from grokjax.analysis.stats import cell_summary, critical_norm, cv, seed_cv
 from grokjax.harness.summaries import checked_wc, grok_rule
 from grokjax.engine.spec import Runs
 
@@ -86,7 +86,7 @@ def check(cfg) -> None:
 def _cell(rows) -> dict[str, Any]:
   """A cell's grok fraction and median T_grok, its W_c (median norm at grok) and CV."""
   return dict(cell_summary(rows), wc=critical_norm(rows),
-              wc_cv_seeds=cv([r["norm_at_grok"] for r in grokked(rows)]))
+              wc_cv_seeds=seed_cv(rows))
 
 
 def sparse_parity(sess: Session) -> dict[str, Any]:

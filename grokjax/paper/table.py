@@ -68,7 +68,7 @@ def grok_fraction(rows) -> float | None:
 
 
 def seed_cv(rows) -> float | None:
-  return finite_or_none(stats.cv([r["norm_at_grok"] for r in stats.grokked(rows)]))
+  return finite_or_none(stats.seed_cv(rows))
 
 
 def delay_fit(rows, n_boot: int) -> dict[str, Any]:
