@@ -81,3 +81,10 @@ def test_a_diverged_run_is_not_censored_by_the_public_reducer_as_in_runs_csv():
                    diverged=np.array([False, True, False]))
   assert out["grokked"].tolist() == [True, False, False]
   assert out["censored"].tolist() == [False, False, True]
+
+
+def test_the_seed_cv_of_wc_leaves_a_run_that_grokked_then_diverged_out():
+  from grokjax.analysis.stats import seed_cv
+  rows = [dict(grokked=True, diverged=False, norm_at_grok=w) for w in (50.0, 51.0, 49.0)]
+  bad = dict(grokked=True, diverged=True, norm_at_grok=80.0)
+  assert seed_cv(rows + [bad]) == seed_cv(rows)
