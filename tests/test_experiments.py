@@ -229,6 +229,7 @@ BAD = [
     ("precision", ["--preset", "smoke", "--arms", "float64+noise-1"], "is not noise<k>"),
     ("precision", ["--preset", "smoke", "--dtype", "float64"], "sets them per arm"),
     ("pinned_norm", ["--preset", "smoke", "--loss", "mse"], "invalid choice: 'mse'"),
+    ("pinned_norm", ["--preset", "smoke", "--fit-rhos", "2:3"], "--fit-rhos: 2:3 holds none"),
     ("pinned_norm", ["--preset", "smoke", "--noise", "-1"], "--noise: -1 is outside"),
 ]
 

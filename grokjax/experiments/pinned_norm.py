@@ -68,6 +68,10 @@ def check(cfg) -> None:
       raise flags.UsageError(f"--wc-from: {mismatch}; its W_c is not this configuration's")
   flags.one_lr(cfg, "pinned_norm")
   flags.some_rhos(cfg)
+  if cfg.fit_rhos and not any(cfg.fit_rhos[0] - 1e-9 <= r <= cfg.fit_rhos[1] + 1e-9
+                              for r in cfg.rhos):
+    raise flags.UsageError(f"--fit-rhos: {cfg.fit_rhos[0]:g}:{cfg.fit_rhos[1]:g} holds none of "
+                           f"the held norms {', '.join(f'{r:g}' for r in cfg.rhos)}")
   flags.known_group(cfg)
 
 

@@ -44,9 +44,11 @@ def delay_fits(cfg: Config, clamp_rows) -> dict[str, Any]:
   local slopes and the comparison of forms on both clocks (three held norms or more)."""
   from grokjax.analysis import fit, shape
   never = shape.unclamped_cells(clamp_rows, cfg.t_int)
+  given = bool(clamp_rows)
   clamp_rows = [r for r in clamp_rows if (r["p"], r.get("lr"), r["rho"]) not in never]
   if not clamp_rows:
-    error = {"error": "no clamp cell: every run grokked before its clamp started (t_int)"}
+    error = {"error": "no clamp cell: every run grokked before its clamp started (t_int)"
+             if given else "no clamp cell to fit"}
     return dict(per_modulus={}, shared=dict(error), clamp_clock=dict(per_modulus={}, shared=error),
                 shape={}, method=fit.METHOD, cells_not_clamped=_names(never))
   out = _law_fits(cfg, clamp_rows)
