@@ -796,3 +796,13 @@ def test_paired_ratios_keep_censored_runs_as_bounds():
   assert vs["n_pairs"] == 4 and vs["n_both_censored"] == 1  # seed 4 diverged: left out
   assert vs["n_ratio_lower_bound"] == 1 and vs["ratios"] == [2.0, 2.0, 3.0]
   assert vs["median_ratio"] == 2.0 and 0 < vs["wilcoxon_p"] <= 1
+
+
+@SHARES_SMOKE
+def test_a_free_scan_where_nothing_groks_finishes_and_draws_what_it_can(tmp_path):
+  out = str(tmp_path / "none")
+  proc = _script("free_training", "--preset", "smoke", "--lrs", "1e-9", "--out", out,
+                 "--no-progress")
+  assert "no power-law fit" in proc.stdout
+  figures = os.listdir(os.path.join(out, "figures"))
+  assert "wc_vs_p.png" not in figures and "curves.png" in figures

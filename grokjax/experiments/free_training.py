@@ -118,7 +118,8 @@ def figures(folder: str) -> list[str]:
   from grokjax.harness.results import load
   res = load(folder, curves=False)
   out = []
-  if len(res.fit["per_modulus"]) > 1:  # one modulus (a train-fraction or wd scan): no line
+  known = [p for p, v in res.fit["per_modulus"].items() if v.get("wc") is not None]
+  if len(known) > 1:  # one modulus with a W_c (a train-fraction or wd scan): no line
     out.append(plots.wc_vs_p(os.path.join(folder, "figures", "wc_vs_p.png"), res.fit, res.runs))
   if res.config.get("wds") is not None:
     out.append(plots.wc_vs_wd(os.path.join(folder, "figures", "wc_vs_wd.png"), res.fit))
