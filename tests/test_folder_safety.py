@@ -148,3 +148,40 @@ def test_values_a_user_mistyped_are_one_line_naming_them(monkeypatch, capsys):
     monkeypatch.setenv("GROKJAX_CPU_DEVICES", text)
     with pytest.raises(ValueError, match="GROKJAX_CPU_DEVICES="):
       runtime.use_cpu_cores()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: _edit_csv(d, "t_grok", "1e400"), "t_grok = '1e400' is not a whole number"),
+    (lambda d: _edit_csv(d, "rho", "abc"), "rho = 'abc' is not a number"),
+    (lambda d: (d / "manifest.json").write_text("[1, 2]"), "not a grokjax manifest"),
+    (lambda d: (d / "fit.json").write_text("[1, 2]"), "is not a JSON object"),
+    (lambda d: (d / "curves.npz").write_bytes((d / "curves.npz").read_bytes()[:200]),
+     "curves.npz cannot be read"),
+    (lambda d: (d / "config.json").write_text('{"config": {}, "environment": "x"}'),
+     "no configuration and environment objects"),
+    (lambda d: (d / "config.json").write_text("[" * 100000 + "]" * 100000), "nested too deeply"),
+])
+def test_a_damaged_folder_is_one_line_for_load_and_figures(tmp_path, capsys, damage, message):
+  import shutil
+  import grokjax
+  from grokjax import __main__ as entry
+  src = tmp_path / "src"
+  assert _run(src) == 0
+  capsys.readouterr()
+  damage(src)
+  with pytest.raises((ValueError, OSError), match=message.replace("(", r"\(").replace("[", r"\[")):
+    grokjax.load(str(src))
+  assert entry.main(["figures", str(src)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def _edit_csv(folder, column, value):
+  import csv
+  rows = list(csv.DictReader(open(folder / "runs.csv")))
+  rows[0][column] = value
+  with open(folder / "runs.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+  (folder / "manifest.json").unlink()  # the manifest would catch it first

@@ -64,6 +64,7 @@ def read_runs(path: str) -> list[dict[str, Any]]:
   TableError naming the file, the row and the column."""
   import csv
   ints = {"p", "seed", "budget", "steps_trained", "t_mem", "t_grok", "t_int", "diverged_step"}
+  floats = {"rho", "lr", "wd", "target_norm", "norm_at_grok", "wc"}
   bools = {"grokked", "censored", "diverged", "layernorm", "fell_back"}
   strings = {"seed_stream", "arm", "problem", "arch", "intervention", "group", "norm_group"}
   rows = []
@@ -86,6 +87,11 @@ def read_runs(path: str) -> list[dict[str, Any]]:
         elif k in ints:
           try:
             row[k] = int(float(v))
+          except (ValueError, OverflowError):
+            raise TableError(f"{path}, line {i}: {k} = {v!r} is not a whole number") from None
+        elif k in floats:
+          try:
+            row[k] = float(v)
           except ValueError:
             raise TableError(f"{path}, line {i}: {k} = {v!r} is not a number") from None
         else:
@@ -158,6 +164,8 @@ def manifest_mismatch(folder: str, n_rows: int) -> str | None:
   if not os.path.exists(path):
     return None
   m = read_json(path)
+  if not isinstance(m, dict) or not isinstance(m.get("sha256"), dict):
+    return "manifest.json is not a grokjax manifest"
   if n_rows != m.get("runs"):
     return f"it holds {n_rows} runs and manifest.json says {m.get('runs')}"
   if sha256_file(os.path.join(folder, "runs.csv")) != m.get("sha256", {}).get("runs.csv"):
@@ -187,8 +195,12 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def read_json(path: str) -> Any:
+  """A JSON file; ValueError (one line, naming it) for one nested too deep to read."""
   with open(path) as f:
-    return json.load(f)
+    try:
+      return json.load(f)
+    except RecursionError:
+      raise ValueError(f"{path} is nested too deeply to be a grokjax file") from None
 
 
 def write_csv(path: str, rows: Iterable[dict[str, Any]]) -> None:

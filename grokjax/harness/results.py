@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -89,8 +90,12 @@ def load(folder: str, curves: bool = True) -> Results:
   runs = io.read_finished_runs(folder)
   arrays = {"steps": np.zeros((len(runs), 0), np.int64)}
   if os.path.exists(curves_path):
-    with np.load(curves_path, allow_pickle=False) as z:
-      arrays = {k: z[k] for k in z.files}
+    try:
+      with np.load(curves_path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+      raise io.TableError(f"{curves_path} cannot be read ({type(e).__name__}): re-run the "
+                          "folder, or load it with curves=False") from None
   steps = arrays.pop("steps")
   keys = {k: arrays.pop(k) for k in JOIN_COLUMNS if k in arrays}
   if len(steps) != len(runs):
@@ -103,6 +108,11 @@ def load(folder: str, curves: bool = True) -> Results:
   saved = io.read_json(os.path.join(folder, "config.json"))
   fit = next((io.read_json(os.path.join(folder, n)) for n in ("fit.json", "summary.json")
               if os.path.exists(os.path.join(folder, n))), None)
+  if fit is not None and not isinstance(fit, dict):
+    raise io.TableError(f"{folder}'s fit.json or summary.json is not a JSON object")
+  if not (isinstance(saved, dict) and isinstance(saved.get("config", {}), dict)
+          and isinstance(saved.get("environment", {}), dict)):
+    raise io.TableError(f"{folder}/config.json holds no configuration and environment objects")
   return Results(folder, saved.get("config", {}), saved.get("environment", {}), runs,
                  steps, arrays, fit)
 

@@ -210,7 +210,7 @@ def _read_config(path: str, written_by_grokjax: bool = False) -> dict:
   are: only a folder grokjax made is grokjax's to clear."""
   try:
     saved = io.read_json(path)
-  except (ValueError, UnicodeDecodeError) as e:
+  except (ValueError, UnicodeDecodeError, RecursionError) as e:
     raise ConfigMismatch(f"{path} is not valid JSON ({type(e).__name__}): restore it, or use "
                          "--force-new to start the folder over") from None
   if written_by_grokjax:
@@ -226,6 +226,9 @@ def _read_config(path: str, written_by_grokjax: bool = False) -> dict:
   if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
     raise ConfigMismatch(f"{path} holds no configuration (no \"config\" object): restore it, "
                          "or use --force-new to start the folder over")
+  if not isinstance(saved.get("environment", {}), dict):
+    raise ConfigMismatch(f"{path}'s \"environment\" is not an object: restore it, or use "
+                         "--force-new to start the folder over")
   return saved
 
 
