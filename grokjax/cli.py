@@ -136,9 +136,10 @@ def start_jax(args) -> None:
   import jax
   try:
     jax.devices()
-  except RuntimeError as e:
+  except (RuntimeError, AssertionError) as e:  # a platform with no device: an assert in jax
+    why = (str(e).splitlines() or ["no device of that platform"])[0]
     raise StartError(f"JAX cannot start a backend (JAX_PLATFORMS="
-                     f"{os.environ.get('JAX_PLATFORMS', '')!r}): {str(e).splitlines()[0]}") from None
+                     f"{os.environ.get('JAX_PLATFORMS', '')!r}): {why}") from None
 
 
 class StartError(RuntimeError):
@@ -381,12 +382,11 @@ def reproduce_main(argv=None, doc: str = "") -> int:
     print()
     print(report.format_comparisons(comparisons))
   doc = args.doc or (None if args.only else os.path.join("docs", "reproduction.md"))
-  if doc is not None and not args.doc:
-    why = report.would_lose(doc, args.results, cells is not None)
-    if why:
-      print(f"reproduce: error: {why}; nothing was written (--doc FILE writes the report "
-            "elsewhere)", file=sys.stderr)
-      return 2
+  why = doc is not None and not args.doc and report.would_lose(doc, args.results, cells is not None)
+  if why:
+    print(f"reproduce: error: {why}; nothing was written (--doc FILE writes it elsewhere)",
+          file=sys.stderr)
+    return 2
   if doc is None:
     print("(--only: the table above only; --doc FILE writes it as markdown)")
     return 0

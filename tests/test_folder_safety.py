@@ -185,3 +185,14 @@ def _edit_csv(folder, column, value):
     w.writeheader()
     w.writerows(rows)
   (folder / "manifest.json").unlink()  # the manifest would catch it first
+
+
+def test_a_platform_without_a_device_is_one_line(tmp_path):
+  import subprocess
+  import sys
+  out = tmp_path / "never"
+  proc = subprocess.run([sys.executable, "-m", "grokjax", "pinned_norm", "--preset", "smoke",
+                         "--out", str(out)], env=dict(os.environ, JAX_PLATFORMS="cuda"),
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr[-500:]
+  assert "JAX_PLATFORMS='cuda'" in proc.stderr and not out.exists()
