@@ -120,3 +120,11 @@ def test_below_float32_floor_reads_the_same_in_either_dtype():
 def test_an_unknown_loss_is_refused():
   with pytest.raises(ValueError, match="unknown loss"):
     losses.per_example("mse", jnp.zeros((1, 3)), jnp.array([0]))
+
+
+def test_the_correct_class_error_grows_as_one_plus_m_is_rounded():
+  y = jnp.array([0, 0, 0, 0])
+  z = jnp.concatenate([_logits(m, jnp.float32) for m in (1e-3, 4 * 2.0 ** -23, 1.5 * 2.0 ** -23, BELOW)])
+  err = np.asarray(losses.correct_class_error("log_softmax", z, y))
+  assert err[0] < 1e-3 and 0 < err[1] < 0.2 and 0.2 < err[2] < 0.5 and err[3] == 1.0
+  assert np.all(np.asarray(losses.correct_class_error("exact", z, y)) < 1e-5)

@@ -17,7 +17,7 @@ from grokjax.engine.spec import Runs, Task
 # Bumped whenever the per-run state's layout changes, so that a checkpoint of an older
 # grokjax is refused with a message instead of restored into the wrong shapes.
 # 2: the training data in the state (problems); 3: the MLP's W2 stored [p, H];
-# 4: the floor curves (floor, floor_f32) in the loop state.
+# 4: the floor curves (floor, floor_f32, floor_err) in the loop state.
 STATE_LAYOUT = 4
 
 

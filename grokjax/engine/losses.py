@@ -82,6 +82,17 @@ def per_example(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.where(absorbed, surrogate - jax.lax.stop_gradient(surrogate), exact)
 
 
+def correct_class_error(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per example, the relative error of the correct-class gradient under `loss` against
+  the exact one, -m / (1 + m) (m the off-class mass, computed without forming 1 + m): 0
+  where the loss keeps it, 1 at the floor, and between the two while 1 + m is rounded to a
+  multiple of float32's 2^-23 (m of a few ulps: the floor comes gradually)."""
+  grads = jax.grad(lambda z: per_example(loss, z, labels).sum())(logits)
+  got = jnp.take_along_axis(grads, labels[..., None], axis=-1)[..., 0]
+  exact = -jax.nn.sigmoid(off_class_log_mass(logits, labels))
+  return jnp.where(exact != 0, jnp.abs(got - exact) / jnp.where(exact != 0, -exact, 1), 0.0)
+
+
 def at_floor(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
   """Per example, whether its correct-class gradient under `loss` is exactly 0 in the
   logits' dtype: the example is at the floor. (Not "its loss is 0": the framework

@@ -239,7 +239,9 @@ class Program:
     whose correct-class gradient is exactly 0 in the run's dtype (`grokjax.engine.losses`),
     `floor_f32` the fraction whose off-class softmax mass is below 2^-24 (where a float32
     sum that adds that mass to the 1 at once rounds; a float32 run floors there or
-    earlier, `grokjax.engine.losses`), read in any dtype.
+    earlier, `grokjax.engine.losses`), read in any dtype; `floor_err` the mean relative
+    error of the train examples' correct-class gradients (0: exact, 1: all floored), which
+    rises before the first example is at the floor.
     `collapse` is another, far later quantity: a margin of 126 ln 2 (`softmax_collapsed`)."""
     prob, data = self.problem, state["data"]
     model = self.model(state["params"], None if hp is None else hp.layernorm)
@@ -270,6 +272,8 @@ class Program:
         floor=jnp.sum(losses.at_floor(self.task.loss, logits, y).astype(logits.dtype)
                       * is_train) / n_tr,
         floor_f32=jnp.sum(losses.below_float32_floor(logits, y).astype(logits.dtype)
+                          * is_train) / n_tr,
+        floor_err=jnp.sum(losses.correct_class_error(self.task.loss, logits, y)
                           * is_train) / n_tr,
         **metrics,
     )

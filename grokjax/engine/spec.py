@@ -38,7 +38,7 @@ MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
 # The curves of a modular problem; a grid's own are whatever `Program.evaluate` returns
 # (`Program.curve_names`), so a new metric needs no second list.
 CURVES = ("train_acc", "test_acc", "train_loss", "test_loss", "norm", "collapse", "floor",
-          "floor_f32", "gini")
+          "floor_f32", "floor_err", "gini")
 
 
 @dataclasses.dataclass(frozen=True)
