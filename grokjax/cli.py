@@ -392,7 +392,7 @@ def reproduce_main(argv=None, doc: str = "") -> int:
     return 0
   missing = [n for n in claims.CLAIMS if n not in folders]
   report.write_markdown(doc, rows, folders, missing, comparisons,
-                        report.sections(args.results, folders, cells, args.n_boot))
+                        report.sections(args.results, folders, cells, args.n_boot, doc))
   print(f"wrote {doc}")
   for path in report.figures(args.results, folders):
     print(f"wrote {path}")

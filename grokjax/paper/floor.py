@@ -9,7 +9,7 @@ from grokjax.harness import io
 from grokjax.paper.table import fmt_ci, num
 
 
-def folder_lines(path: str) -> list[str]:
+def folder_lines(path: str, rel=None) -> list[str]:
   """One precision folder's table: per cell and arm the grok fraction, the median T_grok
   with its CI, the floor step, and the seed-paired ratio to the reference arm."""
   s = io.read_json(os.path.join(path, "summary.json"))
@@ -38,10 +38,13 @@ def folder_lines(path: str) -> list[str]:
     lines.append(f"| {c['p']} | {c['rho']:g} | {c['arm']} | {grokked}/{c['n']} | {med} | "
                  f"{c['n_floor']}/{c['n']} ({num(c['median_t_floor'])}) | {ratio} | "
                  f"{'-' if p_value is None else f'{p_value:.2g}'} |")
+  figure = os.path.join(path, "figures", "precision.png")
+  if rel is not None and os.path.exists(figure):
+    lines += ["", f"![{os.path.basename(path)}]({rel(figure)})"]
   return lines
 
 
-def section(results: str) -> list[str]:
+def section(results: str, rel=None) -> list[str]:
   """The markdown lines of the section (none without a precision folder)."""
   root = os.path.join(results, "precision")
   folders = sorted(os.path.join(root, n) for n in os.listdir(root)) if os.path.isdir(root) else []
@@ -56,7 +59,7 @@ def section(results: str) -> list[str]:
            "have a correct-class gradient of exactly 0. Ratios pair each seed with itself under "
            "the reference arm; a censored run enters at its budget (a lower bound).", ""]
   for f in folders:
-    lines += folder_lines(f) + [""]
+    lines += folder_lines(f, rel) + [""]
   notes = os.path.join(root, "README.md")
   if os.path.exists(notes):
     lines += [open(notes, encoding="utf-8").read().rstrip(), ""]

@@ -141,11 +141,13 @@ def seed_streams(folders: dict) -> dict[str, str]:
   return out
 
 
-def sections(results: str, folders: dict, cells, n_boot: int) -> list[str]:
-  """The report's sections after the tables: the float32 floor (`grokjax.paper.floor`) and
-  the law's clock and shape (`grokjax.paper.clock`)."""
+def sections(results: str, folders: dict, cells, n_boot: int, doc: str = ".") -> list[str]:
+  """The report's sections after the tables: the float32 floor (`grokjax.paper.floor`;
+  figures linked relative to the report `doc`) and the law's clock and shape
+  (`grokjax.paper.clock`)."""
   from grokjax.paper import clock, floor
-  return floor.section(results) + clock.section(results, folders, cells, n_boot)
+  rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(doc)))
+  return floor.section(results, rel) + clock.section(results, folders, cells, n_boot)
 
 
 LIKE_FOR_LIKE = "## Like for like: every cell against the authors' per-seed data"
