@@ -151,7 +151,7 @@ def test_values_a_user_mistyped_are_one_line_naming_them(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda d: _edit_csv(d, "t_grok", "1e400"), "t_grok = '1e400' is not a whole number"),
+    (lambda d: _edit_csv(d, "t_grok", "1e400"), "t_grok = '1e400' is not a number"),
     (lambda d: _edit_csv(d, "rho", "abc"), "rho = 'abc' is not a number"),
     (lambda d: (d / "manifest.json").write_text("[1, 2]"), "not a grokjax manifest"),
     (lambda d: (d / "fit.json").write_text("[1, 2]"), "is not a JSON object"),

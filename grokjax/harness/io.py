@@ -88,7 +88,7 @@ def read_runs(path: str) -> list[dict[str, Any]]:
           try:
             row[k] = int(float(v))
           except (ValueError, OverflowError):
-            raise TableError(f"{path}, line {i}: {k} = {v!r} is not a whole number") from None
+            raise TableError(f"{path}, line {i}: {k} = {v!r} is not a number") from None
         elif k in floats:
           try:
             row[k] = float(v)
