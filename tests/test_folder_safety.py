@@ -196,3 +196,18 @@ def test_a_platform_without_a_device_is_one_line(tmp_path):
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr[-500:]
   assert "JAX_PLATFORMS='cuda'" in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"JAX_NUM_PROCESSES": "abc"}, "JAX_NUM_PROCESSES='abc': need a whole number >= 1"),
+    ({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "5"}, "JAX_PROCESS_ID=5 is not below"),
+    ({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "-1"}, "JAX_PROCESS_ID='-1'"),
+])
+def test_a_distributed_environment_that_cannot_be_is_refused_naming_the_variable(monkeypatch,
+                                                                              env, message):
+  from grokjax.engine import runtime
+  monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1")
+  for k, v in env.items():
+    monkeypatch.setenv(k, v)
+  with pytest.raises(RuntimeError, match=message.replace("(", r"\(")):
+    runtime.maybe_initialize_distributed()

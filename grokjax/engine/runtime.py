@@ -162,9 +162,12 @@ def maybe_initialize_distributed() -> bool:
   heartbeat = _seconds("GROKJAX_PEER_TIMEOUT")
   if env.get("JAX_COORDINATOR_ADDRESS"):
     # JAX reads the address from the environment itself, but not the other two.
-    number = lambda k: int(env[k]) if env.get(k) else None
     where = env["JAX_COORDINATOR_ADDRESS"]
-    args = (where, number("JAX_NUM_PROCESSES"), number("JAX_PROCESS_ID"))
+    count, index = _whole("JAX_NUM_PROCESSES", 1), _whole("JAX_PROCESS_ID", 0)
+    if count is not None and index is not None and index >= count:
+      raise RuntimeError(f"JAX_PROCESS_ID={index} is not below JAX_NUM_PROCESSES={count}: "
+                         "process ids run from 0 to the count less one")
+    args = (where, count, index)
   elif distributed_requested():
     where, args = "the cluster's coordinator", ()
   else:
@@ -179,6 +182,21 @@ def maybe_initialize_distributed() -> bool:
     raise RuntimeError(f"jax.distributed could not reach {where} within {timeout} s "
                        f"(GROKJAX_COORDINATOR_TIMEOUT): {first}") from None
   return True
+
+
+def _whole(name: str, low: int) -> int | None:
+  """The environment variable `name` as a whole number >= low (None when unset), or
+  RuntimeError naming it."""
+  text = os.environ.get(name, "")
+  if not text:
+    return None
+  try:
+    value = int(text) if text.strip().isascii() else low - 1
+  except ValueError:
+    value = low - 1
+  if value < low:
+    raise RuntimeError(f"{name}={text!r}: need a whole number >= {low}")
+  return value
 
 
 def _wait_for_coordinator(address: str, timeout: int) -> None:
