@@ -6,6 +6,7 @@ predictor's cross-validation over the committed moduli; the score of a locked pr
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Any, Sequence
 
@@ -170,11 +171,10 @@ def score_lines(prediction: dict, name: str, results: str) -> list[str]:
            f"{prediction['ours']['model']['alpha']} alpha; moduli "
            f"{', '.join(prediction['ours']['moduli'])}."]
   scored = []
-  for folder in sorted(os.listdir(results)):
-    path = os.path.join(results, folder)
-    if os.path.exists(os.path.join(path, "runs.csv")):
-      f = Folder.load(path)
-      scored += predictor.score(prediction, f) if f.config.get("experiment") == "pinned_norm" else []
+  for runs in sorted(glob.glob(os.path.join(results, "**", "runs.csv"), recursive=True)):
+    f = Folder.load(os.path.dirname(runs))
+    if f.config.get("experiment") == "pinned_norm" and f.config.get("dtype", "float32") == "float32":
+      scored += predictor.score(prediction, f)
   if not scored:
     return lines + ["", "Not yet scored: none of its moduli is trained."]
   lines += ["", "| p | rho | predictor | predicted [95 % band] | measured | inside | measured / predicted |",
