@@ -89,9 +89,16 @@ def test_score_marks_each_cell_inside_or_outside_its_band():
     rows = [dict(p=83, rho=1.0, arm="clamp", seed=s, t_grok=t, censored=False, grokked=True,
                  diverged=False) for s, t in enumerate([900, 1000, 1100])]
     clamp = lambda self, p: self.rows
-  pred = {"ours": {"moduli": {"83": {"median_t_grok": {"1": dict(value=800, band=[600, 1200])}}}},
-          "authors": {"moduli": {"83": {"M1_drift": {"1": dict(value=2000, band=[1800, 2200])},
+    free = lambda self, p: [dict(p=83, arm="free", seed=s, grokked=True, diverged=False,
+                                 norm_at_grok=62.5) for s in range(3)]
+  pred = {"ours": {"moduli": {"83": {"median_t_grok": {"1": dict(value=800, band=[600, 1200])},
+                                     "wc": dict(value=63.0, band=[60.0, 66.0])}}},
+          "authors": {"moduli": {"83": {"wc": 61.0,
+                                        "M1_drift": {"1": dict(value=2000, band=[1800, 2200])},
                                         "M2_universal": {"1": dict(value=1000, band=[900, 990])}}}}}
-  out = {s["predictor"]: s for s in predictor.score(pred, F())}
+  scored = predictor.score(pred, F())
+  wc = {s["predictor"]: s for s in scored if s["rho"] is None}
+  assert wc["grokjax"]["inside"] and not wc["authors"]["inside"]  # theirs a point
+  out = {s["predictor"]: s for s in scored if s["rho"] is not None}
   assert out["grokjax"]["inside"] and out["grokjax"]["ratio"] == pytest.approx(1.25)
   assert not out["authors M1_drift"]["inside"] and not out["authors M2_universal"]["inside"]

@@ -177,9 +177,16 @@ def score_lines(prediction: dict, name: str, results: str) -> list[str]:
       scored += predictor.score(prediction, f)
   if not scored:
     return lines + ["", "Not yet scored: none of its moduli is trained."]
-  lines += ["", "| p | rho | predictor | predicted [95 % band] | measured | inside | measured / predicted |",
+  lines += ["", "| p | cell | predictor | predicted [95 % band] | measured | inside | measured / predicted |",
             "|---|---|---|---|---|---|---|"]
   for s in scored:
-    lines.append(f"| {s['p']} | {s['rho']:g} | {s['predictor']} | {fmt_ci(s['predicted'], s['band'])} "
+    cell = "W_c" if s["rho"] is None else f"median T_grok, rho {s['rho']:g}"
+    lines.append(f"| {s['p']} | {cell} | {s['predictor']} | {fmt_ci(s['predicted'], s['band'])} "
                  f"| {num(s['measured'])} | {s['inside']} | {num(s['ratio'])} |")
+  cells = [s for s in scored if s["rho"] is not None]
+  for name in dict.fromkeys(s["predictor"] for s in cells):
+    mine = [s for s in cells if s["predictor"] == name and s["ratio"] is not None]
+    dev = sorted(abs(s["ratio"] - 1) for s in mine)
+    lines.append(f"\n{name}: {sum(bool(s['inside']) for s in mine)} of {len(mine)} cells inside "
+                 f"the band, median |measured / predicted - 1| = {np.median(dev):.3f}")
   return lines

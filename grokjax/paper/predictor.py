@@ -233,14 +233,25 @@ def lock(data: dict[int, dict], ref_cells, moduli: Sequence[int], sources: dict)
 
 
 def score(prediction: dict, folder) -> list[dict[str, Any]]:
-  """Per trained cell of `folder` that the prediction covers, each predictor's value, band,
-  whether the measured median lies inside it and the ratio measured / predicted."""
+  """Per trained cell of `folder` that the prediction covers (rho None: W_c of the free
+  control; the authors' W_c is a point), each predictor's value, band, whether the measured
+  value lies inside it and the ratio measured / predicted."""
   out = []
   for p in sorted({r["p"] for r in folder.rows}):
     ours = prediction["ours"]["moduli"].get(str(p))
     theirs = (prediction.get("authors") or {}).get("moduli", {}).get(str(p))
     if ours is None:
       continue
+    free = folder.free(p)
+    if free:
+      wc = critical_norm(free)
+      preds = {"grokjax": ours["wc"]}
+      if theirs:
+        preds["authors"] = dict(value=theirs["wc"], band=[theirs["wc"], theirs["wc"]])
+      for name, pr in preds.items():
+        out.append(dict(p=p, rho=None, predictor=name, measured=wc, predicted=pr["value"],
+                        band=pr["band"], inside=pr["band"][0] <= wc <= pr["band"][1],
+                        ratio=wc / pr["value"]))
     for rho in sorted({r["rho"] for r in folder.clamp(p)}):
       cell = usable([r for r in folder.clamp(p) if r["rho"] == rho])
       m = censored_median([r["t_grok"] for r in cell], [r["censored"] for r in cell])
