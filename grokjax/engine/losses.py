@@ -13,7 +13,6 @@ written:
   1 + sum_j exp(z_j - z_y) and floors where that sum rounds to 1.
 - "log_softmax": -log_softmax(z)_y, the shifted form PyTorch's cross-entropy computes (the
   authors' runner): value and gradient 0 where the shifted sum rounds to 1.
-
 - "exact": log1p(m) with m taken relative to the correct logit, so its correct-class
   gradient is minus the off-class probabilities, never rounded away: the gradient sums to
   zero in any dtype. It is 0 only where m underflows to 0 (margins past ~87 in float32).
@@ -26,12 +25,15 @@ Where a float32 shifted sum rounds to 1 depends on the order the backend adds th
 added to the 1 at once, the off-class mass must be below 2^-24 (the threshold
 "float32_floor" applies); in partial sums, only each part that meets the 1 must be, so
 the floor comes earlier. XLA on a CPU floored train examples of the paper's MLP at p = 41
-whose mass was 2^-23.9 to 2^-22.2 (their largest term 2^-25 to 2^-26). So the fraction of
+whose mass was 2^-23.9 to 2^-22.2 (`benchmarks/floor_probe.py`). So the fraction of
 examples `below_float32_floor` (mass below 2^-24) is at most the fraction a float32 run has
-at the floor.
+at the floor. And the floor comes gradually: while m is a few ulps of 2^-23, 1 + m is
+rounded to a multiple of 2^-23 and the correct-class gradient is off by tens of percent
+before it is 0.
 
-`at_floor` marks the examples whose correct-class gradient is exactly 0 under a loss;
-`grokjax.engine.program.Program.evaluate` counts the train examples at the floor (`floor`).
+`at_floor` marks the examples whose correct-class gradient is exactly 0 under a loss,
+`correct_class_error` how far it is from the exact one; `Program.evaluate` records both
+over the train examples (`floor`, `floor_err`).
 
 >>> import jax.numpy as jnp
 >>> z = jnp.array([[20.0, 0.0, 0.0]])  # margin 20: m = 2 e^-20 ~ 4e-9 < 2^-24
