@@ -46,14 +46,11 @@ def _alphas(rows: Sequence[dict], n_boot: int, t_int: int | None = None) -> dict
 
 
 def authors_rows(cells, experiment: str, lr: float = 1e-3) -> list[dict]:
-  """Their clamp cells of one experiment and lr as rows (seed = index in their file)."""
-  out = []
-  for c in cells:
-    if c.experiment == experiment and c.arm == "clamp" and np.isclose(c.lr, lr):
-      out += [dict(p=c.p, lr=c.lr, rho=c.rho, seed=i, t_grok=float(t), censored=bool(k),
-                   grokked=not k, diverged=False, t_int=MLP_T_INT)
-              for i, (t, k) in enumerate(zip(c.t_grok, c.censored))]
-  return out
+  """Their clamp cells of one experiment and lr as rows (`reference.as_rows`), each with
+  the MLP's clamp start."""
+  from grokjax.paper.reference import as_rows
+  return [dict(r, t_int=MLP_T_INT) for r in as_rows(cells, experiment)
+          if r["arm"] == "clamp" and np.isclose(r["lr"], lr)]
 
 
 def clock_rows(folders: dict, cells, n_boot: int) -> list[tuple]:
