@@ -10,13 +10,13 @@ from grokjax import cli
 from grokjax.experiments import free_norm_delay as fnd
 
 
-def test_peak_after_memorising():
+def test_norm_peak_is_the_height_between_memorising_and_grokking():
+  from grokjax.engine.reduce import norm_peak
   steps = np.array([10, 20, 30, 40, 50])
   norm = np.array([[5.0, 9.0, 8.0, 7.0, 6.0],     # peak at 20, inside [T_mem, T_grok]
                    [5.0, 9.0, 8.0, 9.5, 6.0],     # a later, higher peak after T_grok is ignored
                    [5.0, 6.0, 7.0, 8.0, 9.0]])    # never grokked
-  t_peak, n_peak = fnd.peak_after_memorising(steps, norm, np.array([10, 20, 10]),
-                                                       np.array([40, 30, -1]))
+  t_peak, n_peak = norm_peak(steps, norm, np.array([10, 20, 10]), np.array([40, 30, -1]))
   np.testing.assert_array_equal(t_peak, [20, 20, -1])
   np.testing.assert_allclose(n_peak[:2], [9.0, 9.0])
   assert np.isnan(n_peak[2])

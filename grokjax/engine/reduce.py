@@ -53,6 +53,38 @@ def floor_steps(steps: np.ndarray, floor: np.ndarray, fraction: float = FLOOR_FR
   return first_crossing(steps, floor, fraction)[1]
 
 
+def value_at(steps: np.ndarray, curve: np.ndarray, t: np.ndarray) -> np.ndarray:
+  """Per run, the curve at its step t (the first evaluation at or after it), NaN where t < 0.
+
+  >>> value_at(np.array([10, 20]), np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([20, -1]))
+  array([ 2., nan])
+  """
+  t = np.asarray(t)
+  col = np.minimum(np.searchsorted(np.asarray(steps), np.maximum(t, 0)), len(steps) - 1)
+  at = np.take_along_axis(np.asarray(curve, np.float64), col[:, None], axis=1)[:, 0]
+  return np.where(t >= 0, at, np.nan)
+
+
+def norm_peak(steps: np.ndarray, norm: np.ndarray, t_mem: np.ndarray, t_grok: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+  """Per run, the step and value of the largest ||W|| between T_mem and T_grok, the height
+  a free run's natural contraction starts from; (-1, NaN) for a run without both (t < 0).
+
+  >>> norm_peak(np.array([10, 20, 30]), np.array([[5.0, 9.0, 8.0], [5.0, 6.0, 7.0]]),
+  ...           np.array([10, 10]), np.array([30, -1]))
+  (array([20, -1]), array([ 9., nan]))
+  """
+  steps = np.asarray(steps)
+  t_mem, t_grok = np.asarray(t_mem), np.asarray(t_grok)
+  window = (steps[None, :] >= t_mem[:, None]) & (steps[None, :] <= t_grok[:, None])
+  window &= ((t_mem >= 0) & (t_grok >= 0))[:, None]
+  masked = np.where(window & np.isfinite(norm), norm, -np.inf)
+  col = np.argmax(masked, axis=1)
+  top = masked[np.arange(len(col)), col]
+  ok = np.isfinite(top)
+  return np.where(ok, steps[col], -1).astype(np.int64), np.where(ok, top, np.nan)
+
+
 def fell_back(steps: np.ndarray, curve: np.ndarray, threshold: float) -> np.ndarray:
   """bool[runs]: the curve reached the threshold and was later evaluated below it."""
   hit, first = first_crossing(steps, curve, threshold)
@@ -85,19 +117,23 @@ def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
 
   Returns:
     dict of arrays [runs]: t_mem (-1 if never), memorised, t_grok, grokked, censored,
-    norm_at_grok, fell_back (test accuracy reached the threshold, then dropped below it).
+    norm_at_grok, fell_back (test accuracy reached the threshold, then dropped below it),
+    norm_at_mem (||W|| at T_mem, NaN if never), t_peak and norm_peak (`norm_peak`: the
+    largest ||W|| between T_mem and T_grok, -1 / NaN unless the run did both).
   """
   memorised, t_mem = first_crossing(steps, train_acc, mem_threshold)
   grokked, t_grok = first_crossing(steps, test_acc, grok_threshold, grok_persist)
-  col = np.searchsorted(np.asarray(steps), np.maximum(t_grok, 0))
-  col = np.minimum(col, len(steps) - 1)
-  norm_at = np.take_along_axis(np.asarray(norm, np.float64), col[:, None], axis=1)[:, 0]
+  t_peak, top = norm_peak(steps, norm, np.where(memorised, t_mem, -1),
+                         np.where(grokked, t_grok, -1))
   return dict(
       t_mem=t_mem,
       memorised=memorised,
       t_grok=np.where(grokked, t_grok, np.asarray(budget)).astype(np.int64),
       grokked=grokked,
       censored=~grokked if diverged is None else ~grokked & ~np.asarray(diverged, bool),
-      norm_at_grok=np.where(grokked, norm_at, np.nan),
+      norm_at_grok=value_at(steps, norm, np.where(grokked, t_grok, -1)),
       fell_back=fell_back(steps, test_acc, grok_threshold),
+      norm_at_mem=value_at(steps, norm, np.where(memorised, t_mem, -1)),
+      t_peak=t_peak,
+      norm_peak=top,
   )

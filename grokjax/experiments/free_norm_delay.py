@@ -1,11 +1,24 @@
 """The free-norm delay: free training whose weights are scaled by s (at step 0, or at
 step --kick-at, once the run has memorised), over a grid of learning rates and weight
-decays; the logarithmic delay of a freely contracting norm,
-T_grok - T_peak = ln(V_peak / V_grok) / (2 kappa eta lambda), V = ||W||^2.
+decays.
 
-Two estimates of kappa: from each run's own peak (`fit_kappa`), and matched (`fit_matched_kappa`):
-the same seed with and without the rescale, whose extra delay is ln(s) / (kappa eta lambda)
-when the rescaled norm has to contract back to where the unscaled run already is.
+What it measures, in two parts:
+
+- **The rescale** (s > 1, `fit_matched_kappa`): the same seed with and without the rescale.
+  Decoupled AdamW multiplies the weights by (1 - lr wd) every step and Adam's update is
+  bounded by about lr per coordinate, so an excess norm put on by hand decays at the bare
+  rate of decoupled weight decay, and grokking waits for it: T_grok(s) - T_grok(1) =
+  c + ln(s) / (kappa lr wd) with kappa near 1 confirms decoupled decay. The informative part
+  is what the rescale adds beyond that wait (the intercept c, and kappa's distance from 1).
+- **The natural contraction** (s = 1, `grokjax.analysis.contraction.natural_law`): the free
+  training law the abstract's last sentence points to, T_grok - T_peak =
+  ln(V_peak / V_grok) / (2 kappa lr wd), V = ||W||^2, from each unperturbed run's own peak
+  after memorising. Its kappa is far below 1 (Adam pushes the norm back up), and need not
+  be one number across (lr, wd): the fit.json gives it per cell, pooled, and how well the
+  other cells' kappa predicts each cell's delay.
+
+`fit_kappa` is the older pooled regression of T_grok - T_peak on ln(V_peak / V_grok) /
+(2 lr wd) over every s, kept in fit.json; its x barely varies inside a cell.
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from grokjax.harness import config
-from grokjax.analysis import fit
+from grokjax.analysis import contraction, fit
 from grokjax.harness import flags, io, registry
 from grokjax.harness.estimate import Cell, plan
 from grokjax.harness.grids import phase_rows, write_tables
@@ -65,19 +78,6 @@ def check(cfg) -> None:
     raise flags.UsageError(f"--kick-at: the weights would be scaled at step {cfg.kick_at:,}, at "
                            f"or past the budget {budget:,}; every run would train unscaled")
 
-
-
-def peak_after_memorising(steps, norm, t_mem, t_grok) -> tuple[np.ndarray, np.ndarray]:
-  """Per run, the step and value of the largest ||W|| between T_mem and T_grok (NaN/-1
-  for a run that never memorised or never grokked)."""
-  steps = np.asarray(steps)
-  window = (steps[None, :] >= t_mem[:, None]) & (steps[None, :] <= t_grok[:, None])
-  window &= (t_mem >= 0)[:, None]
-  masked = np.where(window & np.isfinite(norm), norm, -np.inf)
-  col = np.argmax(masked, axis=1)
-  ok = np.isfinite(masked[np.arange(len(col)), col])
-  return (np.where(ok, steps[col], -1),
-          np.where(ok, masked[np.arange(len(col)), col], np.nan))
 
 
 def _line(x: np.ndarray, y: np.ndarray):
@@ -177,13 +177,9 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
   if cfg.kick_at > 0:
     col = int(np.searchsorted(res.steps, cfg.kick_at))
     w0 = res.curves["norm"][:, min(col, len(res.steps) - 1)].astype(float)
-  out = res.reduce(cfg.mem_threshold, cfg.grok_threshold, cfg.grok_persist)
-  t_peak, n_peak = peak_after_memorising(res.steps, res.curves["norm"],
-                                         np.where(out["memorised"], out["t_mem"], -1),
-                                         np.where(out["grokked"], out["t_grok"], -1))
-  for i, r in enumerate(rows):
-    r.update(start_norm=float(w0[i]), t_peak=int(t_peak[i]) if t_peak[i] >= 0 else None,
-             v_peak=float(n_peak[i] ** 2) if np.isfinite(n_peak[i]) else None,
+  for i, r in enumerate(rows):  # t_peak and norm_peak: every runs.csv's (`reduce.norm_peak`)
+    r.update(start_norm=float(w0[i]),
+             v_peak=r["norm_peak"] ** 2 if r["norm_peak"] is not None else None,
              v_grok=float(r["norm_at_grok"] ** 2) if r["grokked"] else None)
   all_rows = write_tables(sess, phases)
   per = {}
@@ -199,13 +195,14 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
   # memorisation peak does not move V_peak, so one (lr, wd) cell alone may not pin kappa.
   pooled = fit_kappa(rows, cfg.n_boot)
   pooled_matched = fit_matched_kappa(rows, cfg.n_boot)
+  natural = contraction.natural_law([r for r in rows if r["scale"] == 1.0], cfg.n_boot)
   pts = [(v["lr"] * v["wd"], v["median_delay"]) for v in per.values()
          if v["median_delay"] and v["median_delay"] > 0]
   scaling = (fit.safe(fit.fit_power_law, *zip(*pts)) if len(pts) >= 2 else
              dict(error="needs two (lr, wd) points with a positive median delay"))
   result = dict(experiment="free_norm_delay", p=p, scales=cfg.scales, per_lr_wd=per,
                 kick_at=cfg.kick_at, kappa_pooled=pooled, kappa_matched_pooled=pooled_matched,
-                delay_vs_eta_lambda=scaling, **grok_rule(cfg, all_rows))
+                delay_vs_eta_lambda=scaling, natural=natural, **grok_rule(cfg, all_rows))
   io.write_json(sess.path("fit.json"), result)
   sess.draw(figures)
   for key, v in per.items():
@@ -229,9 +226,23 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
     say(f"pooled over lr x wd: no kappa: {pooled.get('error')}")
   say("pooled over lr x wd: " + _matched_line(pooled_matched))
   if scaling.get("beta") is not None:
-    say(f"median delay ~ (lr wd)^{scaling['beta']:.2f} across the grid (R^2 {scaling['r2']:.2f}; "
-        "the law predicts -1)")
+    say(f"median delay after the peak ~ (lr wd)^{scaling['beta']:.2f} across the grid, every s "
+        f"(R^2 {scaling['r2']:.2f}; decoupled decay alone would give -1)")
+  say(natural_line(natural))
   return result
+
+
+def natural_line(natural: dict) -> str:
+  """One line for the natural contraction of the unscaled runs (`contraction.natural_law`)."""
+  if natural.get("kappa") is None:
+    return f"natural contraction (s = 1): {natural.get('error')}"
+  ci = natural["kappa_ci"] or [float("nan")] * 2
+  cells = ", ".join(f"{v['kappa']:.3f}" for v in natural["cells"].values())
+  err = natural.get("median_abs_error")
+  return (f"natural contraction (s = 1, each run from its own peak): kappa = {natural['kappa']:.3f} "
+          f"[{ci[0]:.3f}, {ci[1]:.3f}] over {natural['n_runs']} runs (per cell {cells})"
+          + (f"; a cell's delay from the others' kappa: median |error| {err:.0%}"
+             if err is not None else ""))
 
 
 def _matched_line(m: dict) -> str:
@@ -273,8 +284,8 @@ def both_laws(path: str, free_rows: list[dict[str, Any]], clamp_rows: list[dict]
   plots.plain_log_axis(ax.xaxis)
   ax.set_xlabel("starting norm ||W_0|| (log)")
   ax.set_ylabel("T_grok (steps)")
-  ax.set_title("free training: T_grok against the starting norm (the law: linear in its log)",
-               fontsize=9)
+  ax.set_title("free training rescaled by s: T_grok against the starting norm\n(decoupled decay "
+               "removes the excess at rate lr wd: linear in its log)", fontsize=9)
   ax.legend(fontsize=7)
   if clamp_rows:
     ax = axes[0, 1]

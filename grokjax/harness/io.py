@@ -63,8 +63,9 @@ def read_runs(path: str) -> list[dict[str, Any]]:
   a required column, or with a value that is not of its column's type, raises
   TableError naming the file, the row and the column."""
   import csv
-  ints = {"p", "seed", "budget", "steps_trained", "t_mem", "t_grok", "t_int", "diverged_step"}
-  floats = {"rho", "lr", "wd", "target_norm", "norm_at_grok", "wc"}
+  ints = {"p", "seed", "budget", "steps_trained", "t_mem", "t_grok", "t_int", "diverged_step",
+          "t_peak"}
+  floats = {"rho", "lr", "wd", "target_norm", "norm_at_grok", "wc", "norm_at_mem", "norm_peak"}
   bools = {"grokked", "censored", "diverged", "layernorm", "fell_back"}
   strings = {"seed_stream", "arm", "problem", "arch", "intervention", "group", "norm_group"}
   rows = []
@@ -133,8 +134,8 @@ def read_finished_runs(folder: str) -> list[dict[str, Any]]:
 # The columns of a run's outcome; every other column names the run (its cell and seed).
 OUTCOMES = frozenset({
     "steps_trained", "t_mem", "t_grok", "grokked", "censored", "fell_back", "diverged",
-    "diverged_step", "norm_at_grok", "collapse_at_grok", "collapse_max", "t_floor",
-    "t_floor_f32", "train_loss_at_grok", "floor_at_grok", "gini_final", "final_train_acc",
+    "diverged_step", "norm_at_grok", "norm_at_mem", "t_peak", "norm_peak", "collapse_at_grok",
+    "collapse_max", "t_floor", "t_floor_f32", "train_loss_at_grok", "floor_at_grok", "gini_final", "final_train_acc",
     "final_test_acc", "wc", "target_norm"})
 
 

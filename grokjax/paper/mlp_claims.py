@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from grokjax.analysis import fit
-from grokjax.paper import numbers as paper
+from grokjax.paper import free_delay, numbers as paper
 from grokjax.paper.table import (Folder, Row, aft_fit, delay_fit, fmt_ci, grok_fraction,
                                  log_linear_cells, median_t_grok, nearest_index, num, paper_row,
                                  qual_row, r2_of_cell_medians, r2_of_shared_fit, seed_cv,
@@ -226,6 +226,7 @@ def wc_wd_lr_rows(f: Folder, n_boot: int, reference=None) -> list[Row]:
       out.append(qual_row(claim, quantity, f"< {cap:.0%}" if cap is not None else
                           f"{lo:.0%}-{hi:.0%} (abstract)", ours, holds,
                           "the paper's CV holds" if holds else _cv_note(wd, ci, None)))
+  out += free_delay.free_delay_rows(claim, f.free(), reference, n_boot)
   return out
 
 
@@ -324,39 +325,6 @@ def _same(a, b) -> bool:
   if isinstance(a, float) and isinstance(b, float):
     return bool(np.isclose(a, b))
   return a == b
-
-
-def free_norm_delay_rows(f: Folder, n_boot: int) -> list[Row]:
-  """kappa of the free-norm delay, matched pairs and per-run peaks (no paper number)."""
-  from grokjax.experiments.free_norm_delay import fit_kappa, fit_matched_kappa
-  claim = "6 free-norm delay"
-  out = []
-  rows = [dict(r, scale=float(r["scale"])) for r in f.rows]
-  cells = sorted({(r["lr"], r["wd"]) for r in rows})
-  for cell in cells + [None]:
-    rs = rows if cell is None else [r for r in rows if (r["lr"], r["wd"]) == cell]
-    where = "pooled over lr x wd" if cell is None else f"lr {cell[0]:g}, wd {cell[1]:g}"
-    m = fit_matched_kappa(rs, n_boot)
-    out.append(paper_row(claim, f"kappa (matched pairs), {where}", None, None, m.get("kappa"),
-                    m.get("kappa_ci"),
-                    f"R^2 {m['r2']:.2f}, {m['n_pairs']} pairs" if m.get("kappa") else
-                    m.get("error", "")))
-  def exponent(rs):  # median T_grok - T_peak per (lr, wd) cell ~ (lr wd)^beta
-    pts = []
-    for lr, wd in cells:
-      d = [r["t_grok"] - r["t_peak"] for r in rs if (r["lr"], r["wd"]) == (lr, wd)
-           and r["grokked"] and r.get("t_peak") is not None and r["t_peak"] >= 0]
-      if d and np.median(d) > 0:
-        pts.append((lr * wd, float(np.median(d))))
-    return fit.fit_power_law(*map(np.array, zip(*pts)))["beta"] if len(pts) >= 2 else None
-
-  v, ci = seed_bootstrap(rows, exponent, n_boot)
-  out.append(paper_row(claim, "exponent of the median delay in lr x wd (the law: -1)", -1.0, None,
-                  v, ci))
-  k = fit_kappa(rows, n_boot)
-  out.append(paper_row(claim, "kappa (each run's own peak), pooled", None, None, k.get("kappa"),
-                  k.get("kappa_ci"), f"R^2 {k['r2']:.2f}" if k.get("kappa") else k.get("error", "")))
-  return out
 
 
 def train_fraction_rows(folders: Sequence[Folder], n_boot: int) -> list[Row]:

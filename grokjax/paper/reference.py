@@ -20,6 +20,8 @@ import re
 
 import numpy as np
 
+from grokjax.engine.reduce import norm_peak, value_at
+
 # Their floor (`floor_steps`): the first logged step at which a seed's mean train loss is at
 # most 2^-22, twice the smallest non-zero float32 log-softmax loss (log1p(2^-23) ~ 2^-23): the
 # level where the loss's exponential fall under a clamp meets float32's discrete floor (it
@@ -56,6 +58,13 @@ class RefCell:
   norm_at_grok: np.ndarray  # NaN where censored
   layernorm: bool = False
   t_floor: np.ndarray | None = None  # per seed, `floor_steps` (-1: never); None: no loss logged
+  # per seed, where their files log T_mem and the norm curve (else None): T_mem (-1: never),
+  # ||W|| there, and the norm's peak between T_mem and T_grok (`reduce.norm_peak`, on their
+  # evaluation grid)
+  t_mem: np.ndarray | None = None
+  norm_at_mem: np.ndarray | None = None
+  t_peak: np.ndarray | None = None
+  norm_peak: np.ndarray | None = None
 
   def grokked_after_floor(self) -> tuple[int, int] | None:
     """(seeds that grokked at or after their floor step, seeds that grokked), or None when
@@ -140,6 +149,14 @@ def read_cell(path: str, experiment: str) -> RefCell:
   else:
     norm = np.full(len(t), np.nan)
   norm = np.where(censored, np.nan, norm)
+  contraction = {}
+  if {"T_mem_per_seed", "weight_norm", "steps"} <= set(z.files):
+    t_mem = np.asarray(z["T_mem_per_seed"], float).astype(np.int64)
+    t_mem = np.where(t_mem >= 0, t_mem, -1)
+    wn = np.asarray(z["weight_norm"], float)
+    t_peak, top = norm_peak(z["steps"], wn, t_mem, np.where(censored, -1, t).astype(np.int64))
+    contraction = dict(t_mem=t_mem, norm_at_mem=value_at(z["steps"], wn, t_mem), t_peak=t_peak,
+                       norm_peak=top)
   heads = _scalar(z, "n_heads", None)
   arch = "transformer" if ("_h" in os.path.basename(path) and "_H512" in os.path.basename(path)
                            ) or heads is not None else "mlp"
@@ -151,7 +168,7 @@ def read_cell(path: str, experiment: str) -> RefCell:
                  budget=budget, t_grok=np.where(censored, budget, t), censored=censored,
                  norm_at_grok=norm, layernorm=experiment in LAYERNORM_EXPERIMENTS,
                  t_floor=(floor_steps(z["steps"], z["train_loss"])
-                          if {"steps", "train_loss"} <= set(z.files) else None))
+                          if {"steps", "train_loss"} <= set(z.files) else None), **contraction)
 
 
 def load(root: str) -> list[RefCell]:
@@ -172,6 +189,10 @@ def load(root: str) -> list[RefCell]:
   return cells
 
 
+def _num(v) -> float | None:
+  return float(v) if np.isfinite(v) else None
+
+
 def as_rows(cells: list[RefCell], experiment: str, hold_arm: str = "clamp") -> list[dict]:
   """Every run of one of their experiments as a row the report's statistics read (arm,
   rho, group, seed, t_grok, grokked, censored, diverged), their sustained clamps named
@@ -183,8 +204,12 @@ def as_rows(cells: list[RefCell], experiment: str, hold_arm: str = "clamp") -> l
       continue
     arm = hold_arm if c.arm == "clamp" else c.arm
     rho = None if c.rho is None else round(c.rho, 3)
-    out += [dict(p=c.p, lr=c.lr, arm=arm, rho=rho, group=c.group, seed=i, t_grok=float(t),
-                 grokked=not k, censored=bool(k), diverged=False)
+    extra = lambda i: ({} if c.t_mem is None else dict(
+        t_mem=int(c.t_mem[i]), norm_at_mem=_num(c.norm_at_mem[i]),
+        t_peak=int(c.t_peak[i]) if c.t_peak[i] >= 0 else None, norm_peak=_num(c.norm_peak[i])))
+    out += [dict(p=c.p, lr=c.lr, wd=c.wd, frac=c.frac, arm=arm, rho=rho, group=c.group, seed=i,
+                 t_grok=float(t), grokked=not k, censored=bool(k), diverged=False,
+                 norm_at_grok=_num(c.norm_at_grok[i]), **extra(i))
             for i, (t, k) in enumerate(zip(c.t_grok, c.censored))]
   return out
 

@@ -8,7 +8,7 @@ import os
 from typing import Any, Sequence
 
 from grokjax.harness import io
-from grokjax.paper import attention, mlp_claims, prediction
+from grokjax.paper import attention, free_delay, mlp_claims, prediction
 from grokjax.paper.claims import CLAIMS
 from grokjax.paper.table import Folder, MissingResults, Row, fmt_ci, num
 
@@ -16,7 +16,7 @@ from grokjax.paper.table import Folder, MissingResults, Row, fmt_ci, num
 ONE_FOLDER_ROWS = {"moduli_scan": mlp_claims.moduli_scan_rows,
                    "norm_vs_lr": mlp_claims.norm_vs_lr_rows,
                    "free_training": mlp_claims.free_training_rows,
-                   "free_norm_delay": mlp_claims.free_norm_delay_rows}
+                   "free_norm_delay": free_delay.free_norm_delay_rows}
 
 
 def report(results: str, n_boot: int = 1000, only: Sequence[str] | None = None,
