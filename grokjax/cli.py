@@ -14,14 +14,13 @@ import sys
 from typing import Callable, Sequence
 
 from grokjax import problems
-from grokjax.harness import estimate, io, registry
+from grokjax.harness import estimate, flags, io, registry
 from grokjax.engine import runtime
 from grokjax.harness.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
                                    number_in)
 from grokjax.harness.session import ConfigMismatch, Session, say
 from grokjax.engine.losses import LOSSES
 from grokjax.engine.spec import MATMUL_PRECISIONS
-from grokjax.engine.train import KEEP_PARAMS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,12 +55,11 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
                   help="the sample seeds are drawn from (default: the experiment's name, so "
                        "two experiments never share runs; '' is the stream all experiments "
                        "shared before streams existed)")
-  ap.add_argument("--save-params", choices=KEEP_PARAMS,
-                  help="final: keep every run's parameters at the step it stopped (its "
-                       "budget, or retire-margin steps past T_grok); grok: those of every "
-                       "run that grokked at its T_grok; in params/, one npz per phase, read "
-                       "by grokjax.load(folder).params(run); its disk cost is in the plan "
-                       "(default none)")
+  ap.add_argument("--save-params", type=flags.save_params, metavar="{none,final,grok,every:N}",
+                  help="final: every run's parameters at the step it stopped; grok: at its "
+                       "T_grok; every:N: at T_grok and every N steps (a trajectory); in "
+                       "params/, one npz per phase, read by grokjax.load(folder).params(run, "
+                       "step=); its disk cost is in the plan (default none)")
   ap.add_argument("--lrs", type=floats("--lrs"), help="comma-separated learning rates")
   ap.add_argument("--wd", type=number_in("--wd", 0, None, True), help="weight decay lambda")
   ap.add_argument("--steps", type=integer("--steps", 1), help="step budget of every cell")
@@ -201,6 +199,7 @@ def _check_budgets(cfg) -> None:
   """Refuse a clamp that would start at or after its cell's budget, and an evaluation
   interval longer than a budget (every T_grok would read as that interval)."""
   import dataclasses
+  flags.check_save_params(cfg)
   clamps = cfg.rhos if cfg.experiment not in ("free_training", "free_norm_delay") else []
   unrounded = dataclasses.replace(cfg, eval_every=1)  # budgets before rounding up to it
   for p in cfg.moduli:

@@ -666,6 +666,37 @@ def test_save_params_keeps_each_runs_weights_at_the_step_it_stopped(pinned_smoke
 
 
 @SHARES_SMOKE
+def test_save_params_every_n_keeps_a_trajectory_that_loads_by_step(pinned_smoke, tmp_path):
+  """--save-params every:N: runs.csv unchanged; grokjax.load(folder).params(run, step=)
+  gives a run's weights at each multiple of N it trained to (a clamp run's at its held
+  norm once clamped), trajectory(run) all of them, and a step not saved is one line."""
+  import grokjax
+  import jax.numpy as jnp
+  from grokjax.problems.models import weight_norm
+  out = str(tmp_path / "traj")
+  proc = _script("pinned_norm", "--preset", "smoke", "--out", out, "--no-progress",
+                 "--no-figures", "--save-params", "every:100")
+  assert "MiB of trajectories (every 100 steps)" in proc.stdout
+  assert _rows(out) == _rows(pinned_smoke[0])
+  res = grokjax.load(out)
+  for i, row in enumerate(res.runs):
+    steps, traj = res.trajectory(i)
+    assert list(steps) == list(range(100, row["steps_trained"] + 1, 100))
+    for j, step in enumerate(steps):
+      params, at = res.params(i, step=int(step))
+      assert at == step and np.array_equal(params["w1"], traj["w1"][j])
+      norm = float(weight_norm({k: jnp.asarray(v) for k, v in params.items()}))
+      curve_steps, curve = res.curve(i, "norm")
+      assert norm == pytest.approx(curve[curve_steps == step][0], rel=1e-5)
+      if row["arm"] == "clamp" and step >= row["t_int"]:
+        assert norm == pytest.approx(row["target_norm"], rel=1e-4)
+  with pytest.raises(IndexError, match="no parameters saved at step 150"):
+    res.params(0, step=150)
+  grokked = next(i for i, r in enumerate(res.runs) if r["grokked"])
+  assert res.params(grokked)[1] == res.runs[grokked]["t_grok"]  # and at T_grok, as grok keeps
+
+
+@SHARES_SMOKE
 def test_figures_redraws_a_finished_folder_from_its_files(pinned_smoke, tmp_path, capsys):
   """`grokjax figures FOLDER`: the experiment's figures from runs.csv and fit.json, PNG
   and vector PDF, also for a folder committed without curves.npz; a folder that is not a

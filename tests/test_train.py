@@ -506,3 +506,62 @@ def test_a_sweep_result_of_the_wrong_shape_is_refused():
     SweepResult(TINY, runs, steps, **dict(ok, curves={"norm": np.zeros((2, 3))}))
   with pytest.raises(AssertionError):
     SweepResult(TINY, runs, steps, **dict(ok, last_step=np.array([20])))
+
+
+@SHARES_P31
+def test_a_trajectory_is_kept_every_n_steps_resumes_and_changes_no_curve(tmp_path, monkeypatch):
+  """keep_params="every:N": every run's parameters at N, 2N, ... up to the step it stopped
+  (their norm is its norm curve there; a clamp run's is its held norm after t_int), the same
+  curves as a run that keeps nothing, and, killed and resumed, the same trajectory."""
+  import jax.numpy as jnp
+  import grokjax.engine.train as engine
+  from grokjax.problems.models import weight_norm
+  task = Task(p=31, d=16, hidden=64, frac=0.5, eval_every=10)
+  kw = dict(chunk_steps=100, retire_margin=0, progress=False, overlap=False)
+  plain = train(task, _mixed_grid(), **kw)
+  kept = train(task, _mixed_grid(), keep_params="every:50", **kw)
+  np.testing.assert_array_equal(plain.last_step, kept.last_step)  # retired at the same steps
+  np.testing.assert_array_equal(plain.diverged_step, kept.diverged_step)
+  sane = plain.diverged_step < 0  # a diverged run's records past its divergence mean nothing
+  assert sane.sum() == 5
+  for k in plain.curves:
+    np.testing.assert_array_equal(plain.curves[k][sane], kept.curves[k][sane], err_msg=k)
+  np.testing.assert_array_equal(kept.trajectory_steps, np.arange(50, 801, 50))
+  runs = _mixed_grid()
+  for i in range(len(runs)):
+    for j, step in enumerate(kept.trajectory_steps):
+      leaves = {k: v[i, j] for k, v in kept.trajectory.items()}
+      if step > kept.last_step[i]:
+        assert all(np.isnan(v).all() for v in leaves.values())  # past where it stopped
+        continue
+      if kept.diverged_step[i] >= 0:
+        continue
+      norm = float(weight_norm({k: jnp.asarray(v) for k, v in leaves.items()}))
+      assert norm == pytest.approx(kept.curves["norm"][i, kept.steps == step][0], rel=1e-5)
+      if np.isfinite(runs.target_norm[i]) and step >= runs.t_int[i]:
+        assert norm == pytest.approx(runs.target_norm[i], rel=1e-5)
+  assert kept.params is not None  # the parameters at T_grok too
+
+  class Killed(Exception):
+    pass
+
+  real, reads = engine.to_host, [0]
+
+  def dying(tree):
+    reads[0] += 1
+    if reads[0] == 7:
+      raise Killed
+    return real(tree)
+
+  folder = str(tmp_path / "ck")
+  monkeypatch.setattr(engine, "to_host", dying)
+  with pytest.raises(Killed):
+    train(task, _mixed_grid(), keep_params="every:50", checkpoint=folder, checkpoint_every_s=0,
+          **kw)
+  monkeypatch.setattr(engine, "to_host", real)
+  resumed = train(task, _mixed_grid(), keep_params="every:50", checkpoint=folder,
+                  checkpoint_every_s=0, **kw)
+  for k in kept.trajectory:
+    np.testing.assert_array_equal(kept.trajectory[k], resumed.trajectory[k], err_msg=k)
+  with pytest.raises(ValueError, match="multiple of eval_every"):
+    train(task, _mixed_grid(), keep_params="every:55", **kw)

@@ -304,6 +304,10 @@ class SweepResult:
     params: leaf name -> float[runs, ...], the parameters `train` kept of each run: at its
       last_step (keep_params="final") or at its T_grok (keep_params="grok"; NaN for a run
       that never grokked); else None. A padded Task's are zero-padded to its largest size.
+    trajectory: leaf name -> float[runs, saves, ...], with keep_params="every:N" each
+      run's parameters at trajectory_steps (N, 2N, ...; NaN past the step it stopped at);
+      else None.
+    trajectory_steps: int[saves], or None.
   """
   task: Task
   runs: Runs
@@ -314,6 +318,8 @@ class SweepResult:
   wall_s: float = 0.0
   lane_steps: int = 0
   params: dict[str, np.ndarray] | None = None
+  trajectory: dict[str, np.ndarray] | None = None
+  trajectory_steps: np.ndarray | None = None
 
   def __post_init__(self):
     """The engine's output contract: one row per run, one column per evaluation."""
@@ -322,6 +328,8 @@ class SweepResult:
     chex.assert_shape(list(self.curves.values()), (n, len(self.steps)))
     if self.params is not None:
       chex.assert_tree_shape_prefix(self.params, (n,))
+    if self.trajectory is not None:
+      chex.assert_tree_shape_prefix(self.trajectory, (n, len(self.trajectory_steps)))
 
   def reduce(self, mem_threshold: float = 0.99, grok_threshold: float = 0.90,
              grok_persist: int = 1):

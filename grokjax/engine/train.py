@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import math
 import time
 from typing import Any, Callable
 
@@ -26,8 +27,25 @@ from grokjax.engine.reduce import grok_times
 from grokjax.engine.runtime import all_cpu, batch_floor, default_vmap_width, to_host
 from grokjax.engine.spec import Runs, SweepResult, Task, hparams
 
-# The parameters `train` can keep of each run (`keep_params`; the --save-params choices).
+# The parameters `train` can keep of each run (`keep_params`; the --save-params choices);
+# "every:N" (`keep_every`) also keeps a trajectory.
 KEEP_PARAMS = ("none", "final", "grok")
+
+
+def keep_every(keep_params: str) -> int | None:
+  """N of keep_params "every:N" (a trajectory every N steps, and the parameters at T_grok);
+  None for the other choices; ValueError for one that is none of them.
+
+  >>> keep_every("every:500"), keep_every("grok")
+  (500, None)
+  """
+  if keep_params in KEEP_PARAMS:
+    return None
+  head, _, n = str(keep_params).partition(":")
+  if head != "every" or not n.isdigit() or int(n) < 1:
+    raise ValueError(f"keep_params must be one of {', '.join(KEEP_PARAMS)} or every:N (N a "
+                     f"positive number of steps), got {keep_params!r}")
+  return int(n)
 
 
 def batch_size(live: int, ndev: int, cap: int, floor: int = 1) -> int:
@@ -107,8 +125,12 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     keep_params: "none"; "final": keep each run's parameters as it stops (at its budget,
       on retiring or diverging), in `SweepResult.params`; "grok": its parameters at its
       T_grok under grok_threshold and grok_persist instead, captured on the device at that
-      evaluation (NaN for a run that never grokked). Either turns `overlap` off, so that
-      the parameters read as a run stops are those of the chunk that stopped it.
+      evaluation (NaN for a run that never grokked); "every:N": those at T_grok, and a
+      trajectory of every run's parameters at steps N, 2N, ... (`SweepResult.trajectory`;
+      N a multiple of eval_every; chunks are shortened to end on every multiple of N, so
+      the host copies parameters once per N steps, never per step). Any of them turns
+      `overlap` off, so that the parameters read as a run stops are those of the chunk that
+      stopped it.
 
   Returns:
     A `SweepResult`.
@@ -117,8 +139,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     raise ValueError("runs with their own LayerNorm switch need Task(layernorm='per_run')")
   if not task.noise and runs.noise.any():
     raise ValueError("runs with parameter noise (Runs.noise > 0) need Task(noise=True)")
-  if keep_params not in KEEP_PARAMS:
-    raise ValueError(f"keep_params must be one of {', '.join(KEEP_PARAMS)}, got {keep_params!r}")
+  every = keep_every(keep_params)
   rule = GrokRule(float(grok_threshold), int(grok_persist))
   sizes = np.where(runs.size == 0, task.p, runs.size)
   allowed = task.sizes or (task.p,)
@@ -133,13 +154,20 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   n_evals = -(-runs.budget // ev)
   budgets = n_evals * ev
   chunk_evals = min(chunk_evals, int(n_evals.max()))  # never longer than the longest budget
+  # Runs retire only at the end of a chunk of this length, whatever `every` does to chunks.
+  retire_len = chunk_evals * ev
+  if every is not None:  # a chunk ends at every multiple of N: the host copies nothing between
+    if every % ev:
+      raise ValueError(f"keep_params every:{every}: N must be a multiple of eval_every ({ev})")
+    chunk_evals = math.gcd(every // ev, chunk_evals)
   steps = ev * np.arange(1, n_evals.max() + 1)
 
   devices = list(devices or jax.devices())
   ndev = len(devices)
   mesh = Mesh(np.array(devices), ("runs",))
   sharding = NamedSharding(mesh, PartitionSpec("runs"))
-  prog = program(task, rule if keep_params == "grok" else None)
+  grok_kept = keep_params == "grok" or every is not None
+  prog = program(task, rule if grok_kept else None)
   prog.check_groups(runs)
   width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width
   hp_all = hparams(dataclasses.replace(runs, budget=budgets), np.dtype(task.dtype))
@@ -163,8 +191,12 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     if keep_params != "none":  # filled as runs stop; kept in the checkpoints with the rest
       loop["params"] = {name: np.full((n, *x.shape[1:]), np.nan, x.dtype)
                         for name, x in _named_leaves(state["params"]).items()}
-    if keep_params == "grok":  # the step of each run's kept parameters, -1 before it groks
+    if grok_kept:  # the step of each run's kept parameters, -1 before it groks
       loop["grok_step"] = np.full(n, -1, np.int64)
+    if every is not None:  # the trajectory: at steps N, 2N, ... up to the longest budget
+      n_keep = int(budgets.max()) // every
+      loop["trajectory"] = {name: np.full((n, n_keep, *x.shape[1:]), np.nan, x.dtype)
+                            for name, x in _named_leaves(state["params"]).items()}
   else:
     loop, leaves = saved
     size = len(loop["lanes"])
@@ -227,6 +259,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       for k in curves:
         curves[k][r, start:stop] = rec[k][lane, : stop - start]
     trained = int(np.sum(step_now[real] - last_step[run]))
+    if every is not None:
+      _keep_trajectory(loop["trajectory"], every, state["params"], real, run,
+                       step_now[real], last_step[run])
     last_step[run] = step_now[real]
     diverged[run] = div_now[real]
     if not rate_told and not flight["compiles"] and t_prev is not None and trained:
@@ -235,12 +270,17 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       on_rate(trained / max(t_read - t_prev, 1e-9), True)
       rate_told = True
 
-    finished = (last_step >= budgets) | (diverged >= 0)
+    # Runs diverge and retire at the reads of a plain loop's chunks, also when `every`
+    # shortens them (a chunk that trained nothing ends them at once).
+    clock = int(step_now[real].max()) if len(real) else 0
+    on_time = clock % retire_len == 0 or trained == 0
+    stops = diverged >= 0
     if retire_margin is not None:
       res = grok_times(steps, curves["train_acc"], curves["test_acc"], curves["norm"], budgets,
                        mem_threshold=mem_threshold, grok_threshold=grok_threshold,
                        grok_persist=grok_persist)
-      finished |= res["grokked"] & res["memorised"] & (last_step >= res["t_grok"] + retire_margin)
+      stops |= res["grokked"] & res["memorised"] & (last_step >= res["t_grok"] + retire_margin)
+    finished = ~live | (last_step >= budgets) | (stops & on_time)
     if bar is not None:
       bar.total -= int(np.sum((budgets - last_step)[finished & live]))
       bar.update(trained)
@@ -284,11 +324,29 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     ckpt.close()
   if not rate_told and last_step.sum() > done0:  # every chunk compiled: the whole, compiles in
     on_rate((last_step.sum() - done0) / (time.perf_counter() - t0), False)
-  if keep_params == "grok":
+  if grok_kept:
     _check_grok_steps(loop["grok_step"], steps, curves, budgets, rule)
   wall = elapsed0 + time.perf_counter() - t0
+  traj = loop.get("trajectory")
   return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
-                     int(loop["lane_steps"]), loop.get("params"))
+                     int(loop["lane_steps"]), loop.get("params"), traj,
+                     None if traj is None else every * np.arange(1, n_keep_of(traj) + 1))
+
+
+def n_keep_of(trajectory: dict[str, np.ndarray]) -> int:
+  return next(iter(trajectory.values())).shape[1]
+
+
+def _keep_trajectory(kept: dict[str, np.ndarray], every: int, params, lanes, runs, now, before
+                     ) -> None:
+  """Copy the parameters of the runs whose chunk just ended at a multiple of `every` (a
+  chunk never crosses one: `train` sizes them so) into their trajectory slot now // every - 1."""
+  hit = (now % every == 0) & (now > before) & (now // every <= n_keep_of(kept))
+  if not hit.any():
+    return
+  at, slot = np.asarray(lanes)[hit], now[hit] // every - 1
+  for name, leaf in _named_leaves(to_host(params)).items():
+    kept[name][np.asarray(runs)[hit], slot] = np.asarray(leaf)[at]
 
 
 def _named_leaves(params) -> dict[str, Any]:

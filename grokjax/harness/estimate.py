@@ -14,6 +14,7 @@ from grokjax.harness.config import Config
 from grokjax.harness.session import Session, say
 from grokjax.analysis.stats import cell_summary
 from grokjax.engine.spec import CURVES, Task
+from grokjax.engine.train import keep_every
 
 
 # The prior of the time estimate. For the paper's MLP on a + b mod p, inside the ranges it
@@ -197,6 +198,13 @@ def params_note(cfg: Config, cells: list[Cell]) -> str:
   if cfg.save_params == "none":
     return ""
   mib = params_bytes(cfg, cells) / 2 ** 20
+  every = keep_every(cfg.save_params)
+  if every is not None:
+    saves = sum(c.runs * (c.budget // every) * state_size(c.task(cfg))[0] for c in cells)
+    traj = saves * np.dtype(cfg.dtype).itemsize / 2 ** 20
+    return (f"; --save-params every:{every} keeps at most {traj:,.1f} MiB of trajectories (every "
+            f"{every:,} steps) and {mib:,.1f} MiB at T_grok in params/, as much in phases/, and "
+            "holds the trajectories in memory while a phase trains")
   if cfg.save_params == "grok":
     return (f"; --save-params grok keeps up to {mib:,.1f} MiB of parameters in params/ (the "
             "runs that grok, at T_grok) and as much in phases/")
@@ -245,13 +253,17 @@ def memory_needed(cfg: Config, cells: list[Cell]) -> int:
     t = max((c.task(cfg) for c in group), key=lambda t: t.problem_def.cost())
     prob, h = t.problem_def, cfg.hidden
     n_params, state_bytes = state_size(t)
-    state = 2 * (3 + (cfg.save_params == "grok")) * 4 * n_params + state_bytes
+    state = 2 * (3 + (cfg.save_params != "none" and cfg.save_params != "final")) * 4 * n_params \
+        + state_bytes
     curves = 2 * len(CURVES) * 4 * -(-max(c.budget for c in group) // cfg.eval_every)
     k = prob.n_classes
     act = 4 * 3 * (prob.n_train * (2 * h + 2 * k) + (prob.n_train + prob.n_test) * (h + k))
     runs = sum(c.runs for c in group)
     lanes = max(runs, 8 * _devices())
-    worst = max(worst, lanes * state + runs * curves + _devices() * act)
+    every = keep_every(cfg.save_params)  # a trajectory lives on the host, twice when saved
+    traj = 0 if every is None else 2 * 4 * n_params * sum(c.runs * (c.budget // every)
+                                                         for c in group)
+    worst = max(worst, lanes * state + runs * curves + _devices() * act + traj)
   return int(worst)
 
 

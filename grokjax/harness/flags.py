@@ -92,6 +92,26 @@ def number_in(flag: str, low: float, high: float | None, closed_low: bool,
   return parse
 
 
+def save_params(text: str) -> str:
+  """--save-params: none, final, grok or every:N."""
+  from grokjax.engine.train import keep_every
+  try:
+    keep_every(text)
+  except ValueError:
+    raise UsageError(f"--save-params: {text!r} is none of none, final, grok, every:N (N a "
+                     "positive number of steps)") from None
+  return text
+
+
+def check_save_params(cfg) -> None:
+  """every:N saves at evaluations: N must be a multiple of --eval-every."""
+  from grokjax.engine.train import keep_every
+  every = keep_every(cfg.save_params)
+  if every is not None and every % cfg.eval_every:
+    raise UsageError(f"--save-params every:{every}: N must be a multiple of --eval-every "
+                     f"({cfg.eval_every})")
+
+
 def margin(text: str) -> int | None:
   if text.lower() == "none":
     return None

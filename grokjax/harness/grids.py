@@ -164,13 +164,20 @@ def write_tables(sess: Session, phases: list[tuple[SweepResult, list[dict]]]) ->
 def write_params(path: str, res: SweepResult, rows: list[dict], first: int, kept: str) -> None:
   """A phase's kept parameters as one npz: `run` (the runs.csv row of each), `step` (the
   step they are from) and one array per parameter leaf. "final": every run, at the step it
-  stopped; "grok": the runs that grokked, at their T_grok as runs.csv gives it."""
-  if kept == "grok":
+  stopped; "grok": the runs that grokked, at their T_grok as runs.csv gives it; "every:N":
+  those, and every run's trajectory (`trajectory_run`, `trajectory_steps`, and one
+  `trajectory_<leaf>` array [runs, saves, ...] per leaf, NaN past the step it stopped)."""
+  traj = {}
+  if res.trajectory is not None:
+    traj = dict(trajectory_run=first + np.arange(len(rows)), trajectory_steps=res.trajectory_steps,
+                **{f"trajectory_{k}": v for k, v in res.trajectory.items()})
+  if kept != "final":
     at = np.flatnonzero([r["grokked"] for r in rows])
     step = np.array([rows[i]["t_grok"] for i in at], np.int64)
   else:
     at, step = np.arange(len(rows)), res.last_step
-  io.write_npz(path, run=first + at, step=step, **{k: v[at] for k, v in res.params.items()})
+  io.write_npz(path, run=first + at, step=step, **{k: v[at] for k, v in res.params.items()},
+               **traj)
 
 
 def _unique(keys: list[str]) -> list[str]:

@@ -45,27 +45,59 @@ class Results:
     keep = (self.steps[run] >= 0) & (self.steps[run] <= self.runs[run]["steps_trained"])
     return self.steps[run][keep], self.curves[name][run][keep]
 
-  def params(self, run: int) -> tuple[dict[str, np.ndarray], int]:
+  def params(self, run: int, step: int | None = None) -> tuple[dict[str, np.ndarray], int]:
     """Run `run`'s parameters (leaf name -> array, the model's own names) and the step
     they are from: for a folder trained with --save-params final, the step it stopped at;
-    with --save-params grok, its T_grok (IndexError for a run that never grokked)."""
+    with --save-params grok (or every:N), its T_grok (IndexError for a run that never
+    grokked). `step`: from a folder trained with --save-params every:N, the parameters at
+    that saved step (a multiple of N the run trained to; `trajectory` lists them)."""
+    if step is not None:
+      steps, traj = self.trajectory(run)
+      hit = np.flatnonzero(steps == step)
+      if not len(hit):
+        raise IndexError(f"run {run} has no parameters saved at step {step}: its trajectory "
+                         f"holds steps {_span(steps)}")
+      return {k: v[int(hit[0])] for k, v in traj.items()}, int(step)
+    for z in self._param_files():
+      hit = np.flatnonzero(z["run"] == run)
+      if len(hit):
+        i = int(hit[0])
+        return ({k: z[k][i] for k in z.files if k not in ("run", "step")
+                 and not k.startswith("trajectory_")}, int(z["step"][i]))
+    if self.config.get("save_params", "none") not in ("none", "final") and \
+        0 <= run < len(self.runs):
+      raise IndexError(f"run {run} never grokked: --save-params {self.config['save_params']} "
+                       "keeps the parameters of the runs that grokked, at their T_grok")
+    raise IndexError(f"run {run} is in none of {self.folder}'s params/ files (runs.csv has "
+                     f"{len(self.runs)} runs)")
+
+  def trajectory(self, run: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run `run`'s saved trajectory (--save-params every:N): the steps N, 2N, ... it
+    trained to, and per leaf its parameters at them, [saves, ...]."""
+    for z in self._param_files():
+      if "trajectory_run" not in z.files:
+        continue
+      hit = np.flatnonzero(z["trajectory_run"] == run)
+      if len(hit):
+        i = int(hit[0])
+        steps = z["trajectory_steps"]
+        keep = steps <= self.runs[run]["steps_trained"]
+        return steps[keep], {k[len("trajectory_"):]: z[k][i][keep] for k in z.files
+                             if k.startswith("trajectory_") and k not in
+                             ("trajectory_run", "trajectory_steps")}
+    raise IndexError(f"run {run} has no trajectory in {self.folder}: train with "
+                     "--save-params every:N to keep one")
+
+  def _param_files(self):
+    """The params/ files, opened one at a time (FileNotFoundError when there are none)."""
     folder = os.path.join(self.folder, "params")
     names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    if not names:
+      raise FileNotFoundError(f"{folder} is missing: train with --save-params final, grok or "
+                              "every:N to keep the parameters")
     for name in names:
       with np.load(os.path.join(folder, name), allow_pickle=False) as z:
-        hit = np.flatnonzero(z["run"] == run)
-        if len(hit):
-          i = int(hit[0])
-          return ({k: z[k][i] for k in z.files if k not in ("run", "step")},
-                  int(z["step"][i]))
-    if not names:
-      raise FileNotFoundError(f"{folder} is missing: train with --save-params final (or grok) "
-                              "to keep the parameters")
-    if self.config.get("save_params") == "grok" and 0 <= run < len(self.runs):
-      raise IndexError(f"run {run} never grokked: --save-params grok keeps the parameters of "
-                       "the runs that grokked, at their T_grok")
-    raise IndexError(f"run {run} is in none of {folder}'s files (runs.csv has "
-                     f"{len(self.runs)} runs)")
+        yield z
 
   def dataframe(self):
     """The runs as a pandas DataFrame, one row per run, index = run id."""
@@ -75,6 +107,10 @@ class Results:
       raise ImportError("Results.dataframe needs pandas (pip install pandas); "
                         "Results.runs holds the same rows as dicts") from None
     return pd.DataFrame(self.runs)
+
+
+def _span(steps: np.ndarray) -> str:
+  return "none" if not len(steps) else f"{steps[0]:,} to {steps[-1]:,} every {steps[0]:,}"
 
 
 def load(folder: str, curves: bool = True) -> Results:

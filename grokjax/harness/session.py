@@ -255,6 +255,9 @@ def same_runs(a: Runs, b: Runs) -> bool:
 def save_result(path: str, res: SweepResult) -> None:
   arrays = {f"curve_{k}": v for k, v in res.curves.items()}
   arrays.update({f"param_{k}": v for k, v in (res.params or {}).items()})
+  arrays.update({f"trajectory_{k}": v for k, v in (res.trajectory or {}).items()})
+  if res.trajectory_steps is not None:
+    arrays["trajectory_steps"] = res.trajectory_steps
   arrays.update({f"run_{f.name}": getattr(res.runs, f.name) for f in dataclasses.fields(Runs)})
   task = np.array(json.dumps(dataclasses.asdict(res.task), sort_keys=True))
   io.write_npz(path, steps=res.steps, last_step=res.last_step, diverged_step=res.diverged_step,
@@ -271,8 +274,11 @@ def load_result(path: str) -> SweepResult:
                  if f"run_{f.name}" in z.files})
   curves = {k[len("curve_"):]: z[k] for k in z.files if k.startswith("curve_")}
   params = {k[len("param_"):]: z[k] for k in z.files if k.startswith("param_")}
+  traj = {k[len("trajectory_"):]: z[k] for k in z.files
+          if k.startswith("trajectory_") and k != "trajectory_steps"}
   return SweepResult(task, runs, z["steps"], curves, z["last_step"], z["diverged_step"],
-                     float(z["wall_s"]), params=params or None)
+                     float(z["wall_s"]), params=params or None, trajectory=traj or None,
+                     trajectory_steps=z["trajectory_steps"] if traj else None)
 
 
 def say(msg: str) -> None:
