@@ -178,7 +178,7 @@ class Runs:
     stream: the seed stream of the run (`Task.init_seed`): a results folder sets its
       experiment's, so seed indices of two experiments are independent samples.
     noise: k, the amplitude of Gaussian noise added to every parameter after every update,
-      k * 2^-24 * |theta| (float32's relative rounding scale) per parameter and step, drawn
+      k * 2^-24 * abs(theta) (float32's relative rounding scale) per parameter and step, drawn
       from a key stream of its own (never the seed's init or split); 0: none. Needs
       `Task(noise=True)`.
   """

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import math
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,31 +22,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from grokjax.engine.checkpoints import Checkpoints, grid_fingerprint
+from grokjax.engine.keep import (check_grok_steps, keep_every, keep_final, keep_grok,
+                                 keep_trajectory, n_keep_of, named_leaves)
 from grokjax.engine.program import GrokRule, program
 from grokjax.engine.reduce import grok_times
 from grokjax.engine.runtime import all_cpu, batch_floor, default_vmap_width, to_host
 from grokjax.engine.spec import Runs, SweepResult, Task, hparams
-
-# The parameters `train` can keep of each run (`keep_params`; the --save-params choices);
-# "every:N" (`keep_every`) also keeps a trajectory.
-KEEP_PARAMS = ("none", "final", "grok")
-
-
-def keep_every(keep_params: str) -> int | None:
-  """N of keep_params "every:N" (a trajectory every N steps, and the parameters at T_grok);
-  None for the other choices; ValueError for one that is none of them.
-
-  >>> keep_every("every:500"), keep_every("grok")
-  (500, None)
-  """
-  if keep_params in KEEP_PARAMS:
-    return None
-  head, _, n = str(keep_params).partition(":")
-  if head != "every" or not n.isdigit() or int(n) < 1:
-    raise ValueError(f"keep_params must be one of {', '.join(KEEP_PARAMS)} or every:N (N a "
-                     f"positive number of steps), got {keep_params!r}")
-  return int(n)
-
 
 def batch_size(live: int, ndev: int, cap: int, floor: int = 1) -> int:
   """Batch size for `live` runs: ndev times the next power of two (at least `floor` per
@@ -190,13 +171,13 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
                 elapsed=np.float64(0.0), lane_steps=np.int64(0))
     if keep_params != "none":  # filled as runs stop; kept in the checkpoints with the rest
       loop["params"] = {name: np.full((n, *x.shape[1:]), np.nan, x.dtype)
-                        for name, x in _named_leaves(state["params"]).items()}
+                        for name, x in named_leaves(state["params"]).items()}
     if grok_kept:  # the step of each run's kept parameters, -1 before it groks
       loop["grok_step"] = np.full(n, -1, np.int64)
     if every is not None:  # the trajectory: at steps N, 2N, ... up to the longest budget
       n_keep = int(budgets.max()) // every
       loop["trajectory"] = {name: np.full((n, n_keep, *x.shape[1:]), np.nan, x.dtype)
-                            for name, x in _named_leaves(state["params"]).items()}
+                            for name, x in named_leaves(state["params"]).items()}
   else:
     loop, leaves = saved
     size = len(loop["lanes"])
@@ -260,7 +241,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
         curves[k][r, start:stop] = rec[k][lane, : stop - start]
     trained = int(np.sum(step_now[real] - last_step[run]))
     if every is not None:
-      _keep_trajectory(loop["trajectory"], every, state["params"], real, run,
+      keep_trajectory(loop["trajectory"], every, state["params"], real, run,
                        step_now[real], last_step[run])
     last_step[run] = step_now[real]
     diverged[run] = div_now[real]
@@ -288,9 +269,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     if keep_params != "none" and np.any(finished & live):
       done = np.flatnonzero(finished & live)
       if keep_params == "final":
-        _keep_params(loop["params"], state["params"], lanes, pad, done)
+        keep_final(loop["params"], state["params"], lanes, pad, done)
       else:
-        _keep_grok_params(loop, state["grok"], rule.persist, lanes, pad, done)
+        keep_grok(loop, state["grok"], rule.persist, lanes, pad, done)
     live[:] = ~finished
     if snapshot is not None:
       saved_state, saved_lanes, saved_pad = snapshot
@@ -325,72 +306,12 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   if not rate_told and last_step.sum() > done0:  # every chunk compiled: the whole, compiles in
     on_rate((last_step.sum() - done0) / (time.perf_counter() - t0), False)
   if grok_kept:
-    _check_grok_steps(loop["grok_step"], steps, curves, budgets, rule)
+    check_grok_steps(loop["grok_step"], steps, curves, budgets, rule)
   wall = elapsed0 + time.perf_counter() - t0
   traj = loop.get("trajectory")
   return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
                      int(loop["lane_steps"]), loop.get("params"), traj,
                      None if traj is None else every * np.arange(1, n_keep_of(traj) + 1))
-
-
-def n_keep_of(trajectory: dict[str, np.ndarray]) -> int:
-  return next(iter(trajectory.values())).shape[1]
-
-
-def _keep_trajectory(kept: dict[str, np.ndarray], every: int, params, lanes, runs, now, before
-                     ) -> None:
-  """Copy the parameters of the runs whose chunk just ended at a multiple of `every` (a
-  chunk never crosses one: `train` sizes them so) into their trajectory slot now // every - 1."""
-  hit = (now % every == 0) & (now > before) & (now // every <= n_keep_of(kept))
-  if not hit.any():
-    return
-  at, slot = np.asarray(lanes)[hit], now[hit] // every - 1
-  for name, leaf in _named_leaves(to_host(params)).items():
-    kept[name][np.asarray(runs)[hit], slot] = np.asarray(leaf)[at]
-
-
-def _named_leaves(params) -> dict[str, Any]:
-  """The parameter leaves by name: their tree paths joined with dots (`w1`, `blocks.0.wq`)."""
-  return {".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): leaf
-          for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
-
-
-def _lanes_of(runs, lanes, pad) -> np.ndarray:
-  """The batch lane of each of `runs` (live runs have exactly one that is not padding)."""
-  lane_of = {int(r): i for i, r in enumerate(lanes) if not pad[i]}
-  return np.array([lane_of[int(r)] for r in runs])
-
-
-def _keep_params(kept: dict[str, np.ndarray], params, lanes, pad, done) -> None:
-  """Copy the parameters of the runs `done` (just stopped) from the batch into `kept`."""
-  at = _lanes_of(done, lanes, pad)
-  for name, leaf in _named_leaves(to_host(params)).items():
-    kept[name][done] = np.asarray(leaf)[at]
-
-
-def _keep_grok_params(loop: dict, grok, persist: int, lanes, pad, done) -> None:
-  """Copy the parameters at T_grok of the runs `done` that grokked, and that step, from the
-  batch's `grok` state (`grokjax.engine.program.Program`) into the loop state."""
-  grok = to_host(grok)
-  at = _lanes_of(done, lanes, pad)
-  hit = np.asarray(grok["streak"])[at] >= persist
-  done, at = done[hit], at[hit]
-  loop["grok_step"][done] = np.asarray(grok["step"])[at]
-  for name, leaf in _named_leaves(grok["params"]).items():
-    loop["params"][name][done] = np.asarray(leaf)[at]
-
-
-def _check_grok_steps(kept: np.ndarray, steps, curves, budgets, rule: GrokRule) -> None:
-  """The steps the device kept parameters at must be the T_grok the curves give."""
-  res = grok_times(steps, curves["train_acc"], curves["test_acc"], curves["norm"], budgets,
-                   grok_threshold=rule.threshold, grok_persist=rule.persist)
-  want = np.where(res["grokked"], res["t_grok"], -1)
-  bad = np.flatnonzero(want != kept)
-  if len(bad):
-    i = int(bad[0])
-    raise RuntimeError(f"run {i}'s parameters were kept at step {kept[i]} and its curves put "
-                       f"T_grok at {want[i]} (-1: never): the device's grok rule disagrees "
-                       "with grokjax.engine.reduce's")
 
 
 @jax.jit

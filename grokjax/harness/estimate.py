@@ -14,7 +14,7 @@ from grokjax.harness.config import Config
 from grokjax.harness.session import Session, say
 from grokjax.analysis.stats import cell_summary
 from grokjax.engine.spec import CURVES, Task
-from grokjax.engine.train import keep_every
+from grokjax.engine.keep import keep_every
 
 
 # The prior of the time estimate. For the paper's MLP on a + b mod p, inside the ranges it

@@ -94,7 +94,7 @@ def number_in(flag: str, low: float, high: float | None, closed_low: bool,
 
 def save_params(text: str) -> str:
   """--save-params: none, final, grok or every:N."""
-  from grokjax.engine.train import keep_every
+  from grokjax.engine.keep import keep_every
   try:
     keep_every(text)
   except ValueError:
@@ -105,7 +105,7 @@ def save_params(text: str) -> str:
 
 def check_save_params(cfg) -> None:
   """every:N saves at evaluations: N must be a multiple of --eval-every."""
-  from grokjax.engine.train import keep_every
+  from grokjax.engine.keep import keep_every
   every = keep_every(cfg.save_params)
   if every is not None and every % cfg.eval_every:
     raise UsageError(f"--save-params every:{every}: N must be a multiple of --eval-every "

@@ -58,16 +58,69 @@ class TableError(ValueError):
 REQUIRED_COLUMNS = ("p", "seed", "arm", "lr", "t_grok", "grokked", "diverged")
 
 
+# runs.csv's columns: name -> (the type `read_runs` gives, what it means). The one schema
+# that the reader and the documentation read; a column not named here reads as a float.
+RUNS_COLUMNS: dict[str, tuple[str, str]] = {
+    "p": ("int", "the modulus (sparse parity: the input bits n)"),
+    "problem": ("str", "what is learnt: add, sub, mul, div, x2_xy_y2, sparse_parity"),
+    "arch": ("str", "mlp or transformer"),
+    "layernorm": ("bool", "a LayerNorm in the model"),
+    "seed": ("int", "the run's seed within its cell"),
+    "seed_stream": ("str", "the stream its sample seeds are drawn from"),
+    "arm": ("str", "free, clamp, or an experiment's own arm (oneshot, kick, hold, ...)"),
+    "rho": ("float", "the held norm in units of W_c (clamp arms; empty for free runs)"),
+    "target_norm": ("float", "the held norm rho * W_c itself"),
+    "lr": ("float", "learning rate"),
+    "wd": ("float", "weight decay lambda (decoupled)"),
+    "t_int": ("int", "the step the clamp starts at"),
+    "budget": ("int", "the run's step budget"),
+    "steps_trained": ("int", "steps it trained: its budget, or where it retired or diverged"),
+    "t_mem": ("int", "first evaluated step with train accuracy >= 0.99 (-1: never)"),
+    "t_grok": ("int", "first evaluated step with test accuracy >= 0.90; the budget if censored"),
+    "grokked": ("bool", "test accuracy reached the threshold"),
+    "censored": ("bool", "never grokked within its budget (and did not diverge)"),
+    "fell_back": ("bool", "test accuracy reached the threshold, then fell below it"),
+    "diverged": ("bool", "its loss or weights became non-finite; left out of every fit"),
+    "diverged_step": ("int", "the step it diverged at"),
+    "norm_at_grok": ("float", "||W|| at T_grok (W_c is their median over free runs)"),
+    "norm_at_mem": ("float", "||W|| at T_mem"),
+    "t_peak": ("int", "the step of the largest ||W|| between T_mem and T_grok"),
+    "norm_peak": ("float", "that largest ||W||: where a free run's contraction starts"),
+    "collapse_at_grok": ("float", "softmax-collapse fraction at T_grok"),
+    "collapse_max": ("float", "its largest value"),
+    "t_floor": ("float", "first step with half the train examples at the loss floor of the "
+                         "run's dtype (a correct-class gradient of exactly 0)"),
+    "t_floor_f32": ("float", "the same for float32's floor (off-class mass below 2^-24), in any "
+                             "dtype"),
+    "train_loss_at_grok": ("float", "train loss at T_grok"),
+    "floor_at_grok": ("float", "fraction of train examples at the floor at T_grok"),
+    "gini_final": ("float", "Fourier Gini of the embedding at the last evaluation"),
+    "final_train_acc": ("float", "train accuracy at the last evaluation"),
+    "final_test_acc": ("float", "test accuracy at the last evaluation"),
+    "norm_group": ("str", "the weight group whose norm is measured and held, where not all"),
+    "wc": ("float", "the W_c its held norm is a multiple of (clamp runs)"),
+    "intervention": ("str", "norm_interventions: oneshot, kick or hold"),
+    "group": ("str", "norm_interventions: the weight group a kick scales"),
+    "factor": ("float", "norm_interventions: the kick's factor"),
+    "scale": ("float", "free_norm_delay: the factor s its weights were scaled by"),
+    "start_norm": ("float", "free_norm_delay: ||W|| the contraction starts from"),
+    "v_peak": ("float", "free_norm_delay: norm_peak^2"),
+    "v_grok": ("float", "free_norm_delay: norm_at_grok^2"),
+    "m": ("float", "sparse_parity: training examples"),
+    "precision_arm": ("str", "precision: the arm, DTYPE[+LOSS][+noiseK]"),
+    "dtype": ("str", "precision: float32 or float64"),
+    "loss": ("str", "precision: the loss"),
+    "noise": ("float", "precision: parameter noise k (units of 2^-24 |theta|)"),
+}
+
+
 def read_runs(path: str) -> list[dict[str, Any]]:
   """runs.csv as typed rows (ints, floats, bools; None for empty cells). A file without
   a required column, or with a value that is not of its column's type, raises
   TableError naming the file, the row and the column."""
   import csv
-  ints = {"p", "seed", "budget", "steps_trained", "t_mem", "t_grok", "t_int", "diverged_step",
-          "t_peak"}
-  floats = {"rho", "lr", "wd", "target_norm", "norm_at_grok", "wc", "norm_at_mem", "norm_peak"}
-  bools = {"grokked", "censored", "diverged", "layernorm", "fell_back"}
-  strings = {"seed_stream", "arm", "problem", "arch", "intervention", "group", "norm_group"}
+  of = lambda kind: {k for k, (t, _) in RUNS_COLUMNS.items() if t == kind}
+  ints, floats, bools, strings = of("int"), of("float"), of("bool"), of("str")
   rows = []
   with open(path, newline="") as f:
     reader = csv.DictReader(f)

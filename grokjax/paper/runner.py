@@ -37,7 +37,7 @@ def run_claims(names: Sequence[str], out: str, results: str, seeds: int | None,
   import jax
   on_cpu = jax.default_backend() == "cpu"
   todo = []
-  say("plan (paper preset; expected from the grok-time prior, see README):")
+  say("plan (paper preset; expected from the grok-time prior, see docs/getting_started.md):")
   total = 0.0
   for name in names:
     for part in CLAIMS[name][1]:
