@@ -22,7 +22,7 @@ res = train(task, runs, progress=False, keep_params="final", retire_margin=None,
 params = {k: jnp.asarray(v[0]) for k, v in res.params.items()}
 prog = program(task)
 state = jax.tree.map(lambda x: x[0], prog.init(np.array([task.init_seed(1.0, 0, "")], np.uint32)))
-inputs, y, is_train = task.problem_def.eval_set(state["data"])
+inputs, y, is_train = task.problem_def.eval_set(state.data)
 logits = jax.jit(lambda p: prog.model(p)(*inputs))(params)
 train_rows = np.asarray(is_train)
 z, labels = jnp.asarray(np.asarray(logits)[train_rows]), jnp.asarray(np.asarray(y)[train_rows])

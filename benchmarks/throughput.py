@@ -94,13 +94,13 @@ def profile(task: Task, reps: int = 200) -> dict:
   state = jax.tree.map(lambda x: x[0], prog.init(jnp.arange(1, dtype=jnp.uint32)))
   runs = Runs(np.arange(1), 1e-3, 1.0, 50.0, 0, 10 ** 7)
   hp = jax.tree.map(lambda x: jnp.asarray(x[0]), hparams(runs, np.dtype(task.dtype)))
-  args = prog.problem.train_set(state["data"])
+  args = prog.problem.train_set(state.data)
   pieces = {
-      "forward": lambda s: prog.loss(s["params"], *args),
+      "forward": lambda s: prog.loss(s.params, *args),
       # every gradient leaf used: summing one leaf lets XLA drop the others' products
       "forward_backward": lambda s: sum(g.sum() for g in jax.tree.leaves(
-          jax.grad(prog.loss)(s["params"], *args))),
-      "whole_step": lambda s: sum(x.sum() for x in jax.tree.leaves(prog.step(s, hp)["params"])),
+          jax.grad(prog.loss)(s.params, *args))),
+      "whole_step": lambda s: sum(x.sum() for x in jax.tree.leaves(prog.step(s, hp).params)),
       "evaluation": lambda s: prog.evaluate(s)["test_acc"],
   }
   out = {}

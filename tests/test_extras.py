@@ -133,7 +133,7 @@ def test_the_device_grok_rule_agrees_with_reduce():
   both sides of float32's 0.9, and ignores the evaluations past a run's budget."""
   import jax
   import jax.numpy as jnp
-  from grokjax.engine.program import GrokRule, Program
+  from grokjax.engine.program import GrokRule, GrokState, Program, RunState
   from grokjax.engine.reduce import first_crossing
   from grokjax.engine.spec import Runs, Task, hparams
   task = Task(p=5, d=2, hidden=2, eval_every=10)
@@ -146,21 +146,22 @@ def test_the_device_grok_rule_agrees_with_reduce():
   for persist in (1, 2, 3):
     prog = Program(task, GrokRule(0.9, persist))
     watch = jax.vmap(prog.watch_grok, in_axes=(0, 0, None, 0))
-    state = dict(params={"w": jnp.zeros(256)}, grok=dict(
-        params={"w": jnp.full(256, jnp.nan)}, streak=jnp.zeros(256, jnp.int32),
-        step=jnp.full(256, -1, jnp.int32)))
+    state = RunState(params={"w": jnp.zeros(256)}, opt=None, step=None, diverged=None,
+                     data=None, grok=GrokState(params={"w": jnp.full(256, jnp.nan)},
+                                               streak=jnp.zeros(256, jnp.int32),
+                                               step=jnp.full(256, -1, jnp.int32)))
     for col in range(12):  # the weights at evaluation col are col + 1
-      state = dict(state, params={"w": jnp.full(256, col + 1.0)})
+      state = state._replace(params={"w": jnp.full(256, col + 1.0)})
       state = watch(state, jnp.asarray(acc[:, col]), jnp.int32(col), hp)
-    grok = jax.device_get(state["grok"])
-    crossed = grok["streak"] >= persist
+    grok = jax.device_get(state.grok)
+    crossed = grok.streak >= persist
     recorded = np.where(steps[None, :] <= budget[:, None], acc, np.nan)
     hit, want = first_crossing(steps, recorded, 0.9, persist)
-    np.testing.assert_array_equal(np.where(crossed, grok["step"], -1), want)
-    np.testing.assert_array_equal(grok["params"]["w"][hit], want[hit] / 10)
+    np.testing.assert_array_equal(np.where(crossed, grok.step, -1), want)
+    np.testing.assert_array_equal(grok.params["w"][hit], want[hit] / 10)
     assert 0 < hit.sum() < 256
     if persist > 1:  # some streaks broke: their candidate weights were not taken
-      assert np.isfinite(grok["params"]["w"][~crossed]).any()
+      assert np.isfinite(grok.params["w"][~crossed]).any()
 
 
 def test_save_params_grok_keeps_the_weights_at_t_grok_and_changes_nothing(tmp_path):

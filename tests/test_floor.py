@@ -25,7 +25,7 @@ def _scaled_state(task, factor):
   train examples sit at the floor and others not."""
   prog = program(task)
   state = jax.tree.map(lambda x: x[0], prog.init(np.array([7], np.uint32)))
-  return prog, dict(state, params={k: v * factor for k, v in state["params"].items()})
+  return prog, state._replace(params={k: v * factor for k, v in state.params.items()})
 
 
 @SHARES_TINY
@@ -34,8 +34,8 @@ def test_the_floor_curves_count_the_train_examples_the_losses_call_floored(loss)
   task = dataclasses.replace(TINY, loss=loss)
   prog, state = _scaled_state(task, 6.0)
   record = jax.jit(prog.evaluate)(state)
-  inputs, y, is_train = task.problem_def.eval_set(state["data"])
-  logits = jax.jit(lambda p: prog.model(p)(*inputs))(state["params"])
+  inputs, y, is_train = task.problem_def.eval_set(state.data)
+  logits = jax.jit(lambda p: prog.model(p)(*inputs))(state.params)
   train = np.asarray(is_train)
   floored = np.asarray(losses.at_floor(loss, logits, y))[train]
   under = np.asarray(losses.below_float32_floor(logits, y))[train]
@@ -89,16 +89,16 @@ def test_noise_is_k_ulps_of_each_parameter_and_leaves_the_init_alone():
   noisy = dataclasses.replace(TINY, noise=True)
   start0, plain = _one_step(TINY, 0.0)
   start1, quiet = _one_step(noisy, 0.0)
-  for name in plain["params"]:  # the noise key is a stream apart: same init, same split
-    np.testing.assert_array_equal(start0["params"][name], start1["params"][name])
-    np.testing.assert_array_equal(plain["params"][name], quiet["params"][name])  # k = 0
-  np.testing.assert_array_equal(start0["data"]["train_idx"], start1["data"]["train_idx"])
+  for name in plain.params:  # the noise key is a stream apart: same init, same split
+    np.testing.assert_array_equal(start0.params[name], start1.params[name])
+    np.testing.assert_array_equal(plain.params[name], quiet.params[name])  # k = 0
+  np.testing.assert_array_equal(start0.data.train_idx, start1.data.train_idx)
   k = 1000.0
   _, loud = _one_step(noisy, k)
   z = np.concatenate([
-      ((np.asarray(loud["params"][n], np.float64) - np.asarray(plain["params"][n], np.float64))
-       / (k * 2.0 ** -24 * np.abs(np.asarray(plain["params"][n], np.float64)))).ravel()
-      for n in plain["params"] if np.all(np.abs(plain["params"][n]) > 0)])
+      ((np.asarray(loud.params[n], np.float64) - np.asarray(plain.params[n], np.float64))
+       / (k * 2.0 ** -24 * np.abs(np.asarray(plain.params[n], np.float64)))).ravel()
+      for n in plain.params if np.all(np.abs(plain.params[n]) > 0)])
   assert len(z) > 500
   assert abs(z.mean()) < 0.1 and 0.9 < z.std() < 1.1  # N(0, 1) per parameter
 

@@ -55,8 +55,8 @@ def test_spec_errors_name_the_problem():
 def test_sparse_parity_data():
   prob = problems.build("sparse_parity:k=3", 20, 0.4, 500)
   data = jax.jit(prob.split)(jax.random.key(0))
-  assert data["x_train"].shape == (500, 20) and data["x_test"].shape == (2000, 20)
-  x = np.asarray(data["x_train"]).astype(int)
+  assert data.x_train.shape == (500, 20) and data.x_test.shape == (2000, 20)
+  x = np.asarray(data.x_train).astype(int)
   assert set(np.unique(x)) == {-1, 1}
   (_,), y = prob.train_set(data)
   np.testing.assert_array_equal(np.asarray(y), (x[:, :3].prod(1) > 0).astype(int))
@@ -64,7 +64,7 @@ def test_sparse_parity_data():
   (x_all,), _, is_train = prob.eval_set(data)
   assert x_all.shape == (2500, 20) and int(is_train.sum()) == 500
   other = prob.split(jax.random.key(1))
-  assert not np.array_equal(np.asarray(other["x_test"]), np.asarray(data["x_test"]))
+  assert not np.array_equal(np.asarray(other.x_test), np.asarray(data.x_test))
 
 
 @pytest.mark.parametrize("spec,p", [("mul", 13), ("sparse_parity", 12)])
@@ -77,7 +77,7 @@ def test_matched_counterfactual(spec, p):
   state = program(task).init(seeds)
   for leaf in jax.tree.leaves(state):
     np.testing.assert_array_equal(np.asarray(leaf[0]), np.asarray(leaf[1]))
-  matrices = [x for x in jax.tree.leaves(state["params"]) if x.ndim >= 3]
+  matrices = [x for x in jax.tree.leaves(state.params) if x.ndim >= 3]
   assert all(not np.array_equal(np.asarray(x[0]), np.asarray(x[2])) for x in matrices)
 
 

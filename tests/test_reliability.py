@@ -89,7 +89,7 @@ def test_softmax_collapse_fraction():
   state = jax.tree.map(lambda x: x[0], states)
   evaluate = jax.jit(prog.evaluate)  # one program (run eagerly, each operation compiles)
   assert float(evaluate(state)["collapse"]) == 0.0
-  big = dict(state, params=dict(state["params"], w2=1e7 * state["params"]["w2"]))
+  big = state._replace(params=dict(state.params, w2=1e7 * state.params["w2"]))
   assert float(evaluate(big)["collapse"]) == 1.0
 
 

@@ -187,7 +187,8 @@ def test_kick_at_step_0_equals_training_from_scaled_initial_weights():
     _, second, _ = chunk(state, hp)
     return {k: np.concatenate([first[k][:1], second[k][:1]], axis=1) for k in first}
   scaled = init()
-  scaled["params"] = {k: v * 1.5 if v.ndim >= 3 else v for k, v in scaled["params"].items()}
+  scaled = scaled._replace(params={k: v * 1.5 if v.ndim >= 3 else v
+                                   for k, v in scaled.params.items()})
   ref = curves(scaled, hp)
   got = curves(init(), hp_kicked)
   chex.assert_trees_all_close(got, ref, rtol=1e-6)
@@ -207,8 +208,8 @@ def test_one_shot_rescale_and_group_kick_in_the_engine():
               kick_group=[0, 0, KICK_GROUPS.index("embedding")])
   state, rec = _advance(prog, prog.init(seeds), runs, 2)  # 10 steps, the interventions land
   np.testing.assert_allclose(rec["norm"][1, 1], 5.0, rtol=1e-5)   # rescaled at step 10
-  np.testing.assert_allclose(state["params"]["embed"][2], 0.8 * state["params"]["embed"][0], rtol=1e-6)
-  np.testing.assert_allclose(state["params"]["w1"][2], state["params"]["w1"][0], rtol=1e-6)
+  np.testing.assert_allclose(state.params["embed"][2], 0.8 * state.params["embed"][0], rtol=1e-6)
+  np.testing.assert_allclose(state.params["w1"][2], state.params["w1"][0], rtol=1e-6)
   np.testing.assert_allclose(rec["norm"][:, 0], rec["norm"][0, 0], rtol=1e-6)  # identical before
   state, rec = _advance(prog, state, runs, 2)
   assert abs(float(rec["norm"][1, -1]) - 5.0) > 1e-3   # after the one-shot, free again
@@ -346,13 +347,13 @@ def test_padded_weights_and_moments_stay_exactly_zero():
   prog = program(big)
   init, hp, chunk = _as_train_calls(prog, _padded_grid())  # runs 0, 1: size 13 of 17
   state, _, _ = chunk(init(), hp)
-  assert np.asarray(state["step"])[:4].tolist() == [20, 20, 20, 20]
-  adam = state["opt"][0][0]  # (AdamW chain, clamp, kick) -> AdamW (adam, decay, lr) -> adam
-  for tree in (state["params"], adam.mu, adam.nu):
+  assert np.asarray(state.step)[:4].tolist() == [20, 20, 20, 20]
+  adam = state.opt[0][0]  # (AdamW chain, clamp, kick) -> AdamW (adam, decay, lr) -> adam
+  for tree in (state.params, adam.mu, adam.nu):
     for name, rows in (("embed", np.s_[:2, 13:]), ("w2", np.s_[:2, 13:]), ("b2", np.s_[:2, 13:])):
       assert np.all(np.asarray(tree[name])[rows] == 0), name
-  assert np.any(np.asarray(state["params"]["w2"])[:2, :13] != 0)
-  assert np.all(np.asarray(state["params"]["w2"])[2:4] != 0)  # a size-17 run fills the program
+  assert np.any(np.asarray(state.params["w2"])[:2, :13] != 0)
+  assert np.all(np.asarray(state.params["w2"])[2:4] != 0)  # a size-17 run fills the program
 
 
 @SHARES_TINY
@@ -384,7 +385,7 @@ def test_group_clamp_matches_a_hand_written_reference():
   from grokjax.engine.program import program
   task = Task(p=11, d=16, hidden=32, arch="transformer", heads=2, eval_every=1)
   prog = program(task)
-  params = jax.tree.map(lambda x: x[0], prog.init(jnp.array([7], jnp.uint32))["params"])
+  params = jax.tree.map(lambda x: x[0], prog.init(jnp.array([7], jnp.uint32)).params)
   grads = jax.tree.map(lambda x: jnp.cos(3.0 * x + 1.0), params)
   lr, wd, target = 1e-2, 1.0, 1.7
   groups = ["all", "output", "embedding", "mlp"]
@@ -475,7 +476,11 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
   assert "\n" not in str(e.value)
   # made on 2 devices, resumed on 1: refused, naming both counts
   ck = checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2)
-  ck.save(10, dict(lanes=np.arange(2)), [np.zeros(3, np.float32)])
+  loop = checkpoints.LoopState(lanes=np.arange(2), pad=np.zeros(2, bool), live=np.ones(2, bool),
+                               last_step=np.zeros(2, np.int64), diverged=-np.ones(2, np.int64),
+                               curves={"norm": np.zeros((2, 3))}, elapsed=np.float64(0),
+                               lane_steps=np.int64(0))
+  ck.save(10, loop, [np.zeros(3, np.float32)])
   with pytest.raises(ValueError, match="made on 2 devices and this process has 1"):
     checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=1).restore()
   assert checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2).restore() is not None

@@ -17,8 +17,39 @@ from grokjax.engine.spec import Runs, Task
 # Bumped whenever the per-run state's layout changes, so that a checkpoint of an older
 # grokjax is refused with a message instead of restored into the wrong shapes.
 # 2: the training data in the state (problems); 3: the MLP's W2 stored [p, H];
-# 4: the floor curves (floor, floor_f32, floor_err) in the loop state.
-STATE_LAYOUT = 4
+# 4: the floor curves (floor, floor_f32, floor_err) in the loop state; 5: typed states
+# (program.RunState, LoopState), whose leaves come in field order.
+STATE_LAYOUT = 5
+
+
+@dataclasses.dataclass
+class LoopState:
+  """The host side of `grokjax.engine.train.train`: what a checkpoint saves beside the
+  runs' device state (`grokjax.engine.program.RunState`).
+
+  lanes, pad: the run each batch lane trains, and which lanes are padding.
+  live: runs still training; last_step: steps each has trained; diverged: its divergence
+    step (-1: never).
+  curves: curve name -> [runs, evals], NaN where not (yet) evaluated.
+  elapsed: seconds trained before this process; lane_steps: steps paid for over lanes.
+  params, grok_step, trajectory: what `keep_params` keeps (`grokjax.engine.keep`), else None.
+  """
+  lanes: np.ndarray
+  pad: np.ndarray
+  live: np.ndarray
+  last_step: np.ndarray
+  diverged: np.ndarray
+  curves: dict[str, np.ndarray]
+  elapsed: np.float64
+  lane_steps: np.int64
+  params: dict[str, np.ndarray] | None = None
+  grok_step: np.ndarray | None = None
+  trajectory: dict[str, np.ndarray] | None = None
+
+  def tree(self) -> dict:
+    """The fields as orbax saves them (a field that is None is left out)."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None}
 
 
 def grid_fingerprint(task: Task, runs: Runs) -> str:
@@ -76,14 +107,14 @@ class Checkpoints:
     if "digest" in tree and not np.array_equal(np.asarray(tree["digest"]), self.digest(body)):
       raise ValueError(f"{where} is damaged (its content does not match the SHA-256 saved "
                        "with it); delete it (the phase restarts) or use --force-new")
-    loop = {k: v for k, v in tree.items()
-            if k not in ("fingerprint", "state", "n_devices", "digest")}
+    loop = LoopState(**{k: v for k, v in tree.items()
+                        if k not in ("fingerprint", "state", "n_devices", "digest")})
     return loop, list(tree["state"])
 
-  def save(self, step: int, loop: dict, state) -> None:
+  def save(self, step: int, loop: LoopState, state) -> None:
     if step in self.manager.all_steps():
       return  # nothing trained since that save (a resume of a finished state): it stands
-    tree = dict(loop, fingerprint=self.fingerprint, n_devices=np.int64(self.n_devices),
+    tree = dict(loop.tree(), fingerprint=self.fingerprint, n_devices=np.int64(self.n_devices),
                 state=to_host(jax.tree.leaves(state)))
     tree["digest"] = self.digest(tree)
     self.manager.save(step, args=self._ocp.args.StandardSave(tree), force=True)

@@ -69,16 +69,16 @@ def keep_final(kept: dict[str, np.ndarray], params, lanes, pad, done) -> None:
     kept[name][done] = np.asarray(leaf)[at]
 
 
-def keep_grok(loop: dict, grok, persist: int, lanes, pad, done) -> None:
+def keep_grok(loop, grok, persist: int, lanes, pad, done) -> None:
   """Copy the parameters at T_grok of the runs `done` that grokked, and that step, from the
-  batch's `grok` state (`grokjax.engine.program.Program`) into the loop state."""
+  batch's `GrokState` (`grokjax.engine.program`) into the `LoopState`."""
   grok = to_host(grok)
   at = lanes_of(done, lanes, pad)
-  hit = np.asarray(grok["streak"])[at] >= persist
+  hit = np.asarray(grok.streak)[at] >= persist
   done, at = done[hit], at[hit]
-  loop["grok_step"][done] = np.asarray(grok["step"])[at]
-  for name, leaf in named_leaves(grok["params"]).items():
-    loop["params"][name][done] = np.asarray(leaf)[at]
+  loop.grok_step[done] = np.asarray(grok.step)[at]
+  for name, leaf in named_leaves(grok.params).items():
+    loop.params[name][done] = np.asarray(leaf)[at]
 
 
 def check_grok_steps(kept: np.ndarray, steps, curves, budgets, rule: GrokRule) -> None:

@@ -47,6 +47,49 @@ def softmax_collapsed(logits: jax.Array) -> jax.Array:
 NOISE_STREAM = 0x6E6F6973
 
 
+class GrokState(NamedTuple):
+  """A run's parameters at the first evaluation of its latest streak at or above the grok
+  threshold (NaN before one), the streak's length, and that evaluation's step (-1)."""
+  params: dict[str, jax.Array]
+  streak: jax.Array
+  step: jax.Array
+
+
+class PaddedData(NamedTuple):
+  """A run's data under a padded Task (several moduli in one program): the train set as
+  index arrays with a weight per example, the full set with train and test masks, the mask
+  of the run's own classes, and `which`, its size's index in Task.sizes."""
+  train: tuple[jax.Array, jax.Array]
+  train_y: jax.Array
+  train_w: jax.Array
+  eval: tuple[jax.Array, jax.Array]
+  eval_y: jax.Array
+  eval_train: jax.Array
+  eval_test: jax.Array
+  classes: jax.Array
+  which: jax.Array
+
+
+class RunState(NamedTuple):
+  """One run's training state: what `Program.step` carries, the chunks vmap over runs and
+  the checkpoints save.
+
+  params: leaf name -> array, the model's own names (`embed`, `w1`, ...).
+  opt: the optax state of the paper's chain (`grokjax.engine.optim.paper_optimizer`).
+  step: updates taken; diverged: the step it became non-finite at (-1: never).
+  data: its train/test split (`Problem.split`), or `PaddedData` under a padded Task.
+  noise_key: the key data of its parameter noise (Task.noise), else None.
+  grok: its `GrokState` when the program keeps parameters at T_grok, else None.
+  """
+  params: dict[str, jax.Array]
+  opt: Any
+  step: jax.Array
+  diverged: jax.Array
+  data: Any
+  noise_key: jax.Array | None = None
+  grok: GrokState | None = None
+
+
 class GrokRule(NamedTuple):
   """What `grokjax.engine.reduce.grok_times` calls grokked: test accuracy >= threshold for
   `persist` evaluations in a row, T_grok being the first of them."""
@@ -110,7 +153,7 @@ class Program:
       model.layernorm = True if layernorm is None else layernorm
     return model
 
-  def _init_one(self, seed: jax.Array, which: jax.Array | int = 0) -> dict[str, Any]:
+  def _init_one(self, seed: jax.Array, which: jax.Array | int = 0) -> RunState:
     """One run's state from its seed; under a padded Task `which` indexes its size."""
     t = self.task
     if t.sizes is None:
@@ -120,15 +163,16 @@ class Program:
           which, [functools.partial(self._padded, q) for q in t.sizes], seed)
     params = jax.tree.map(lambda x: x.astype(t.dtype), params)
     opt = paper_optimizer(1.0, 1.0)  # the state's structure only; hparams arrive per step
-    state = dict(params=params, opt=opt.init(params), step=jnp.zeros([], jnp.int32),
-                 diverged=jnp.full([], -1, jnp.int32), data=data)
+    noise_key = None
     if t.noise:
-      state["noise_key"] = jax.random.key_data(
-          jax.random.fold_in(jax.random.key(seed), NOISE_STREAM))
+      noise_key = jax.random.key_data(jax.random.fold_in(jax.random.key(seed), NOISE_STREAM))
+    grok = None
     if self.grok is not None:
-      state["grok"] = dict(params=jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params),
-                           streak=jnp.zeros([], jnp.int32), step=jnp.full([], -1, jnp.int32))
-    return state
+      grok = GrokState(params=jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params),
+                       streak=jnp.zeros([], jnp.int32), step=jnp.full([], -1, jnp.int32))
+    return RunState(params=params, opt=opt.init(params), step=jnp.zeros([], jnp.int32),
+                    diverged=jnp.full([], -1, jnp.int32), data=data, noise_key=noise_key,
+                    grok=grok)
 
   @staticmethod
   def _params_and_split(task: Task, seed):
@@ -136,7 +180,7 @@ class Program:
     _, state = nnx.split(task.make_model(nnx.Rngs(params=k_params)))
     return nnx.to_pure_dict(state), task.problem_def.split(k_split)
 
-  def _padded(self, q: int, seed) -> tuple[dict, dict]:
+  def _padded(self, q: int, seed) -> tuple[dict, PaddedData]:
     """The parameters and data of a size-q run, zero-padded to the Task's largest size:
     the train set as index arrays with a weight per example, the full set with train and
     test masks, the mask of the run's classes, and `which` (its index in Task.sizes)."""
@@ -151,7 +195,7 @@ class Program:
     (a, b), y = prob.train_set(split)
     (ea, eb), ey, is_train = prob.eval_set(split)
     real = jnp.arange(n_all) < prob.n_total
-    return params, dict(
+    return params, PaddedData(
         train=(pad(a, n_tr), pad(b, n_tr)), train_y=pad(y, n_tr),
         train_w=(jnp.arange(n_tr) < prob.n_train).astype(t.dtype),
         eval=(pad(ea, n_all), pad(eb, n_all)), eval_y=pad(ey, n_all),
@@ -161,7 +205,7 @@ class Program:
   def _logits(self, model, inputs, data):
     logits = model(*inputs)
     if self.task.sizes is not None:  # classes beyond the run's own modulus do not exist
-      logits = jnp.where(data["classes"], logits, -jnp.inf)
+      logits = jnp.where(data.classes, logits, -jnp.inf)
     return logits
 
   def loss(self, params, inputs, y, layernorm=None, data=None):
@@ -172,11 +216,11 @@ class Program:
       return losses.per_example(self.task.loss, logits, y).mean()
     logits = self._logits(self.model(params, layernorm), inputs, data)
     ce = losses.per_example(self.task.loss, logits, y)
-    return jnp.sum(ce * data["train_w"]) / jnp.sum(data["train_w"])
+    return jnp.sum(ce * data.train_w) / jnp.sum(data.train_w)
 
   def train_set(self, data):
     if self.task.sizes is not None:
-      return data["train"], data["train_y"]
+      return data.train, data.train_y
     return self.problem.train_set(data)
 
   def group_mask(self, params, group: jax.Array):
@@ -198,33 +242,33 @@ class Program:
   def step(self, state, hp):
     """One optimiser step of one run: state (params, opt_state, data, step) and its
     hyperparameters `hp` in, the next state out; pure, so vmap and jit wrap it."""
-    inputs, y = self.train_set(state["data"])
-    kick_mask = self.group_mask(state["params"], hp.kick_group)
-    norm_mask = self.group_mask(state["params"], hp.norm_group)
-    at_init = (state["step"] == 0) & (hp.t_kick == 0)  # a kick at step 0: initial weights
+    inputs, y = self.train_set(state.data)
+    kick_mask = self.group_mask(state.params, hp.kick_group)
+    norm_mask = self.group_mask(state.params, hp.norm_group)
+    at_init = (state.step == 0) & (hp.t_kick == 0)  # a kick at step 0: initial weights
     params = jax.tree.map(lambda p, m: p if m is False else
                           jnp.where(at_init & m, p * hp.kick.astype(p.dtype), p),
-                          state["params"], kick_mask)
-    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp.layernorm, state["data"])
+                          state.params, kick_mask)
+    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp.layernorm, state.data)
     opt = paper_optimizer(hp.lr, hp.wd, hp.target, hp.start, hp.stop,
                           hp.kick, hp.t_kick, kick_mask, norm_mask)
-    updates, opt_state = opt.update(grads, state["opt"], params)
+    updates, opt_state = opt.update(grads, state.opt, params)
     new_params = optax.apply_updates(params, updates)
     if self.task.noise:
       new_params = self._add_noise(new_params, state, hp.noise)
     finite = jnp.isfinite(loss) & jnp.isfinite(weight_norm(new_params, jax.tree.map(lambda _: True, new_params)))
-    live = (state["step"] < hp.budget) & (state["diverged"] < 0)
+    live = (state.step < hp.budget) & (state.diverged < 0)
     keep = live & finite
     pick = lambda new, old: jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
-    return dict(state, params=pick(new_params, params), opt=pick(opt_state, state["opt"]),
-                step=state["step"] + keep.astype(jnp.int32),
-                diverged=jnp.where(live & ~finite, state["step"], state["diverged"]))
+    return state._replace(params=pick(new_params, params), opt=pick(opt_state, state.opt),
+                          step=state.step + keep.astype(jnp.int32),
+                          diverged=jnp.where(live & ~finite, state.step, state.diverged))
 
   def _add_noise(self, params, state, k):
     """params + k * 2^-24 * |theta| * N(0, 1), one draw per parameter and step from the
     run's noise key folded with the step: float32's relative rounding scale, applied to
     the stored parameters, where rounding acts on them (after the clamp and the kick)."""
-    key = jax.random.fold_in(jax.random.wrap_key_data(state["noise_key"]), state["step"])
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.noise_key), state.step)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
     scale = k * losses.FLOAT32_HALF_ULP
@@ -243,19 +287,19 @@ class Program:
     error of the train examples' correct-class gradients (0: exact, 1: all floored), which
     rises before the first example is at the floor.
     `collapse` is another, far later quantity: a margin of 126 ln 2 (`softmax_collapsed`)."""
-    prob, data = self.problem, state["data"]
-    model = self.model(state["params"], None if hp is None else hp.layernorm)
+    prob, data = self.problem, state.data
+    model = self.model(state.params, None if hp is None else hp.layernorm)
     if self.task.sizes is None:
       inputs, y, is_train = prob.eval_set(data)
       is_test = ~is_train
       n_tr, n_te = prob.n_train, prob.n_test
       metrics = prob.metrics(model)
     else:
-      inputs, y, is_train, is_test = data["eval"], data["eval_y"], data["eval_train"], data["eval_test"]
+      inputs, y, is_train, is_test = data.eval, data.eval_y, data.eval_train, data.eval_test
       n_tr, n_te = jnp.sum(is_train), jnp.sum(is_test)
-      metrics = jax.lax.switch(data["which"], [
+      metrics = jax.lax.switch(data.which, [
           lambda params, q=q: self.task.of_size(q).problem_def.metrics(self.model(params))
-          for q in self.task.sizes], state["params"])
+          for q in self.task.sizes], state.params)
     logits = self._logits(model, inputs, data)
     ce = losses.per_example(self.task.loss, logits, y)
     correct = (jnp.argmax(logits, -1) == y).astype(logits.dtype)
@@ -266,8 +310,8 @@ class Program:
         test_acc=jnp.sum(correct * is_test) / n_te,
         train_loss=jnp.sum(ce * is_train) / n_tr,
         test_loss=jnp.sum(ce * is_test) / n_te,
-        norm=weight_norm(state["params"], None if hp is None else
-                         self.group_mask(state["params"], hp.norm_group)),
+        norm=weight_norm(state.params, None if hp is None else
+                         self.group_mask(state.params, hp.norm_group)),
         collapse=jnp.sum(one_hot * is_train) / n_tr,
         floor=jnp.sum(losses.at_floor(self.task.loss, logits, y).astype(logits.dtype)
                       * is_train) / n_tr,
@@ -280,7 +324,7 @@ class Program:
 
   def _chunk_one(self, state, hp, n_evals: int):
     ev = self.task.eval_every
-    first = None if self.grok is None else state["step"] // ev  # this chunk's first column
+    first = None if self.grok is None else state.step // ev  # this chunk's first column
 
     def block(state, j):
       state = jax.lax.fori_loop(0, ev, lambda _, s: self.step(s, hp), state)
@@ -295,15 +339,15 @@ class Program:
     """The state's `grok` after the evaluation of curve column `col`. Only the columns the
     host keeps count (those within the budget: a chunk may run past it, frozen); a
     diverged run's frozen evaluations up to its budget are kept, and count, alike."""
-    g, ev = state["grok"], self.task.eval_every
-    open_ = (g["streak"] < self.grok.persist) & (col * ev < hp.budget)
+    g, ev = state.grok, self.task.eval_every
+    open_ = (g.streak < self.grok.persist) & (col * ev < hp.budget)
     above = test_acc >= self.grok_level  # NaN: never above
-    start = open_ & above & (g["streak"] == 0)
-    return dict(state, grok=dict(
-        params=jax.tree.map(lambda new, old: jnp.where(start, new, old), state["params"],
-                            g["params"]),
-        streak=jnp.where(open_, jnp.where(above, g["streak"] + 1, 0), g["streak"]),
-        step=jnp.where(start, (col + 1) * ev, g["step"])))
+    start = open_ & above & (g.streak == 0)
+    return state._replace(grok=GrokState(
+        params=jax.tree.map(lambda new, old: jnp.where(start, new, old), state.params,
+                            g.params),
+        streak=jnp.where(open_, jnp.where(above, g.streak + 1, 0), g.streak),
+        step=jnp.where(start, (col + 1) * ev, g.step)))
 
   def chunk(self, n_evals: int, vmap_width: int | None = None, mesh: Mesh | None = None
             ) -> Callable:
@@ -338,14 +382,14 @@ class Program:
   def _with_status(state, records):
     # Step and divergence as outputs of their own: the state is donated to the next chunk,
     # which may be queued before the host reads these.
-    return state, records, (state["step"] + 0, state["diverged"] + 0)
+    return state, records, (state.step + 0, state.diverged + 0)
 
   @staticmethod
   def _skip_idle(per_run: Callable, state, hp):
     """per_run for a run with steps left; a padding lane or a run already at its budget
     is returned as it is, without computing (one run at a time, `lax.cond` really skips).
     The records of a skipped lane are zeros and never read."""
-    live = (state["step"] < hp.budget) & (state["diverged"] < 0) & hp.active
+    live = (state.step < hp.budget) & (state.diverged < 0) & hp.active
     idle = lambda: (state, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
                                         jax.eval_shape(per_run, state, hp)[1]))
     return jax.lax.cond(live, lambda: per_run(state, hp), idle)

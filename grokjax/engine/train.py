@@ -14,20 +14,30 @@ import functools
 import hashlib
 import math
 import time
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from grokjax.engine.checkpoints import Checkpoints, grid_fingerprint
+from grokjax.engine.checkpoints import Checkpoints, LoopState, grid_fingerprint
 from grokjax.engine.keep import (check_grok_steps, keep_every, keep_final, keep_grok,
                                  keep_trajectory, n_keep_of, named_leaves)
 from grokjax.engine.program import GrokRule, program
 from grokjax.engine.reduce import grok_times
 from grokjax.engine.runtime import all_cpu, batch_floor, default_vmap_width, to_host
 from grokjax.engine.spec import Runs, SweepResult, Task, hparams
+
+class Flight(NamedTuple):
+  """A chunk queued on the device: its records and status (step, diverged) to read, and the
+  lane layout it ran under; `compiles`: its program was compiled for it."""
+  rec: Any
+  status: Any
+  lanes: np.ndarray
+  pad: np.ndarray
+  compiles: bool
+
 
 def batch_size(live: int, ndev: int, cap: int, floor: int = 1) -> int:
   """Batch size for `live` runs: ndev times the next power of two (at least `floor` per
@@ -165,28 +175,30 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
     lanes, pad = lane_layout(np.arange(n), size, ndev)
     state = prog.init_on(sharding)(seeds[lanes], which[lanes])
-    loop = dict(lanes=lanes, pad=pad, live=np.ones(n, bool),
-                last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
-                curves={k: np.full((n, len(steps)), np.nan, task.dtype) for k in prog.curve_names},
-                elapsed=np.float64(0.0), lane_steps=np.int64(0))
+    loop = LoopState(lanes=lanes, pad=pad, live=np.ones(n, bool),
+                     last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
+                     curves={k: np.full((n, len(steps)), np.nan, task.dtype)
+                             for k in prog.curve_names},
+                     elapsed=np.float64(0.0), lane_steps=np.int64(0))
+    leaves = named_leaves(state.params)
     if keep_params != "none":  # filled as runs stop; kept in the checkpoints with the rest
-      loop["params"] = {name: np.full((n, *x.shape[1:]), np.nan, x.dtype)
-                        for name, x in named_leaves(state["params"]).items()}
+      loop.params = {name: np.full((n, *x.shape[1:]), np.nan, x.dtype)
+                     for name, x in leaves.items()}
     if grok_kept:  # the step of each run's kept parameters, -1 before it groks
-      loop["grok_step"] = np.full(n, -1, np.int64)
+      loop.grok_step = np.full(n, -1, np.int64)
     if every is not None:  # the trajectory: at steps N, 2N, ... up to the longest budget
       n_keep = int(budgets.max()) // every
-      loop["trajectory"] = {name: np.full((n, n_keep, *x.shape[1:]), np.nan, x.dtype)
-                            for name, x in named_leaves(state["params"]).items()}
+      loop.trajectory = {name: np.full((n, n_keep, *x.shape[1:]), np.nan, x.dtype)
+                         for name, x in leaves.items()}
   else:
     loop, leaves = saved
-    size = len(loop["lanes"])
+    size = len(loop.lanes)
     treedef = jax.tree.structure(jax.eval_shape(prog.init, jnp.zeros(size, jnp.uint32),
                                                 jnp.zeros(size, jnp.int32)))
     state = jax.device_put(jax.tree.unflatten(treedef, leaves), sharding)
-  lanes, pad, live = loop["lanes"], loop["pad"], loop["live"]
-  last_step, diverged, curves = loop["last_step"], loop["diverged"], loop["curves"]
-  elapsed0 = float(loop["elapsed"])
+  lanes, pad, live = loop.lanes, loop.pad, loop.live
+  last_step, diverged, curves = loop.last_step, loop.diverged, loop.curves
+  elapsed0 = float(loop.elapsed)
 
   bar = _progress(int(budgets.sum()), desc) if progress else None
   if bar is not None:
@@ -206,9 +218,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     state, rec, status = fn(state, hp)
     # the lanes paid for: all of them when vectorised; one at a time, padding is skipped
     paid = len(lanes) if width != 1 else int(np.sum(~pad))
-    loop["lane_steps"] = np.int64(loop["lane_steps"] + paid * chunk_len)
-    return state, dict(rec=rec, status=status, lanes=lanes, pad=pad, compiles=compiles,
-                       t=time.perf_counter())
+    loop.lane_steps = np.int64(loop.lane_steps + paid * chunk_len)
+    return state, Flight(rec=rec, status=status, lanes=lanes, pad=pad, compiles=compiles)
 
   # The per-run hyperparameters stay on the device until the lane layout changes.
   hp = put_hp(lanes, pad)
@@ -227,13 +238,13 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       rl = lanes[~pad]
       if np.any(live[rl] & (last_step[rl] + chunk_len < budgets[rl])):
         state, ahead = launch(state, hp, lanes, pad)
-    rec, (step_now, div_now) = to_host((flight["rec"], flight["status"]))
+    rec, (step_now, div_now) = to_host((flight.rec, flight.status))
     t_prev, t_read = t_read, time.perf_counter()
     # Only runs still live when this chunk was read take its records: with overlap, a run
     # retired by the chunk before was trained once more and that chunk is dropped, so the
     # result is the same as without.
-    real = np.flatnonzero(~flight["pad"] & live[flight["lanes"]])
-    run = flight["lanes"][real]
+    real = np.flatnonzero(~flight.pad & live[flight.lanes])
+    run = flight.lanes[real]
     for lane, r in zip(real, run):
       start = last_step[r] // ev
       stop = min(start + chunk_evals, n_evals[r])
@@ -241,11 +252,11 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
         curves[k][r, start:stop] = rec[k][lane, : stop - start]
     trained = int(np.sum(step_now[real] - last_step[run]))
     if every is not None:
-      keep_trajectory(loop["trajectory"], every, state["params"], real, run,
+      keep_trajectory(loop.trajectory, every, state.params, real, run,
                        step_now[real], last_step[run])
     last_step[run] = step_now[real]
     diverged[run] = div_now[real]
-    if not rate_told and not flight["compiles"] and t_prev is not None and trained:
+    if not rate_told and not flight.compiles and t_prev is not None and trained:
       # Run-steps/s of the training's own program, read to read (the host's share in), from
       # the first chunk that did not compile.
       on_rate(trained / max(t_read - t_prev, 1e-9), True)
@@ -269,14 +280,14 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     if keep_params != "none" and np.any(finished & live):
       done = np.flatnonzero(finished & live)
       if keep_params == "final":
-        keep_final(loop["params"], state["params"], lanes, pad, done)
+        keep_final(loop.params, state.params, lanes, pad, done)
       else:
-        keep_grok(loop, state["grok"], rule.persist, lanes, pad, done)
+        keep_grok(loop, state.grok, rule.persist, lanes, pad, done)
     live[:] = ~finished
     if snapshot is not None:
       saved_state, saved_lanes, saved_pad = snapshot
-      loop.update(lanes=saved_lanes, pad=saved_pad,
-                  elapsed=np.float64(elapsed0 + time.perf_counter() - t0))
+      loop.lanes, loop.pad = saved_lanes, saved_pad
+      loop.elapsed = np.float64(elapsed0 + time.perf_counter() - t0)
       ckpt.save(int(last_step.sum()), loop, saved_state)
       last_save = time.perf_counter()
     if not live.any():
@@ -306,11 +317,11 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   if not rate_told and last_step.sum() > done0:  # every chunk compiled: the whole, compiles in
     on_rate((last_step.sum() - done0) / (time.perf_counter() - t0), False)
   if grok_kept:
-    check_grok_steps(loop["grok_step"], steps, curves, budgets, rule)
+    check_grok_steps(loop.grok_step, steps, curves, budgets, rule)
   wall = elapsed0 + time.perf_counter() - t0
-  traj = loop.get("trajectory")
+  traj = loop.trajectory
   return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
-                     int(loop["lane_steps"]), loop.get("params"), traj,
+                     int(loop.lane_steps), loop.params, traj,
                      None if traj is None else every * np.arange(1, n_keep_of(traj) + 1))
 
 

@@ -173,7 +173,7 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
   stream = cfg.seed_stream or ""
   init = program(task).init(np.array([task.init_seed(w, s, stream) for w, s in zip(wd, seed)],
                                      np.uint32))
-  w0 = np.asarray(jax.vmap(weight_norm)(init["params"])) * scale
+  w0 = np.asarray(jax.vmap(weight_norm)(init.params)) * scale
   if cfg.kick_at > 0:
     col = int(np.searchsorted(res.steps, cfg.kick_at))
     w0 = res.curves["norm"][:, min(col, len(res.steps) - 1)].astype(float)

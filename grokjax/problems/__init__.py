@@ -28,13 +28,25 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 # ---------------------------------------------------------------- the interface
+
+
+class ModularSplit(NamedTuple):
+  """A modular problem's split of its p^2 pairs: the train pairs' indices, and a mask."""
+  train_idx: jax.Array
+  is_train: jax.Array
+
+
+class ParitySplit(NamedTuple):
+  """Sparse parity's split: its train and test inputs (+-1 bits)."""
+  x_train: jax.Array
+  x_test: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +75,9 @@ class Problem:
     """Appended to a run's init-seed key: two problems never share init and split."""
     raise NotImplementedError
 
-  def split(self, key: jax.Array) -> dict[str, jax.Array]:
+  def split(self, key: jax.Array) -> Any:
+    """A run's train/test split from its key: a NamedTuple of arrays (a pytree the
+    program carries in its state, `RunState.data`)."""
     raise NotImplementedError
 
   def train_set(self, data) -> tuple[tuple[jax.Array, ...], jax.Array]:
@@ -211,17 +225,17 @@ class Modular(Problem):
   def split(self, key):
     perm = jax.random.permutation(key, self.n_total).astype(jnp.int32)
     train_idx = perm[: self.n_train]
-    return dict(train_idx=train_idx,
-                is_train=jnp.zeros((self.n_total,), bool).at[train_idx].set(True))
+    return ModularSplit(train_idx=train_idx,
+                        is_train=jnp.zeros((self.n_total,), bool).at[train_idx].set(True))
 
   def train_set(self, data):
     a, b, y = map(jnp.asarray, self.full_set())
-    idx = data["train_idx"]
+    idx = data.train_idx
     return (a[idx], b[idx]), y[idx]
 
   def eval_set(self, data):
     a, b, y = map(jnp.asarray, self.full_set())
-    return (a, b), y, data["is_train"]
+    return (a, b), y, data.is_train
 
   def make_model(self, task, rngs):
     from grokjax.problems.models import MLP, Transformer
@@ -319,17 +333,17 @@ class SparseParity(Problem):
   def split(self, key):
     k_train, k_test = jax.random.split(key)
     draw = lambda k, m: jax.random.rademacher(k, (m, self.size), jnp.int8)
-    return dict(x_train=draw(k_train, self.m), x_test=draw(k_test, self.test_examples))
+    return ParitySplit(x_train=draw(k_train, self.m), x_test=draw(k_test, self.test_examples))
 
   def label(self, x: jax.Array) -> jax.Array:
     return (jnp.prod(x[:, : self.k].astype(jnp.int32), axis=-1) > 0).astype(jnp.int32)
 
   def train_set(self, data):
-    x = data["x_train"]
+    x = data.x_train
     return (x,), self.label(x)
 
   def eval_set(self, data):
-    x = jnp.concatenate([data["x_train"], data["x_test"]])
+    x = jnp.concatenate([data.x_train, data.x_test])
     is_train = jnp.arange(self.m + self.test_examples) < self.m
     return (x,), self.label(x), is_train
 
