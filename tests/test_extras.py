@@ -133,7 +133,8 @@ def test_the_device_grok_rule_agrees_with_reduce():
   both sides of float32's 0.9, and ignores the evaluations past a run's budget."""
   import jax
   import jax.numpy as jnp
-  from grokjax.engine.program import GrokRule, GrokState, Program, RunState
+  from grokjax.engine.program import GrokRule, Program
+  from grokjax.engine.state import GrokState, RunState
   from grokjax.engine.reduce import first_crossing
   from grokjax.engine.spec import Runs, Task, hparams
   task = Task(p=5, d=2, hidden=2, eval_every=10)

@@ -449,6 +449,7 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
   device count are each refused with one line, never resumed."""
   import orbax.checkpoint as ocp
   from grokjax.engine import checkpoints
+  from grokjax.engine.state import LoopState
   folder = str(tmp_path / "ck")
   task, runs, first = _small_checkpointed_run(folder)
   again = train(task, runs, chunk_steps=20, checkpoint=folder, checkpoint_every_s=0,
@@ -476,7 +477,7 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path):
   assert "\n" not in str(e.value)
   # made on 2 devices, resumed on 1: refused, naming both counts
   ck = checkpoints.Checkpoints(str(tmp_path / "ck3"), "00" * 32, n_devices=2)
-  loop = checkpoints.LoopState(lanes=np.arange(2), pad=np.zeros(2, bool), live=np.ones(2, bool),
+  loop = LoopState(lanes=np.arange(2), pad=np.zeros(2, bool), live=np.ones(2, bool),
                                last_step=np.zeros(2, np.int64), diverged=-np.ones(2, np.int64),
                                curves={"norm": np.zeros((2, 3))}, elapsed=np.float64(0),
                                lane_steps=np.int64(0))

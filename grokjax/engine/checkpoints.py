@@ -13,6 +13,7 @@ import numpy as np
 
 from grokjax.engine.runtime import to_host
 from grokjax.engine.spec import Runs, Task
+from grokjax.engine.state import LoopState
 
 # Bumped whenever the per-run state's layout changes, so that a checkpoint of an older
 # grokjax is refused with a message instead of restored into the wrong shapes.
@@ -20,36 +21,6 @@ from grokjax.engine.spec import Runs, Task
 # 4: the floor curves (floor, floor_f32, floor_err) in the loop state; 5: typed states
 # (program.RunState, LoopState), whose leaves come in field order.
 STATE_LAYOUT = 5
-
-
-@dataclasses.dataclass
-class LoopState:
-  """The host side of `grokjax.engine.train.train`: what a checkpoint saves beside the
-  runs' device state (`grokjax.engine.program.RunState`).
-
-  lanes, pad: the run each batch lane trains, and which lanes are padding.
-  live: runs still training; last_step: steps each has trained; diverged: its divergence
-    step (-1: never).
-  curves: curve name -> [runs, evals], NaN where not (yet) evaluated.
-  elapsed: seconds trained before this process; lane_steps: steps paid for over lanes.
-  params, grok_step, trajectory: what `keep_params` keeps (`grokjax.engine.keep`), else None.
-  """
-  lanes: np.ndarray
-  pad: np.ndarray
-  live: np.ndarray
-  last_step: np.ndarray
-  diverged: np.ndarray
-  curves: dict[str, np.ndarray]
-  elapsed: np.float64
-  lane_steps: np.int64
-  params: dict[str, np.ndarray] | None = None
-  grok_step: np.ndarray | None = None
-  trajectory: dict[str, np.ndarray] | None = None
-
-  def tree(self) -> dict:
-    """The fields as orbax saves them (a field that is None is left out)."""
-    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None}
 
 
 def grid_fingerprint(task: Task, runs: Runs) -> str:

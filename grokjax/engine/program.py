@@ -20,6 +20,7 @@ from grokjax.problems.models import weight_norm
 from grokjax.engine import losses
 from grokjax.engine.optim import NEVER, paper_optimizer
 from grokjax.engine.spec import WEIGHT_GROUPS, Runs, Task
+from grokjax.engine.state import GrokState, PaddedData, RunState
 
 
 # ln(2^126): beyond this logit margin every other class's softmax probability lies below
@@ -45,49 +46,6 @@ def softmax_collapsed(logits: jax.Array) -> jax.Array:
 # The key stream of a run's parameter noise: its seed's key folded with this tag, a stream
 # apart from the init and the split (which split the seed's key itself).
 NOISE_STREAM = 0x6E6F6973
-
-
-class GrokState(NamedTuple):
-  """A run's parameters at the first evaluation of its latest streak at or above the grok
-  threshold (NaN before one), the streak's length, and that evaluation's step (-1)."""
-  params: dict[str, jax.Array]
-  streak: jax.Array
-  step: jax.Array
-
-
-class PaddedData(NamedTuple):
-  """A run's data under a padded Task (several moduli in one program): the train set as
-  index arrays with a weight per example, the full set with train and test masks, the mask
-  of the run's own classes, and `which`, its size's index in Task.sizes."""
-  train: tuple[jax.Array, jax.Array]
-  train_y: jax.Array
-  train_w: jax.Array
-  eval: tuple[jax.Array, jax.Array]
-  eval_y: jax.Array
-  eval_train: jax.Array
-  eval_test: jax.Array
-  classes: jax.Array
-  which: jax.Array
-
-
-class RunState(NamedTuple):
-  """One run's training state: what `Program.step` carries, the chunks vmap over runs and
-  the checkpoints save.
-
-  params: leaf name -> array, the model's own names (`embed`, `w1`, ...).
-  opt: the optax state of the paper's chain (`grokjax.engine.optim.paper_optimizer`).
-  step: updates taken; diverged: the step it became non-finite at (-1: never).
-  data: its train/test split (`Problem.split`), or `PaddedData` under a padded Task.
-  noise_key: the key data of its parameter noise (Task.noise), else None.
-  grok: its `GrokState` when the program keeps parameters at T_grok, else None.
-  """
-  params: dict[str, jax.Array]
-  opt: Any
-  step: jax.Array
-  diverged: jax.Array
-  data: Any
-  noise_key: jax.Array | None = None
-  grok: GrokState | None = None
 
 
 class GrokRule(NamedTuple):

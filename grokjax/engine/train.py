@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from grokjax.engine.checkpoints import Checkpoints, LoopState, grid_fingerprint
+from grokjax.engine.checkpoints import Checkpoints, grid_fingerprint
+from grokjax.engine.state import LoopState
 from grokjax.engine.keep import (check_grok_steps, keep_every, keep_final, keep_grok,
                                  keep_trajectory, n_keep_of, named_leaves)
 from grokjax.engine.program import GrokRule, program
