@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from grokjax.analysis.stats import censored_median, percentile_ci
+
 MARGIN = 0.10  # equivalence margin of a ratio: [0.90, 1.10] reads "agrees"
 ALPHA = 0.05  # level of the rank test
 
@@ -39,15 +41,6 @@ class Comparison:
   censored_ours: int
   censored_ref: int
   verdict: str
-
-
-def censored_median(values: np.ndarray, censored: np.ndarray) -> float | None:
-  """Median with censored runs as lower bounds above every observed time; None when
-  half or more are censored (the median is then only known to exceed the budget)."""
-  values, censored = np.asarray(values, float), np.asarray(censored, bool)
-  if len(values) == 0 or 2 * censored.sum() >= len(values):
-    return None
-  return float(np.median(np.where(censored, np.inf, values)))
 
 
 def rank_test(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -80,8 +73,8 @@ def compare_samples(ours, ours_censored, ref, ref_censored, n_boot: int = 2000,
     a, b = censored_median(ours[i], oc[i]), censored_median(ref[j], rc[j])
     if a is not None and b:
       boots.append(a / b)
-  ci = (tuple(float(x) for x in np.percentile(boots, [2.5, 97.5]))
-        if ratio is not None and len(boots) >= 0.9 * n_boot else None)
+  ci = percentile_ci(boots, n_boot) if ratio is not None else None
+  ci = None if ci is None else tuple(ci)
   p = rank_test(np.where(oc, np.inf, ours), np.where(rc, np.inf, ref))
   return Comparison(mo, mr, ratio, ci, p, len(ours), len(ref), int(oc.sum()), int(rc.sum()),
                     sample_verdict(ratio, ci, p, margin))

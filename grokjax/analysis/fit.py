@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from grokjax.analysis.stats import seed_draws
+from grokjax.analysis.stats import enough_replicates, seed_draws
 
 METHOD = ("least squares of ln(median T_grok per cell) on rho; censored runs count as "
           "+inf in the median; cells with >= half censored are excluded; 95 % percentile "
@@ -123,7 +123,7 @@ def _boot_note(kept: int, requested: int) -> dict[str, Any]:
   """How many bootstrap replicates a CI rests on; a warning when under 90 % survived
   (a replicate is dropped when its resampled seeds leave a modulus with < 2 known cells)."""
   out = dict(n_boot_kept=int(kept), n_boot_requested=int(requested))
-  if kept < 0.9 * requested:
+  if not enough_replicates(kept, requested):
     out["ci_warning"] = (f"CI from {kept} of {requested} bootstrap replicates; the others lost "
                          "a cell's median to censoring")
   return out

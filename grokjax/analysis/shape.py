@@ -18,8 +18,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from grokjax.analysis.compare import censored_median
-from grokjax.analysis.stats import seed_draws, usable
+from grokjax.analysis.stats import censored_median
+from grokjax.analysis.stats import percentile_ci, seed_draws, usable
 
 CLOCKS = ("step0", "clamp")
 
@@ -84,8 +84,7 @@ def local_slopes(rows: Sequence[dict], n_boot: int = 1000, rng_seed: int = 0
   out = []
   for i, (r1, r2) in enumerate(zip(rhos, rhos[1:])):
     vals = [b[i] for b in boots if b[i] is not None]
-    ci = ([float(v) for v in np.percentile(vals, [2.5, 97.5])]
-          if point[i] is not None and len(vals) >= 0.9 * n_boot else None)
+    ci = percentile_ci(vals, n_boot) if point[i] is not None else None
     out.append(dict(rho=[r1, r2], slope=point[i], slope_ci=ci))
   return out
 

@@ -10,7 +10,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from grokjax.analysis.compare import censored_median  # noqa: F401  (one home: grokjax.analysis.compare)
 
 
 def usable(rows: Sequence[dict]) -> list[dict]:
@@ -52,6 +51,40 @@ def seed_draws(strata: Sequence[Sequence], n_boot: int, rng_seed: int = 0) -> It
     yield [rng.choice(s, len(s)) for s in strata]
 
 
+def censored_median(values: np.ndarray, censored: np.ndarray) -> float | None:
+  """Median with censored runs as lower bounds above every observed time; None when
+  half or more are censored (the median is then only known to exceed the budget)."""
+  values, censored = np.asarray(values, float), np.asarray(censored, bool)
+  if len(values) == 0 or 2 * censored.sum() >= len(values):
+    return None
+  return float(np.median(np.where(censored, np.inf, values)))
+
+
+# A bootstrap CI needs this share of its replicates: fewer, and the data do not pin it down
+# (a replicate is lost when its resampled seeds leave the statistic undefined).
+MIN_REPLICATES = 0.9
+
+
+def enough_replicates(kept: int, requested: int) -> bool:
+  """Whether `kept` of `requested` bootstrap replicates can carry a CI (`MIN_REPLICATES`)."""
+  return kept >= MIN_REPLICATES * requested
+
+
+def percentile_ci(values, requested: int) -> list[float] | None:
+  """The 95 % percentile interval of the replicates `values` (None ones dropped), or None
+  when fewer than `MIN_REPLICATES` of the `requested` survive.
+
+  >>> percentile_ci(range(1000), 1000)
+  [24.975, 974.025]
+  >>> percentile_ci([1.0] * 80 + [None] * 20, 100) is None
+  True
+  """
+  vals = [v for v in values if v is not None and np.isfinite(v)]
+  if not vals or not enough_replicates(len(vals), requested):
+    return None
+  return [float(x) for x in np.percentile(vals, [2.5, 97.5])]
+
+
 def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
                    n_boot: int = 1000, rng_seed: int = 0) -> tuple[float | None, list | None]:
   """stat(rows) and its 95 % percentile CI over seeds resampled with replacement.
@@ -70,9 +103,7 @@ def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
     v = memo[drawn]
     if v is not None and np.isfinite(v):
       vals.append(v)
-  if point is None or len(vals) < 0.9 * n_boot:
-    return point, None
-  return point, [float(x) for x in np.percentile(vals, [2.5, 97.5])]
+  return point, None if point is None else percentile_ci(vals, n_boot)
 
 
 def finite_or_none(x) -> float | None:

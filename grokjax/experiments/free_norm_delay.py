@@ -105,13 +105,13 @@ def fit_kappa(rows, n_boot: int) -> dict[str, Any]:
   if point is None or point[0] <= 0:
     return dict(error="fewer than 3 grokked runs with a peak, or no positive slope",
                 n_runs=len(ok))
-  from grokjax.analysis.stats import seed_draws
+  from grokjax.analysis.stats import percentile_ci, seed_draws
   boots = []
   for (drawn,) in seed_draws([sorted({r["seed"] for r in ok})], n_boot):
     res = one([r for s in drawn for r in ok if r["seed"] == s])
     if res is not None and res[0] > 0:
       boots.append(1 / res[0])
-  ci = [float(v) for v in np.percentile(boots, [2.5, 97.5])] if boots else None
+  ci = percentile_ci(boots, n_boot)
   return dict(kappa=float(1 / point[0]), kappa_ci=ci, slope=float(point[0]),
               intercept=float(point[1]), r2=float(point[2]), n_runs=len(ok),
               n_boot_kept=len(boots))

@@ -51,7 +51,7 @@ def ci_text(ci) -> str:
 def median_with_ci(rows, n_boot: int = 400) -> tuple[float | None, list | None]:
   """A cell's censored median T_grok and its 95 % seed-bootstrap CI (None where half or
   more of the runs, or of a resample's, are censored). Diverged runs are left out."""
-  from grokjax.analysis.compare import censored_median
+  from grokjax.analysis.stats import censored_median
   from grokjax.analysis.stats import seed_bootstrap
   ok = usable(rows)
   stat = lambda rs: censored_median(np.array([r["t_grok"] for r in rs], float),

@@ -15,7 +15,7 @@ from grokjax.analysis import fit
 from grokjax.harness import io
 from grokjax.paper.table import (Folder, Row, delay_fit, log_linear_cells, median_t_grok, num,
                                  paper_row, shared_fit)
-from grokjax.analysis.stats import critical_norm_or_none, seed_bootstrap
+from grokjax.analysis.stats import critical_norm_or_none, percentile_ci, seed_bootstrap
 
 def user_moduli_rows(f: Folder, scan: Folder | None, prediction: dict | None,
                      n_boot: int) -> list[Row]:
@@ -105,7 +105,7 @@ def predict_user_moduli(scan: Folder, moduli: Sequence[int], rhos: Sequence[floa
   rng = np.random.default_rng(rng_seed)
   boots = [m for m in (model([r for s in rng.choice(seeds, len(seeds)) for r in by_seed[s]])
                        for _ in range(n_boot)) if m is not None]
-  band = lambda get: [float(x) for x in np.percentile([get(b) for b in boots], [2.5, 97.5])]
+  band = lambda get: percentile_ci([get(b) for b in boots], n_boot)
   result = {}
   for p in moduli:
     result[str(p)] = dict(

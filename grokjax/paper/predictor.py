@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from grokjax.analysis.compare import censored_median
+from grokjax.analysis.stats import censored_median, percentile_ci
 from grokjax.analysis.stats import critical_norm, seed_draws, usable
 
 CANDIDATES = [(clock, alpha) for clock in ("step0", "clamp") for alpha in ("shared", "drift")]
@@ -209,7 +209,7 @@ def authors_predictor(cells, targets: Sequence[int], rhos: Sequence[float] = RHO
   for _ in range(n_boot):
     bmed = {p: [float(np.median(rng.choice(t, len(t)))) for t in grokked[p]] for p in ps}
     reps.append(_authors_fit(bmed, ps, alpha_u, targets, rhos)[0])
-  band = lambda q, m, k: [float(x) for x in np.percentile([b[q][m][k] for b in reps], [2.5, 97.5])]
+  band = lambda q, m, k: percentile_ci([b[q][m][k] for b in reps], n_boot)
   wc_ps = [p for p in ps if any(c.p == p and c.arm == "free" for c in scan)]
   wcs = [float(np.nanmedian([c for c in scan if c.p == p and c.arm == "free"][0].norm_at_grok))
          for p in wc_ps]
