@@ -149,7 +149,7 @@ def _one_line(e: BaseException) -> str:
   if isinstance(e, OSError) and e.filename:
     return f"{e.strerror or type(e).__name__}: {e.filename}"
   text = " ".join(str(e).split())
-  return text or type(e).__name__
+  return text or ("" if isinstance(e, KeyboardInterrupt) else type(e).__name__)
 
 
 def _overlap(args) -> bool | str:
@@ -275,9 +275,10 @@ def _start_and_run(exp: registry.Experiment, run, cfg, out: str, args) -> int:
   experiment = exp.name
   try:
     start_jax(args)
-  except (StartError, ValueError) as e:
-    print(f"{experiment}: error: {_one_line(e)}", file=sys.stderr)
-    return 2
+  except (StartError, ValueError, KeyboardInterrupt) as e:  # Ctrl-C as JAX imports: one line
+    print(f"{experiment}: error: {_one_line(e) or 'interrupted; nothing was written'}",
+          file=sys.stderr)
+    return 130 if isinstance(e, KeyboardInterrupt) else 2
   if cfg.needs_x64():
     import jax
     jax.config.update("jax_enable_x64", True)

@@ -612,6 +612,17 @@ def test_ctrl_c_is_one_line_and_says_how_to_resume(tmp_path, capsys):
   assert code == 130 and len(err.splitlines()) == 1 and "resumes where it stopped" in err
 
 
+def test_ctrl_c_while_jax_starts_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+  def importing(args):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(cli, "start_jax", importing)
+  out = tmp_path / "j"
+  code = cli.main("pinned_norm", None, ["--preset", "smoke", "--out", str(out), "--no-progress"])
+  err = capsys.readouterr().err.strip()
+  assert code == 130 and len(err.splitlines()) == 1 and "nothing was written" in err
+  assert not out.exists()
+
+
 @SHARES_SMOKE
 def test_load_joins_runs_and_curves_by_run_and_refuses_a_misaligned_folder(pinned_smoke, tmp_path):
   import grokjax

@@ -571,3 +571,56 @@ def test_a_trajectory_is_kept_every_n_steps_resumes_and_changes_no_curve(tmp_pat
     np.testing.assert_array_equal(kept.trajectory[k], resumed.trajectory[k], err_msg=k)
   with pytest.raises(ValueError, match="multiple of eval_every"):
     train(task, _mixed_grid(), keep_params="every:55", **kw)
+
+
+@SHARES_TINY
+def test_a_damaged_checkpoint_is_refused_before_orbax_reads_it(tmp_path):
+  """Bytes changed in the data files orbax reads last: refused by the SHA-256 of the files
+  written beside them, so no read is left in flight; the process then exits with nothing
+  on stderr but its own line (tensorstore's reads used to print "Event loop is closed"
+  tracebacks at exit)."""
+  import subprocess
+  import sys
+  folder = str(tmp_path / "ck")
+  _small_checkpointed_run(folder)
+  data = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
+          if os.sep + "d" + os.sep in os.path.join(d, f)]
+  assert data and any(f.startswith("sha256-") for f in os.listdir(folder))
+  for path in data:
+    raw = bytearray(open(path, "rb").read())
+    raw[len(raw) // 2:len(raw) // 2 + 8] = bytes(8 * [0xA5])
+    open(path, "wb").write(bytes(raw))
+  code = ("import sys, numpy as np\n"
+          "from grokjax.engine.optim import NEVER\n"
+          "from grokjax.engine.spec import Runs, Task\n"
+          "from grokjax.engine.train import train\n"
+          "runs = Runs(seed=np.arange(2), lr=1e-2, wd=1.0, target_norm=np.nan, t_int=NEVER, budget=60)\n"
+          "try:\n"
+          f"  train(Task(p=13, d=8, hidden=16, eval_every=5), runs, chunk_steps=20, checkpoint={folder!r},\n"
+          "        checkpoint_every_s=0, progress=False)\n"
+          "except ValueError as e:\n"
+          "  print(e, file=sys.stderr); sys.exit(1)\n")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, GROKJAX_CPU_DEVICES="1"))
+  assert proc.returncode == 1
+  assert proc.stderr.strip().count("\n") == 0 and "damaged" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_oserror(tmp_path, monkeypatch):
+  """orbax reports a full disk as its own kinds (tensorstore's RESOURCE_EXHAUSTED in a
+  ValueError): `Checkpoints.save` turns it into one OSError line that says how to go on,
+  which the command line prints as its one line (measured on a 600 KiB tmpfs)."""
+  from grokjax.engine import checkpoints
+  from grokjax.engine.state import LoopState
+  ck = checkpoints.Checkpoints(str(tmp_path / "ck"), "00" * 32)
+
+  def full(*args, **kwargs):
+    raise ValueError('RESOURCE_EXHAUSTED: Error writing "curves.floor/0.0" in OCDBT database\n'
+                     "  more lines of tensorstore's own")
+  monkeypatch.setattr(ck.manager, "save", full)
+  loop = LoopState(lanes=np.arange(2), pad=np.zeros(2, bool), live=np.ones(2, bool),
+                   last_step=np.zeros(2, np.int64), diverged=-np.ones(2, np.int64),
+                   curves={"norm": np.zeros((2, 3))}, elapsed=np.float64(0), lane_steps=np.int64(0))
+  with pytest.raises(OSError, match="could not be written .*RESOURCE_EXHAUSTED.*resumes") as e:
+    ck.save(10, loop, [np.zeros(3, np.float32)])
+  assert "\n" not in str(e.value)

@@ -4,8 +4,10 @@ count their batch layout was made for, and a SHA-256 of their content.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 
 import jax
@@ -23,12 +25,30 @@ from grokjax.engine.state import LoopState
 STATE_LAYOUT = 5
 
 
+@contextlib.contextmanager
+def _quiet_orbax():
+  """orbax logs through absl what grokjax then says in one line (a damaged file, a full
+  disk): its own lines are silenced while it reads or writes."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
 def grid_fingerprint(task: Task, runs: Runs) -> str:
   h = hashlib.sha256(f"layout {STATE_LAYOUT}|".encode())
   h.update(repr(dataclasses.asdict(task)).encode())
   for f in dataclasses.fields(runs):
     h.update(np.ascontiguousarray(getattr(runs, f.name)).tobytes())
   return h.hexdigest()
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip().splitlines()
+  return text[0][:200] if text else ""
 
 
 class Checkpoints:
@@ -41,9 +61,10 @@ class Checkpoints:
     self._ocp = ocp
     self.fingerprint = np.frombuffer(bytes.fromhex(fingerprint), np.uint8)
     self.n_devices = int(n_devices)
-    self.manager = ocp.CheckpointManager(
-        os.path.abspath(directory),
-        options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False))
+    with _quiet_orbax():
+      self.manager = ocp.CheckpointManager(
+          os.path.abspath(directory),
+          options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False))
 
   @staticmethod
   def digest(tree) -> np.ndarray:
@@ -56,13 +77,38 @@ class Checkpoints:
       h.update(a.tobytes())
     return np.frombuffer(h.digest(), np.uint8)
 
+  def _files_digest(self, step: int) -> str:
+    """SHA-256 over the files orbax wrote for `step` (relative names and bytes)."""
+    root = os.path.join(str(self.manager.directory), str(step))
+    h = hashlib.sha256()
+    for d, _, names in sorted(os.walk(root)):
+      for name in sorted(names):
+        path = os.path.join(d, name)
+        h.update(os.path.relpath(path, root).encode() + b"|")
+        with open(path, "rb") as f:
+          h.update(f.read())
+    return h.hexdigest()
+
+  def _sidecar(self, step: int) -> str:
+    return os.path.join(str(self.manager.directory), f"sha256-{step}.txt")
+
   def restore(self):
-    step = self.manager.latest_step()
+    with _quiet_orbax():
+      step = self.manager.latest_step()
     if step is None:
       return None
     where = f"checkpoint in {self.manager.directory}"
+    # Its files against the SHA-256 written beside them, before orbax reads a byte: a damaged
+    # file is refused here, not inside tensorstore's reads (which outlive a failed restore
+    # and report at exit). A checkpoint without the file (an older grokjax's) goes on.
+    if os.path.exists(self._sidecar(step)):
+      with open(self._sidecar(step), "rb") as f:
+        if f.read().strip() != self._files_digest(step).encode():
+          raise ValueError(f"{where} is damaged (its files do not match the SHA-256 saved "
+                           "beside them); delete it (the phase restarts) or use --force-new")
     try:
-      tree = self.manager.restore(step, args=self._ocp.args.StandardRestore())
+      with _quiet_orbax():
+        tree = self.manager.restore(step, args=self._ocp.args.StandardRestore())
     except Exception as e:  # orbax and tensorstore raise many kinds for a damaged file
       raise ValueError(f"{where} cannot be read ({type(e).__name__}); delete it (the phase "
                        "restarts) or use --force-new") from None
@@ -88,8 +134,24 @@ class Checkpoints:
     tree = dict(loop.tree(), fingerprint=self.fingerprint, n_devices=np.int64(self.n_devices),
                 state=to_host(jax.tree.leaves(state)))
     tree["digest"] = self.digest(tree)
-    self.manager.save(step, args=self._ocp.args.StandardSave(tree), force=True)
-    self.manager.wait_until_finished()
+    try:
+      with _quiet_orbax():
+        self.manager.save(step, args=self._ocp.args.StandardSave(tree), force=True)
+        self.manager.wait_until_finished()
+      digest = self._files_digest(step)
+      tmp = self._sidecar(step) + ".tmp"
+      with open(tmp, "w") as f:
+        f.write(digest + "\n")
+      os.replace(tmp, self._sidecar(step))
+      for name in os.listdir(str(self.manager.directory)):  # those of steps orbax dropped
+        if name.startswith("sha256-") and name != os.path.basename(self._sidecar(step)):
+          os.remove(os.path.join(str(self.manager.directory), name))
+    except OSError:
+      raise
+    except Exception as e:  # orbax wraps a full disk and other write faults in its own kinds
+      raise OSError(f"checkpoint in {self.manager.directory} could not be written "
+                    f"({type(e).__name__}: {_first_line(e)}); free space and run the same "
+                    "command again: it resumes from the last checkpoint") from None
 
   def close(self):
     self.manager.close()
