@@ -176,7 +176,8 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
   if cfg.arch == "transformer" and cfg.d % cfg.heads:
     raise UsageError(f"--d/--heads: d={cfg.d} is not divisible by heads={cfg.heads}")
   exp.check(cfg)
-  _check_budgets(cfg)
+  flags.check_save_params(cfg)
+  _check_budgets(cfg, exp.cells(cfg))
   for p in cfg.moduli:
     try:
       cfg.task(p)
@@ -195,30 +196,21 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
   return cfg, out, args
 
 
-def _check_budgets(cfg) -> None:
-  """Refuse a clamp that would start at or after its cell's budget, and an evaluation
-  interval longer than a budget (every T_grok would read as that interval)."""
+def _check_budgets(cfg, cells) -> None:
+  """Refuse an evaluation interval as long as a cell's budget (every T_grok would read as
+  that interval), and a held-norm cell whose clamp would start at or after its budget."""
   import dataclasses
-  flags.check_save_params(cfg)
-  clamps = cfg.rhos if cfg.experiment not in ("free_training", "free_norm_delay") else []
   unrounded = dataclasses.replace(cfg, eval_every=1)  # budgets before rounding up to it
-  for p in cfg.moduli:
-    cells = [(None, cfg.budget(None, p))] + [(r, cfg.budget(r, p)) for r in clamps]
-    for rho, budget in cells:
-      raw = unrounded.budget(rho, p)
-      if cfg.eval_every >= raw:  # one evaluation, at the end: every T_grok would be it
-        raise UsageError(f"--eval-every: {cfg.eval_every} is "
-                         f"{'longer than' if cfg.eval_every > raw else 'as long as'} the budget "
-                         f"{raw:,} of p={p} {'free' if rho is None else f'rho {rho:g}'}; "
-                         "T_grok could only be read at the end")
-      if rho is not None and cfg.experiment != "norm_interventions" and cfg.t_int >= budget:
-        raise UsageError(f"--t-int: the clamp would start at step {cfg.t_int:,}, at or past the "
-                         f"budget {budget:,} of p={p} rho {rho:g}; the cell would train free")
-  if cfg.experiment == "norm_interventions":
-    budget = min(cfg.budget(None, p) for p in cfg.moduli)
-    if cfg.t_int >= budget:
-      raise UsageError(f"--t-int: the interventions would start at step {cfg.t_int:,}, at or "
-                       f"past the budget {budget:,}")
+  for c in cells:
+    where = f"p={c.p} {'free' if c.rho is None else f'rho {c.rho:g}'}"
+    raw = min(c.budget, unrounded.budget(c.rho, c.p))
+    if cfg.eval_every >= raw:
+      raise UsageError(f"--eval-every: {cfg.eval_every} is "
+                       f"{'longer than' if cfg.eval_every > raw else 'as long as'} the "
+                       f"budget {raw:,} of {where}; T_grok could only be read at the end")
+    if c.rho is not None and cfg.t_int >= c.budget:
+      raise UsageError(f"--t-int: the clamp would start at step {cfg.t_int:,}, at or past the "
+                       f"budget {c.budget:,} of {where}; the cell would train free")
 
 
 def _check_memory(cfg, args) -> None:

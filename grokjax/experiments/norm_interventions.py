@@ -61,6 +61,10 @@ def check(cfg) -> None:
   flags.one_lr(cfg, "norm_interventions")
   flags.one_modulus(cfg, "norm_interventions")
   flags.some_rhos(cfg)
+  budget = min(cfg.budget(None, p) for p in cfg.moduli)  # every arm acts at t_int
+  if cfg.t_int >= budget:
+    raise flags.UsageError(f"--t-int: the interventions would start at step {cfg.t_int:,}, at "
+                           f"or past the budget {budget:,}")
 
 
 
