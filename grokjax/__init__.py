@@ -18,10 +18,11 @@ from grokjax.engine.optim import NEVER, clamp_global_norm, paper_optimizer, scal
 from grokjax.engine.reduce import grok_times
 from grokjax.engine.spec import Runs, SweepResult, Task
 from grokjax.engine.train import train as train_grid
+from grokjax.engine.transforms import grokfast_ema, orthogonal_grad
 from grokjax.harness.results import Results, load
 from grokjax.problems import Problem
 
 __version__ = "0.1.0"
 __all__ = ["NEVER", "Problem", "Results", "Runs", "SweepResult", "Task", "clamp_global_norm",
-           "grok_times", "load", "paper_optimizer", "problems", "scale_weights", "train",
-           "train_grid"]
+           "grok_times", "grokfast_ema", "load", "orthogonal_grad", "paper_optimizer",
+           "problems", "scale_weights", "train", "train_grid"]

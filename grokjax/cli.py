@@ -19,7 +19,6 @@ from grokjax.engine import runtime
 from grokjax.harness.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
                                    number_in)
 from grokjax.harness.session import ConfigMismatch, Session, say
-from grokjax.engine.losses import LOSSES
 from grokjax.engine.spec import MATMUL_PRECISIONS
 
 
@@ -79,13 +78,7 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
   ap.add_argument("--matmul-precision", choices=list(MATMUL_PRECISIONS),
                   help="float32 (default, the paper's); tensorfloat32 / bfloat16 are faster "
                        "on GPUs and TPUs and change the numbers")
-  ap.add_argument("--loss", choices=list(LOSSES),
-                  help="training loss: cross_entropy (default, the framework's), log_softmax "
-                       "(the authors' PyTorch form), exact (no float32 floor), float32_floor "
-                       "(float32's absorption on purpose, for --dtype float64)")
-  ap.add_argument("--noise", type=number_in("--noise", 0, None, True),
-                  help="k: Gaussian noise k * 2^-24 * |theta| on every parameter after every "
-                       "update, from a key stream of its own (default 0: none)")
+  flags.training_flags(ap)
   registry.get(experiment).add_flags(ap)
   ap.add_argument("--out", help="results folder (default results/<experiment>_<preset>_p<moduli>)")
   ap.add_argument("--force-new", action="store_true", help="discard a previous run in --out")

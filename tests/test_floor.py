@@ -110,4 +110,4 @@ def test_noisy_runs_need_a_task_that_compiles_the_noise():
   with pytest.raises(ValueError, match="noise"):
     Runs(np.array([0]), 1e-2, 1.0, np.nan, NEVER, 10, noise=-1.0)
   with pytest.raises(ValueError, match="loss must be one of"):
-    Task(p=13, loss="mse")
+    Task(p=13, loss="hinge")

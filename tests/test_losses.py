@@ -119,7 +119,7 @@ def test_below_float32_floor_reads_the_same_in_either_dtype():
 
 def test_an_unknown_loss_is_refused():
   with pytest.raises(ValueError, match="unknown loss"):
-    losses.per_example("mse", jnp.zeros((1, 3)), jnp.array([0]))
+    losses.per_example("hinge", jnp.zeros((1, 3)), jnp.array([0]))
 
 
 def test_the_correct_class_error_grows_as_one_plus_m_is_rounded():

@@ -47,7 +47,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-LOSSES = ("cross_entropy", "log_softmax", "exact", "float32_floor")
+LOSSES = ("cross_entropy", "log_softmax", "exact", "float32_floor", "stablemax", "mse")
+# The losses whose gradient is the softmax cross-entropy's (the floor's story is theirs).
+SOFTMAX_LOSSES = ("cross_entropy", "log_softmax", "exact", "float32_floor")
 
 # float32's absorption threshold: 1 + m rounds to 1 for m below half an ulp of 1
 FLOAT32_HALF_ULP = 2.0 ** -24
@@ -68,6 +70,10 @@ def per_example(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   if loss == "log_softmax":
     return -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], axis=-1)[..., 0]
+  if loss == "stablemax":
+    return stablemax_cross_entropy(logits, labels)
+  if loss == "mse":
+    return mse_one_hot(logits, labels)
   if loss not in LOSSES:
     raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
   s = off_class_log_mass(logits, labels)
@@ -84,11 +90,44 @@ def per_example(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.where(absorbed, surrogate - jax.lax.stop_gradient(surrogate), exact)
 
 
+def stablemax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per example, -log StableMax(z)_y (Prieto et al., arXiv:2501.04697): StableMax replaces
+  exp by s(x) = x + 1 for x >= 0 and 1 / (1 - x) for x < 0, which grows linearly, so the
+  probabilities saturate far later than softmax's (no softmax collapse). Classes at -inf
+  (a padded Task's missing ones) get s = 0.
+
+  >>> import jax.numpy as jnp
+  >>> z = jnp.array([[1.0, 0.0, -1.0]])  # s = 2, 1, 0.5: p_0 = 2 / 3.5
+  >>> round(float(stablemax_cross_entropy(z, jnp.array([0]))[0]), 6) == round(float(-jnp.log(2 / 3.5)), 6)
+  True
+  """
+  s = jnp.where(logits >= 0, logits + 1, 1 / (1 - jnp.where(logits >= 0, 0.0, logits)))
+  correct = jnp.take_along_axis(s, labels[..., None], axis=-1)[..., 0]
+  return jnp.log(jnp.sum(s, axis=-1)) - jnp.log(correct)
+
+
+def mse_one_hot(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per example, the mean over classes of (z_j - onehot(y)_j)^2 (Omnigrok's loss); a
+  padded Task's missing classes (-inf) are left out of the mean.
+
+  >>> import jax.numpy as jnp
+  >>> float(mse_one_hot(jnp.array([[1.0, 0.5, 0.0, 0.5]]), jnp.array([0]))[0])
+  0.125
+  """
+  real = jnp.isfinite(logits)
+  target = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+  sq = jnp.where(real, (jnp.where(real, logits, 0.0) - target) ** 2, 0.0)
+  return jnp.sum(sq, axis=-1) / jnp.sum(real, axis=-1)
+
+
 def correct_class_error(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
   """Per example, the relative error of the correct-class gradient under `loss` against
   the exact one, -m / (1 + m) (m the off-class mass, computed without forming 1 + m): 0
   where the loss keeps it, 1 at the floor, and between the two while 1 + m is rounded to a
-  multiple of float32's 2^-23 (m of a few ulps: the floor comes gradually)."""
+  multiple of float32's 2^-23 (m of a few ulps: the floor comes gradually). 0 for a loss
+  that is not a softmax cross-entropy (stablemax, mse), whose gradient is another."""
+  if loss not in SOFTMAX_LOSSES:
+    return jnp.zeros(logits.shape[:-1], logits.dtype)
   grads = jax.grad(lambda z: per_example(loss, z, labels).sum())(logits)
   got = jnp.take_along_axis(grads, labels[..., None], axis=-1)[..., 0]
   exact = -jax.nn.sigmoid(off_class_log_mass(logits, labels))

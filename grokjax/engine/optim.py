@@ -144,17 +144,86 @@ def adamw_matrices(learning_rate: float | jax.Array, weight_decay: float | jax.A
                      weight_decay=weight_decay, mask=weight_mask)
 
 
+# The base updates a Task can name (`Task.optimizer`, --optimizer NAME[:k=v,...]), each with
+# the options it takes and their defaults; the learning rate and weight decay are per run.
+OPTIMIZERS: dict[str, dict[str, float]] = {
+    "adamw": dict(b1=0.9, b2=0.999, eps=1e-8),
+    "sgd": dict(momentum=0.9),
+    "lion": dict(b1=0.9, b2=0.99),
+    "muon": dict(beta=0.95),
+}
+# The gradient transforms before the base update (`Task.grad_transform`), with options.
+GRAD_TRANSFORMS: dict[str, dict[str, float]] = {
+    "none": {}, "grokfast": dict(alpha=0.98, lamb=2.0), "orthogonal": {}}
+
+
+def parse_spec(spec: str, table: dict[str, dict[str, float]], what: str
+               ) -> tuple[str, dict[str, float]]:
+  """NAME[:k=v,...] against `table`: the name and its options with defaults filled in;
+  ValueError naming what is wrong.
+
+  >>> parse_spec("sgd:momentum=0.5", OPTIMIZERS, "optimizer")
+  ('sgd', {'momentum': 0.5})
+  """
+  name, _, rest = str(spec).partition(":")
+  if name not in table:
+    raise ValueError(f"unknown {what} {name!r}; choose from {', '.join(table)}")
+  options = dict(table[name])
+  for item in filter(None, (x.strip() for x in rest.split(","))):
+    key, eq, value = item.partition("=")
+    if not eq or key not in options:
+      raise ValueError(f"{what} {name}: {item!r} is not one of its options "
+                       f"({', '.join(f'{k}=' for k in options) or 'none'})")
+    try:
+      options[key] = float(value)
+    except ValueError:
+      raise ValueError(f"{what} {name}: {key}={value!r} is not a number") from None
+  return name, options
+
+
+def base_update(spec: str, learning_rate, weight_decay) -> optax.GradientTransformation:
+  """The base update `spec` names (OPTIMIZERS), weight decay on the matrices only:
+  decoupled for AdamW, Lion and Muon, added to the gradient (torch's SGD) for SGD."""
+  name, o = parse_spec(spec, OPTIMIZERS, "optimizer")
+  if name == "adamw":
+    return adamw_matrices(learning_rate, weight_decay, o["b1"], o["b2"], o["eps"])
+  if name == "sgd":
+    return optax.chain(optax.add_decayed_weights(weight_decay, mask=weight_mask),
+                       optax.sgd(learning_rate, momentum=o["momentum"] or None))
+  if name == "lion":
+    return optax.lion(learning_rate, b1=o["b1"], b2=o["b2"], weight_decay=weight_decay,
+                      mask=weight_mask)
+  from optax import contrib
+  return contrib.muon(learning_rate, beta=o["beta"], weight_decay=weight_decay,
+                      weight_decay_mask=weight_mask)
+
+
+def grad_transform(spec: str) -> optax.GradientTransformation | None:
+  """The gradient transform `spec` names (GRAD_TRANSFORMS), or None for "none"."""
+  from grokjax.engine.transforms import grokfast_ema, orthogonal_grad
+  name, o = parse_spec(spec, GRAD_TRANSFORMS, "gradient transform")
+  if name == "grokfast":
+    return grokfast_ema(o["alpha"], o["lamb"])
+  return orthogonal_grad() if name == "orthogonal" else None
+
+
 def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEVER,
                     stop_step=None, kick=1.0, kick_step=NEVER, kick_mask: MaskOrFn = None,
-                    clamp_mask: MaskOrFn = None) -> optax.GradientTransformation:
-  """AdamW on matrices, then the norm clamp, then a one-shot kick.
+                    clamp_mask: MaskOrFn = None, optimizer: str = "adamw",
+                    grad: str = "none") -> optax.GradientTransformation:
+  """AdamW on matrices (or the base update `optimizer` names, `base_update`; after the
+  gradient transform `grad` names, `grad_transform`), then the norm clamp, then a one-shot
+  kick.
 
   The defaults leave the clamp and the kick off. The clamp holds ||W|| at target_norm on
   the updates start_step..stop_step, over the matrices in clamp_mask (default all: one
   weight group's norm, the others free); the kick multiplies the matrices in kick_mask
   (default all) by `kick` after update kick_step.
   """
-  return optax.chain(adamw_matrices(learning_rate, weight_decay),
+  pre = grad_transform(grad)
+  base = (adamw_matrices(learning_rate, weight_decay) if optimizer == "adamw"
+          else base_update(optimizer, learning_rate, weight_decay))
+  return optax.chain(*([pre] if pre is not None else []), base,
                      clamp_global_norm(target_norm, start_step,
                                        mask=weight_mask if clamp_mask is None else clamp_mask,
                                        stop_step=stop_step),

@@ -120,7 +120,7 @@ class Program:
       params, data = jax.lax.switch(
           which, [functools.partial(self._padded, q) for q in t.sizes], seed)
     params = jax.tree.map(lambda x: x.astype(t.dtype), params)
-    opt = paper_optimizer(1.0, 1.0)  # the state's structure only; hparams arrive per step
+    opt = paper_optimizer(1.0, 1.0, optimizer=t.optimizer, grad=t.grad_transform)  # structure
     noise_key = None
     if t.noise:
       noise_key = jax.random.key_data(jax.random.fold_in(jax.random.key(seed), NOISE_STREAM))
@@ -160,19 +160,22 @@ class Program:
         eval_train=pad(is_train, n_all) & real, eval_test=~pad(is_train, n_all) & real,
         classes=jnp.arange(t.p) < q, which=jnp.asarray(t.sizes.index(q), jnp.int32))
 
-  def _logits(self, model, inputs, data):
+  def _logits(self, model, inputs, data, temperature=None):
     logits = model(*inputs)
+    if self.task.temperature and temperature is not None:  # the run's output temperature
+      logits = logits / temperature
     if self.task.sizes is not None:  # classes beyond the run's own modulus do not exist
       logits = jnp.where(data.classes, logits, -jnp.inf)
     return logits
 
-  def loss(self, params, inputs, y, layernorm=None, data=None):
-    """The Task's mean training loss (`Task.loss`); under a padded Task (`data` given)
-    over the run's own examples and classes."""
+  def loss(self, params, inputs, y, layernorm=None, data=None, temperature=None):
+    """The Task's mean training loss (`Task.loss`) of the logits over `temperature` (read
+    under Task(temperature=True)); under a padded Task (`data` given) over the run's own
+    examples and classes."""
     if data is None or self.task.sizes is None:
-      logits = self.model(params, layernorm)(*inputs)
+      logits = self._logits(self.model(params, layernorm), inputs, data, temperature)
       return losses.per_example(self.task.loss, logits, y).mean()
-    logits = self._logits(self.model(params, layernorm), inputs, data)
+    logits = self._logits(self.model(params, layernorm), inputs, data, temperature)
     ce = losses.per_example(self.task.loss, logits, y)
     return jnp.sum(ce * data.train_w) / jnp.sum(data.train_w)
 
@@ -207,9 +210,11 @@ class Program:
     params = jax.tree.map(lambda p, m: p if m is False else
                           jnp.where(at_init & m, p * hp.kick.astype(p.dtype), p),
                           state.params, kick_mask)
-    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp.layernorm, state.data)
+    loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp.layernorm, state.data,
+                                                hp.temperature)
     opt = paper_optimizer(hp.lr, hp.wd, hp.target, hp.start, hp.stop,
-                          hp.kick, hp.t_kick, kick_mask, norm_mask)
+                          hp.kick, hp.t_kick, kick_mask, norm_mask,
+                          optimizer=self.task.optimizer, grad=self.task.grad_transform)
     updates, opt_state = opt.update(grads, state.opt, params)
     new_params = optax.apply_updates(params, updates)
     if self.task.noise:
@@ -258,7 +263,7 @@ class Program:
       metrics = jax.lax.switch(data.which, [
           lambda params, q=q: self.task.of_size(q).problem_def.metrics(self.model(params))
           for q in self.task.sizes], state.params)
-    logits = self._logits(model, inputs, data)
+    logits = self._logits(model, inputs, data, None if hp is None else hp.temperature)
     ce = losses.per_example(self.task.loss, logits, y)
     correct = (jnp.argmax(logits, -1) == y).astype(logits.dtype)
     is_train, is_test = is_train.astype(logits.dtype), is_test.astype(logits.dtype)

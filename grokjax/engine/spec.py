@@ -75,6 +75,13 @@ class Task:
       exact-gradient cross-entropy that no rounding floors), "float32_floor" (float32's
       absorption applied on purpose, for float64 runs).
     noise: compile the per-run parameter noise (`Runs.noise`); off, the step has none.
+    temperature: compile the per-run output temperature (`Runs.temperature`): the logits
+      are divided by it in the loss and every evaluation; off, the program has none.
+    optimizer: the base update, NAME[:k=v,...] of `grokjax.engine.optim.OPTIMIZERS`
+      ("adamw", the paper's and the default; "sgd", "lion", "muon"), its learning rate and
+      weight decay per run; the clamp and the kick follow it as always.
+    grad_transform: a gradient transform before it, NAME[:k=v,...] of
+      `grokjax.engine.optim.GRAD_TRANSFORMS` ("none"; "grokfast", "orthogonal": ⊥Grad).
   """
   p: int
   frac: float = 0.40
@@ -91,12 +98,19 @@ class Task:
   sizes: tuple[int, ...] | None = None
   loss: str = "cross_entropy"
   noise: bool = False
+  temperature: bool = False
+  optimizer: str = "adamw"
+  grad_transform: str = "none"
 
   def __post_init__(self):
+    from grokjax.engine.optim import GRAD_TRANSFORMS, OPTIMIZERS, parse_spec
+    parse_spec(self.optimizer, OPTIMIZERS, "optimizer")
+    parse_spec(self.grad_transform, GRAD_TRANSFORMS, "gradient transform")
     if self.loss not in LOSSES:
       raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-    if not isinstance(self.noise, bool):
-      raise ValueError(f"noise must be True or False, got {self.noise!r}")
+    for flag in ("noise", "temperature"):
+      if not isinstance(getattr(self, flag), bool):
+        raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
     if self.sizes is not None:
       object.__setattr__(self, "sizes", tuple(sorted({int(q) for q in self.sizes})))
       if self.p != max(self.sizes):
@@ -181,6 +195,8 @@ class Runs:
       k * 2^-24 * abs(theta) (float32's relative rounding scale) per parameter and step, drawn
       from a key stream of its own (never the seed's init or split); 0: none. Needs
       `Task(noise=True)`.
+    temperature: T > 0, the output temperature: the run's logits are z / T (1: none).
+      Needs `Task(temperature=True)` unless 1.
   """
   seed: np.ndarray
   lr: np.ndarray
@@ -197,6 +213,7 @@ class Runs:
   size: np.ndarray | int = 0
   stream: np.ndarray | str = ""
   noise: np.ndarray | float = 0.0
+  temperature: np.ndarray | float = 1.0
 
   def __post_init__(self):
     n = len(np.atleast_1d(self.seed))
@@ -205,7 +222,7 @@ class Runs:
       setattr(self, f.name, arr)
     for f in ("seed", "t_int", "budget", "t_stop", "t_kick", "kick_group", "norm_group", "size"):
       setattr(self, f, getattr(self, f).astype(np.int64))
-    for f in ("lr", "wd", "target_norm", "kick", "noise"):
+    for f in ("lr", "wd", "target_norm", "kick", "noise", "temperature"):
       setattr(self, f, getattr(self, f).astype(np.float64))
     self.layernorm = self.layernorm.astype(bool)
     if n == 0:
@@ -216,6 +233,8 @@ class Runs:
       raise ValueError(f"weight decay must be >= 0, got {self.wd}")
     if np.any(~(self.noise >= 0)) or not np.all(np.isfinite(self.noise)):
       raise ValueError(f"noise amplitudes must be finite and >= 0, got {self.noise}")
+    if np.any(~(self.temperature > 0)) or not np.all(np.isfinite(self.temperature)):
+      raise ValueError(f"temperatures must be finite and > 0, got {self.temperature}")
     if np.any(self.budget < 1):
       raise ValueError(f"budgets must be >= 1 step, got {self.budget}")
     clamp = self.t_int < NEVER
@@ -271,6 +290,7 @@ class HParams(NamedTuple):
   layernorm: Any
   active: Any
   noise: Any
+  temperature: Any
 
 
 def hparams(runs: Runs, dtype, active=None) -> HParams:
@@ -284,7 +304,7 @@ def hparams(runs: Runs, dtype, active=None) -> HParams:
                  norm_group=runs.norm_group.astype(np.int32),
                  budget=runs.budget.astype(np.int32), layernorm=runs.layernorm.astype(bool),
                  active=np.ones(len(runs), bool) if active is None else np.asarray(active, bool),
-                 noise=runs.noise.astype(dtype))
+                 noise=runs.noise.astype(dtype), temperature=runs.temperature.astype(dtype))
 
 
 @dataclasses.dataclass

@@ -131,6 +131,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     raise ValueError("runs with their own LayerNorm switch need Task(layernorm='per_run')")
   if not task.noise and runs.noise.any():
     raise ValueError("runs with parameter noise (Runs.noise > 0) need Task(noise=True)")
+  if not task.temperature and np.any(runs.temperature != 1):
+    raise ValueError("runs with an output temperature (Runs.temperature != 1) need "
+                     "Task(temperature=True)")
   every = keep_every(keep_params)
   rule = GrokRule(float(grok_threshold), int(grok_persist))
   sizes = np.where(runs.size == 0, task.p, runs.size)

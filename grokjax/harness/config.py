@@ -112,6 +112,9 @@ class Config:
   save_params: str = "none"
   loss: str = "cross_entropy"  # the training loss (grokjax.engine.losses.LOSSES)
   noise: float = 0.0  # k: parameter noise k * 2^-24 * |theta| per step (Runs.noise)
+  temperature: float = 1.0  # the output temperature of every run (Runs.temperature)
+  optimizer: str = "adamw"  # the base update, NAME[:k=v,...] (grokjax.engine.optim.OPTIMIZERS)
+  grad_transform: str = "none"  # a gradient transform before it (optim.GRAD_TRANSFORMS)
   arms: list[str] | None = None  # precision: the arithmetic arms (grokjax.experiments.precision)
 
   def budget(self, rho: float | None, p: int) -> int:
@@ -139,7 +142,9 @@ class Config:
                 layernorm=self.layernorm if layernorm is None else layernorm,
                 eval_every=self.eval_every, dtype=self.dtype, heads=self.heads,
                 matmul_precision=self.matmul_precision, problem=self.problem,
-                train_size=self.train_size, loss=self.loss, noise=self.noise > 0)
+                train_size=self.train_size, loss=self.loss, noise=self.noise > 0,
+                temperature=self.temperature != 1.0, optimizer=self.optimizer,
+                grad_transform=self.grad_transform)
 
   def needs_x64(self) -> bool:
     """Whether a run of this configuration computes in float64 (JAX's x64 mode on)."""

@@ -112,6 +112,45 @@ def check_save_params(cfg) -> None:
                      f"({cfg.eval_every})")
 
 
+def spec_of(flag: str, table: dict, what: str):
+  """A NAME[:k=v,...] flag checked against `table` (grokjax.engine.optim's)."""
+  def parse(text: str) -> str:
+    from grokjax.engine.optim import parse_spec
+    try:
+      parse_spec(text, table, what)
+    except ValueError as e:
+      raise UsageError(f"{flag}: {e}") from None
+    return text
+  return parse
+
+
+def training_flags(ap: argparse.ArgumentParser) -> None:
+  """The flags of the training itself: the loss, parameter noise, the output temperature,
+  the optimiser and a gradient transform before it."""
+  from grokjax.engine.losses import LOSSES
+  from grokjax.engine.optim import GRAD_TRANSFORMS, OPTIMIZERS
+  ap.add_argument("--loss", choices=list(LOSSES),
+                  help="training loss: cross_entropy (default, the framework's), log_softmax "
+                       "(the authors' PyTorch form), exact (no float32 floor), float32_floor "
+                       "(float32's absorption on purpose, for --dtype float64), stablemax "
+                       "(StableMax cross-entropy), mse (on one-hot targets)")
+  ap.add_argument("--noise", type=number_in("--noise", 0, None, True),
+                  help="k: Gaussian noise k * 2^-24 * |theta| on every parameter after every "
+                       "update, from a key stream of its own (default 0: none)")
+  ap.add_argument("--temperature", type=number_in("--temperature", 0, None, False),
+                  help="T: every run's logits are divided by T in its loss and evaluations "
+                       "(default 1: none)")
+  opts = lambda table: "; ".join(f"{k}" + (":" + ",".join(f"{o}={v:g}" for o, v in d.items())
+                                           if d else "") for k, d in table.items())
+  ap.add_argument("--optimizer", type=spec_of("--optimizer", OPTIMIZERS, "optimizer"),
+                  help=f"the base update before the clamp, options after a colon: {opts(OPTIMIZERS)} "
+                       "(default adamw, the paper's)")
+  ap.add_argument("--grad-transform", type=spec_of("--grad-transform", GRAD_TRANSFORMS,
+                                                   "gradient transform"),
+                  help=f"a gradient transform before the base update: {opts(GRAD_TRANSFORMS)} "
+                       "(grokfast: Grokfast's EMA filter; orthogonal: ⊥Grad)")
+
+
 def margin(text: str) -> int | None:
   if text.lower() == "none":
     return None

@@ -33,6 +33,10 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
   at_grok = lambda name, i: (float(c[name][i, col[i]]) if name in c and out["grokked"][i]
                              else None)
   grouped = res.runs.norm_group.any()  # a phase measuring a weight group names it per run
+  t = res.task  # the training's own choices, named where they are not the paper's
+  setting = {k: v for k, v, paper in (("loss", t.loss, "cross_entropy"),
+                                      ("optimizer", t.optimizer, "adamw"),
+                                      ("grad_transform", t.grad_transform, "none")) if v != paper}
   rows = []
   for i in range(len(res.runs)):
     seen = np.isfinite(collapse[i])
@@ -59,7 +63,10 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         gini_final=_last(res.curves["gini"][i]) if "gini" in res.curves else None,
         final_train_acc=out["final_train_acc"][i], final_test_acc=out["final_test_acc"][i],
         **({"norm_group": WEIGHT_GROUPS[res.runs.norm_group[i]]} if grouped else {}),
-        **(extra or {}), **(per_run[i] if per_run else {})))
+        **({"temperature": res.runs.temperature[i]} if t.temperature else {})))
+    rows[-1].update(setting)
+    rows[-1].update(extra or {})
+    rows[-1].update(per_run[i] if per_run else {})
   return rows
 
 

@@ -109,7 +109,10 @@ RUNS_COLUMNS: dict[str, tuple[str, str]] = {
     "m": ("float", "sparse_parity: training examples"),
     "precision_arm": ("str", "precision: the arm, DTYPE[+LOSS][+noiseK]"),
     "dtype": ("str", "precision: float32 or float64"),
-    "loss": ("str", "precision: the loss"),
+    "loss": ("str", "the training loss, where not the framework's cross-entropy"),
+    "optimizer": ("str", "the base update, where not AdamW (NAME[:options])"),
+    "grad_transform": ("str", "the gradient transform before it, where there is one"),
+    "temperature": ("float", "the run's output temperature, where the program has one"),
     "noise": ("float", "precision: parameter noise k (units of 2^-24 |theta|)"),
 }
 

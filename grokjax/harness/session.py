@@ -81,6 +81,8 @@ class Session:
     runs draw their seeds from the configuration's seed stream."""
     path = os.path.join(self.out, "phases", f"{name}.npz")
     runs = dataclasses.replace(runs, stream=self.cfg.seed_stream or "")
+    if self.cfg.temperature != 1.0:  # --temperature: every run of every experiment
+      runs = dataclasses.replace(runs, temperature=self.cfg.temperature)
     if os.path.exists(path):
       try:
         res = load_result(path)
