@@ -212,7 +212,7 @@ class Program:
                           state.params, kick_mask)
     loss, grads = jax.value_and_grad(self.loss)(params, inputs, y, hp.layernorm, state.data,
                                                 hp.temperature)
-    opt = paper_optimizer(hp.lr, hp.wd, hp.target, hp.start, hp.stop,
+    opt = paper_optimizer(hp.lr, hp.wd, hp.target_norm, hp.t_int, hp.t_stop,
                           hp.kick, hp.t_kick, kick_mask, norm_mask,
                           optimizer=self.task.optimizer, grad=self.task.grad_transform)
     updates, opt_state = opt.update(grads, state.opt, params)

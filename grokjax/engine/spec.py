@@ -273,15 +273,15 @@ class Runs:
 
 class HParams(NamedTuple):
   """The per-run hyperparameters as the compiled step reads them (a pytree: one array per
-  field, [runs] on the host, a scalar inside the vmapped step). The fields are `Runs`'
-  in the program's dtypes, under the optax transforms' names: target (a free run's NaN read
-  as 1.0, the clamp being off), start = t_int and stop = t_stop (NEVER capped to int32);
+  field, [runs] on the host, a scalar inside the vmapped step). The fields are `Runs'`, under
+  the same names, in the program's dtypes: target_norm (a free run's NaN read as 1.0, the
+  clamp being off), t_int and t_stop (NEVER capped to int32);
   active is False on a padding lane; noise is `Runs.noise` (read under Task(noise=True))."""
   lr: Any
   wd: Any
-  target: Any
-  start: Any
-  stop: Any
+  target_norm: Any
+  t_int: Any
+  t_stop: Any
   kick: Any
   t_kick: Any
   kick_group: Any
@@ -296,9 +296,9 @@ class HParams(NamedTuple):
 def hparams(runs: Runs, dtype, active=None) -> HParams:
   """The `HParams` of a grid's runs; active: which lanes are real (default all)."""
   return HParams(lr=runs.lr.astype(dtype), wd=runs.wd.astype(dtype),
-                 target=np.nan_to_num(runs.target_norm, nan=1.0).astype(dtype),
-                 start=np.minimum(runs.t_int, NEVER).astype(np.int32),
-                 stop=np.minimum(runs.t_stop, NEVER).astype(np.int32),
+                 target_norm=np.nan_to_num(runs.target_norm, nan=1.0).astype(dtype),
+                 t_int=np.minimum(runs.t_int, NEVER).astype(np.int32),
+                 t_stop=np.minimum(runs.t_stop, NEVER).astype(np.int32),
                  kick=runs.kick.astype(dtype), t_kick=np.minimum(runs.t_kick, NEVER).astype(np.int32),
                  kick_group=runs.kick_group.astype(np.int32),
                  norm_group=runs.norm_group.astype(np.int32),
