@@ -19,8 +19,8 @@ def test_split_size_disjoint_and_per_seed():
   n = prob.n_train
   assert n == round(0.4 * 59 * 59)
   s0, s1 = prob.split(jax.random.key(0)), prob.split(jax.random.key(1))
-  idx0, mask0 = np.asarray(s0["train_idx"]), np.asarray(s0["is_train"])
-  idx1 = np.asarray(s1["train_idx"])
+  idx0, mask0 = np.asarray(s0.train_idx), np.asarray(s0.is_train)
+  idx1 = np.asarray(s1.train_idx)
   assert len(np.unique(idx0)) == n and mask0.sum() == n
   assert mask0[idx0].all()
   assert not np.array_equal(np.sort(idx0), np.sort(idx1))
@@ -29,8 +29,8 @@ def test_split_size_disjoint_and_per_seed():
 def test_split_under_vmap_matches_single():
   prob = Modular(11, train_size=40)
   keys = jax.random.split(jax.random.key(3), 4)
-  idx = jax.vmap(lambda k: prob.split(k)["train_idx"])(keys)
-  np.testing.assert_array_equal(idx[2], prob.split(keys[2])["train_idx"])
+  idx = jax.vmap(lambda k: prob.split(k).train_idx)(keys)
+  np.testing.assert_array_equal(idx[2], prob.split(keys[2]).train_idx)
 
 
 @pytest.mark.parametrize("p, frac, match", [

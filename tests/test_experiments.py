@@ -225,10 +225,10 @@ BAD = [
      "--eval-every: 600 is as long as the budget"),
     ("free_norm_delay", ["--preset", "smoke", "--kick-at", "100000"], "--kick-at: the weights"),
     ("precision", ["--preset", "smoke", "--arms", "float16"], "--arms: arm 'float16': starts with"),
-    ("precision", ["--preset", "smoke", "--arms", "float64+mse"], "neither a loss"),
+    ("precision", ["--preset", "smoke", "--arms", "float64+hinge"], "neither a loss"),
     ("precision", ["--preset", "smoke", "--arms", "float64+noise-1"], "is not noise<k>"),
     ("precision", ["--preset", "smoke", "--dtype", "float64"], "sets them per arm"),
-    ("pinned_norm", ["--preset", "smoke", "--loss", "mse"], "invalid choice: 'mse'"),
+    ("pinned_norm", ["--preset", "smoke", "--loss", "hinge"], "invalid choice: 'hinge'"),
     ("pinned_norm", ["--preset", "smoke", "--fit-rhos", "2:3"], "--fit-rhos: 2:3 holds none"),
     ("pinned_norm", ["--preset", "smoke", "--noise", "-1"], "--noise: -1 is outside"),
 ]
