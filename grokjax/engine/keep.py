@@ -34,6 +34,12 @@ def keep_every(keep_params: str) -> int | None:
   return int(n)
 
 
+def keeps_grok(keep_params: str) -> bool:
+  """Whether keep_params keeps the parameters at T_grok, captured on the device ("grok" and
+  "every:N")."""
+  return keep_params == "grok" or keep_every(keep_params) is not None
+
+
 def n_keep_of(trajectory: dict[str, np.ndarray]) -> int:
   return next(iter(trajectory.values())).shape[1]
 

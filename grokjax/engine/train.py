@@ -24,11 +24,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from grokjax.engine.checkpoints import Checkpoints, grid_fingerprint
 from grokjax.engine.state import LoopState
 from grokjax.engine.keep import (check_grok_steps, keep_every, keep_final, keep_grok,
-                                 keep_trajectory, n_keep_of, named_leaves)
+                                 keep_trajectory, keeps_grok, n_keep_of, named_leaves)
 from grokjax.engine.program import GrokRule, program
 from grokjax.engine.reduce import grok_times
 from grokjax.engine.runtime import all_cpu, batch_floor, default_vmap_width, to_host
 from grokjax.engine.spec import Runs, SweepResult, Task, hparams
+
 
 class Flight(NamedTuple):
   """A chunk queued on the device: its records and status (step, diverged) to read, and the
@@ -161,7 +162,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   ndev = len(devices)
   mesh = Mesh(np.array(devices), ("runs",))
   sharding = NamedSharding(mesh, PartitionSpec("runs"))
-  grok_kept = keep_params == "grok" or every is not None
+  grok_kept = keeps_grok(keep_params)
   prog = program(task, rule if grok_kept else None)
   prog.check_groups(runs)
   width = default_vmap_width(devices) if vmap_width == "auto" else vmap_width

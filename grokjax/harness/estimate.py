@@ -14,7 +14,7 @@ from grokjax.harness.config import Config
 from grokjax.harness.session import Session, say
 from grokjax.analysis.stats import cell_summary
 from grokjax.engine.spec import CURVES, Task
-from grokjax.engine.keep import keep_every
+from grokjax.engine.keep import keep_every, keeps_grok
 
 
 # The prior of the time estimate. For the paper's MLP on a + b mod p, inside the ranges it
@@ -253,8 +253,7 @@ def memory_needed(cfg: Config, cells: list[Cell]) -> int:
     t = max((c.task(cfg) for c in group), key=lambda t: t.problem_def.cost())
     prob, h = t.problem_def, cfg.hidden
     n_params, state_bytes = state_size(t)
-    state = 2 * (3 + (cfg.save_params != "none" and cfg.save_params != "final")) * 4 * n_params \
-        + state_bytes
+    state = 2 * (3 + keeps_grok(cfg.save_params)) * 4 * n_params + state_bytes
     curves = 2 * len(CURVES) * 4 * -(-max(c.budget for c in group) // cfg.eval_every)
     k = prob.n_classes
     act = 4 * 3 * (prob.n_train * (2 * h + 2 * k) + (prob.n_train + prob.n_test) * (h + k))

@@ -13,7 +13,7 @@ import numpy as np
 from grokjax.harness import io
 from grokjax.harness.config import Config, as_written
 from grokjax.harness.session import Session
-from grokjax.analysis.stats import critical_norm
+from grokjax.analysis.stats import critical_norm, finite_or_none
 from grokjax.engine.reduce import floor_steps
 from grokjax.engine.spec import WEIGHT_GROUPS, Runs, SweepResult, Task
 
@@ -52,9 +52,9 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         grokked=out["grokked"][i], censored=out["censored"][i], fell_back=out["fell_back"][i],
         diverged=out["diverged"][i], diverged_step=res.diverged_step[i] if out["diverged"][i] else None,
         norm_at_grok=out["norm_at_grok"][i],
-        norm_at_mem=_num(out["norm_at_mem"][i]),
+        norm_at_mem=finite_or_none(out["norm_at_mem"][i]),
         t_peak=out["t_peak"][i] if out["t_peak"][i] >= 0 else None,
-        norm_peak=_num(out["norm_peak"][i]),
+        norm_peak=finite_or_none(out["norm_peak"][i]),
         collapse_at_grok=collapse[i, col[i]] if out["grokked"][i] else None,
         collapse_max=np.max(collapse[i, seen]) if seen.any() else None,
         t_floor=t_floor[i] if t_floor[i] >= 0 else None,
@@ -68,10 +68,6 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
     rows[-1].update(extra or {})
     rows[-1].update(per_run[i] if per_run else {})
   return rows
-
-
-def _num(v) -> float | None:
-  return float(v) if np.isfinite(v) else None
 
 
 def _last(row: np.ndarray) -> float:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grokjax.analysis import fit
-from grokjax.analysis.stats import seed_bootstrap
+from grokjax.analysis import contraction
 from grokjax.paper.table import Folder, Row, paper_row, qual_row, verdict
 
 
@@ -56,16 +55,9 @@ def free_norm_delay_rows(f: Folder, n_boot: int) -> list[Row]:
                     m.get("kappa_ci"),
                     f"R^2 {m['r2']:.2f}, {m['n_pairs']} pairs" if m.get("kappa") else
                     m.get("error", "")))
-  def exponent(rs):  # median T_grok - T_peak per (lr, wd) cell ~ (lr wd)^beta
-    pts = []
-    for lr, wd in cells:
-      d = [r["t_grok"] - r["t_peak"] for r in rs if (r["lr"], r["wd"]) == (lr, wd)
-           and r["grokked"] and r.get("t_peak") is not None and r["t_peak"] >= 0]
-      if d and np.median(d) > 0:
-        pts.append((lr * wd, float(np.median(d))))
-    return fit.fit_power_law(*map(np.array, zip(*pts)))["beta"] if len(pts) >= 2 else None
-
-  v, ci = seed_bootstrap(rows, exponent, n_boot)
+  # median T_grok - T_peak per (lr, wd) cell ~ (lr wd)^beta, over every s
+  e = contraction.delay_exponent(rows, n_boot, start="peak")
+  v, ci = e.get("beta"), e.get("beta_ci")
   out.append(paper_row(claim, "exponent of the median delay after the peak in lr x wd, every s "
                        "(decoupled decay alone: -1; the paper gives no number)", None, None, v, ci,
                        "the rescale's wait for decoupled decay: what this experiment measures"))

@@ -20,6 +20,7 @@ import re
 
 import numpy as np
 
+from grokjax.analysis.stats import finite_or_none
 from grokjax.engine.reduce import norm_peak, value_at
 
 # Their floor (`floor_steps`): the first logged step at which a seed's mean train loss is at
@@ -189,10 +190,6 @@ def load(root: str) -> list[RefCell]:
   return cells
 
 
-def _num(v) -> float | None:
-  return float(v) if np.isfinite(v) else None
-
-
 def as_rows(cells: list[RefCell], experiment: str, hold_arm: str = "clamp") -> list[dict]:
   """Every run of one of their experiments as a row the report's statistics read (arm,
   rho, group, seed, t_grok, grokked, censored, diverged), their sustained clamps named
@@ -205,11 +202,11 @@ def as_rows(cells: list[RefCell], experiment: str, hold_arm: str = "clamp") -> l
     arm = hold_arm if c.arm == "clamp" else c.arm
     rho = None if c.rho is None else round(c.rho, 3)
     extra = lambda i: ({} if c.t_mem is None else dict(
-        t_mem=int(c.t_mem[i]), norm_at_mem=_num(c.norm_at_mem[i]),
-        t_peak=int(c.t_peak[i]) if c.t_peak[i] >= 0 else None, norm_peak=_num(c.norm_peak[i])))
+        t_mem=int(c.t_mem[i]), norm_at_mem=finite_or_none(c.norm_at_mem[i]),
+        t_peak=int(c.t_peak[i]) if c.t_peak[i] >= 0 else None, norm_peak=finite_or_none(c.norm_peak[i])))
     out += [dict(p=c.p, lr=c.lr, wd=c.wd, frac=c.frac, arm=arm, rho=rho, group=c.group, seed=i,
                  t_grok=float(t), grokked=not k, censored=bool(k), diverged=False,
-                 norm_at_grok=_num(c.norm_at_grok[i]), **extra(i))
+                 norm_at_grok=finite_or_none(c.norm_at_grok[i]), **extra(i))
             for i, (t, k) in enumerate(zip(c.t_grok, c.censored))]
   return out
 
