@@ -138,8 +138,10 @@ class Checkpoints:
       with _quiet_orbax():
         self.manager.save(step, args=self._ocp.args.StandardSave(tree), force=True)
         self.manager.wait_until_finished()
+      if jax.process_index() != 0:  # one process writes it (the others share the folder)
+        return
       digest = self._files_digest(step)
-      tmp = self._sidecar(step) + ".tmp"
+      tmp = f"{self._sidecar(step)}.{os.getpid()}.tmp"
       with open(tmp, "w") as f:
         f.write(digest + "\n")
       os.replace(tmp, self._sidecar(step))
