@@ -146,10 +146,10 @@ def grid_benchmark(args) -> dict:
     wall = time.perf_counter() - t0
     red = res.reduce()
     # A run is finished at T_grok + margin once grokked, else at its own (original) budget.
-    finish = np.where(red["grokked"], np.minimum(red["t_grok"] + margin, runs.budget), runs.budget)
+    finish = np.where(red.grokked, np.minimum(red.t_grok + margin, runs.budget), runs.budget)
     out[name] = dict(wall_s=wall, lane_steps=res.lane_steps, useful_run_steps=int(finish.sum()),
                      wasted_fraction=1 - finish.sum() / res.lane_steps,
-                     grokked=int(red["grokked"].sum()), runs=len(runs))
+                     grokked=int(red.grokked.sum()), runs=len(runs))
   out["speedup"] = out["lockstep"]["wall_s"] / out["early_exit"]["wall_s"]
   return out
 

@@ -16,7 +16,7 @@ import re
 import sys
 
 from grokjax import cli
-from grokjax.harness import registry
+from grokjax.experiments import registry
 
 REPRODUCE_DOC = "The paper, reproduced: every claim at the paper preset, then one table."
 FIGURES_DOC = "Redraw the figures of finished results folders from their files (PNG and PDF)."

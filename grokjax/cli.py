@@ -14,7 +14,8 @@ import sys
 from typing import Callable, Sequence
 
 from grokjax import problems
-from grokjax.harness import estimate, flags, io, registry
+from grokjax.harness import estimate, flags, io
+from grokjax.experiments import registry
 from grokjax.engine import runtime
 from grokjax.harness.flags import (UNSET, UsageError, floats, integer, ints, margin,  # noqa: F401
                                    number_in)
@@ -165,7 +166,7 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
     fields["layernorm"] = None  # not given: the preset's
   cfg = registry.resolve(experiment, args.preset, **fields)
   if args.retire_margin is not UNSET:
-    cfg.retire_margin = args.retire_margin
+    cfg = dataclasses.replace(cfg, retire_margin=args.retire_margin)
   if cfg.arch == "transformer" and cfg.d % cfg.heads:
     raise UsageError(f"--d/--heads: d={cfg.d} is not divisible by heads={cfg.heads}")
   exp.check(cfg)

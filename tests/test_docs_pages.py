@@ -20,7 +20,7 @@ def _pages():
 
 def test_the_experiments_page_holds_every_experiment_and_its_flags():
   from grokjax import cli
-  from grokjax.harness import registry
+  from grokjax.experiments import registry
   page = _pages().experiments_page()
   for name in registry.names():
     assert f"## {name}\n" in page and f"python experiments/{name}.py" in page
@@ -35,7 +35,7 @@ def test_every_runs_csv_column_is_in_the_schema_and_on_its_page():
   from grokjax.engine.spec import Runs, SweepResult, Task
   from grokjax.harness.grids import run_table
   from grokjax.harness.io import RUNS_COLUMNS
-  from grokjax.harness.registry import resolve
+  from grokjax.experiments.registry import resolve
   page = _pages().runs_columns_page()
   assert all(f"| `{c}` |" in page for c in RUNS_COLUMNS)
   # the columns the engine writes for every run, and those of every committed folder

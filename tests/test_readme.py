@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # the README's programs are the smoke preset's and test_train's free run's
-# (tests/test_experiments.py)
+# (tests/experiments/test_experiments.py)
 @pytest.mark.xdist_group("smoke")
 def test_readme_python_blocks_run():
   with open(os.path.join(ROOT, "README.md")) as f:

@@ -13,10 +13,10 @@ python3 -m venv "$venv"
 "$venv/bin/pip" list 2>/dev/null | grep -iE "^(jax|jaxlib|flax|optax|numpy|orbax-checkpoint|scipy|matplotlib|chex|tqdm) "
 cd "$root"
 PYTHONPATH="$root" "$venv/bin/python" -m pytest -q -n 0 -p no:cacheprovider \
-  tests/test_optim.py tests/test_models.py tests/test_transformer.py tests/test_fit.py \
-  tests/test_reduce.py tests/test_compare.py tests/test_reproduce.py \
-  "tests/test_train.py::test_batch_equals_each_run_alone" \
-  "tests/test_train.py::test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line" \
-  "tests/test_train.py::test_overlapped_checkpoint_resume_equals_uninterrupted" \
-  "tests/test_experiments.py::test_pinned_norm_smoke" \
-  "tests/test_experiments.py::test_load_joins_runs_and_curves_by_run_and_refuses_a_misaligned_folder"
+  tests/engine/test_optim.py tests/problems/test_models.py tests/problems/test_transformer.py tests/analysis/test_fit.py \
+  tests/engine/test_reduce.py tests/analysis/test_compare.py tests/paper/test_reproduce.py \
+  "tests/engine/test_train.py::test_batch_equals_each_run_alone" \
+  "tests/engine/test_train.py::test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line" \
+  "tests/engine/test_train.py::test_overlapped_checkpoint_resume_equals_uninterrupted" \
+  "tests/experiments/test_experiments.py::test_pinned_norm_smoke" \
+  "tests/experiments/test_experiments.py::test_load_joins_runs_and_curves_by_run_and_refuses_a_misaligned_folder"

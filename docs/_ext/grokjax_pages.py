@@ -26,10 +26,11 @@ def experiments_page() -> str:
   """One section per registered experiment: its docstring, its command, what each preset
   sets beyond the shared base, and every flag with its help."""
   from grokjax import cli
-  from grokjax.harness import config, registry
+  from grokjax.harness import config
+  from grokjax.experiments import registry
   bases = {"paper": config.PAPER, "quick": config.QUICK, "smoke": config.SMOKE}
   out = ["# The experiments", "",
-         "Generated from each experiment's registry record (`grokjax.harness.registry`) and "
+         "Generated from each experiment's registry record (`grokjax.experiments.registry`) and "
          "its command-line parser when the documentation is built. Every experiment writes a "
          "results folder (see {doc}`/results`); `python experiments/NAME.py --help` prints "
          "the same flags.", ""]

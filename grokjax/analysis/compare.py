@@ -18,11 +18,12 @@ Three kinds of reference, three kinds of verdict, weakest last:
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+import math
+from typing import Any, Sequence
 
 import numpy as np
 
-from grokjax.analysis.stats import censored_median, percentile_ci
+from grokjax.analysis.stats import censored_median, percentile_ci, usable
 
 MARGIN = 0.10  # equivalence margin of a ratio: [0.90, 1.10] reads "agrees"
 ALPHA = 0.05  # level of the rank test
@@ -108,3 +109,29 @@ def point_verdict(ref: float, ours_ci: Sequence[float] | None, half: float = 0.0
     return "inconclusive"
   return ("consistent (point)" if ours_ci[0] <= ref + half and ref - half <= ours_ci[1]
           else "differs (point)")
+
+
+def paired_ratio(ref_rows, rows) -> dict[str, Any]:
+  """Seed-paired T_grok ratio (this arm / the reference) and a two-sided Wilcoxon
+  signed-rank test on ln T_grok. A censored run enters at its budget, a lower bound: a
+  ratio with a censored numerator is a lower bound, the median of ratios treats those as
+  censored (`censored_median`); a pair censored on both sides has no ratio and is only
+  counted; diverged runs are left out. The test on budgets understates the slower side.
+  Rows are runs.csv rows (seed, t_grok, censored, diverged); a seed pairs with the same
+  seed of the reference (the same data split and initial weights in one seed stream)."""
+  from scipy import stats
+  ref = {r["seed"]: r for r in usable(ref_rows)}
+  pairs = [(ref[r["seed"]], r) for r in usable(rows) if r["seed"] in ref]
+  both = [(a, b) for a, b in pairs if a["censored"] and b["censored"]]
+  known = [(a, b) for a, b in pairs if not (a["censored"] and b["censored"])]
+  ratio = np.array([b["t_grok"] / a["t_grok"] for a, b in known], float)
+  lower = np.array([b["censored"] for _, b in known], bool)  # this arm's time a lower bound
+  upper = np.array([a["censored"] for a, _ in known], bool)
+  diff = np.array([math.log(b["t_grok"]) - math.log(a["t_grok"]) for a, b in pairs], float)
+  p_value = None
+  if len(diff) >= 2 and np.any(diff != 0):
+    p_value = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
+  return dict(n_pairs=len(pairs), n_both_censored=len(both),
+              n_ratio_lower_bound=int(lower.sum()), n_ratio_upper_bound=int(upper.sum()),
+              median_ratio=censored_median(ratio[~upper], lower[~upper]) if len(ratio) else None,
+              ratios=[round(float(x), 4) for x in ratio], wilcoxon_p=p_value)

@@ -91,7 +91,7 @@ def check_grok_steps(kept: np.ndarray, steps, curves, budgets, rule: GrokRule) -
   """The steps the device kept parameters at must be the T_grok the curves give."""
   res = grok_times(steps, curves["train_acc"], curves["test_acc"], curves["norm"], budgets,
                    grok_threshold=rule.threshold, grok_persist=rule.persist)
-  want = np.where(res["grokked"], res["t_grok"], -1)
+  want = np.where(res.grokked, res.t_grok, -1)
   bad = np.flatnonzero(want != kept)
   if len(bad):
     i = int(bad[0])

@@ -6,6 +6,8 @@ example after it was retired) and reduce every run at once.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -93,17 +95,48 @@ def fell_back(steps: np.ndarray, curve: np.ndarray, threshold: float) -> np.ndar
   return hit & np.any(later & below, axis=1)
 
 
+class GrokTimes(NamedTuple):
+  """Every run's outcome, read from its curves (`grok_times`); each field is an array [runs].
+
+  t_mem: first step with train accuracy >= the memorisation threshold (-1 if never).
+  memorised: whether it memorised.
+  t_grok: first step with test accuracy >= the grok threshold; a censored run's budget.
+  grokked: whether it grokked.
+  censored: neither grokked nor diverged: its t_grok is a lower bound (the one rule).
+  diverged: it became non-finite (neither a grok time nor a censoring time).
+  norm_at_grok: ||W|| at T_grok (NaN unless grokked).
+  fell_back: test accuracy reached the threshold and was later evaluated below it.
+  norm_at_mem: ||W|| at T_mem (NaN unless memorised).
+  t_peak, norm_peak: the largest ||W|| between T_mem and T_grok and its step (`norm_peak`;
+    -1 / NaN unless the run did both).
+  final_train_acc, final_test_acc: the last evaluated accuracies (NaN if none).
+  """
+  t_mem: np.ndarray
+  memorised: np.ndarray
+  t_grok: np.ndarray
+  grokked: np.ndarray
+  censored: np.ndarray
+  diverged: np.ndarray
+  norm_at_grok: np.ndarray
+  fell_back: np.ndarray
+  norm_at_mem: np.ndarray
+  t_peak: np.ndarray
+  norm_peak: np.ndarray
+  final_train_acc: np.ndarray
+  final_test_acc: np.ndarray
+
+
 def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
                norm: np.ndarray, budget: np.ndarray, *, mem_threshold: float = 0.99,
                grok_threshold: float = 0.90, grok_persist: int = 1,
-               diverged: np.ndarray | None = None) -> dict[str, np.ndarray]:
-  """T_mem, T_grok, ||W|| at T_grok and censoring flags for every run.
+               diverged: np.ndarray | None = None) -> GrokTimes:
+  """T_mem, T_grok, ||W|| at T_grok, censoring and divergence for every run.
 
   A run that never reaches `grok_threshold` is censored: its `t_grok` is its budget
   (a lower bound on the true time), `grokked` is False, `censored` True and
   `norm_at_grok` NaN. It is kept, never dropped. A run given as diverged is not censored:
-  a diverged run is neither a grok time nor a censoring time (the one rule, which
-  `SweepResult.reduce` and so runs.csv apply too).
+  a diverged run is neither a grok time nor a censoring time (the one rule; runs.csv
+  reads it from here through `SweepResult.reduce`).
 
   Args:
     steps: int[evals], step of each evaluation (counted from step 0).
@@ -116,24 +149,38 @@ def grok_times(steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
     diverged: bool[runs], runs that became non-finite (default none).
 
   Returns:
-    dict of arrays [runs]: t_mem (-1 if never), memorised, t_grok, grokked, censored,
-    norm_at_grok, fell_back (test accuracy reached the threshold, then dropped below it),
-    norm_at_mem (||W|| at T_mem, NaN if never), t_peak and norm_peak (`norm_peak`: the
-    largest ||W|| between T_mem and T_grok, -1 / NaN unless the run did both).
+    a `GrokTimes`.
   """
   memorised, t_mem = first_crossing(steps, train_acc, mem_threshold)
   grokked, t_grok = first_crossing(steps, test_acc, grok_threshold, grok_persist)
   t_peak, top = norm_peak(steps, norm, np.where(memorised, t_mem, -1),
                          np.where(grokked, t_grok, -1))
-  return dict(
+  diverged = (np.zeros(len(grokked), bool) if diverged is None
+              else np.asarray(diverged, bool))
+  return GrokTimes(
       t_mem=t_mem,
       memorised=memorised,
       t_grok=np.where(grokked, t_grok, np.asarray(budget)).astype(np.int64),
       grokked=grokked,
-      censored=~grokked if diverged is None else ~grokked & ~np.asarray(diverged, bool),
+      censored=~grokked & ~diverged,
+      diverged=diverged,
       norm_at_grok=value_at(steps, norm, np.where(grokked, t_grok, -1)),
       fell_back=fell_back(steps, test_acc, grok_threshold),
       norm_at_mem=value_at(steps, norm, np.where(memorised, t_mem, -1)),
       t_peak=t_peak,
       norm_peak=top,
+      final_train_acc=last_finite(train_acc),
+      final_test_acc=last_finite(test_acc),
   )
+
+
+def last_finite(curve: np.ndarray) -> np.ndarray:
+  """Per row, the last non-NaN value (NaN for an empty row).
+
+  >>> last_finite(np.array([[1.0, 2.0, np.nan], [np.nan, np.nan, np.nan]]))
+  array([ 2., nan])
+  """
+  curve = np.asarray(curve, np.float64)
+  ok = np.isfinite(curve)
+  last = curve.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
+  return np.where(ok.any(1), curve[np.arange(len(curve)), last], np.nan)

@@ -19,7 +19,7 @@ from flax import nnx
 from grokjax import problems
 from grokjax.engine.losses import LOSSES
 from grokjax.engine.optim import NEVER
-from grokjax.engine.reduce import grok_times
+from grokjax.engine.reduce import GrokTimes, grok_times
 
 ARCHS = ("mlp", "transformer")
 
@@ -69,7 +69,7 @@ class Task:
       examples beyond its own size are padding: masked out of the loss and the metrics,
       their weights exactly zero at init and so forever (zero gradient, zero Adam moments,
       zero decay, a clamp or kick scales zero), so the norm and every update are those of
-      the unpadded run, up to float32 rounding (`tests/test_train.py`).
+      the unpadded run, up to float32 rounding (`tests/engine/test_train.py`).
     loss: the training loss, one of `grokjax.engine.losses.LOSSES`: "cross_entropy" (the
       framework's, the default), "log_softmax" (the authors' PyTorch form), "exact" (an
       exact-gradient cross-entropy that no rounding floors), "float32_floor" (float32's
@@ -352,21 +352,10 @@ class SweepResult:
       chex.assert_tree_shape_prefix(self.trajectory, (n, len(self.trajectory_steps)))
 
   def reduce(self, mem_threshold: float = 0.99, grok_threshold: float = 0.90,
-             grok_persist: int = 1):
-    """`grokjax.engine.reduce.grok_times` over this grid; adds diverged and final accuracies."""
+             grok_persist: int = 1) -> GrokTimes:
+    """`grokjax.engine.reduce.grok_times` over this grid, its diverged runs included."""
     c = self.curves
-    out = grok_times(self.steps, c["train_acc"], c["test_acc"], c["norm"], self.runs.budget,
-                     mem_threshold=mem_threshold, grok_threshold=grok_threshold,
-                     grok_persist=grok_persist, diverged=self.diverged_step >= 0)
-    out["diverged"] = self.diverged_step >= 0
-    for name in ("train_acc", "test_acc"):
-      out[f"final_{name}"] = last_finite(c[name])
-    return out
-
-
-def last_finite(curve: np.ndarray) -> np.ndarray:
-  """Per row, the last non-NaN value (NaN for an empty row)."""
-  ok = np.isfinite(curve)
-  last = curve.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
-  return np.where(ok.any(1), curve[np.arange(len(curve)), last], np.nan)
+    return grok_times(self.steps, c["train_acc"], c["test_acc"], c["norm"], self.runs.budget,
+                      mem_threshold=mem_threshold, grok_threshold=grok_threshold,
+                      grok_persist=grok_persist, diverged=self.diverged_step >= 0)
 

@@ -276,7 +276,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       res = grok_times(steps, curves["train_acc"], curves["test_acc"], curves["norm"], budgets,
                        mem_threshold=mem_threshold, grok_threshold=grok_threshold,
                        grok_persist=grok_persist)
-      stops |= res["grokked"] & res["memorised"] & (last_step >= res["t_grok"] + retire_margin)
+      stops |= res.grokked & res.memorised & (last_step >= res.t_grok + retire_margin)
     finished = ~live | (last_step >= budgets) | (stops & on_time)
     if bar is not None:
       bar.total -= int(np.sum((budgets - last_step)[finished & live]))

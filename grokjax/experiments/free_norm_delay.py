@@ -30,7 +30,8 @@ import numpy as np
 
 from grokjax.harness import config
 from grokjax.analysis import contraction, fit
-from grokjax.harness import flags, io, registry
+from grokjax.harness import flags, io
+from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, plan
 from grokjax.harness.grids import phase_rows, write_tables
 from grokjax.engine.optim import NEVER

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from grokjax.harness import config, flags, io, registry
+from grokjax.harness import config, flags, io
+from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, plan
 from grokjax.harness.grids import free_phase, write_tables
 from grokjax.harness.session import Session, say

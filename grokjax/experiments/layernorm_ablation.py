@@ -9,7 +9,8 @@ from typing import Any
 
 from grokjax.harness import config
 from grokjax.analysis import fit
-from grokjax.harness import flags, io, registry
+from grokjax.harness import flags, io
+from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, plan
 from grokjax.harness.grids import clamp_runs, free_runs, phase_rows, write_tables
 from grokjax.harness.session import Session, say

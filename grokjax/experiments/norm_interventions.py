@@ -12,7 +12,8 @@ import numpy as np
 
 from grokjax.harness import config
 from grokjax.analysis import fit
-from grokjax.harness import flags, io, registry
+from grokjax.harness import flags, io
+from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, eta_update, plan
 from grokjax.harness.grids import free_phase, phase_rows, write_tables
 from grokjax.engine.optim import NEVER

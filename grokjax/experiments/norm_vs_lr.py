@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from grokjax.harness import config, flags, io, registry
+from grokjax.harness import config, flags, io
+from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, eta_update, plan
 from grokjax.harness.grids import clamp_phase, free_phase, wc_by_lr, write_tables
 from grokjax.harness.session import Session, say

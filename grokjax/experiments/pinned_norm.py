@@ -8,7 +8,8 @@ import dataclasses
 import os
 from typing import Any
 
-from grokjax.harness import config, flags, io, registry
+from grokjax.harness import config, flags, io
+from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, eta_update, plan
 from grokjax.harness.grids import (clamp_phase, clamp_runs, free_phase, free_runs, load_wc, phase_rows,
                                    wc_source_mismatch, write_tables)
@@ -125,8 +126,8 @@ def refit(folder: str, fit_rhos: list[float] | None) -> dict[str, Any]:
   from grokjax.analysis.stats import critical_norm
   saved = io.read_json(os.path.join(folder, "config.json"))
   names = {f.name for f in dc.fields(Config)}
-  cfg = Config(**{k: v for k, v in saved["config"].items() if k in names})
-  cfg.fit_rhos = fit_rhos
+  cfg = Config(**{**{k: v for k, v in saved["config"].items() if k in names},
+                  "fit_rhos": fit_rhos})
   rows = io.read_runs(os.path.join(folder, "runs.csv"))
   clamp_rows = [r for r in rows if r["arm"] == "clamp"]
   per_p = {}

@@ -18,10 +18,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from grokjax.analysis.compare import paired_ratio
 from grokjax.analysis.stats import cell_summary, censored_median, seed_bootstrap, usable
 from grokjax.engine.losses import LOSSES
 from grokjax.engine.spec import Runs
-from grokjax.harness import config, flags, io, registry
+from grokjax.harness import config, flags, io
+from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, plan
 from grokjax.harness.grids import clamp_runs, free_phase, load_wc, phase_rows, write_tables
 from grokjax.harness.session import Session, say
@@ -90,7 +92,7 @@ def cells(cfg) -> list[Cell]:
   for p in cfg.moduli:
     if p not in given:
       out.append(Cell(p, cfg.seeds, cfg.budget(None, p), f"free_p{p}"))
-    out += [Cell(p, cfg.seeds, cfg.budget(r, p), f"{_phase(p, a)}", rho=r)
+    out += [Cell(p, cfg.seeds, cfg.budget(r, p), f"{_phase(p, a)}", rho=r, dtype=a.dtype)
             for a in arms(cfg) for r in cfg.rhos]
   return out
 
@@ -211,7 +213,7 @@ def summarise(rows, arm_names: list[str], n_boot: int = 1000) -> list[dict[str, 
                         grokked_after_floor=sum(1 for r in mine if r["grokked"]
                                                 and r.get("t_floor") is not None
                                                 and r["t_floor"] <= r["t_grok"]),
-                        **({} if a == arm_names[0] else {"vs_reference": paired(ref, mine)})))
+                        **({} if a == arm_names[0] else {"vs_reference": paired_ratio(ref, mine)})))
   return out
 
 
@@ -222,30 +224,6 @@ def _median_t(rows) -> float | None:
 
 def _median(values) -> float | None:
   return float(np.median(values)) if values else None
-
-
-def paired(ref_rows, rows) -> dict[str, Any]:
-  """Seed-paired T_grok ratio (this arm / the reference) and a two-sided Wilcoxon
-  signed-rank test on ln T_grok. A censored run enters at its budget, a lower bound: a
-  ratio with a censored numerator is a lower bound, the median of ratios treats those as
-  censored (`censored_median`); a pair censored on both sides has no ratio and is only
-  counted; diverged runs are left out. The test on budgets understates the slower side."""
-  from scipy import stats
-  ref = {r["seed"]: r for r in usable(ref_rows)}
-  pairs = [(ref[r["seed"]], r) for r in usable(rows) if r["seed"] in ref]
-  both = [(a, b) for a, b in pairs if a["censored"] and b["censored"]]
-  known = [(a, b) for a, b in pairs if not (a["censored"] and b["censored"])]
-  ratio = np.array([b["t_grok"] / a["t_grok"] for a, b in known], float)
-  lower = np.array([b["censored"] for _, b in known], bool)  # this arm's time a lower bound
-  upper = np.array([a["censored"] for a, _ in known], bool)
-  diff = np.array([math.log(b["t_grok"]) - math.log(a["t_grok"]) for a, b in pairs], float)
-  p_value = None
-  if len(diff) >= 2 and np.any(diff != 0):
-    p_value = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
-  return dict(n_pairs=len(pairs), n_both_censored=len(both),
-              n_ratio_lower_bound=int(lower.sum()), n_ratio_upper_bound=int(upper.sum()),
-              median_ratio=censored_median(ratio[~upper], lower[~upper]) if len(ratio) else None,
-              ratios=[round(float(x), 4) for x in ratio], wilcoxon_p=p_value)
 
 
 def print_summary(result) -> None:

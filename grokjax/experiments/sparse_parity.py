@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from grokjax.harness import config, flags, io, registry
+from grokjax.harness import config, flags, io
+from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, plan
 from grokjax.harness.grids import clamp_runs, phase_rows, write_tables
 from grokjax.harness.session import Session, say

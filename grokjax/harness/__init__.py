@@ -1,7 +1,6 @@
 """The results folder every experiment shares.
 
   config, flags     the resolved `Config`, the presets' shared bases, the flag types
-  registry          the `Experiment` record: name, presets, flags, checks, cells, figures
   session           one results folder: config.json, resume, phases, the lock
   grids, estimate   the runs of a phase, the plan line and the memory check
   summaries         the statistics applied as a Config asks (W_c, delay-law fits)

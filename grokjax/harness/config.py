@@ -63,9 +63,10 @@ TRANSFORMER: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Config:
-  """A fully resolved experiment configuration (what config.json records)."""
+  """A fully resolved experiment configuration (what config.json records); frozen: a
+  changed configuration is a new one (`dataclasses.replace`), never an edited one."""
   experiment: str
   preset: str
   moduli: list[int]

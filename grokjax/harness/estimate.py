@@ -37,6 +37,7 @@ class Cell(NamedTuple):
     (sparse parity's m scan), else None.
   rho: the held norm (rho x W_c) of its runs, None when free.
   wd: their weight decay where it differs from the configuration's (a --wds scan).
+  dtype: their arithmetic where it differs from the configuration's (precision's arms).
   """
   p: int
   runs: int
@@ -45,10 +46,23 @@ class Cell(NamedTuple):
   train_size: int | None = None
   rho: float | None = None
   wd: float | None = None
+  dtype: str | None = None
 
   def task(self, cfg: Config):
-    return (cfg if self.train_size is None else
-            dataclasses.replace(cfg, train_size=self.train_size)).task(self.p)
+    own = {k: v for k, v in (("train_size", self.train_size), ("dtype", self.dtype))
+           if v is not None}
+    return (dataclasses.replace(cfg, **own) if own else cfg).task(self.p)
+
+
+# A run-step's cost by arithmetic, relative to float32: float64 measured 3.4-5.6x float32 on
+# the 2-core AVX-512 EPYC (the committed docs/results/precision folders' timing.json, the
+# MLP at p = 41 and 59). The plan scales a rate timed in one arithmetic by these to the
+# cells of another (the other arithmetics' own chunks are not timed before they run).
+DTYPE_COST = {"float32": 1.0, "bfloat16": 1.0, "float64": 4.5}
+
+
+def dtype_cost(cfg: Config, c: Cell) -> float:
+  return DTYPE_COST.get(c.dtype or cfg.dtype, 1.0)
 
 
 def prior_features(p: int, rho: float | None, lr: float, wd: float, frac: float) -> list[float]:
@@ -108,12 +122,14 @@ def expected_run_steps(cfg: Config, cells: list[Cell],
 
 
 def training_seconds(cfg: Config, cells: list[Cell], rate: float, p_ref: int,
-                     scale: dict[int, float] | None = None) -> tuple[float, float]:
+                     scale: dict[int, float] | None = None, dtype_ref: str | None = None
+                     ) -> tuple[float, float]:
   """(expected, worst-case) seconds to train the cells at `rate` run-steps/s measured at
-  size p_ref; other sizes scaled by their per-step arithmetic (the problem's `cost`:
-  n_train * p for a modular problem)."""
-  ref = cfg.task(p_ref).problem_def.cost()
-  cost = lambda c: c.task(cfg).problem_def.cost() / ref
+  size p_ref in `dtype_ref` (default the configuration's); other sizes scaled by their
+  per-step arithmetic (the problem's `cost`: n_train * p for a modular problem), other
+  arithmetics by `DTYPE_COST`."""
+  ref = cfg.task(p_ref).problem_def.cost() * DTYPE_COST.get(dtype_ref or cfg.dtype, 1.0)
+  cost = lambda c: c.task(cfg).problem_def.cost() * dtype_cost(cfg, c) / ref
   expected = sum(expected_run_steps(cfg, [c], scale) * cost(c) for c in cells) / rate
   worst = sum(c.runs * c.budget * cost(c) for c in cells) / rate
   return expected, worst
@@ -131,8 +147,9 @@ class Estimate:
 
   def __init__(self, cfg: Config, cells: list[Cell]):
     self.cfg, self.cells = cfg, cells
-    self.rate: float | None = None  # run-steps/s, measured at size p_ref
+    self.rate: float | None = None  # run-steps/s, measured at size p_ref in dtype_ref
     self.p_ref: int | None = None
+    self.dtype_ref: str | None = None
     self.clean = False  # measured on a chunk without compiling
 
   def wants(self) -> bool:
@@ -141,12 +158,13 @@ class Estimate:
   def measured(self, task: Task, name: str, n_runs: int, rate: float, clean: bool) -> None:
     """Take the rate of a training; print the estimate the first time."""
     told = self.rate is not None
-    self.rate, self.p_ref, self.clean = rate, task.p, clean
+    self.rate, self.p_ref, self.clean, self.dtype_ref = rate, task.p, clean, task.dtype
     if told:  # a rate with compiles in it, replaced by a clean one for later ETAs
       return
     import jax
     from grokjax.engine.runtime import default_vmap_width
-    expected, worst = training_seconds(self.cfg, self.cells, rate, task.p)
+    expected, worst = training_seconds(self.cfg, self.cells, rate, task.p,
+                                       dtype_ref=task.dtype)
     how = "vmapped" if default_vmap_width(jax.devices()) is None else "mapped one by one"
     if jax.device_count() > 1:
       how += f", {jax.device_count()} {jax.devices()[0].platform} devices"
@@ -221,7 +239,7 @@ def eta_update(sess: "Session", p: int, free_rows, remaining: list[Cell]) -> Non
   cfg = sess.cfg
   free = Cell(p, 1, cfg.budget(None, p), "free")
   scale = {p: med / expected_t(cfg, free, cfg.lrs[0])}
-  left, _ = training_seconds(cfg, remaining, est.rate, est.p_ref, scale)
+  left, _ = training_seconds(cfg, remaining, est.rate, est.p_ref, scale, est.dtype_ref)
   say(f"  ETA: ~{hms(left)} of training left (clamp cells of p={p} rescaled by its free "
       f"median T_grok {med:.0f}, x{scale[p]:.2f} the prior)")
 

@@ -24,13 +24,13 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
   """One row per run of a phase: configuration, grok times, norms, collapse, final accuracy;
   `extra` adds the same columns to every row, `per_run` its own to each."""
   out = res.reduce(cfg.mem_threshold, cfg.grok_threshold, cfg.grok_persist)
-  col = np.clip(np.searchsorted(res.steps, out["t_grok"]), 0, len(res.steps) - 1)
+  col = np.clip(np.searchsorted(res.steps, out.t_grok), 0, len(res.steps) - 1)
   collapse = res.curves["collapse"]
   c = res.curves
   none = np.full(len(res.runs), -1)  # curves of a phase trained before the floor was recorded
   t_floor = floor_steps(res.steps, c["floor"]) if "floor" in c else none
   t_floor_f32 = floor_steps(res.steps, c["floor_f32"]) if "floor_f32" in c else none
-  at_grok = lambda name, i: (float(c[name][i, col[i]]) if name in c and out["grokked"][i]
+  at_grok = lambda name, i: (float(c[name][i, col[i]]) if name in c and out.grokked[i]
                              else None)
   grouped = res.runs.norm_group.any()  # a phase measuring a weight group names it per run
   t = res.task  # the training's own choices, named where they are not the paper's
@@ -48,20 +48,20 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         target_norm=res.runs.target_norm[i] if res.runs.is_clamp[i] else None,
         lr=res.runs.lr[i], wd=res.runs.wd[i],
         t_int=res.runs.t_int[i] if res.runs.is_clamp[i] else None, budget=res.runs.budget[i],
-        steps_trained=res.last_step[i], t_mem=out["t_mem"][i], t_grok=out["t_grok"][i],
-        grokked=out["grokked"][i], censored=out["censored"][i], fell_back=out["fell_back"][i],
-        diverged=out["diverged"][i], diverged_step=res.diverged_step[i] if out["diverged"][i] else None,
-        norm_at_grok=out["norm_at_grok"][i],
-        norm_at_mem=finite_or_none(out["norm_at_mem"][i]),
-        t_peak=out["t_peak"][i] if out["t_peak"][i] >= 0 else None,
-        norm_peak=finite_or_none(out["norm_peak"][i]),
-        collapse_at_grok=collapse[i, col[i]] if out["grokked"][i] else None,
+        steps_trained=res.last_step[i], t_mem=out.t_mem[i], t_grok=out.t_grok[i],
+        grokked=out.grokked[i], censored=out.censored[i], fell_back=out.fell_back[i],
+        diverged=out.diverged[i], diverged_step=res.diverged_step[i] if out.diverged[i] else None,
+        norm_at_grok=out.norm_at_grok[i],
+        norm_at_mem=finite_or_none(out.norm_at_mem[i]),
+        t_peak=out.t_peak[i] if out.t_peak[i] >= 0 else None,
+        norm_peak=finite_or_none(out.norm_peak[i]),
+        collapse_at_grok=collapse[i, col[i]] if out.grokked[i] else None,
         collapse_max=np.max(collapse[i, seen]) if seen.any() else None,
         t_floor=t_floor[i] if t_floor[i] >= 0 else None,
         t_floor_f32=t_floor_f32[i] if t_floor_f32[i] >= 0 else None,
         train_loss_at_grok=at_grok("train_loss", i), floor_at_grok=at_grok("floor", i),
         gini_final=_last(res.curves["gini"][i]) if "gini" in res.curves else None,
-        final_train_acc=out["final_train_acc"][i], final_test_acc=out["final_test_acc"][i],
+        final_train_acc=out.final_train_acc[i], final_test_acc=out.final_test_acc[i],
         **({"norm_group": WEIGHT_GROUPS[res.runs.norm_group[i]]} if grouped else {}),
         **({"temperature": res.runs.temperature[i]} if t.temperature else {})))
     rows[-1].update(setting)
@@ -77,10 +77,8 @@ def _last(row: np.ndarray) -> float:
 
 def free_runs(cfg: Config, p: int, lrs: Sequence[float], wd: float | None = None) -> Runs:
   seeds = np.tile(np.arange(cfg.seeds), len(lrs))
-  runs = Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd if wd is None else wd,
+  return Runs.free(seeds, np.repeat(lrs, cfg.seeds), cfg.wd if wd is None else wd,
                    cfg.budget(None, p), norm_group=WEIGHT_GROUPS.index(cfg.norm_group))
-  runs.noise[:] = cfg.noise
-  return runs
 
 
 def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float],
@@ -91,7 +89,7 @@ def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float
   target = np.array([r * wc[float(l)] for l, r in zip(lr, rho)])
   budget = np.array([cfg.budget(r, p) for r in rho])
   return Runs(seed, lr, cfg.wd, target, cfg.t_int, budget,
-              norm_group=WEIGHT_GROUPS.index(cfg.norm_group), noise=cfg.noise), rho
+              norm_group=WEIGHT_GROUPS.index(cfg.norm_group)), rho
 
 
 def phase_rows(sess: Session, name: str, task: Task, runs: Runs, arm, rho,

@@ -83,6 +83,8 @@ class Session:
     runs = dataclasses.replace(runs, stream=self.cfg.seed_stream or "")
     if self.cfg.temperature != 1.0:  # --temperature: every run of every experiment
       runs = dataclasses.replace(runs, temperature=self.cfg.temperature)
+    if self.cfg.noise:  # --noise: every run of every experiment
+      runs = dataclasses.replace(runs, noise=self.cfg.noise)
     if os.path.exists(path):
       try:
         res = load_result(path)

@@ -139,8 +139,8 @@ def wc_by_threshold(res: SweepResult, cfg: Config, lr: float) -> dict[str, Any]:
   wc = {}
   for th in SENSITIVITY_THRESHOLDS:
     out = res.reduce(cfg.mem_threshold, th, cfg.grok_persist)
-    ok = pick & out["grokked"] & ~out["diverged"]
-    wc[f"{th:g}"] = float(np.median(out["norm_at_grok"][ok])) if ok.any() else None
+    ok = pick & out.grokked & ~out.diverged
+    wc[f"{th:g}"] = float(np.median(out.norm_at_grok[ok])) if ok.any() else None
   known = [v for v in wc.values() if v is not None]
   ref = wc.get(f"{cfg.grok_threshold:g}") or (known[0] if known else None)
   spread = (max(known) - min(known)) / ref if len(known) == len(wc) and ref else None

@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from grokjax.harness import io, registry
+from grokjax.harness import io
+from grokjax.experiments import registry
 from grokjax.harness.config import as_written
 
 DENSE_RHOS = [round(0.85 + 0.05 * i, 2) for i in range(10)]  # 0.85 ... 1.30

@@ -8,7 +8,8 @@ import os
 import shutil
 from typing import Sequence
 
-from grokjax.harness import estimate, io, registry
+from grokjax.harness import estimate, io
+from grokjax.experiments import registry
 from grokjax.paper.claims import CLAIMS, is_done, part_config
 from grokjax.paper.prediction import lock_prediction
 from grokjax.harness.session import Session

@@ -173,7 +173,8 @@ def test_save_params_grok_keeps_the_weights_at_t_grok_and_changes_nothing(tmp_pa
   evaluation before differs). Vectorised, so a run's lane trains on frozen past its
   budget, evaluations the rule must not count."""
   import jax.numpy as jnp
-  from grokjax.harness import grids, registry
+  from grokjax.harness import grids
+  from grokjax.experiments import registry
   from grokjax.problems.models import weight_norm
   from grokjax.engine.optim import NEVER
   from grokjax.harness.session import Session

@@ -13,10 +13,10 @@ from grokjax.engine.optim import NEVER
 from grokjax.engine.program import program
 from grokjax.engine.spec import CURVES, Runs, SweepResult, Task, hparams
 from grokjax.engine.train import train
-from grokjax.harness import registry
+from grokjax.experiments import registry
 from grokjax.harness.grids import run_table
 
-TINY = Task(p=13, d=8, hidden=16, eval_every=5)  # tests/test_train.py's
+TINY = Task(p=13, d=8, hidden=16, eval_every=5)  # tests/engine/test_train.py's
 SHARES_TINY = pytest.mark.xdist_group("tiny")
 
 

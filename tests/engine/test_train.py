@@ -15,7 +15,7 @@ TINY = Task(p=13, d=8, hidden=16, eval_every=5)
 SHARES_TINY = pytest.mark.xdist_group("tiny")
 SHARES_TRANSFORMER = pytest.mark.xdist_group("transformer")
 SHARES_PADDED = pytest.mark.xdist_group("padded")
-SHARES_SMOKE = pytest.mark.xdist_group("smoke")  # see tests/test_experiments.py
+SHARES_SMOKE = pytest.mark.xdist_group("smoke")  # see tests/experiments/test_experiments.py
 # Task(p=31, d=16, hidden=64, frac=0.5, eval_every=10), batches of 8, chunks of 100 steps
 SHARES_P31 = pytest.mark.xdist_group("p31")
 
@@ -99,11 +99,11 @@ def test_per_run_budgets_and_early_exit_match_lockstep():
   fast = train(task, runs, chunk_steps=100, retire_margin=0, progress=False)
   np.testing.assert_array_equal(lock.last_step, budget)
   a, b = lock.reduce(), fast.reduce()
-  assert a["grokked"].any(), "the grid should grok somewhere for this test to mean anything"
+  assert a.grokked.any(), "the grid should grok somewhere for this test to mean anything"
   for k in ("t_mem", "t_grok", "grokked", "censored"):
-    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-  np.testing.assert_allclose(a["norm_at_grok"], b["norm_at_grok"], rtol=1e-5)
-  assert (fast.last_step[a["grokked"]] < lock.last_step[a["grokked"]]).any()
+    np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
+  np.testing.assert_allclose(a.norm_at_grok, b.norm_at_grok, rtol=1e-5)
+  assert (fast.last_step[a.grokked] < lock.last_step[a.grokked]).any()
   for k in ("train_loss", "norm", "test_acc"):  # the curves agree wherever both have them
     seen = np.isfinite(fast.curves[k])
     np.testing.assert_allclose(fast.curves[k][seen], lock.curves[k][seen], rtol=1e-5, atol=1e-6)
@@ -124,9 +124,9 @@ def test_free_run_groks_at_a_common_norm():
   task = Task(p=47, d=32, hidden=128, eval_every=10)  # the README's library example's Task
   res = train(task, Runs.free(np.arange(4), 2e-2, 1.0, 3000), retire_margin=0, progress=False)
   out = res.reduce()
-  assert out["grokked"].all(), out["t_grok"]
-  assert (out["t_mem"] < out["t_grok"]).all()
-  w = out["norm_at_grok"]
+  assert out.grokked.all(), out.t_grok
+  assert (out.t_mem < out.t_grok).all()
+  w = out.norm_at_grok
   assert np.std(w) / np.mean(w) <= 0.03, w
 
 

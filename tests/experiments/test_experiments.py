@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from grokjax import cli
-from grokjax.harness import registry
+from grokjax.experiments import registry
 from grokjax.engine.optim import NEVER
 from grokjax.harness.session import Session, load_result, same_runs, save_result
 from grokjax.engine.spec import CURVES
 from grokjax.analysis.stats import cell_summary
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLUMNS = {"p", "seed", "arm", "rho", "lr", "wd", "budget", "t_mem", "t_grok", "grokked",
            "censored", "diverged", "norm_at_grok", "collapse_at_grok", "collapse_max",
            "final_train_acc", "final_test_acc"}
@@ -31,7 +31,7 @@ def _script(name, *args, check=True):
   """The experiment's command line, run in this process (its exit code, stdout, stderr):
   the compiled programs of one smoke model then serve every test that trains it. The
   scripts themselves run as processes in test_bad_input_through_the_script and in
-  tests/test_reliability.py."""
+  tests/engine/test_reliability.py."""
   out, err = io.StringIO(), io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = cli.main(name, argv=[*args, "--no-compile-cache"])
@@ -830,7 +830,7 @@ def test_precision_arms_share_seeds_and_its_float32_arm_is_pinned_norms(pinned_s
 
 
 def test_paired_ratios_keep_censored_runs_as_bounds():
-  from grokjax.experiments.precision import paired
+  from grokjax.analysis.compare import paired_ratio as paired
   row = lambda seed, t, censored=False, diverged=False: dict(
       seed=seed, t_grok=t, censored=censored, grokked=not censored, diverged=diverged)
   ref = [row(0, 100), row(1, 200), row(2, 300), row(3, 400, True), row(4, 100)]

@@ -16,7 +16,7 @@ from grokjax.engine.spec import Runs, Task
 from grokjax.engine.program import program
 from grokjax.engine.train import train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _args(out):
@@ -69,7 +69,7 @@ def test_divergent_lane_is_frozen_flagged_and_isolated():
   both = train(task, Runs.concat(good, bad), chunk_steps=20, retire_margin=None, progress=False)
   alone = train(task, good, chunk_steps=20, retire_margin=None, progress=False)
   assert both.diverged_step[3] >= 0 and (both.diverged_step[:3] == -1).all()
-  assert both.reduce()["diverged"].tolist() == [False, False, False, True]
+  assert both.reduce().diverged.tolist() == [False, False, False, True]
   assert both.last_step[3] == both.diverged_step[3] < 60  # frozen where it broke
   assert np.isfinite(both.curves["norm"][3][np.isfinite(both.curves["norm"][3])]).all()
   for k in ("train_loss", "norm", "test_acc"):

@@ -186,7 +186,7 @@ def test_norm_vs_lr_rows_and_folds(tmp_path):
 
 
 def test_every_claim_and_experiment_draws_its_own_seeds():
-  from grokjax.harness import registry
+  from grokjax.experiments import registry
   streams = {name: claims.part_config(parts[0]).seed_stream for name, (_, parts) in claims.CLAIMS.items()}
   assert streams["dense_rho"] == "dense_rho" and streams["moduli_scan"] == "moduli_scan"
   assert len(set(streams.values())) == len(streams)  # no two claims share runs

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from grokjax import cli
-from grokjax.harness import config, grids, io, registry
+from grokjax.harness import config, grids, io
+from grokjax.experiments import registry
 from grokjax.harness.config import Config
 from grokjax.harness.estimate import Cell, plan
 from grokjax.analysis.stats import cell_summary
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_every_committed_folder_trained_the_runs_its_experiment_plans():
@@ -81,7 +82,7 @@ def tiny():
 
 
 # trains the smoke preset's p = 23 model: its program is the xdist group's
-# (tests/test_experiments.py)
+# (tests/experiments/test_experiments.py)
 @pytest.mark.xdist_group("smoke")
 def test_a_new_experiment_is_one_record(tiny, tmp_path):
   """An experiment of the user's own: one `Experiment` record registered, then the

@@ -96,7 +96,7 @@ def test_modular_multiplication_groks():
   task = Task(p=23, frac=0.8, d=32, hidden=64, problem="mul")
   res = train(task, Runs.free(np.arange(2), 1e-2, 1.0, 1500), chunk_steps=500, progress=False)
   out = res.reduce()
-  assert out["grokked"].all(), res.curves["test_acc"][:, -1]
+  assert out.grokked.all(), res.curves["test_acc"][:, -1]
 
 
 def test_sparse_parity_experiment_smoke(tmp_path):
@@ -174,7 +174,8 @@ def test_wc_from_another_problem_is_refused(tmp_path):
   """W_c belongs to one problem: --wc-from a folder of a + b is refused for a * b."""
   import json
 
-  from grokjax.harness import grids, registry
+  from grokjax.harness import grids
+  from grokjax.experiments import registry
   add = registry.resolve("pinned_norm", "smoke")
   (tmp_path / "config.json").write_text(json.dumps({"config": add.to_json()}))
   mul = registry.resolve("pinned_norm", "smoke", problem="mul")
@@ -187,7 +188,8 @@ def test_wc_from_another_precision_is_reused(tmp_path):
   wider model: precision is arithmetic, the hidden width is the model."""
   import json
 
-  from grokjax.harness import grids, registry
+  from grokjax.harness import grids
+  from grokjax.experiments import registry
   f32 = registry.resolve("pinned_norm", "smoke")
   (tmp_path / "config.json").write_text(json.dumps({"config": f32.to_json()}))
   assert grids.wc_source_mismatch(registry.resolve("pinned_norm", "smoke", dtype="float64"),

@@ -93,7 +93,7 @@ def test_the_reports_clock_rows_fit_both_clocks_over_the_cells_both_sides_ran(mo
 
 
 def test_a_cell_that_grokked_before_its_clamp_is_no_cell_of_the_law(capsys):
-  from grokjax.harness import registry
+  from grokjax.experiments import registry
   from grokjax.harness.summaries import delay_fits, print_delay_summary
   cfg = registry.resolve("pinned_norm", "smoke", n_boot=20)
   late = _rows(lambda r: np.exp(1.0 + 7.5 * r), rhos=[1.0, 1.1, 1.2], t_int=40)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from grokjax import cli
-from grokjax.harness import io, registry
+from grokjax.harness import io
+from grokjax.experiments import registry
 from grokjax.harness.session import Session
 from grokjax.engine.optim import NEVER
 from grokjax.engine.spec import Runs, Task, hparams
@@ -22,7 +23,7 @@ from grokjax.engine.program import program
 from grokjax.engine.runtime import request_determinism
 from grokjax.engine.train import train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _chunk_text(task: Task, vmap_width) -> str:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Programs compile into the suite's cache (conftest), which a relaunch then loads from
 ARGS = ["--preset", "smoke", "--moduli", "23", "--no-progress", "--no-figures"]
 
@@ -50,7 +50,7 @@ def _first_checkpoint(out, procs, timeout_s=300):
   raise AssertionError("no checkpoint was written: " + procs[0].communicate()[1][-2000:])
 
 
-# its one-process reference trains the smoke preset's programs (tests/test_experiments.py)
+# its one-process reference trains the smoke preset's programs (tests/experiments/test_experiments.py)
 @pytest.mark.xdist_group("smoke")
 def test_a_killed_process_stops_its_peer_in_one_line_and_both_resume_as_one(tmp_path):
   """Two processes under jax.distributed, one SIGKILLed after the first checkpoint: the

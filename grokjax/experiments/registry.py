@@ -3,12 +3,13 @@
 An experiment is a module with an `EXPERIMENT = Experiment(...)` record: its function, its
 presets, its flags and checks, its output file and the one rule for how many runs it trains
 (`cells`, read by the plan line, the memory check and the reproduction's plan alike). The
-built-in experiments are modules of this package, listed in `BUILTIN`; your own is one
+built-in experiments are the modules beside this one, listed in `BUILTIN` and imported by
+name from this layer when first asked for (nothing below the experiments reads the table); your own is one
 `register(Experiment(...))` call, after which `cli.main(name)` runs it like any other (the
 command-line flags, the checks, the plan, resume, runs.csv):
 
     from grokjax import cli
-    from grokjax.harness import registry
+    from grokjax.experiments import registry
     registry.register(registry.Experiment(name="mine", run=mine, presets={...}, cells=cells))
     cli.main("mine", argv=["--preset", "smoke", "--out", "runs/mine"])
 """
