@@ -8,6 +8,7 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -193,7 +194,6 @@ def parse(experiment: str, argv: Sequence[str] | None, doc: str = ""):
 def _check_budgets(cfg, cells) -> None:
   """Refuse an evaluation interval as long as a cell's budget (every T_grok would read as
   that interval), and a held-norm cell whose clamp would start at or after its budget."""
-  import dataclasses
   unrounded = dataclasses.replace(cfg, eval_every=1)  # budgets before rounding up to it
   for c in cells:
     where = f"p={c.p} {'free' if c.rho is None else f'rho {c.rho:g}'}"

@@ -154,7 +154,7 @@ def lock_folder(out: str) -> None:
   path = os.path.join(out, LOCK)
   try:  # never through a link: the pid line would overwrite whatever it points at
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-  except OSError as e:
+  except OSError:
     if os.path.islink(path):
       raise ConfigMismatch(f"{path} is a symbolic link, not grokjax's lock: nothing was "
                            "changed; remove the link or use another --out") from None

@@ -4,7 +4,6 @@ parameter noise that stands in for rounding."""
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

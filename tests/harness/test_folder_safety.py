@@ -162,7 +162,6 @@ def test_values_a_user_mistyped_are_one_line_naming_them(monkeypatch, capsys):
     (lambda d: (d / "config.json").write_text("[" * 100000 + "]" * 100000), "nested too deeply"),
 ])
 def test_a_damaged_folder_is_one_line_for_load_and_figures(tmp_path, capsys, damage, message):
-  import shutil
   import grokjax
   from grokjax import __main__ as entry
   src = tmp_path / "src"
