@@ -20,7 +20,12 @@ MaskOrFn = Union[Any, Callable[[Any], Any], None]
 
 
 class ClampGlobalNormState(NamedTuple):
-  """Number of updates seen so far (int32 scalar)."""
+  """`clamp_global_norm`'s state: the number of updates seen so far (int32 scalar)."""
+  count: jax.Array
+
+
+class ScaleWeightsState(NamedTuple):
+  """`scale_weights`'s state: the number of updates seen so far (int32 scalar)."""
   count: jax.Array
 
 
@@ -28,7 +33,7 @@ def _resolve_mask(mask: MaskOrFn, params):
   return mask(params) if callable(mask) else (weight_mask(params) if mask is None else mask)
 
 
-def _window_rescale(name: str, factor_fn, start_step, stop_step, mask
+def _window_rescale(name: str, factor_fn, start_step, stop_step, mask, state_type
                     ) -> optax.GradientTransformation:
   """Multiply the masked leaves of params + u by factor_fn(params + u, mask) on the
   updates k (1-based) with start_step <= k <= stop_step; pass other updates through."""
@@ -36,7 +41,7 @@ def _window_rescale(name: str, factor_fn, start_step, stop_step, mask
 
   def init_fn(params):
     del params
-    return ClampGlobalNormState(count=jnp.zeros([], jnp.int32))
+    return state_type(count=jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
     if params is None:
@@ -54,15 +59,15 @@ def _window_rescale(name: str, factor_fn, start_step, stop_step, mask
       return jnp.where(active & jnp.asarray(in_mask), (n * factor).astype(p.dtype) - p, u)
 
     updates = jax.tree.map(project, params, updates, new, m)
-    return updates, ClampGlobalNormState(count=optax.safe_increment(state.count))
+    return updates, state_type(count=optax.safe_increment(state.count))
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
 def clamp_global_norm(target_norm: float | jax.Array,
                       start_step: int | jax.Array = 0,
-                      mask: MaskOrFn = None,
-                      stop_step: int | jax.Array | None = None) -> optax.GradientTransformation:
+                      stop_step: int | jax.Array | None = None,
+                      mask: MaskOrFn = None) -> optax.GradientTransformation:
   """Hold the global norm of the masked parameters at `target_norm` from a step on.
 
   Put it last in a chain: it turns the incoming updates u into updates that land the
@@ -72,16 +77,17 @@ def clamp_global_norm(target_norm: float | jax.Array,
   when start_step <= k <= stop_step; the other updates pass through unchanged.
   Optimizer moments upstream are never touched.
 
+  The arguments come in `scale_weights`'s order (value, start, stop, mask).
   `target_norm`, `start_step` and `stop_step` may be traced arrays, so one compiled
   program can vmap the transform over runs that each hold a different norm.
 
   Args:
     target_norm: the held norm ||W|| (same units as the parameters' Frobenius norm).
     start_step: first update whose result is projected (1-based; 0 or 1: from the first).
-    mask: pytree of bools like params (Python or traced), or a callable params -> such a
-      pytree; None selects every leaf with ndim >= 2 (`grokjax.problems.models.weight_mask`).
     stop_step: last update projected (None: every one from start_step on). With
       start_step == stop_step the projection is a one-shot rescale.
+    mask: pytree of bools like params (Python or traced), or a callable params -> such a
+      pytree; None selects every leaf with ndim >= 2 (`grokjax.problems.models.weight_mask`).
 
   Returns:
     An `optax.GradientTransformation` whose `update` requires `params`.
@@ -101,7 +107,8 @@ def clamp_global_norm(target_norm: float | jax.Array,
   def factor(new, m):
     norm = weight_norm(new, m)
     return jnp.asarray(target_norm, norm.dtype) / norm
-  return _window_rescale("clamp_global_norm", factor, start_step, stop_step, mask)
+  return _window_rescale("clamp_global_norm", factor, start_step, stop_step, mask,
+                         ClampGlobalNormState)
 
 
 def scale_weights(factor: float | jax.Array, start_step: int | jax.Array = 1,
@@ -129,7 +136,7 @@ def scale_weights(factor: float | jax.Array, start_step: int | jax.Array = 1,
   stop = start_step if stop_step is None else stop_step
   return _window_rescale("scale_weights",
                          lambda new, m: jnp.asarray(factor, jax.tree.leaves(new)[0].dtype),
-                         start_step, stop, mask)
+                         start_step, stop, mask, ScaleWeightsState)
 
 
 def adamw_matrices(learning_rate: float | jax.Array, weight_decay: float | jax.Array,

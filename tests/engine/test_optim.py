@@ -5,7 +5,7 @@ import optax
 import pytest
 
 from grokjax.problems.models import weight_norm
-from grokjax.engine.optim import NEVER, clamp_global_norm, paper_optimizer
+from grokjax.engine.optim import NEVER, clamp_global_norm, paper_optimizer, scale_weights
 
 
 def _toy_params(key=0):
@@ -165,7 +165,6 @@ def test_stop_step_holds_then_releases():
 
 
 def test_one_shot_group_kick_against_a_hand_written_reference():
-  from grokjax.engine.optim import scale_weights
   params = {"embed": jnp.full((4, 3), 0.5), "w1": jnp.full((3, 5), 0.2), "b1": jnp.ones(5)}
   grads = jax.tree.map(jnp.ones_like, params)
   mask = {"embed": True, "w1": False, "b1": False}
@@ -183,7 +182,6 @@ def test_one_shot_group_kick_against_a_hand_written_reference():
 
 
 def test_kicks_vmapped_with_per_run_factor_step_and_group():
-  from grokjax.engine.optim import scale_weights
   params = {"a": jnp.ones((2, 2)), "b": jnp.ones((2, 2))}
 
   def one(factor, step, group):
@@ -211,3 +209,14 @@ def test_clamp_with_a_traced_group_mask_holds_that_group_only():
   out = jax.vmap(one)(jnp.array([0, 1]))
   np.testing.assert_allclose([jnp.linalg.norm(out["a"][0]), out["b"][0, 0, 0]], [1.0, 5.0], rtol=1e-6)
   np.testing.assert_allclose([out["a"][1, 0, 0], jnp.linalg.norm(out["b"][1])], [3.0, 1.0], rtol=1e-6)
+
+
+def test_the_clamp_and_the_rescale_are_siblings_with_one_argument_order():
+  """value, start_step, stop_step, mask in both; each state named after its transform."""
+  import inspect
+  from grokjax.engine.optim import ClampGlobalNormState, ScaleWeightsState
+  order = lambda f: list(inspect.signature(f).parameters)[1:]
+  assert order(clamp_global_norm) == order(scale_weights) == ["start_step", "stop_step", "mask"]
+  params = {"w": jnp.ones((2, 2))}
+  assert isinstance(clamp_global_norm(1.0).init(params), ClampGlobalNormState)
+  assert isinstance(scale_weights(0.5).init(params), ScaleWeightsState)
