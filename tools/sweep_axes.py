@@ -24,15 +24,12 @@ from grokjax.analysis.compare import paired_ratio
 from grokjax.analysis.stats import (cell_summary, critical_norm_or_none, seed_bootstrap, seed_cv,
                                     usable)
 from grokjax.harness import io
-
-# The training choices a folder names in its config.json, with the paper's values.
-CHOICES = (("optimizer", "adamw"), ("grad_transform", "none"), ("loss", "cross_entropy"),
-           ("temperature", 1.0), ("dtype", "float32"))
-
+from grokjax.harness.config import Config
 
 def setting(cfg: dict) -> str:
   """What a folder changes from the paper's training, in words (its lrs and wd always)."""
-  parts = [f"{k} {cfg.get(k)}" for k, paper in CHOICES if cfg.get(k, paper) != paper]
+  parts = [f"{k} {cfg.get(k):g}" if isinstance(cfg.get(k), float) else f"{k} {cfg.get(k)}"
+           for k, paper in Config.PAPER_CHOICES if cfg.get(k, paper) != paper]
   parts.append(f"lr {','.join(f'{x:g}' for x in cfg['lrs'])}, wd {cfg['wd']:g}")
   if cfg.get("wc_from"):
     parts.append(f"W_c from {os.path.basename(os.path.normpath(cfg['wc_from']))}")

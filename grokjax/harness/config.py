@@ -147,6 +147,16 @@ class Config:
                 temperature=self.temperature != 1.0, optimizer=self.optimizer,
                 grad_transform=self.grad_transform)
 
+  # The training choices and their paper values: what `choices` names where they differ.
+  PAPER_CHOICES = (("optimizer", "adamw"), ("grad_transform", "none"), ("loss", "cross_entropy"),
+                   ("temperature", 1.0), ("noise", 0.0), ("dtype", "float32"),
+                   ("matmul_precision", "float32"))
+
+  def choices(self) -> dict[str, Any]:
+    """The training choices this configuration makes differently from the paper (the plan
+    line names them; empty for the paper's own training)."""
+    return {k: getattr(self, k) for k, paper in self.PAPER_CHOICES if getattr(self, k) != paper}
+
   def needs_x64(self) -> bool:
     """Whether a run of this configuration computes in float64 (JAX's x64 mode on)."""
     return self.dtype == "float64" or any(a.startswith("float64") for a in self.arms or [])

@@ -198,9 +198,11 @@ def plan(cfg: Config, cells: list[Cell]) -> Estimate:
   """
   n_runs = sum(c.runs for c in cells)
   run_steps = sum(c.runs * c.budget for c in cells)
+  trained = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in cfg.choices().items())
   say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
       f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)"
-      + params_note(cfg, cells))
+      + (f"; {trained}" if trained else "") + params_note(cfg, cells))
   return Estimate(cfg, cells)
 
 

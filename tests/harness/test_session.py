@@ -39,3 +39,17 @@ def test_the_plan_prices_a_float64_arm_above_a_float32_one():
   assert one(f64, "float32") == pytest.approx(estimate.DTYPE_COST["float64"] * one(f32, "float32"))
   assert one(f64, "float64") == pytest.approx(one(f32, "float32"))  # a rate timed in float64 prices float64
   assert f64[0].task(cfg).dtype == "float64" and f32[0].task(cfg).dtype == "float32"
+
+
+def test_the_plan_line_names_the_training_choices_that_are_not_the_papers(capsys):
+  from grokjax.experiments import pinned_norm
+  from grokjax.harness import estimate
+  cfg = registry.resolve("pinned_norm", "smoke", temperature=2.0, optimizer="sgd:momentum=0.5",
+                         loss="stablemax")
+  estimate.plan(cfg, pinned_norm.cells(cfg))
+  line = capsys.readouterr().out
+  assert "optimizer sgd:momentum=0.5, loss stablemax, temperature 2" in line, line
+  paper = registry.resolve("pinned_norm", "smoke")
+  assert paper.choices() == {}
+  estimate.plan(paper, pinned_norm.cells(paper))
+  assert "optimizer" not in capsys.readouterr().out
