@@ -6,8 +6,9 @@ and the seed-paired T_grok ratio to the control (Wilcoxon signed-rank on ln T_gr
     python tools/sweep_axes.py --control adamw=/runs/pn_T1 T2=/runs/pn_T2 mse=/runs/pn_mse \
         --out docs/results/sweep_axes
 
-writes OUT/summary.json, OUT/summary.md and OUT/t_grok.png (median T_grok against rho, one
-panel per modulus, one line per folder). Every number is read from the folders' runs.csv
+writes OUT/summary.json, OUT/summary.md and, where a folder held the norm, OUT/t_grok.png
+(median T_grok against rho, one panel per modulus, one line per folder; a cell whose median
+is censored is left out). Every number is read from the folders' runs.csv
 and fit.json; nothing is trained.
 """
 
@@ -43,7 +44,8 @@ def median_or_none(values) -> float | None:
 
 def folder_summary(name: str, folder: str, control_rows=None, n_boot: int = 1000) -> dict:
   """One folder: per modulus W_c with its seed CI and CV, the delay-law fit of its fit.json,
-  and per cell (arm, rho) the summary, the floor and the paired ratio to the control."""
+  and per cell (arm, rho, lr) the summary, the floor and the paired ratio to the control's
+  same cell (its same lr, or its one lr when it trained one: a learning-rate control)."""
   cfg = io.read_json(os.path.join(folder, "config.json"))["config"]
   rows = io.read_runs(os.path.join(folder, "runs.csv"))
   fit_path = os.path.join(folder, "fit.json")
@@ -56,15 +58,16 @@ def folder_summary(name: str, folder: str, control_rows=None, n_boot: int = 1000
     wc, wc_ci = seed_bootstrap(free, critical_norm_or_none, n_boot) if free else (None, None)
     per_p = (fit.get("per_modulus") or {}).get(str(p), {})
     cells = []
-    for arm, rho in sorted({(r["arm"], r["rho"]) for r in mine},
-                           key=lambda k: (k[0] != "free", k[1] or 0)):
-      cell = [r for r in mine if r["arm"] == arm and r["rho"] == rho]
+    for arm, rho, lr in sorted({(r["arm"], r["rho"], r["lr"]) for r in mine},
+                               key=lambda k: (k[0] != "free", k[1] or 0, k[2])):
+      cell = [r for r in mine if (r["arm"], r["rho"], r["lr"]) == (arm, rho, lr)]
       floors = [r.get("t_floor") for r in usable(cell)]
-      c = dict(arm=arm, rho=rho, lr=median_or_none([r["lr"] for r in cell]), **cell_summary(cell),
+      c = dict(arm=arm, rho=rho, lr=lr, **cell_summary(cell),
                n_floor=sum(f is not None for f in floors),
                median_t_floor=median_or_none([f for f in floors if f is not None]))
       if control_rows is not None:
-        ref = [r for r in control_rows if r["p"] == p and r["arm"] == arm and r["rho"] == rho]
+        ref = [r for r in control_rows if r["p"] == p and r["arm"] == arm and r["rho"] == rho
+               and (r["lr"] == lr or len({x["lr"] for x in control_rows}) == 1)]
         if ref:
           c["vs_control"] = paired_ratio(ref, cell)
       cells.append(c)
@@ -74,8 +77,11 @@ def folder_summary(name: str, folder: str, control_rows=None, n_boot: int = 1000
         r2=per_p.get("r2"), aft_alpha=(per_p.get("aft") or {}).get("alpha"),
         aft_alpha_ci=(per_p.get("aft") or {}).get("alpha_ci"), cells=cells)
   shared = fit.get("shared") or {}
-  if shared:
-    out["shared_alpha"], out["shared_alpha_ci"] = shared.get("alpha"), shared.get("alpha_ci")
+  if shared.get("alpha") is not None:
+    aft = shared.get("aft") or {}
+    out["shared"] = dict(alpha=shared["alpha"], alpha_ci=shared.get("alpha_ci"),
+                         aft_alpha=aft.get("alpha"), aft_alpha_ci=aft.get("alpha_ci"),
+                         aft_n_censored=aft.get("n_censored"))
   return out
 
 
@@ -88,7 +94,10 @@ def _ci(ci, fmt="{:.0f}") -> str:
 
 
 def markdown(summaries: list[dict], control: str) -> str:
-  lines = ["| folder | what it changes | p | W_c [95 % CI] (seed CV) | alpha [95 % CI] (R^2) |",
+  lines = ["W_c: the median norm at T_grok of the free runs (pooled over a folder's learning "
+           "rates), its seed-bootstrap CI and seed CV; \"given\": read from another folder "
+           "(--wc-from). alpha: the per-modulus delay-law fit on the cell medians.", "",
+           "| folder | what it changes | p | W_c [95 % CI] (seed CV) | alpha [95 % CI] (R^2) |",
            "|---|---|---|---|---|"]
   for s in summaries:
     for p, m in s["moduli"].items():
@@ -98,6 +107,17 @@ def markdown(summaries: list[dict], control: str) -> str:
       alpha = (_num(m["alpha"], "{:.2f}") + _ci(m["alpha_ci"], "{:.2f}")
                + (f" ({m['r2']:.3f})" if m["r2"] is not None else ""))
       lines.append(f"| {s['name']} | {s['setting']} | {p} | {wc} | {alpha} |")
+  shared = [s for s in summaries if s.get("shared")]
+  if shared:
+    lines += ["", "The delay law fitted over both moduli (one alpha, an intercept per modulus): "
+              "on the cell medians, and per run with censoring (log-normal AFT).", "",
+              "| folder | shared alpha [95 % CI] | per-run (AFT) alpha [95 % CI] (censored runs) |",
+              "|---|---|---|"]
+    for s in shared:
+      sh = s["shared"]
+      lines.append(f"| {s['name']} | {_num(sh['alpha'], '{:.2f}')}{_ci(sh['alpha_ci'], '{:.2f}')} | "
+                   f"{_num(sh['aft_alpha'], '{:.2f}')}{_ci(sh['aft_alpha_ci'], '{:.2f}')} "
+                   f"({_num(sh['aft_n_censored'], '{}')}) |")
   lines += ["", f"Per cell: grok fraction, median T_grok (censored runs as lower bounds), floor "
             f"(runs whose float32 floor arrived, median t_floor), and the seed-paired ratio to "
             f"`{control}` with its Wilcoxon p.", "",
@@ -106,7 +126,7 @@ def markdown(summaries: list[dict], control: str) -> str:
   for s in summaries:
     for p, m in s["moduli"].items():
       for c in m["cells"]:
-        cell = "free" if c["arm"] == "free" else f"rho {c['rho']:g}"
+        cell = ("free" if c["arm"] == "free" else f"rho {c['rho']:g}") + f", lr {c['lr']:g}"
         vs = c.get("vs_control")
         ratio = "-"
         if vs and s["name"] != control:
@@ -124,7 +144,10 @@ def figure(summaries: list[dict], path: str) -> None:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  moduli = sorted({p for s in summaries for p in s["moduli"]}, key=int)
+  moduli = sorted({p for s in summaries for p, m in s["moduli"].items()
+                   if any(c["arm"] == "clamp" for c in m["cells"])}, key=int)
+  if not moduli:
+    return  # free runs only: the tables say it all
   fig, axes = plt.subplots(1, len(moduli), figsize=(5 * len(moduli), 4), squeeze=False)
   for ax, p in zip(axes[0], moduli):
     for s in summaries:
