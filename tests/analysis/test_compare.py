@@ -165,3 +165,14 @@ def test_attention_cells_carry_layernorm_and_the_held_group(tmp_path):
   t = [c for c in reference.like_for_like({"transformer_layernorm": held}, cells, n_boot=100)
        if c.quantity == "T_grok"]
   assert len(t) == 2 and all(c.comparison.verdict != "differs" for c in t)
+
+
+def test_paired_ratios_keep_censored_runs_as_bounds():
+  row = lambda seed, t, censored=False, diverged=False: dict(
+      seed=seed, t_grok=t, censored=censored, grokked=not censored, diverged=diverged)
+  ref = [row(0, 100), row(1, 200), row(2, 300), row(3, 400, True), row(4, 100)]
+  arm = [row(0, 200), row(1, 400), row(2, 900, True), row(3, 900, True), row(4, 50, diverged=True)]
+  vs = compare.paired_ratio(ref, arm)
+  assert vs["n_pairs"] == 4 and vs["n_both_censored"] == 1  # seed 4 diverged: left out
+  assert vs["n_ratio_lower_bound"] == 1 and vs["ratios"] == [2.0, 2.0, 3.0]
+  assert vs["median_ratio"] == 2.0 and 0 < vs["wilcoxon_p"] <= 1

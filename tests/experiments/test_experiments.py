@@ -829,18 +829,6 @@ def test_precision_arms_share_seeds_and_its_float32_arm_is_pinned_norms(pinned_s
   assert len(table) == 4 and sum("float64+float32_floor" in line for line in table) == 2
 
 
-def test_paired_ratios_keep_censored_runs_as_bounds():
-  from grokjax.analysis.compare import paired_ratio as paired
-  row = lambda seed, t, censored=False, diverged=False: dict(
-      seed=seed, t_grok=t, censored=censored, grokked=not censored, diverged=diverged)
-  ref = [row(0, 100), row(1, 200), row(2, 300), row(3, 400, True), row(4, 100)]
-  arm = [row(0, 200), row(1, 400), row(2, 900, True), row(3, 900, True), row(4, 50, diverged=True)]
-  vs = paired(ref, arm)
-  assert vs["n_pairs"] == 4 and vs["n_both_censored"] == 1  # seed 4 diverged: left out
-  assert vs["n_ratio_lower_bound"] == 1 and vs["ratios"] == [2.0, 2.0, 3.0]
-  assert vs["median_ratio"] == 2.0 and 0 < vs["wilcoxon_p"] <= 1
-
-
 @SHARES_SMOKE
 def test_a_free_scan_where_nothing_groks_finishes_and_draws_what_it_can(tmp_path):
   out = str(tmp_path / "none")
