@@ -98,18 +98,17 @@ def fell_back(steps: np.ndarray, curve: np.ndarray, threshold: float) -> np.ndar
 class GrokTimes(NamedTuple):
   """Every run's outcome, read from its curves (`grok_times`); each field is an array [runs].
 
-  t_mem: first step with train accuracy >= the memorisation threshold (-1 if never).
-  memorised: whether it memorised.
-  t_grok: first step with test accuracy >= the grok threshold; a censored run's budget.
-  grokked: whether it grokked.
-  censored: neither grokked nor diverged: its t_grok is a lower bound (the one rule).
-  diverged: it became non-finite (neither a grok time nor a censoring time).
-  norm_at_grok: ||W|| at T_grok (NaN unless grokked).
-  fell_back: test accuracy reached the threshold and was later evaluated below it.
-  norm_at_mem: ||W|| at T_mem (NaN unless memorised).
-  t_peak, norm_peak: the largest ||W|| between T_mem and T_grok and its step (`norm_peak`;
-    -1 / NaN unless the run did both).
-  final_train_acc, final_test_acc: the last evaluated accuracies (NaN if none).
+  - t_mem: first step with train accuracy >= the memorisation threshold (-1 if never);
+    memorised: whether it memorised.
+  - t_grok: first step with test accuracy >= the grok threshold, a censored run's budget;
+    grokked: whether it grokked.
+  - censored: neither grokked nor diverged, so its t_grok is a lower bound (the one rule);
+    diverged: it became non-finite (neither a grok time nor a censoring time).
+  - norm_at_grok: ||W|| at T_grok (NaN unless grokked); norm_at_mem: at T_mem.
+  - fell_back: test accuracy reached the threshold and was later evaluated below it.
+  - t_peak, norm_peak: the largest ||W|| between T_mem and T_grok and its step
+    (`norm_peak`; -1 / NaN unless the run did both).
+  - final_train_acc, final_test_acc: the last evaluated accuracies (NaN if none).
   """
   t_mem: np.ndarray
   memorised: np.ndarray
