@@ -146,7 +146,6 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   t0 = time.perf_counter()
   ev = task.eval_every
   chunk_evals = max(1, int(chunk_steps) // ev)
-  n = len(runs)
   n_evals = -(-runs.budget // ev)
   budgets = n_evals * ev
   chunk_evals = min(chunk_evals, int(n_evals.max()))  # never longer than the longest budget
@@ -172,35 +171,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
     fingerprint = hashlib.sha256(f"{fingerprint}|keep {keep_params} {rule}".encode()).hexdigest()
   ckpt = Checkpoints(checkpoint, fingerprint, ndev) if checkpoint else None
 
-  saved = ckpt.restore() if ckpt else None
-  if saved is None:
-    seeds = np.array([task.of_size(q).init_seed(w, s, str(st)) for q, w, s, st in
-                      zip(sizes, runs.wd, runs.seed, runs.stream)], np.uint32)
-    size = batch_size(n, ndev, 1 << 62, batch_floor(devices, one_by_one=width == 1))
-    # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
-    lanes, pad = lane_layout(np.arange(n), size, ndev)
-    state = prog.init_on(sharding)(seeds[lanes], which[lanes])
-    loop = LoopState(lanes=lanes, pad=pad, live=np.ones(n, bool),
-                     last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
-                     curves={k: np.full((n, len(steps)), np.nan, task.dtype)
-                             for k in prog.curve_names},
-                     elapsed=np.float64(0.0), lane_steps=np.int64(0))
-    leaves = named_leaves(state.params)
-    if keep_params != "none":  # filled as runs stop; kept in the checkpoints with the rest
-      loop.params = {name: np.full((n, *x.shape[1:]), np.nan, x.dtype)
-                     for name, x in leaves.items()}
-    if grok_kept:  # the step of each run's kept parameters, -1 before it groks
-      loop.grok_step = np.full(n, -1, np.int64)
-    if every is not None:  # the trajectory: at steps N, 2N, ... up to the longest budget
-      n_keep = int(budgets.max()) // every
-      loop.trajectory = {name: np.full((n, n_keep, *x.shape[1:]), np.nan, x.dtype)
-                         for name, x in leaves.items()}
-  else:
-    loop, leaves = saved
-    size = len(loop.lanes)
-    treedef = jax.tree.structure(jax.eval_shape(prog.init, jnp.zeros(size, jnp.uint32),
-                                                jnp.zeros(size, jnp.int32)))
-    state = jax.device_put(jax.tree.unflatten(treedef, leaves), sharding)
+  loop, state = _start(task, runs, prog, ckpt, sharding, sizes, which, len(steps), budgets,
+                       keep_params, width)
+  size = len(loop.lanes)
   lanes, pad, live = loop.lanes, loop.pad, loop.live
   last_step, diverged, curves = loop.last_step, loop.diverged, loop.curves
   elapsed0 = float(loop.elapsed)
@@ -245,22 +218,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
         state, ahead = launch(state, hp, lanes, pad)
     rec, (step_now, div_now) = to_host((flight.rec, flight.status))
     t_prev, t_read = t_read, time.perf_counter()
-    # Only runs still live when this chunk was read take its records: with overlap, a run
-    # retired by the chunk before was trained once more and that chunk is dropped, so the
-    # result is the same as without.
-    real = np.flatnonzero(~flight.pad & live[flight.lanes])
-    run = flight.lanes[real]
-    for lane, r in zip(real, run):
-      start = last_step[r] // ev
-      stop = min(start + chunk_evals, n_evals[r])
-      for k in curves:
-        curves[k][r, start:stop] = rec[k][lane, : stop - start]
-    trained = int(np.sum(step_now[real] - last_step[run]))
-    if every is not None:
-      keep_trajectory(loop.trajectory, every, state.params, real, run,
-                       step_now[real], last_step[run])
-    last_step[run] = step_now[real]
-    diverged[run] = div_now[real]
+    real, run, trained = _read(loop, flight, rec, step_now, div_now, n_evals, chunk_evals, ev,
+                               every, state.params)
     if not rate_told and not flight.compiles and t_prev is not None and trained:
       # Run-steps/s of the training's own program, read to read (the host's share in), from
       # the first chunk that did not compile.
@@ -300,17 +259,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       continue
     # Retired runs leave the batch; `state` is the one after the last queued chunk, whose
     # layout is `lanes` (the chunk just read, or the one queued ahead of it).
-    keep = np.flatnonzero(live[lanes] & ~pad)
-    _, first = np.unique(lanes[keep], return_index=True)
-    keep = keep[np.sort(first)]
-    # Runs mapped one at a time skip a finished lane for free (`Program._skip_idle`): the
-    # batch keeps its size, so no new program is compiled; the live runs are still dealt
-    # evenly over the devices. Vectorised lanes cost compute: those batches shrink.
-    new_size = size if width == 1 else batch_size(len(keep), ndev, size, batch_floor(devices))
-    if new_size < size or len(keep) < np.sum(~pad):
-      take, pad = lane_layout(keep, new_size, ndev)
-      lanes, size = lanes[take], new_size
-      state = _compact(state, jax.device_put(take, sharding), sharding)
+    state, lanes, pad, size, moved = _rebalance(state, lanes, pad, live, size, width, sharding)
+    if moved:
       hp = put_hp(lanes, pad)
     if ahead is None:
       state, ahead = launch(state, hp, lanes, pad)
@@ -328,6 +278,85 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   return SweepResult(task, runs, steps, curves, last_step, diverged, wall,
                      int(loop.lane_steps), loop.params, traj,
                      None if traj is None else every * np.arange(1, n_keep_of(traj) + 1))
+
+
+def _start(task: Task, runs: Runs, prog, ckpt, sharding, sizes, which, n_steps: int,
+           budgets: np.ndarray, keep_params: str, width) -> tuple[LoopState, Any]:
+  """The loop state and the device state a training starts from: its checkpoint's, or a
+  fresh one (every run's initial weights and split, in a batch of lanes dealt evenly over
+  the devices, padding lanes repeating a live run)."""
+  saved = ckpt.restore() if ckpt else None
+  if saved is not None:
+    loop, leaves = saved
+    size = len(loop.lanes)
+    treedef = jax.tree.structure(jax.eval_shape(prog.init, jnp.zeros(size, jnp.uint32),
+                                                jnp.zeros(size, jnp.int32)))
+    return loop, jax.device_put(jax.tree.unflatten(treedef, leaves), sharding)
+  n, devices = len(runs), list(sharding.mesh.devices.flat)
+  seeds = np.array([task.of_size(q).init_seed(w, s, str(st)) for q, w, s, st in
+                    zip(sizes, runs.wd, runs.seed, runs.stream)], np.uint32)
+  size = batch_size(n, len(devices), 1 << 62, batch_floor(devices, one_by_one=width == 1))
+  # lanes[i] is the run trained in batch lane i; padding lanes repeat a live run.
+  lanes, pad = lane_layout(np.arange(n), size, len(devices))
+  state = prog.init_on(sharding)(seeds[lanes], which[lanes])
+  loop = LoopState(lanes=lanes, pad=pad, live=np.ones(n, bool),
+                   last_step=np.zeros(n, np.int64), diverged=np.full(n, -1, np.int64),
+                   curves={k: np.full((n, n_steps), np.nan, task.dtype)
+                           for k in prog.curve_names},
+                   elapsed=np.float64(0.0), lane_steps=np.int64(0))
+  leaves = named_leaves(state.params)
+  if keep_params != "none":  # filled as runs stop; kept in the checkpoints with the rest
+    loop.params = {name: np.full((n, *x.shape[1:]), np.nan, x.dtype)
+                   for name, x in leaves.items()}
+  if keeps_grok(keep_params):  # the step of each run's kept parameters, -1 before it groks
+    loop.grok_step = np.full(n, -1, np.int64)
+  every = keep_every(keep_params)
+  if every is not None:  # the trajectory: at steps N, 2N, ... up to the longest budget
+    n_keep = int(budgets.max()) // every
+    loop.trajectory = {name: np.full((n, n_keep, *x.shape[1:]), np.nan, x.dtype)
+                       for name, x in leaves.items()}
+  return loop, state
+
+
+def _read(loop: LoopState, flight: "Flight", rec, step_now, div_now, n_evals, chunk_evals: int,
+          ev: int, every: int | None, params) -> tuple[np.ndarray, np.ndarray, int]:
+  """Copy a read chunk's records into the loop state: the curves, the trajectory, each run's
+  last step and divergence. Only runs still live when the chunk was read take its records:
+  with overlap, a run retired by the chunk before was trained once more and that chunk is
+  dropped, so the result is the same as without. Returns the chunk's real lanes, their
+  runs and the run-steps they trained."""
+  real = np.flatnonzero(~flight.pad & loop.live[flight.lanes])
+  run = flight.lanes[real]
+  for lane, r in zip(real, run):
+    start = loop.last_step[r] // ev
+    stop = min(start + chunk_evals, n_evals[r])
+    for k in loop.curves:
+      loop.curves[k][r, start:stop] = rec[k][lane, : stop - start]
+  trained = int(np.sum(step_now[real] - loop.last_step[run]))
+  if every is not None:
+    keep_trajectory(loop.trajectory, every, params, real, run, step_now[real],
+                    loop.last_step[run])
+  loop.last_step[run] = step_now[real]
+  loop.diverged[run] = div_now[real]
+  return real, run, trained
+
+
+def _rebalance(state, lanes, pad, live, size: int, width, sharding):
+  """Retired runs leave the batch. Runs mapped one at a time skip a finished lane for free
+  (`Program._skip_idle`): the batch keeps its size, so no new program is compiled; the live
+  runs are still dealt evenly over the devices. Vectorised lanes cost compute: those
+  batches shrink. Returns (state, lanes, pad, size, whether the layout changed)."""
+  devices = list(sharding.mesh.devices.flat)
+  keep = np.flatnonzero(live[lanes] & ~pad)
+  _, first = np.unique(lanes[keep], return_index=True)
+  keep = keep[np.sort(first)]
+  new_size = size if width == 1 else batch_size(len(keep), len(devices), size,
+                                                 batch_floor(devices))
+  if new_size == size and len(keep) == np.sum(~pad):
+    return state, lanes, pad, size, False
+  take, pad = lane_layout(keep, new_size, len(devices))
+  state = _compact(state, jax.device_put(take, sharding), sharding)
+  return state, lanes[take], pad, new_size, True
 
 
 @jax.jit
