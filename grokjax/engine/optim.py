@@ -205,10 +205,17 @@ def base_update(spec: str, learning_rate, weight_decay) -> optax.GradientTransfo
                       weight_decay_mask=weight_mask)
 
 
-def grad_transform(spec: str) -> optax.GradientTransformation | None:
-  """The gradient transform `spec` names (GRAD_TRANSFORMS), or None for "none"."""
+def grad_transform(spec: str, options: dict[str, Any] | None = None
+                   ) -> optax.GradientTransformation | None:
+  """The gradient transform `spec` names (GRAD_TRANSFORMS), or None for "none".
+
+  options: per-run values of its options (traced arrays allowed), each NaN where the
+  spec's value applies: `{"alpha": a, "lamb": l}` for Grokfast."""
   from grokjax.engine.transforms import grokfast_ema, orthogonal_grad
   name, o = parse_spec(spec, GRAD_TRANSFORMS, "gradient transform")
+  for key, value in (options or {}).items():
+    if key in o and value is not None:
+      o[key] = jnp.where(jnp.isnan(value), jnp.asarray(o[key], jnp.asarray(value).dtype), value)
   if name == "grokfast":
     return grokfast_ema(o["alpha"], o["lamb"])
   return orthogonal_grad() if name == "orthogonal" else None
@@ -217,17 +224,18 @@ def grad_transform(spec: str) -> optax.GradientTransformation | None:
 def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEVER,
                     stop_step=None, kick=1.0, kick_step=NEVER, kick_mask: MaskOrFn = None,
                     clamp_mask: MaskOrFn = None, optimizer: str = "adamw",
-                    grad: str = "none") -> optax.GradientTransformation:
+                    grad: str = "none", grad_options: dict[str, Any] | None = None
+                    ) -> optax.GradientTransformation:
   """AdamW on matrices (or the base update `optimizer` names, `base_update`; after the
-  gradient transform `grad` names, `grad_transform`), then the norm clamp, then a one-shot
-  kick.
+  gradient transform `grad` names, `grad_transform`, with per-run `grad_options`), then the
+  norm clamp, then a one-shot kick.
 
   The defaults leave the clamp and the kick off. The clamp holds ||W|| at target_norm on
   the updates start_step..stop_step, over the matrices in clamp_mask (default all: one
   weight group's norm, the others free); the kick multiplies the matrices in kick_mask
   (default all) by `kick` after update kick_step.
   """
-  pre = grad_transform(grad)
+  pre = grad_transform(grad, grad_options)
   base = (adamw_matrices(learning_rate, weight_decay) if optimizer == "adamw"
           else base_update(optimizer, learning_rate, weight_decay))
   return optax.chain(*([pre] if pre is not None else []), base,

@@ -19,7 +19,7 @@ from jax.sharding import Mesh, PartitionSpec
 from grokjax.problems.models import weight_norm
 from grokjax.engine import losses
 from grokjax.engine.optim import NEVER, paper_optimizer
-from grokjax.engine.spec import WEIGHT_GROUPS, Runs, Task
+from grokjax.engine.spec import WEIGHT_GROUPS, HParams, Runs, Task
 from grokjax.engine.state import GrokState, PaddedData, RunState
 
 
@@ -214,7 +214,8 @@ class Program:
                                                 hp.temperature)
     opt = paper_optimizer(hp.lr, hp.wd, hp.target_norm, hp.t_int, hp.t_stop,
                           hp.kick, hp.t_kick, kick_mask, norm_mask,
-                          optimizer=self.task.optimizer, grad=self.task.grad_transform)
+                          optimizer=self.task.optimizer, grad=self.task.grad_transform,
+                          grad_options=self._grad_options(hp))
     updates, opt_state = opt.update(grads, state.opt, params)
     new_params = optax.apply_updates(params, updates)
     if self.task.noise:
@@ -226,6 +227,13 @@ class Program:
     return state._replace(params=pick(new_params, params), opt=pick(opt_state, state.opt),
                           step=state.step + keep.astype(jnp.int32),
                           diverged=jnp.where(live & ~finite, state.step, state.diverged))
+
+  def _grad_options(self, hp: HParams) -> dict[str, Any] | None:
+    """The run's own values of its gradient transform's options (Grokfast's alpha and
+    lambda; NaN: the Task's), read only under a Grokfast Task."""
+    if not str(self.task.grad_transform).startswith("grokfast"):
+      return None
+    return {"alpha": hp.grokfast_alpha, "lamb": hp.grokfast_lamb}
 
   def _add_noise(self, params, state, k):
     """params + k * 2^-24 * |theta| * N(0, 1), one draw per parameter and step from the

@@ -197,6 +197,9 @@ class Runs:
       `Task(noise=True)`.
     temperature: T > 0, the output temperature: the run's logits are z / T (1: none).
       Needs `Task(temperature=True)` unless 1.
+    grokfast_alpha, grokfast_lamb: the run's own Grokfast EMA coefficient (0 <= alpha < 1)
+      and amplification (lambda >= 0) under `Task(grad_transform="grokfast...")`; NaN (the
+      default): the Task's. Traced, so a sweep over them is one program.
   """
   seed: np.ndarray
   lr: np.ndarray
@@ -214,6 +217,8 @@ class Runs:
   stream: np.ndarray | str = ""
   noise: np.ndarray | float = 0.0
   temperature: np.ndarray | float = 1.0
+  grokfast_alpha: np.ndarray | float = np.nan
+  grokfast_lamb: np.ndarray | float = np.nan
 
   def __post_init__(self):
     n = len(np.atleast_1d(self.seed))
@@ -222,7 +227,8 @@ class Runs:
       setattr(self, f.name, arr)
     for f in ("seed", "t_int", "budget", "t_stop", "t_kick", "kick_group", "norm_group", "size"):
       setattr(self, f, getattr(self, f).astype(np.int64))
-    for f in ("lr", "wd", "target_norm", "kick", "noise", "temperature"):
+    for f in ("lr", "wd", "target_norm", "kick", "noise", "temperature", "grokfast_alpha",
+              "grokfast_lamb"):
       setattr(self, f, getattr(self, f).astype(np.float64))
     self.layernorm = self.layernorm.astype(bool)
     if n == 0:
@@ -235,6 +241,11 @@ class Runs:
       raise ValueError(f"noise amplitudes must be finite and >= 0, got {self.noise}")
     if np.any(~(self.temperature > 0)) or not np.all(np.isfinite(self.temperature)):
       raise ValueError(f"temperatures must be finite and > 0, got {self.temperature}")
+    a, lam = self.grokfast_alpha, self.grokfast_lamb
+    if np.any(~np.isnan(a) & ~((a >= 0) & (a < 1))):
+      raise ValueError(f"Grokfast's alpha must be in [0, 1) (NaN: the Task's), got {a}")
+    if np.any(~np.isnan(lam) & ~((lam >= 0) & np.isfinite(lam))):
+      raise ValueError(f"Grokfast's lambda must be finite and >= 0 (NaN: the Task's), got {lam}")
     if np.any(self.budget < 1):
       raise ValueError(f"budgets must be >= 1 step, got {self.budget}")
     clamp = self.t_int < NEVER
@@ -276,7 +287,8 @@ class HParams(NamedTuple):
   field, [runs] on the host, a scalar inside the vmapped step). The fields are `Runs'`, under
   the same names, in the program's dtypes: target_norm (a free run's NaN read as 1.0, the
   clamp being off), t_int and t_stop (NEVER capped to int32);
-  active is False on a padding lane; noise is `Runs.noise` (read under Task(noise=True))."""
+  active is False on a padding lane; noise is `Runs.noise` (read under Task(noise=True));
+  grokfast_alpha and grokfast_lamb NaN where the Task's apply."""
   lr: Any
   wd: Any
   target_norm: Any
@@ -291,6 +303,8 @@ class HParams(NamedTuple):
   active: Any
   noise: Any
   temperature: Any
+  grokfast_alpha: Any
+  grokfast_lamb: Any
 
 
 def hparams(runs: Runs, dtype, active=None) -> HParams:
@@ -304,7 +318,9 @@ def hparams(runs: Runs, dtype, active=None) -> HParams:
                  norm_group=runs.norm_group.astype(np.int32),
                  budget=runs.budget.astype(np.int32), layernorm=runs.layernorm.astype(bool),
                  active=np.ones(len(runs), bool) if active is None else np.asarray(active, bool),
-                 noise=runs.noise.astype(dtype), temperature=runs.temperature.astype(dtype))
+                 noise=runs.noise.astype(dtype), temperature=runs.temperature.astype(dtype),
+                 grokfast_alpha=runs.grokfast_alpha.astype(dtype),
+                 grokfast_lamb=runs.grokfast_lamb.astype(dtype))
 
 
 @dataclasses.dataclass

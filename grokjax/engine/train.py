@@ -135,6 +135,10 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   if not task.temperature and np.any(runs.temperature != 1):
     raise ValueError("runs with an output temperature (Runs.temperature != 1) need "
                      "Task(temperature=True)")
+  own = ~np.isnan(runs.grokfast_alpha) | ~np.isnan(runs.grokfast_lamb)
+  if own.any() and not str(task.grad_transform).startswith("grokfast"):
+    raise ValueError("runs with their own Grokfast alpha or lambda need "
+                     "Task(grad_transform='grokfast')")
   every = keep_every(keep_params)
   rule = GrokRule(float(grok_threshold), int(grok_persist))
   sizes = np.where(runs.size == 0, task.p, runs.size)

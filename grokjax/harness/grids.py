@@ -33,6 +33,8 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
   at_grok = lambda name, i: (float(c[name][i, col[i]]) if name in c and out.grokked[i]
                              else None)
   grouped = res.runs.norm_group.any()  # a phase measuring a weight group names it per run
+  own_grokfast = not (np.isnan(res.runs.grokfast_alpha).all()
+                      and np.isnan(res.runs.grokfast_lamb).all())
   t = res.task  # the training's own choices, named where they are not the paper's
   setting = {k: v for k, v, paper in (("loss", t.loss, "cross_entropy"),
                                       ("optimizer", t.optimizer, "adamw"),
@@ -63,7 +65,9 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         gini_final=_last(res.curves["gini"][i]) if "gini" in res.curves else None,
         final_train_acc=out.final_train_acc[i], final_test_acc=out.final_test_acc[i],
         **({"norm_group": WEIGHT_GROUPS[res.runs.norm_group[i]]} if grouped else {}),
-        **({"temperature": res.runs.temperature[i]} if t.temperature else {})))
+        **({"temperature": res.runs.temperature[i]} if t.temperature else {}),
+        **({"grokfast_alpha": finite_or_none(res.runs.grokfast_alpha[i]),
+            "grokfast_lamb": finite_or_none(res.runs.grokfast_lamb[i])} if own_grokfast else {})))
     rows[-1].update(setting)
     rows[-1].update(extra or {})
     rows[-1].update(per_run[i] if per_run else {})

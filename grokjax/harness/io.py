@@ -114,6 +114,8 @@ RUNS_COLUMNS: dict[str, tuple[str, str]] = {
     "grad_transform": ("str", "the gradient transform before it, where there is one"),
     "temperature": ("float", "the run's output temperature, where the program has one"),
     "noise": ("float", "precision: parameter noise k (units of 2^-24 |theta|)"),
+    "grokfast_alpha": ("float", "the run's own Grokfast alpha, where a grid sets one per run"),
+    "grokfast_lamb": ("float", "the run's own Grokfast lambda, where a grid sets one per run"),
 }
 
 

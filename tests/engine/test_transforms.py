@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from grokjax.engine import losses
+from grokjax.engine.optim import NEVER
+from grokjax.engine.spec import Runs, Task
 from grokjax.engine.transforms import grokfast_ema, orthogonal_grad
 
 
@@ -150,3 +152,29 @@ def test_every_optimizer_trains_a_grid_and_the_clamp_still_holds(optimizer, grad
   assert np.isfinite(res.curves["train_loss"]).all() and (res.diverged_step < 0).all()
   np.testing.assert_allclose(res.curves["norm"][1, res.steps >= 10], 6.0, rtol=1e-5)
   assert res.curves["norm"][0, -1] != res.curves["norm"][0, 0]  # the free run moved
+
+
+def test_grokfast_alpha_and_lambda_per_run_are_one_program_equal_to_one_task_each():
+  """Runs(grokfast_alpha=, grokfast_lamb=) under one Grokfast Task train as the same seeds
+  under a Task per value (NaN: the Task's own); lambda 0 is AdamW itself."""
+  from grokjax.engine.train import train
+  base = dict(p=13, d=8, hidden=16, eval_every=5)
+  runs = Runs([0, 0, 0], 2e-2, 1.0, np.nan, NEVER, 40, grokfast_lamb=[0.0, np.nan, 5.0],
+              grokfast_alpha=[np.nan, 0.9, np.nan])
+  grid = train(Task(**base, grad_transform="grokfast"), runs, progress=False)
+  one = Runs([0], 2e-2, 1.0, np.nan, NEVER, 40)
+  alone = [train(Task(**base, grad_transform=spec), one, progress=False)
+           for spec in ("grokfast:lamb=0", "grokfast:alpha=0.9", "grokfast:lamb=5")]
+  plain = train(Task(**base), one, progress=False)
+  for i, res in enumerate(alone):
+    for k in ("train_loss", "norm", "test_acc"):
+      np.testing.assert_allclose(grid.curves[k][i], res.curves[k][0], rtol=1e-5, atol=1e-6,
+                                 err_msg=f"run {i} {k}")
+  np.testing.assert_allclose(grid.curves["train_loss"][0], plain.curves["train_loss"][0],
+                             rtol=1e-5, atol=1e-6)
+  assert not np.allclose(grid.curves["train_loss"][1], grid.curves["train_loss"][2])
+  with pytest.raises(ValueError, match="Grokfast's alpha"):
+    Runs([0], 1e-2, 1.0, np.nan, NEVER, 10, grokfast_alpha=1.0)
+  with pytest.raises(ValueError, match="need Task\\(grad_transform='grokfast'\\)"):
+    train(Task(**base), Runs([0], 1e-2, 1.0, np.nan, NEVER, 10, grokfast_lamb=1.0),
+          progress=False)

@@ -53,3 +53,16 @@ def test_the_plan_line_names_the_training_choices_that_are_not_the_papers(capsys
   assert paper.choices() == {}
   estimate.plan(paper, pinned_norm.cells(paper))
   assert "optimizer" not in capsys.readouterr().out
+
+
+def test_runs_csv_names_a_runs_own_grokfast_values_only_where_a_grid_sets_them():
+  from grokjax.engine.train import train
+  from grokjax.harness.grids import run_table
+  cfg = registry.resolve("free_training", "smoke")
+  task = Task(p=13, d=8, hidden=16, eval_every=5, grad_transform="grokfast")
+  runs = Runs([0, 1], 2e-2, 1.0, np.nan, NEVER, 10, grokfast_lamb=[0.0, np.nan])
+  rows = run_table(train(task, runs, progress=False), cfg, ["free"] * 2, [None] * 2)
+  assert [(r["grokfast_alpha"], r["grokfast_lamb"]) for r in rows] == [(None, 0.0), (None, None)]
+  plain = run_table(train(task, Runs([0], 2e-2, 1.0, np.nan, NEVER, 10), progress=False), cfg,
+                    ["free"], [None])
+  assert "grokfast_lamb" not in plain[0] and plain[0]["grad_transform"] == "grokfast"
