@@ -209,13 +209,14 @@ def grad_transform(spec: str, options: dict[str, Any] | None = None
                    ) -> optax.GradientTransformation | None:
   """The gradient transform `spec` names (GRAD_TRANSFORMS), or None for "none".
 
-  options: per-run values of its options (traced arrays allowed), each NaN where the
-  spec's value applies: `{"alpha": a, "lamb": l}` for Grokfast."""
+  options: per-run values of its options (traced arrays allowed), each NaN or negative
+  where the spec's value applies: `{"alpha": a, "lamb": l}` for Grokfast."""
   from grokjax.engine.transforms import grokfast_ema, orthogonal_grad
   name, o = parse_spec(spec, GRAD_TRANSFORMS, "gradient transform")
   for key, value in (options or {}).items():
     if key in o and value is not None:
-      o[key] = jnp.where(jnp.isnan(value), jnp.asarray(o[key], jnp.asarray(value).dtype), value)
+      value = jnp.asarray(value)
+      o[key] = jnp.where(jnp.isnan(value) | (value < 0), jnp.asarray(o[key], value.dtype), value)
   if name == "grokfast":
     return grokfast_ema(o["alpha"], o["lamb"])
   return orthogonal_grad() if name == "orthogonal" else None

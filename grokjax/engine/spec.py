@@ -288,7 +288,7 @@ class HParams(NamedTuple):
   the same names, in the program's dtypes: target_norm (a free run's NaN read as 1.0, the
   clamp being off), t_int and t_stop (NEVER capped to int32);
   active is False on a padding lane; noise is `Runs.noise` (read under Task(noise=True));
-  grokfast_alpha and grokfast_lamb NaN where the Task's apply."""
+  grokfast_alpha and grokfast_lamb -1 where the Task's apply (Runs' NaN)."""
   lr: Any
   wd: Any
   target_norm: Any
@@ -319,8 +319,10 @@ def hparams(runs: Runs, dtype, active=None) -> HParams:
                  budget=runs.budget.astype(np.int32), layernorm=runs.layernorm.astype(bool),
                  active=np.ones(len(runs), bool) if active is None else np.asarray(active, bool),
                  noise=runs.noise.astype(dtype), temperature=runs.temperature.astype(dtype),
-                 grokfast_alpha=runs.grokfast_alpha.astype(dtype),
-                 grokfast_lamb=runs.grokfast_lamb.astype(dtype))
+                 # -1, not NaN, for the Task's own: NaN is unequal to itself, and a grid
+                 # put on the devices of several processes must be equal on each
+                 grokfast_alpha=np.nan_to_num(runs.grokfast_alpha, nan=-1.0).astype(dtype),
+                 grokfast_lamb=np.nan_to_num(runs.grokfast_lamb, nan=-1.0).astype(dtype))
 
 
 @dataclasses.dataclass
