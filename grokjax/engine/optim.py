@@ -188,15 +188,31 @@ def parse_spec(spec: str, table: dict[str, dict[str, float]], what: str
   return name, options
 
 
-def base_update(spec: str, learning_rate, weight_decay) -> optax.GradientTransformation:
+# Each base update's momentum option: what a run's own `Runs.momentum` replaces.
+MOMENTUM_OPTION = {"adamw": "b1", "sgd": "momentum", "lion": "b1", "muon": "beta"}
+
+
+def _or_default(value, default):
+  """A per-run option value, or the spec's `default` where it is NaN or negative."""
+  value = jnp.asarray(value)
+  return jnp.where(jnp.isnan(value) | (value < 0), jnp.asarray(default, value.dtype), value)
+
+
+def base_update(spec: str, learning_rate, weight_decay, momentum=None
+                ) -> optax.GradientTransformation:
   """The base update `spec` names (OPTIMIZERS), weight decay on the matrices only:
-  decoupled for AdamW, Lion and Muon, added to the gradient (torch's SGD) for SGD."""
+  decoupled for AdamW, Lion and Muon, added to the gradient (torch's SGD) for SGD.
+  momentum: a run's own value of its momentum option (`MOMENTUM_OPTION`; traced arrays
+  allowed; NaN or negative: the spec's), None: the spec's alone."""
   name, o = parse_spec(spec, OPTIMIZERS, "optimizer")
+  if momentum is not None:
+    o[MOMENTUM_OPTION[name]] = _or_default(momentum, o[MOMENTUM_OPTION[name]])
   if name == "adamw":
     return adamw_matrices(learning_rate, weight_decay, o["b1"], o["b2"], o["eps"])
   if name == "sgd":
+    m = o["momentum"] if momentum is not None else (o["momentum"] or None)
     return optax.chain(optax.add_decayed_weights(weight_decay, mask=weight_mask),
-                       optax.sgd(learning_rate, momentum=o["momentum"] or None))
+                       optax.sgd(learning_rate, momentum=m))
   if name == "lion":
     return optax.lion(learning_rate, b1=o["b1"], b2=o["b2"], weight_decay=weight_decay,
                       mask=weight_mask)
@@ -215,8 +231,7 @@ def grad_transform(spec: str, options: dict[str, Any] | None = None
   name, o = parse_spec(spec, GRAD_TRANSFORMS, "gradient transform")
   for key, value in (options or {}).items():
     if key in o and value is not None:
-      value = jnp.asarray(value)
-      o[key] = jnp.where(jnp.isnan(value) | (value < 0), jnp.asarray(o[key], value.dtype), value)
+      o[key] = _or_default(value, o[key])
   if name == "grokfast":
     return grokfast_ema(o["alpha"], o["lamb"])
   return orthogonal_grad() if name == "orthogonal" else None
@@ -225,11 +240,11 @@ def grad_transform(spec: str, options: dict[str, Any] | None = None
 def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEVER,
                     stop_step=None, kick=1.0, kick_step=NEVER, kick_mask: MaskOrFn = None,
                     clamp_mask: MaskOrFn = None, optimizer: str = "adamw",
-                    grad: str = "none", grad_options: dict[str, Any] | None = None
-                    ) -> optax.GradientTransformation:
+                    grad: str = "none", grad_options: dict[str, Any] | None = None,
+                    momentum=None) -> optax.GradientTransformation:
   """AdamW on matrices (or the base update `optimizer` names, `base_update`; after the
-  gradient transform `grad` names, `grad_transform`, with per-run `grad_options`), then the
-  norm clamp, then a one-shot kick.
+  gradient transform `grad` names, `grad_transform`, with per-run `grad_options`; a run's
+  own `momentum`), then the norm clamp, then a one-shot kick.
 
   The defaults leave the clamp and the kick off. The clamp holds ||W|| at target_norm on
   the updates start_step..stop_step, over the matrices in clamp_mask (default all: one
@@ -237,8 +252,8 @@ def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEV
   (default all) by `kick` after update kick_step.
   """
   pre = grad_transform(grad, grad_options)
-  base = (adamw_matrices(learning_rate, weight_decay) if optimizer == "adamw"
-          else base_update(optimizer, learning_rate, weight_decay))
+  base = (adamw_matrices(learning_rate, weight_decay) if optimizer == "adamw" and momentum is None
+          else base_update(optimizer, learning_rate, weight_decay, momentum))
   return optax.chain(*([pre] if pre is not None else []), base,
                      clamp_global_norm(target_norm, start_step,
                                        mask=weight_mask if clamp_mask is None else clamp_mask,

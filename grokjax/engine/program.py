@@ -120,7 +120,8 @@ class Program:
       params, data = jax.lax.switch(
           which, [functools.partial(self._padded, q) for q in t.sizes], seed)
     params = jax.tree.map(lambda x: x.astype(t.dtype), params)
-    opt = paper_optimizer(1.0, 1.0, optimizer=t.optimizer, grad=t.grad_transform)  # structure
+    opt = paper_optimizer(1.0, 1.0, optimizer=t.optimizer, grad=t.grad_transform,  # structure
+                          momentum=-1.0 if t.momentum else None)
     noise_key = None
     if t.noise:
       noise_key = jax.random.key_data(jax.random.fold_in(jax.random.key(seed), NOISE_STREAM))
@@ -215,7 +216,8 @@ class Program:
     opt = paper_optimizer(hp.lr, hp.wd, hp.target_norm, hp.t_int, hp.t_stop,
                           hp.kick, hp.t_kick, kick_mask, norm_mask,
                           optimizer=self.task.optimizer, grad=self.task.grad_transform,
-                          grad_options=self._grad_options(hp))
+                          grad_options=self._grad_options(hp),
+                          momentum=hp.momentum if self.task.momentum else None)
     updates, opt_state = opt.update(grads, state.opt, params)
     new_params = optax.apply_updates(params, updates)
     if self.task.noise:

@@ -77,6 +77,8 @@ class Task:
     noise: compile the per-run parameter noise (`Runs.noise`); off, the step has none.
     temperature: compile the per-run output temperature (`Runs.temperature`): the logits
       are divided by it in the loss and every evaluation; off, the program has none.
+    momentum: compile the per-run momentum of the base update (`Runs.momentum`: SGD's
+      momentum, AdamW's and Lion's b1, Muon's beta); off, the optimizer spec's alone.
     optimizer: the base update, NAME[:k=v,...] of `grokjax.engine.optim.OPTIMIZERS`
       ("adamw", the paper's and the default; "sgd", "lion", "muon"), its learning rate and
       weight decay per run; the clamp and the kick follow it as always.
@@ -99,6 +101,7 @@ class Task:
   loss: str = "cross_entropy"
   noise: bool = False
   temperature: bool = False
+  momentum: bool = False
   optimizer: str = "adamw"
   grad_transform: str = "none"
 
@@ -108,7 +111,7 @@ class Task:
     parse_spec(self.grad_transform, GRAD_TRANSFORMS, "gradient transform")
     if self.loss not in LOSSES:
       raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-    for flag in ("noise", "temperature"):
+    for flag in ("noise", "temperature", "momentum"):
       if not isinstance(getattr(self, flag), bool):
         raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
     if self.sizes is not None:
@@ -197,6 +200,9 @@ class Runs:
       `Task(noise=True)`.
     temperature: T > 0, the output temperature: the run's logits are z / T (1: none).
       Needs `Task(temperature=True)` unless 1.
+    momentum: the run's own momentum of the base update in [0, 1) (SGD's momentum, AdamW's
+      and Lion's b1, Muon's beta) under `Task(momentum=True)`; NaN (the default): the
+      optimizer spec's. Traced, so a sweep over it is one program.
     grokfast_alpha, grokfast_lamb: the run's own Grokfast EMA coefficient (0 <= alpha < 1)
       and amplification (lambda >= 0) under `Task(grad_transform="grokfast...")`; NaN (the
       default): the Task's. Traced, so a sweep over them is one program.
@@ -219,6 +225,7 @@ class Runs:
   temperature: np.ndarray | float = 1.0
   grokfast_alpha: np.ndarray | float = np.nan
   grokfast_lamb: np.ndarray | float = np.nan
+  momentum: np.ndarray | float = np.nan
 
   def __post_init__(self):
     n = len(np.atleast_1d(self.seed))
@@ -228,7 +235,7 @@ class Runs:
     for f in ("seed", "t_int", "budget", "t_stop", "t_kick", "kick_group", "norm_group", "size"):
       setattr(self, f, getattr(self, f).astype(np.int64))
     for f in ("lr", "wd", "target_norm", "kick", "noise", "temperature", "grokfast_alpha",
-              "grokfast_lamb"):
+              "grokfast_lamb", "momentum"):
       setattr(self, f, getattr(self, f).astype(np.float64))
     self.layernorm = self.layernorm.astype(bool)
     if n == 0:
@@ -241,6 +248,9 @@ class Runs:
       raise ValueError(f"noise amplitudes must be finite and >= 0, got {self.noise}")
     if np.any(~(self.temperature > 0)) or not np.all(np.isfinite(self.temperature)):
       raise ValueError(f"temperatures must be finite and > 0, got {self.temperature}")
+    m = self.momentum
+    if np.any(~np.isnan(m) & ~((m >= 0) & (m < 1))):
+      raise ValueError(f"a momentum must be in [0, 1) (NaN: the optimizer's), got {m}")
     a, lam = self.grokfast_alpha, self.grokfast_lamb
     if np.any(~np.isnan(a) & ~((a >= 0) & (a < 1))):
       raise ValueError(f"Grokfast's alpha must be in [0, 1) (NaN: the Task's), got {a}")
@@ -288,7 +298,7 @@ class HParams(NamedTuple):
   the same names, in the program's dtypes: target_norm (a free run's NaN read as 1.0, the
   clamp being off), t_int and t_stop (NEVER capped to int32);
   active is False on a padding lane; noise is `Runs.noise` (read under Task(noise=True));
-  grokfast_alpha and grokfast_lamb -1 where the Task's apply (Runs' NaN)."""
+  grokfast_alpha, grokfast_lamb and momentum -1 where the Task's apply (Runs' NaN)."""
   lr: Any
   wd: Any
   target_norm: Any
@@ -305,6 +315,7 @@ class HParams(NamedTuple):
   temperature: Any
   grokfast_alpha: Any
   grokfast_lamb: Any
+  momentum: Any
 
 
 def hparams(runs: Runs, dtype, active=None) -> HParams:
@@ -322,7 +333,8 @@ def hparams(runs: Runs, dtype, active=None) -> HParams:
                  # -1, not NaN, for the Task's own: NaN is unequal to itself, and a grid
                  # put on the devices of several processes must be equal on each
                  grokfast_alpha=np.nan_to_num(runs.grokfast_alpha, nan=-1.0).astype(dtype),
-                 grokfast_lamb=np.nan_to_num(runs.grokfast_lamb, nan=-1.0).astype(dtype))
+                 grokfast_lamb=np.nan_to_num(runs.grokfast_lamb, nan=-1.0).astype(dtype),
+                 momentum=np.nan_to_num(runs.momentum, nan=-1.0).astype(dtype))
 
 
 @dataclasses.dataclass

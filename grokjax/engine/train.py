@@ -135,6 +135,8 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   if not task.temperature and np.any(runs.temperature != 1):
     raise ValueError("runs with an output temperature (Runs.temperature != 1) need "
                      "Task(temperature=True)")
+  if not task.momentum and not np.isnan(runs.momentum).all():
+    raise ValueError("runs with their own momentum (Runs.momentum) need Task(momentum=True)")
   own = ~np.isnan(runs.grokfast_alpha) | ~np.isnan(runs.grokfast_lamb)
   if own.any() and not str(task.grad_transform).startswith("grokfast"):
     raise ValueError("runs with their own Grokfast alpha or lambda need "

@@ -67,7 +67,8 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         **({"norm_group": WEIGHT_GROUPS[res.runs.norm_group[i]]} if grouped else {}),
         **({"temperature": res.runs.temperature[i]} if t.temperature else {}),
         **({"grokfast_alpha": finite_or_none(res.runs.grokfast_alpha[i]),
-            "grokfast_lamb": finite_or_none(res.runs.grokfast_lamb[i])} if own_grokfast else {})))
+            "grokfast_lamb": finite_or_none(res.runs.grokfast_lamb[i])} if own_grokfast else {}),
+        **({"momentum": finite_or_none(res.runs.momentum[i])} if t.momentum else {})))
     rows[-1].update(setting)
     rows[-1].update(extra or {})
     rows[-1].update(per_run[i] if per_run else {})

@@ -116,6 +116,7 @@ RUNS_COLUMNS: dict[str, tuple[str, str]] = {
     "noise": ("float", "precision: parameter noise k (units of 2^-24 |theta|)"),
     "grokfast_alpha": ("float", "the run's own Grokfast alpha, where a grid sets one per run"),
     "grokfast_lamb": ("float", "the run's own Grokfast lambda, where a grid sets one per run"),
+    "momentum": ("float", "the run's own momentum of the base update, where a grid sets one per run"),
 }
 
 

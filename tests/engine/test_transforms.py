@@ -178,3 +178,25 @@ def test_grokfast_alpha_and_lambda_per_run_are_one_program_equal_to_one_task_eac
   with pytest.raises(ValueError, match="need Task\\(grad_transform='grokfast'\\)"):
     train(Task(**base), Runs([0], 1e-2, 1.0, np.nan, NEVER, 10, grokfast_lamb=1.0),
           progress=False)
+
+
+@pytest.mark.parametrize("optimizer,own", [("sgd:momentum=0", 0.5), ("adamw", 0.8)])
+def test_a_runs_own_momentum_is_one_program_equal_to_one_task_each(optimizer, own):
+  """Runs(momentum=) under Task(momentum=True): SGD's momentum (from a spec without any)
+  and AdamW's b1, each run equal to a Task whose spec names its value; NaN: the spec's."""
+  from grokjax.engine.optim import MOMENTUM_OPTION
+  from grokjax.engine.train import train
+  base = dict(p=13, d=8, hidden=16, eval_every=5)
+  name = optimizer.partition(":")[0]
+  grid = train(Task(**base, optimizer=optimizer, momentum=True),
+               Runs([0, 0], 2e-2, 1.0, np.nan, NEVER, 30, momentum=[np.nan, own]), progress=False)
+  one = Runs([0], 2e-2, 1.0, np.nan, NEVER, 30)
+  specs = (optimizer, f"{name}:{MOMENTUM_OPTION[name]}={own}")
+  for i, spec in enumerate(specs):
+    alone = train(Task(**base, optimizer=spec), one, progress=False)
+    for k in ("train_loss", "norm"):
+      np.testing.assert_allclose(grid.curves[k][i], alone.curves[k][0], rtol=1e-5, atol=1e-6,
+                                 err_msg=f"{spec} {k}")
+  assert not np.allclose(grid.curves["train_loss"][0], grid.curves["train_loss"][1])
+  with pytest.raises(ValueError, match="need Task\\(momentum=True\\)"):
+    train(Task(**base), Runs([0], 1e-2, 1.0, np.nan, NEVER, 10, momentum=0.5), progress=False)
