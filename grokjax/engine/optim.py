@@ -252,8 +252,7 @@ def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEV
   (default all) by `kick` after update kick_step.
   """
   pre = grad_transform(grad, grad_options)
-  base = (adamw_matrices(learning_rate, weight_decay) if optimizer == "adamw" and momentum is None
-          else base_update(optimizer, learning_rate, weight_decay, momentum))
+  base = base_update(optimizer, learning_rate, weight_decay, momentum)
   return optax.chain(*([pre] if pre is not None else []), base,
                      clamp_global_norm(target_norm, start_step,
                                        mask=weight_mask if clamp_mask is None else clamp_mask,

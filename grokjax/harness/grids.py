@@ -14,7 +14,7 @@ from grokjax.harness import io
 from grokjax.harness.config import Config, as_written
 from grokjax.harness.session import Session
 from grokjax.analysis.stats import critical_norm, finite_or_none
-from grokjax.engine.reduce import floor_steps
+from grokjax.engine.reduce import floor_steps, last_finite
 from grokjax.engine.spec import WEIGHT_GROUPS, Runs, SweepResult, Task
 
 
@@ -32,13 +32,14 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
   t_floor_f32 = floor_steps(res.steps, c["floor_f32"]) if "floor_f32" in c else none
   at_grok = lambda name, i: (float(c[name][i, col[i]]) if name in c and out.grokked[i]
                              else None)
+  gini = last_finite(c["gini"]) if "gini" in c else None
   grouped = res.runs.norm_group.any()  # a phase measuring a weight group names it per run
   own_grokfast = not (np.isnan(res.runs.grokfast_alpha).all()
                       and np.isnan(res.runs.grokfast_lamb).all())
   t = res.task  # the training's own choices, named where they are not the paper's
-  setting = {k: v for k, v, paper in (("loss", t.loss, "cross_entropy"),
-                                      ("optimizer", t.optimizer, "adamw"),
-                                      ("grad_transform", t.grad_transform, "none")) if v != paper}
+  paper = dict(Config.PAPER_CHOICES)
+  setting = {k: getattr(t, k) for k in ("loss", "optimizer", "grad_transform")
+             if getattr(t, k) != paper[k]}
   rows = []
   for i in range(len(res.runs)):
     seen = np.isfinite(collapse[i])
@@ -62,7 +63,7 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
         t_floor=t_floor[i] if t_floor[i] >= 0 else None,
         t_floor_f32=t_floor_f32[i] if t_floor_f32[i] >= 0 else None,
         train_loss_at_grok=at_grok("train_loss", i), floor_at_grok=at_grok("floor", i),
-        gini_final=_last(res.curves["gini"][i]) if "gini" in res.curves else None,
+        gini_final=gini[i] if gini is not None else None,
         final_train_acc=out.final_train_acc[i], final_test_acc=out.final_test_acc[i],
         **({"norm_group": WEIGHT_GROUPS[res.runs.norm_group[i]]} if grouped else {}),
         **({"temperature": res.runs.temperature[i]} if t.temperature else {}),
@@ -73,11 +74,6 @@ def run_table(res: SweepResult, cfg: Config, arm: Sequence[str], rho: Sequence[f
     rows[-1].update(extra or {})
     rows[-1].update(per_run[i] if per_run else {})
   return rows
-
-
-def _last(row: np.ndarray) -> float:
-  ok = np.flatnonzero(np.isfinite(row))
-  return float(row[ok[-1]]) if len(ok) else float("nan")
 
 
 def free_runs(cfg: Config, p: int, lrs: Sequence[float], wd: float | None = None) -> Runs:
