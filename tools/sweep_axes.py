@@ -22,8 +22,8 @@ import sys
 import numpy as np
 
 from grokjax.analysis.compare import paired_ratio
-from grokjax.analysis.stats import (cell_summary, critical_norm_or_none, seed_bootstrap, seed_cv,
-                                    usable)
+from grokjax.analysis.stats import (cell_summary, critical_norm_or_none, median_or_none,
+                                    seed_bootstrap, seed_cv, usable)
 from grokjax.harness import io
 from grokjax.harness.config import Config
 
@@ -35,11 +35,6 @@ def setting(cfg: dict) -> str:
   if cfg.get("wc_from"):
     parts.append(f"W_c from {os.path.basename(os.path.normpath(cfg['wc_from']))}")
   return "; ".join(parts)
-
-
-def median_or_none(values) -> float | None:
-  v = [x for x in values if x is not None and np.isfinite(x)]
-  return float(np.median(v)) if v else None
 
 
 def folder_summary(name: str, folder: str, control_rows=None, n_boot: int = 1000) -> dict:
@@ -64,7 +59,7 @@ def folder_summary(name: str, folder: str, control_rows=None, n_boot: int = 1000
       floors = [r.get("t_floor") for r in usable(cell)]
       c = dict(arm=arm, rho=rho, lr=lr, **cell_summary(cell),
                n_floor=sum(f is not None for f in floors),
-               median_t_floor=median_or_none([f for f in floors if f is not None]))
+               median_t_floor=median_or_none([f for f in floors if f is not None and np.isfinite(f)]))
       if control_rows is not None:
         ref = [r for r in control_rows if r["p"] == p and r["arm"] == arm and r["rho"] == rho
                and (r["lr"] == lr or len({x["lr"] for x in control_rows}) == 1)]

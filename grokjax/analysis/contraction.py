@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from grokjax.analysis.stats import grokked, seed_bootstrap
+from grokjax.analysis.stats import grokked, median_or_none, seed_bootstrap
 
 # The step and norm a contraction starts from, by name.
 STARTS = {"peak": ("t_peak", "norm_peak"), "mem": ("t_mem", "norm_at_mem")}
@@ -57,14 +57,14 @@ def _in(rows, cell):
 
 def _median_kappa(rows, start):
   k = [v for v in (run_kappa(r, start) for r in rows) if v is not None]
-  return float(np.median(k)) if k else None
+  return median_or_none(k)
 
 
 def _median_delay(rows, start):
   t_key = STARTS[start][0]
   d = [r["t_grok"] - r[t_key] for r in grokked(rows) if r.get(t_key) is not None
        and r[t_key] >= 0 and r["t_grok"] > r[t_key]]
-  return float(np.median(d)) if d else None
+  return median_or_none(d)
 
 
 def delay_exponent(rows: Sequence[dict], n_boot: int = 1000, start: str = "mem"
@@ -124,4 +124,4 @@ def natural_law(rows: Sequence[dict], n_boot: int = 1000, start: str = "peak"
   errs = [abs(v["ratio"] - 1) for v in loo.values()]
   return dict(start=start, cells=per, kappa=pooled, kappa_ci=pooled_ci, n_runs=len(usable),
               exponent=delay_exponent(usable, n_boot, start), leave_one_cell_out=loo,
-              median_abs_error=float(np.median(errs)) if errs else None)
+              median_abs_error=median_or_none(errs))

@@ -106,6 +106,11 @@ def seed_bootstrap(rows: Sequence[dict], stat: Callable[[list], float | None],
   return point, None if point is None else percentile_ci(vals, n_boot)
 
 
+def median_or_none(values) -> float | None:
+  """The median of a list's values, or None for an empty list (an undefined statistic)."""
+  return float(np.median(values)) if len(values) else None
+
+
 def finite_or_none(x) -> float | None:
   """x as a float, or None when it is missing or not finite (a statistic left undefined)."""
   return float(x) if x is not None and np.isfinite(x) else None

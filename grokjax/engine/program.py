@@ -233,7 +233,7 @@ class Program:
   def _grad_options(self, hp: HParams) -> dict[str, Any] | None:
     """The run's own values of its gradient transform's options (Grokfast's alpha and
     lambda; NaN: the Task's), read only under a Grokfast Task."""
-    if not str(self.task.grad_transform).startswith("grokfast"):
+    if not self.task.grokfast:
       return None
     return {"alpha": hp.grokfast_alpha, "lamb": hp.grokfast_lamb}
 

@@ -137,6 +137,12 @@ class Task:
                        f"got {self.matmul_precision!r}")
 
   @property
+  def grokfast(self) -> bool:
+    """Whether the gradient transform is Grokfast (whose alpha and lambda a run may set)."""
+    from grokjax.engine.optim import GRAD_TRANSFORMS, parse_spec
+    return parse_spec(self.grad_transform, GRAD_TRANSFORMS, "gradient transform")[0] == "grokfast"
+
+  @property
   def problem_def(self) -> problems.Problem:
     """The `grokjax.problems.Problem` this Task trains on."""
     return problems.build(self.problem, self.p, self.frac, self.train_size)

@@ -138,7 +138,7 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   if not task.momentum and not np.isnan(runs.momentum).all():
     raise ValueError("runs with their own momentum (Runs.momentum) need Task(momentum=True)")
   own = ~np.isnan(runs.grokfast_alpha) | ~np.isnan(runs.grokfast_lamb)
-  if own.any() and not str(task.grad_transform).startswith("grokfast"):
+  if own.any() and not task.grokfast:
     raise ValueError("runs with their own Grokfast alpha or lambda need "
                      "Task(grad_transform='grokfast')")
   every = keep_every(keep_params)

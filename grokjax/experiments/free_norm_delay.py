@@ -36,7 +36,7 @@ from grokjax.harness.estimate import Cell, plan
 from grokjax.harness.grids import phase_rows, write_tables
 from grokjax.engine.optim import NEVER
 from grokjax.harness.session import Session, say
-from grokjax.analysis.stats import cell_summary, grokked
+from grokjax.analysis.stats import cell_summary, grokked, median_or_none
 from grokjax.harness.summaries import grok_rule
 from grokjax.engine.spec import Runs
 
@@ -191,7 +191,7 @@ def free_norm_delay(sess: Session) -> dict[str, Any]:
       delays = [r["t_grok"] - r["t_peak"] for r in rs if r["grokked"] and r["t_peak"] is not None]
       per[f"lr{l:g}_wd{w:g}"] = dict(lr=l, wd=w, kappa=fit_kappa(rs, cfg.n_boot), cells=by_s,
                                      kappa_matched=fit_matched_kappa(rs, cfg.n_boot),
-                                     median_delay=float(np.median(delays)) if delays else None)
+                                     median_delay=median_or_none(delays))
   # Pooled over the grid, where 1 / (2 lr wd) also moves x: a scale s below the
   # memorisation peak does not move V_peak, so one (lr, wd) cell alone may not pin kappa.
   pooled = fit_kappa(rows, cfg.n_boot)

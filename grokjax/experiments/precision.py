@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from grokjax.analysis.compare import paired_ratio
-from grokjax.analysis.stats import cell_summary, censored_median, seed_bootstrap, usable
+from grokjax.analysis.stats import (cell_summary, censored_median, median_or_none, seed_bootstrap,
+                                    usable)
 from grokjax.engine.losses import LOSSES
 from grokjax.engine.spec import Runs
 from grokjax.harness import config, flags, io
@@ -208,8 +209,8 @@ def summarise(rows, arm_names: list[str], n_boot: int = 1000) -> list[dict[str, 
         floors = [r["t_floor"] for r in mine if r.get("t_floor") is not None]
         floors32 = [r["t_floor_f32"] for r in mine if r.get("t_floor_f32") is not None]
         out.append(dict(p=p, rho=rho, arm=a, **s, median_t_grok_ci=ci,
-                        n_floor=len(floors), median_t_floor=_median(floors),
-                        n_floor_f32=len(floors32), median_t_floor_f32=_median(floors32),
+                        n_floor=len(floors), median_t_floor=median_or_none(floors),
+                        n_floor_f32=len(floors32), median_t_floor_f32=median_or_none(floors32),
                         grokked_after_floor=sum(1 for r in mine if r["grokked"]
                                                 and r.get("t_floor") is not None
                                                 and r["t_floor"] <= r["t_grok"]),
@@ -220,10 +221,6 @@ def summarise(rows, arm_names: list[str], n_boot: int = 1000) -> list[dict[str, 
 def _median_t(rows) -> float | None:
   ok = usable(rows)
   return censored_median([r["t_grok"] for r in ok], [r["censored"] for r in ok])
-
-
-def _median(values) -> float | None:
-  return float(np.median(values)) if values else None
 
 
 def print_summary(result) -> None:

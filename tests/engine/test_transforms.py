@@ -178,6 +178,11 @@ def test_grokfast_alpha_and_lambda_per_run_are_one_program_equal_to_one_task_eac
   with pytest.raises(ValueError, match="need Task\\(grad_transform='grokfast'\\)"):
     train(Task(**base), Runs([0], 1e-2, 1.0, np.nan, NEVER, 10, grokfast_lamb=1.0),
           progress=False)
+  with pytest.raises(ValueError, match="need Task\\(grad_transform='grokfast'\\)"):
+    train(Task(**base, grad_transform="orthogonal"),
+          Runs([0], 1e-2, 1.0, np.nan, NEVER, 10, grokfast_alpha=0.9), progress=False)
+  assert Task(**base, grad_transform="grokfast:lamb=1").grokfast
+  assert not Task(**base, grad_transform="orthogonal").grokfast
 
 
 @pytest.mark.parametrize("optimizer,own", [("sgd:momentum=0", 0.5), ("adamw", 0.8)])
