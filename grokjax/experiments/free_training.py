@@ -1,6 +1,8 @@
-"""Free training over moduli x learning rates (x weight decays with --wds): W_c per
-(p, lr, wd) with a seed-bootstrap CI, its spread over seeds and over learning rates (a CV
-with a CI), its sensitivity to the grok threshold, and W_c = c p^beta.
+"""Free training over moduli x learning rates (x weight decays with --wds, or x the values
+of one per-run hyperparameter with --scan, in one program): W_c per (p, lr, wd or value)
+with a seed-bootstrap CI, its spread over seeds and over learning rates (a CV with a CI),
+its sensitivity to the grok threshold, W_c = c p^beta, and for a temperature scan
+W_c = c T^gamma with a seed-bootstrap CI.
 """
 
 from __future__ import annotations
@@ -26,10 +28,15 @@ PRESETS = {
 }
 
 
+def _scan_values(cfg) -> list:
+  return next(iter(cfg.scan.values())) if cfg.scan else [None]
+
+
 def cells(cfg) -> list[Cell]:
-  """One free cell per (modulus, weight decay); a modulus's weight decays are held in memory
-  together."""
-  return [Cell(p, cfg.seeds * len(cfg.lrs), cfg.budget(None, p), f"free_p{p}", wd=wd)
+  """One free cell per (modulus, weight decay), every --scan value in it; a modulus's
+  weight decays are held in memory together."""
+  n = cfg.seeds * len(cfg.lrs) * len(_scan_values(cfg))
+  return [Cell(p, n, cfg.budget(None, p), f"free_p{p}", wd=wd)
           for p in cfg.moduli for wd in cfg.wds or [cfg.wd]]
 
 
@@ -38,6 +45,12 @@ def add_flags(ap) -> None:
   ap.add_argument("--wds", type=flags.floats("--wds"),
                   help="comma-separated weight decays: W_c per (lr, wd) cell and its CV "
                        "across learning rates at each weight decay")
+  ap.add_argument("--scan", type=flags.scan, metavar="AXIS=V1,V2,...",
+                  help="one per-run hyperparameter over these values, every value in one "
+                       "program with the same seeds: temperature (the output temperature; "
+                       "also fits W_c = c T^gamma), momentum (the base update's: SGD's "
+                       "momentum, AdamW's b1, Muon's beta), grokfast_alpha or grokfast_lamb "
+                       "(with --grad-transform grokfast); W_c per value")
 
 
 def check(cfg) -> None:
@@ -45,6 +58,16 @@ def check(cfg) -> None:
   if cfg.wds is not None:
     if any(w < 0 for w in cfg.wds) or len(set(cfg.wds)) != len(cfg.wds):
       raise flags.UsageError(f"--wds: weight decays must be distinct and >= 0, got {cfg.wds}")
+  if cfg.scan:
+    axis = cfg.scan_axis
+    if cfg.wds is not None:
+      raise flags.UsageError("--scan: one scan at a time; --wds is another (give one of them)")
+    if axis == "temperature" and cfg.temperature != 1.0:
+      raise flags.UsageError(f"--scan temperature: --temperature {cfg.temperature:g} would set "
+                             "every run's; give the temperatures to --scan only")
+    if config.SCAN_AXES[axis] == "grokfast" and not cfg.task(cfg.moduli[0]).grokfast:
+      raise flags.UsageError(f"--scan {axis}: a run's own Grokfast value needs "
+                             "--grad-transform grokfast")
 
 
 def _lr_cells(rows, lrs, n_boot: int) -> dict[str, Any]:
@@ -66,31 +89,92 @@ def _lr_cells(rows, lrs, n_boot: int) -> dict[str, Any]:
               wc_cv_lrs_ci=ci)
 
 
+# A scanned hyperparameter's own value where the configuration has one (the headline W_c's).
+SCAN_HOME = {"temperature": 1.0}
+
+
+def _at(rows, axis: str, value: float) -> list[dict]:
+  return [r for r in rows if r.get(axis) is not None and np.isclose(r[axis], value)]
+
+
+def _say_cell(label: str, cell: dict, lrs) -> None:
+  say(label + ": " + "  ".join(
+      f"lr {k}: W_c {v['wc']:.2f} (CV {v['wc_cv_seeds']:.1%}, {v['grok_fraction']:.0%} "
+      f"grokked, T_grok {v['median_t_grok']})" for k, v in cell["per_lr"].items())
+      + (f"  CV across lr {cell['wc_cv_lrs']:.1%}" if len(lrs) > 1 else ""))
+
+
+def scan_power_law(rows, axis: str, values, lr: float, n_boot: int) -> dict[str, Any]:
+  """W_c = c v^gamma over the scanned values at `lr` (least squares in log-log), gamma's
+  95 % CI from seeds resampled with replacement (a seed keeps its runs at every value: the
+  same initial weights and split), and W_c / v^gamma per value (constant if the law holds)."""
+  from grokjax.analysis import fit
+  rows = [r for r in rows if np.isclose(r["lr"], lr)]
+
+  def wcs(rs):
+    return np.array([critical_norm(_at(rs, axis, v)) for v in values], float)
+
+  def gamma(rs):
+    w = wcs(rs)
+    ok = np.isfinite(w)
+    if ok.sum() < 2:
+      return None
+    return fit.fit_power_law(np.array(values, float)[ok], w[ok])["beta"]
+
+  w = wcs(rows)
+  ok = np.isfinite(w)
+  out = fit.safe(fit.fit_power_law, np.array(values, float)[ok], w[ok])
+  if "error" in out:
+    return out
+  _, ci = seed_bootstrap(rows, gamma, n_boot)
+  return dict(gamma=out["beta"], gamma_ci=ci, c=out["c"], r2=out["r2"], n=out["n"], lr=lr,
+              wc_over_power={f"{v:g}": float(x / v ** out["beta"])
+                             for v, x, k in zip(values, w, ok) if k})
+
+
 def free_training(sess: Session) -> dict[str, Any]:
   """Free training over moduli x learning rates: W_c, its spread, the power law in p."""
   from grokjax.analysis import fit
   cfg = sess.cfg
   wds = cfg.wds or [None]  # None: the configuration's one weight decay
+  axis = cfg.scan_axis
   sess.estimate = plan(cfg, cells(cfg))
   phases, per_p = [], {}
   for p in cfg.moduli:
-    per_wd = {}
+    per_wd, per_value = {}, {}
     for wd in wds:
       rows = free_phase(sess, p, cfg.lrs, phases, wd)
+      if axis:  # every value trained in one program: a cell per value
+        for v in cfg.scan[axis]:
+          cell = per_value[f"{v:g}"] = _lr_cells(_at(rows, axis, v), cfg.lrs, cfg.n_boot)
+          _say_cell(f"p={p} {axis} {v:g}", cell, cfg.lrs)
+        continue
       cell = per_wd[f"{cfg.wd if wd is None else wd:g}"] = _lr_cells(rows, cfg.lrs, cfg.n_boot)
-      say(f"p={p}" + ("" if wd is None else f" wd {wd:g}") + ": " + "  ".join(
-          f"lr {k}: W_c {v['wc']:.2f} (CV {v['wc_cv_seeds']:.1%}, {v['grok_fraction']:.0%} "
-          f"grokked, T_grok {v['median_t_grok']})" for k, v in cell["per_lr"].items())
-          + (f"  CV across lr {cell['wc_cv_lrs']:.1%}" if len(cfg.lrs) > 1 else ""))
-    # the modulus's headline W_c: at the configured weight decay when the scan has it
-    first = per_wd.get(f"{cfg.wd:g}", next(iter(per_wd.values())))
+      _say_cell(f"p={p}" + ("" if wd is None else f" wd {wd:g}"), cell, cfg.lrs)
+    # the modulus's headline W_c: at the configured weight decay (or the scanned value's
+    # home) when the scan has it, else at its first value
+    home = f"{SCAN_HOME.get(axis, float('nan')):g}" if axis else f"{cfg.wd:g}"
+    cells_ = per_value or per_wd
+    first = cells_.get(home, next(iter(cells_.values())))
     per_p[p] = dict(wc=first["per_lr"][f"{cfg.lrs[0]:g}"]["wc"], per_lr=first["per_lr"],
                     wc_cv_lrs=first["wc_cv_lrs"], wc_cv_lrs_ci=first["wc_cv_lrs_ci"])
     if cfg.wds is not None:
       per_p[p]["per_wd"] = per_wd
     first_phase = next(res for res, rs in phases if rs[0]["p"] == p
                        and (cfg.wds is None or cfg.wd not in cfg.wds or rs[0]["wd"] == cfg.wd))
-    per_p[p]["wc_by_threshold"] = wc_by_threshold(first_phase, cfg, cfg.lrs[0])
+    among = None
+    if axis:
+      per_p[p]["scan"] = dict(axis=axis, home=home if home in per_value else next(iter(per_value)),
+                              per_value=per_value)
+      among = np.isclose(getattr(first_phase.runs, axis), float(per_p[p]["scan"]["home"]))
+      if axis == "temperature":
+        law = per_p[p]["scan"]["power_law"] = scan_power_law(
+            rows, axis, cfg.scan[axis], cfg.lrs[0], cfg.n_boot)
+        if "gamma" in law:
+          ci = law["gamma_ci"]
+          say(f"       W_c = {law['c']:.2f} * T^{law['gamma']:.3f}"
+              + (f" [95 % CI {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f" (lr {law['lr']:g})")
+    per_p[p]["wc_by_threshold"] = wc_by_threshold(first_phase, cfg, cfg.lrs[0], among)
     th = per_p[p]["wc_by_threshold"]
     say("       W_c at test-accuracy thresholds " + ", ".join(
         f"{k}: {'-' if v is None else f'{v:.2f}'}" for k, v in th["wc"].items())
@@ -124,6 +208,10 @@ def figures(folder: str) -> list[str]:
     out.append(plots.wc_vs_p(os.path.join(folder, "figures", "wc_vs_p.png"), res.fit, res.runs))
   if res.config.get("wds") is not None:
     out.append(plots.wc_vs_wd(os.path.join(folder, "figures", "wc_vs_wd.png"), res.fit))
+  if res.config.get("scan"):
+    axis = next(iter(res.config["scan"]))
+    out.append(plots.wc_vs_wd(os.path.join(folder, "figures", f"wc_vs_{axis}.png"), res.fit,
+                              scan=True))
   return out + plots.curves_of(res)
 
 

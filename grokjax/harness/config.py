@@ -34,6 +34,12 @@ SMOKE = dict(d=16, hidden=64, frac=0.80, wd=1.0, t_int=40, eval_every=10, ref_p=
              budgets={"free": 600, 0.85: 600, 1.30: 600})
 PRESET_NAMES = ("paper", "quick", "smoke")
 
+# The per-run hyperparameters a --scan sweeps in one program: the `Runs` field (its values'
+# ranges are Runs' rules) -> what the Task needs for it ("" for nothing but the Task switch
+# `Config.task` turns on).
+SCAN_AXES = {"temperature": "", "momentum": "",
+             "grokfast_alpha": "grokfast", "grokfast_lamb": "grokfast"}
+
 # Sparse parity (--problem sparse_parity, or experiments/sparse_parity.py): the authors'
 # model and optimiser (n = 30 bits, m = 1000, MLP 30 -> 512 -> 2, lr 1e-3, weight decay 1,
 # t_int 1000) replace the modular ones in every experiment. Budgets: the authors' 50k; quick
@@ -117,6 +123,8 @@ class Config:
   optimizer: str = "adamw"  # the base update, NAME[:k=v,...] (grokjax.engine.optim.OPTIMIZERS)
   grad_transform: str = "none"  # a gradient transform before it (optim.GRAD_TRANSFORMS)
   arms: list[str] | None = None  # precision: the arithmetic arms (grokjax.experiments.precision)
+  # free_training: {axis: values}, one per-run hyperparameter scanned in one program (SCAN_AXES)
+  scan: dict[str, list[float]] | None = None
 
   def budget(self, rho: float | None, p: int) -> int:
     """Step budget of a cell: --steps if given, else the preset's anchors (see above)."""
@@ -144,7 +152,8 @@ class Config:
                 eval_every=self.eval_every, dtype=self.dtype, heads=self.heads,
                 matmul_precision=self.matmul_precision, problem=self.problem,
                 train_size=self.train_size, loss=self.loss, noise=self.noise > 0,
-                temperature=self.temperature != 1.0, optimizer=self.optimizer,
+                temperature=self.temperature != 1.0 or self.scan_axis == "temperature",
+                momentum=self.scan_axis == "momentum", optimizer=self.optimizer,
                 grad_transform=self.grad_transform)
 
   # The training choices and their paper values: what `choices` names where they differ.
@@ -156,6 +165,11 @@ class Config:
     """The training choices this configuration makes differently from the paper (the plan
     line names them; empty for the paper's own training)."""
     return {k: getattr(self, k) for k, paper in self.PAPER_CHOICES if getattr(self, k) != paper}
+
+  @property
+  def scan_axis(self) -> str | None:
+    """The per-run hyperparameter a --scan sweeps (a key of SCAN_AXES), or None."""
+    return next(iter(self.scan)) if self.scan else None
 
   def needs_x64(self) -> bool:
     """Whether a run of this configuration computes in float64 (JAX's x64 mode on)."""

@@ -200,6 +200,33 @@ def known_group(cfg) -> None:
                      f"(its groups: {', '.join(g for g in groups if groups[g])})")
 
 
+def scan(text: str) -> dict[str, list[float]]:
+  """--scan AXIS=V1,V2,...: one per-run hyperparameter (`config.SCAN_AXES`) and its distinct
+  values, each checked by the rule `Runs` applies to that field."""
+  import numpy as np
+  from grokjax.engine.optim import NEVER
+  from grokjax.engine.spec import Runs
+  from grokjax.harness.config import SCAN_AXES
+  axis, sep, values = text.partition("=")
+  axis = axis.strip()
+  if not sep or axis not in SCAN_AXES:
+    raise UsageError(f"--scan: {text!r} is not AXIS=V1,V2,... with AXIS one of "
+                     f"{', '.join(SCAN_AXES)}")
+  def one(v: str) -> float:
+    try:
+      x = float(v)
+    except ValueError:
+      raise ValueError(f"{v!r} is not a number") from None
+    if not math.isfinite(x):
+      raise ValueError(f"{v} is not finite")
+    try:
+      Runs([0], 1.0, 0.0, np.nan, NEVER, 1, **{axis: x})
+    except ValueError as e:
+      raise ValueError(str(e)) from None
+    return x
+  return {axis: list_of(f"--scan {axis}", one, f"values of {axis}")(values)}
+
+
 def rho_range(text: str) -> list[float]:
   """--fit-rhos LO:HI, two held norms with 0 < LO < HI."""
   lo, sep, hi = text.partition(":")

@@ -4,6 +4,7 @@ curves.npz and timing.json, and W_c read back from another results folder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any, Sequence
@@ -104,9 +105,13 @@ def phase_rows(sess: Session, name: str, task: Task, runs: Runs, arm, rho,
 
 def free_phase(sess: Session, p: int, lrs, phases, wd: float | None = None
                ) -> list[dict[str, Any]]:
-  """The free runs of p at every lr (at weight decay `wd`, default the config's)."""
+  """The free runs of p at every lr (at weight decay `wd`, default the config's), and at
+  every value of the configuration's --scan, in one program."""
   cfg = sess.cfg
   runs = free_runs(cfg, p, lrs, wd)
+  if cfg.scan:
+    (axis, values), = cfg.scan.items()
+    runs = Runs.concat(*(dataclasses.replace(runs, **{axis: v}) for v in values))
   name = f"free_p{p}" if wd is None else f"free_p{p}_wd{wd:g}"
   return phase_rows(sess, name, cfg.task(p), runs,
                      ["free"] * len(runs), [None] * len(runs), phases)

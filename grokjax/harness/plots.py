@@ -182,25 +182,39 @@ def wc_vs_p(path: str, result: dict[str, Any], rows: list[dict] | None = None):
   return save(fig, path)
 
 
-def wc_vs_wd(path: str, result: dict[str, Any]):
-  """W_c against the weight decay, one line per learning rate, with seed-bootstrap 95 % CIs."""
+def wc_vs_wd(path: str, result: dict[str, Any], scan: bool = False):
+  """W_c against the weight decay (scan: against a --scan's values), one line per modulus
+  and learning rate, with seed-bootstrap 95 % CIs."""
   fig, ax = plt.subplots(figsize=(5.2, 4.2))
+  of = lambda per: per["scan"]["per_value"] if scan else per["per_wd"]
+  axis = next(iter(result["per_modulus"].values()))["scan"]["axis"] if scan else None
+  log = not scan or axis == "temperature"
   for k, (p, per) in enumerate(result["per_modulus"].items()):
-    wds = sorted(per["per_wd"], key=float)
-    lrs = list(per["per_wd"][wds[0]]["per_lr"])
+    wds = sorted(of(per), key=float)
+    lrs = list(of(per)[wds[0]]["per_lr"])
     for j, lr in enumerate(lrs):
-      cells = [per["per_wd"][w]["per_lr"][lr] for w in wds]
-      x = np.array([float(w) for w in wds]) * (1 + 0.03 * (j - (len(lrs) - 1) / 2))
+      cells = [of(per)[w]["per_lr"][lr] for w in wds]
+      nudge = 0.03 * (j - (len(lrs) - 1) / 2)
+      x = np.array([float(w) for w in wds]) * (1 + nudge if log else 1) + (0 if log else nudge / 10)
       y = np.array([np.nan if c["wc"] is None else c["wc"] for c in cells], float)
       lo = [y[i] - c["wc_ci"][0] if c.get("wc_ci") else 0 for i, c in enumerate(cells)]
       hi = [c["wc_ci"][1] - y[i] if c.get("wc_ci") else 0 for i, c in enumerate(cells)]
-      ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", capsize=3, color=f"C{j}",
+      ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", capsize=3, color=f"C{k * len(lrs) + j}",
                   label=f"p={p} lr {lr}")
-  ax.set_xscale("log")
-  ticks = sorted({float(w) for per in result["per_modulus"].values() for w in per["per_wd"]})
+  if log:
+    ax.set_xscale("log")
+  if scan and log:  # W_c = c T^gamma: a line
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    laws = [(p, per["scan"].get("power_law", {})) for p, per in result["per_modulus"].items()]
+    ax.set_title("; ".join(f"p={p}: gamma {law['gamma']:.3f}" + (
+        f" [{law['gamma_ci'][0]:.3f}, {law['gamma_ci'][1]:.3f}]" if law.get("gamma_ci") else "")
+        for p, law in laws if "gamma" in law), fontsize=9)
+  ticks = sorted({float(w) for per in result["per_modulus"].values() for w in of(per)})
   ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
   ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-  ax.set_xlabel("weight decay lambda")
+  ax.set_xlabel(axis.replace("_", " ") if scan else "weight decay lambda")
   ax.set_ylabel("W_c = median ||W|| at T_grok (95% CI)")
   ax.legend(fontsize=8)
   return save(fig, path)

@@ -132,10 +132,11 @@ def _ci_warning(fit_result: dict) -> str:
 SENSITIVITY_THRESHOLDS = (0.80, 0.90, 0.95)
 
 
-def wc_by_threshold(res: SweepResult, cfg: Config, lr: float) -> dict[str, Any]:
-  """W_c of the free runs at `lr` with T_grok defined at each test-accuracy threshold,
-  and its spread (max - min) / W_c at the configured threshold."""
-  pick = np.isclose(res.runs.lr, lr)
+def wc_by_threshold(res: SweepResult, cfg: Config, lr: float, among=None) -> dict[str, Any]:
+  """W_c of the free runs at `lr` (and among the runs `among` marks, default all) with
+  T_grok defined at each test-accuracy threshold, and its spread (max - min) / W_c at the
+  configured threshold."""
+  pick = np.isclose(res.runs.lr, lr) & (True if among is None else np.asarray(among, bool))
   wc = {}
   for th in SENSITIVITY_THRESHOLDS:
     out = res.reduce(cfg.mem_threshold, th, cfg.grok_persist)

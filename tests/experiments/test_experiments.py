@@ -141,6 +141,36 @@ def test_free_training_scans_weight_decay_and_reports_the_cv_across_lr(tmp_path)
   assert bad.returncode == 2 and "--wds" in bad.stderr and not os.path.exists(out + "x")
 
 
+def test_a_temperature_scan_is_one_program_equal_to_a_folder_per_temperature(tmp_path):
+  """--scan temperature=...: every value trained in one program (one phase) with the same
+  seeds; each value's runs equal a --temperature folder's; W_c per value from its own runs
+  and gamma the log-log slope through them, inside its seed-bootstrap CI."""
+  out, one = str(tmp_path / "scan"), str(tmp_path / "t2")
+  base = ["--preset", "smoke", "--moduli", "23", "--seeds", "3", "--no-progress"]
+  proc = _script("free_training", *base, "--scan", "temperature=0.5,2", "--out", out)
+  assert "temperature scan 0.5 / 2" in proc.stdout and "p=23 temperature 2:" in proc.stdout
+  assert sorted(os.listdir(os.path.join(out, "phases"))) == ["free_p23.npz"]
+  _script("free_training", *base, "--temperature", "2", "--out", one)
+  rows, alone = _rows(out), _rows(one)
+  assert sorted(float(r["temperature"]) for r in rows) == [0.5] * 3 + [2.0] * 3
+  at2 = sorted((r for r in rows if float(r["temperature"]) == 2), key=lambda r: r["seed"])
+  for a, b in zip(at2, sorted(alone, key=lambda r: r["seed"])):
+    assert (a["seed"], a["t_grok"], a["t_mem"]) == (b["seed"], b["t_grok"], b["t_mem"])
+    assert float(a["norm_at_grok"]) == pytest.approx(float(b["norm_at_grok"]), rel=1e-5)
+  scan = json.load(open(os.path.join(out, "summary.json")))["per_modulus"]["23"]["scan"]
+  assert scan["axis"] == "temperature" and set(scan["per_value"]) == {"0.5", "2"}
+  wc = {}
+  for t in (0.5, 2.0):
+    norms = [float(r["norm_at_grok"]) for r in rows
+             if float(r["temperature"]) == t and r["grokked"] == "True"]
+    wc[t] = float(np.median(norms))
+    assert scan["per_value"][f"{t:g}"]["per_lr"]["0.03"]["wc"] == pytest.approx(wc[t])
+  law = scan["power_law"]
+  assert law["gamma"] == pytest.approx(math.log(wc[2.0] / wc[0.5]) / math.log(4))
+  assert law["gamma_ci"][0] <= law["gamma"] <= law["gamma_ci"][1]
+  assert os.path.exists(os.path.join(out, "figures", "wc_vs_temperature.png"))
+
+
 @SHARES_SMOKE
 def test_norm_vs_lr_smoke(tmp_path):
   out = str(tmp_path / "nl")
@@ -231,6 +261,20 @@ BAD = [
     ("pinned_norm", ["--preset", "smoke", "--loss", "hinge"], "invalid choice: 'hinge'"),
     ("pinned_norm", ["--preset", "smoke", "--fit-rhos", "2:3"], "--fit-rhos: 2:3 holds none"),
     ("pinned_norm", ["--preset", "smoke", "--noise", "-1"], "--noise: -1 is outside"),
+    ("free_training", ["--preset", "smoke", "--scan", "temp=1,2"], "--scan: 'temp=1,2' is not"),
+    ("free_training", ["--preset", "smoke", "--scan", "temperature=0,1"],
+     "--scan temperature: temperatures must be finite and > 0"),
+    ("free_training", ["--preset", "smoke", "--scan", "momentum=0.9,1"],
+     "--scan momentum: a momentum must be in [0, 1)"),
+    ("free_training", ["--preset", "smoke", "--scan", "temperature=1,1"], "1 appears twice"),
+    ("free_training", ["--preset", "smoke", "--scan", "temperature=1,2", "--wds", "0.5,1"],
+     "--scan: one scan at a time"),
+    ("free_training", ["--preset", "smoke", "--scan", "temperature=1,2", "--temperature", "2"],
+     "give the temperatures to --scan only"),
+    ("free_training", ["--preset", "smoke", "--scan", "grokfast_lamb=0,2"],
+     "needs --grad-transform grokfast"),
+    ("pinned_norm", ["--preset", "smoke", "--scan", "temperature=1,2"],
+     "unrecognized arguments: --scan"),
 ]
 
 
