@@ -6,7 +6,7 @@ optax chain and any parameter pytree, not only grokjax models.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable, Collection, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -157,8 +157,11 @@ OPTIMIZERS: dict[str, dict[str, float]] = {
     "adamw": dict(b1=0.9, b2=0.999, eps=1e-8),
     "sgd": dict(momentum=0.9),
     "lion": dict(b1=0.9, b2=0.99),
-    "muon": dict(beta=0.95),
+    "muon": dict(beta=0.95, split=0.0),
 }
+# muon:split=1: these weight groups (the model's `GROUPS`) take the paper's AdamW, the usual
+# split (Muon orthogonalises the hidden matrices; embeddings and unembedding are not).
+MUON_SPLIT_GROUPS = ("embedding", "output")
 # The gradient transforms before the base update (`Task.grad_transform`), with options.
 GRAD_TRANSFORMS: dict[str, dict[str, float]] = {
     "none": {}, "grokfast": dict(alpha=0.98, lamb=2.0), "orthogonal": {}}
@@ -198,13 +201,17 @@ def _or_default(value, default):
   return jnp.where(jnp.isnan(value) | (value < 0), jnp.asarray(default, value.dtype), value)
 
 
-def base_update(spec: str, learning_rate, weight_decay, momentum=None
-                ) -> optax.GradientTransformation:
+def base_update(spec: str, learning_rate, weight_decay, momentum=None,
+                adamw_leaves: Collection[str] = ()) -> optax.GradientTransformation:
   """The base update `spec` names (OPTIMIZERS), weight decay on the matrices only:
   decoupled for AdamW, Lion and Muon, added to the gradient (torch's SGD) for SGD.
   momentum: a run's own value of its momentum option (`MOMENTUM_OPTION`; traced arrays
-  allowed; NaN or negative: the spec's), None: the spec's alone."""
+  allowed; NaN or negative: the spec's), None: the spec's alone.
+  adamw_leaves: under muon:split=1, the names of a flat parameter dict's leaves that take
+  the paper's AdamW instead (`MUON_SPLIT_GROUPS` of the model); vectors take it too."""
   name, o = parse_spec(spec, OPTIMIZERS, "optimizer")
+  if name == "muon" and o["split"] not in (0.0, 1.0):
+    raise ValueError(f"optimizer muon: split={o['split']:g} is neither 0 nor 1")
   if momentum is not None:
     o[MOMENTUM_OPTION[name]] = _or_default(momentum, o[MOMENTUM_OPTION[name]])
   if name == "adamw":
@@ -217,8 +224,16 @@ def base_update(spec: str, learning_rate, weight_decay, momentum=None
     return optax.lion(learning_rate, b1=o["b1"], b2=o["b2"], weight_decay=weight_decay,
                       mask=weight_mask)
   from optax import contrib
-  return contrib.muon(learning_rate, beta=o["beta"], weight_decay=weight_decay,
+  muon = contrib.muon(learning_rate, beta=o["beta"], weight_decay=weight_decay,
                       weight_decay_mask=weight_mask)
+  if not o["split"]:
+    return muon
+  if not adamw_leaves:
+    raise ValueError("optimizer muon:split=1 needs the leaves that take AdamW (adamw_leaves)")
+  label = lambda params: {k: "muon" if k not in adamw_leaves and jnp.ndim(x) >= 2 else "adamw"
+                          for k, x in params.items()}
+  return optax.partition({"muon": muon, "adamw": adamw_matrices(learning_rate, weight_decay)},
+                         label)
 
 
 def grad_transform(spec: str, options: dict[str, Any] | None = None
@@ -241,10 +256,11 @@ def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEV
                     stop_step=None, kick=1.0, kick_step=NEVER, kick_mask: MaskOrFn = None,
                     clamp_mask: MaskOrFn = None, optimizer: str = "adamw",
                     grad: str = "none", grad_options: dict[str, Any] | None = None,
-                    momentum=None) -> optax.GradientTransformation:
+                    momentum=None, adamw_leaves: Collection[str] = ()
+                    ) -> optax.GradientTransformation:
   """AdamW on matrices (or the base update `optimizer` names, `base_update`; after the
   gradient transform `grad` names, `grad_transform`, with per-run `grad_options`; a run's
-  own `momentum`), then the norm clamp, then a one-shot kick.
+  own `momentum`; muon:split=1's `adamw_leaves`), then the norm clamp, then a one-shot kick.
 
   The defaults leave the clamp and the kick off. The clamp holds ||W|| at target_norm on
   the updates start_step..stop_step, over the matrices in clamp_mask (default all: one
@@ -252,7 +268,7 @@ def paper_optimizer(learning_rate, weight_decay, target_norm=1.0, start_step=NEV
   (default all) by `kick` after update kick_step.
   """
   pre = grad_transform(grad, grad_options)
-  base = base_update(optimizer, learning_rate, weight_decay, momentum)
+  base = base_update(optimizer, learning_rate, weight_decay, momentum, adamw_leaves)
   return optax.chain(*([pre] if pre is not None else []), base,
                      clamp_global_norm(target_norm, start_step,
                                        mask=weight_mask if clamp_mask is None else clamp_mask,

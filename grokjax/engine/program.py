@@ -18,7 +18,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from grokjax.problems.models import weight_norm
 from grokjax.engine import losses
-from grokjax.engine.optim import NEVER, paper_optimizer
+from grokjax.engine.optim import MUON_SPLIT_GROUPS, NEVER, paper_optimizer
 from grokjax.engine.spec import WEIGHT_GROUPS, HParams, Runs, Task
 from grokjax.engine.state import GrokState, PaddedData, RunState
 
@@ -87,6 +87,8 @@ class Program:
     self.graphdef, abstract_state = nnx.split(abstract)
     self.shapes = {k: v.shape for k, v in nnx.to_pure_dict(abstract_state).items()}
     self.groups = type(abstract).GROUPS  # the model's weight groups (WEIGHT_GROUPS)
+    # muon:split=1's AdamW leaves: the model's embedding and output matrices
+    self.adamw_leaves = frozenset(n for g in MUON_SPLIT_GROUPS for n in self.groups.get(g, ()))
     self.problem = task.problem_def
     self._init_batch = self.precise(jax.vmap(self._init_one))
     self.init = jax.jit(self._init_batch)
@@ -121,7 +123,7 @@ class Program:
           which, [functools.partial(self._padded, q) for q in t.sizes], seed)
     params = jax.tree.map(lambda x: x.astype(t.dtype), params)
     opt = paper_optimizer(1.0, 1.0, optimizer=t.optimizer, grad=t.grad_transform,  # structure
-                          momentum=-1.0 if t.momentum else None)
+                          momentum=-1.0 if t.momentum else None, adamw_leaves=self.adamw_leaves)
     noise_key = None
     if t.noise:
       noise_key = jax.random.key_data(jax.random.fold_in(jax.random.key(seed), NOISE_STREAM))
@@ -217,7 +219,8 @@ class Program:
                           hp.kick, hp.t_kick, kick_mask, norm_mask,
                           optimizer=self.task.optimizer, grad=self.task.grad_transform,
                           grad_options=self._grad_options(hp),
-                          momentum=hp.momentum if self.task.momentum else None)
+                          momentum=hp.momentum if self.task.momentum else None,
+                          adamw_leaves=self.adamw_leaves)
     updates, opt_state = opt.update(grads, state.opt, params)
     new_params = optax.apply_updates(params, updates)
     if self.task.noise:

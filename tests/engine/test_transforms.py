@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from grokjax.engine import losses
-from grokjax.engine.optim import NEVER
+from grokjax.engine.optim import NEVER, base_update
 from grokjax.engine.spec import Runs, Task
 from grokjax.engine.transforms import grokfast_ema, orthogonal_grad
 
@@ -138,8 +138,41 @@ def test_each_base_update_is_its_definition():
   assert isinstance(tx, optax.GradientTransformation)
 
 
+def test_muon_split_gives_the_embedding_output_and_vectors_adamw_and_the_rest_muon():
+  """muon:split=1: the leaves named adamw_leaves and every vector take exactly the paper's
+  AdamW update, the other matrices exactly Muon's update of that matrix alone."""
+  rng = np.random.default_rng(0)
+  params = {"embed": jnp.asarray(rng.normal(size=(7, 4)), jnp.float32),
+            "w1": jnp.asarray(rng.normal(size=(8, 6)), jnp.float32),
+            "b1": jnp.zeros(6, jnp.float32), "w2": jnp.asarray(rng.normal(size=(6, 7)), jnp.float32)}
+  grads = [{k: jnp.asarray(rng.normal(size=v.shape), jnp.float32) for k, v in params.items()}
+           for _ in range(2)]
+
+  def two_steps(tx, ps):
+    state, out = tx.init(ps), []
+    for g in grads:
+      u, state = tx.update({k: g[k] for k in ps}, state, ps)
+      out.append(u)
+    return out
+
+  split = two_steps(base_update("muon:split=1", 0.1, 0.5, adamw_leaves={"embed", "w2"}), params)
+  adamw = two_steps(base_update("adamw", 0.1, 0.5), params)
+  muon_w1 = two_steps(base_update("muon", 0.1, 0.5), {"w1": params["w1"]})
+  plain = two_steps(base_update("muon", 0.1, 0.5), params)
+  for i in range(2):
+    for k in ("embed", "w2", "b1"):
+      np.testing.assert_array_equal(split[i][k], adamw[i][k])
+    np.testing.assert_array_equal(split[i]["w1"], muon_w1[i]["w1"])
+  assert not np.allclose(plain[1]["embed"], split[1]["embed"])  # plain Muon is not the split
+  with pytest.raises(ValueError, match="neither 0 nor 1"):
+    base_update("muon:split=2", 0.1, 0.5, adamw_leaves={"w2"})
+  with pytest.raises(ValueError, match="needs the leaves"):
+    base_update("muon:split=1", 0.1, 0.5)
+
+
 @pytest.mark.parametrize("optimizer,grad", [("sgd", "none"), ("lion:b1=0.9,b2=0.99", "none"),
-                                             ("muon", "none"), ("adamw", "grokfast:lamb=1"),
+                                             ("muon", "none"), ("muon:split=1", "none"),
+                                             ("adamw", "grokfast:lamb=1"),
                                              ("adamw", "orthogonal")])
 def test_every_optimizer_trains_a_grid_and_the_clamp_still_holds(optimizer, grad):
   from grokjax.engine.optim import NEVER
