@@ -92,7 +92,8 @@ def build_parser(experiment: str, doc: str = "") -> argparse.ArgumentParser:
 
 def _add_run_flags(ap: argparse.ArgumentParser) -> None:
   """Flags of how a training command runs, shared by the experiments and reproduce.py."""
-  ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+  ap.add_argument("--no-progress", action="store_true",
+                  help="no progress (a bar on a terminal, a line a minute in a log)")
   ap.add_argument("--no-compile-cache", action="store_true",
                   help="do not keep compiled programs in ~/.cache/grokjax/xla ($GROKJAX_CACHE)")
   ap.add_argument("--deterministic", action="store_true",

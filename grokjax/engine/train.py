@@ -26,6 +26,7 @@ from grokjax.engine.state import LoopState
 from grokjax.engine.keep import (check_grok_steps, keep_every, keep_final, keep_grok,
                                  keep_trajectory, keeps_grok, n_keep_of, named_leaves)
 from grokjax.engine.program import GrokRule, program
+from grokjax.engine.progress import progress as progress_bar
 from grokjax.engine.reduce import grok_times
 from grokjax.engine.runtime import all_cpu, batch_floor, default_vmap_width, to_host
 from grokjax.engine.spec import Runs, SweepResult, Task, hparams
@@ -96,7 +97,9 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
       steps past T_grok; None trains every run to its own budget.
     grok_threshold, mem_threshold, grok_persist: what retirement calls grokked
       (`grokjax.engine.reduce.grok_times`).
-    progress: show a progress bar with run-steps/s and ETA on stderr.
+    progress: show the progress with run-steps/s and the time left on stderr: a tqdm bar on
+      a terminal or in a notebook, a plain line a minute in a log file
+      (`grokjax.engine.progress`).
     devices: devices to shard the run axis over (default: every device of every process;
       the run axis is padded to a multiple of their number).
     desc: progress-bar label.
@@ -184,10 +187,10 @@ def train(task: Task, runs: Runs, *, chunk_steps: int = 500, retire_margin: int 
   last_step, diverged, curves = loop.last_step, loop.diverged, loop.curves
   elapsed0 = float(loop.elapsed)
 
-  bar = _progress(int(budgets.sum()), desc) if progress else None
-  if bar is not None:
-    bar.total -= int(np.sum((budgets - last_step)[~live]))
-    bar.update(int(last_step.sum()))
+  bar = None
+  if progress:  # a resumed grid starts at the run-steps it had trained, retired runs' budgets off
+    bar = progress_bar(int(budgets.sum() - np.sum((budgets - last_step)[~live])), desc,
+                       initial=int(last_step.sum()))
   overlap = (not all_cpu(devices)) if overlap == "auto" else bool(overlap)
   overlap = overlap and keep_params == "none"
   fn = prog.chunk(chunk_evals, width, mesh)
@@ -375,10 +378,3 @@ def _copy(state):
 def _compact(state, take, sharding):
   """The rows `take` of every leaf of a batch: one compiled gather per pair of sizes."""
   return jax.lax.with_sharding_constraint(jax.tree.map(lambda x: x[take], state), sharding)
-
-
-def _progress(total: int, desc: str | None):
-  from tqdm.auto import tqdm
-  return tqdm(total=total, desc=desc or "training", unit="run-step", unit_scale=True,
-              dynamic_ncols=True, smoothing=0.1)
-
