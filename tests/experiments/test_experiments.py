@@ -427,7 +427,8 @@ FLAG_VALUES = {"--norm-group": "output", "--seed-stream": "mine", "--fit-rhos": 
                "--scales": "1,2", "--wds": "0.5,1", "--problem": "sparse_parity:k=2",
                "--train-size": "500", "--train-sizes": "300,600", "--save-params": "final",
                "--loss": "exact", "--noise": "10", "--arms": "float32,float64+noise10",
-               "--temperature": "2", "--optimizer": "sgd:momentum=0.5", "--grad-transform": "grokfast"}
+               "--temperature": "2", "--optimizer": "sgd:momentum=0.5", "--grad-transform": "grokfast",
+               "--scan": "temperature=0.5,2"}
 # Flags an experiment refuses with one line because it sets those values itself.
 REFUSED = {"precision": {"--dtype", "--loss", "--noise", "--matmul-precision"}}
 
