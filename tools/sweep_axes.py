@@ -170,6 +170,12 @@ def main(argv=None) -> int:
   if any(len(n) != 2 for n in named):
     print("sweep_axes: give each folder as NAME=FOLDER", file=sys.stderr)
     return 2
+  for n, f in named:  # a --scan folder pools several settings in one runs.csv
+    scan = io.read_json(os.path.join(f, "config.json"))["config"].get("scan")
+    if scan:
+      print(f"sweep_axes: {n}={f} is a --scan folder ({next(iter(scan))}): its values are "
+            "compared in its own summary.json (per_modulus.P.scan)", file=sys.stderr)
+      return 2
   control = args.control or named[0][0]
   ctrl_folder = dict(named)[control]
   ctrl_rows = io.read_runs(os.path.join(ctrl_folder, "runs.csv"))
