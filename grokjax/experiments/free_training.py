@@ -28,14 +28,10 @@ PRESETS = {
 }
 
 
-def _scan_values(cfg) -> list:
-  return next(iter(cfg.scan.values())) if cfg.scan else [None]
-
-
 def cells(cfg) -> list[Cell]:
   """One free cell per (modulus, weight decay), every --scan value in it; a modulus's
   weight decays are held in memory together."""
-  n = cfg.seeds * len(cfg.lrs) * len(_scan_values(cfg))
+  n = cfg.seeds * len(cfg.lrs) * max(1, len(cfg.scan_values))
   return [Cell(p, n, cfg.budget(None, p), f"free_p{p}", wd=wd)
           for p in cfg.moduli for wd in cfg.wds or [cfg.wd]]
 
@@ -145,7 +141,7 @@ def free_training(sess: Session) -> dict[str, Any]:
     for wd in wds:
       rows = free_phase(sess, p, cfg.lrs, phases, wd)
       if axis:  # every value trained in one program: a cell per value
-        for v in cfg.scan[axis]:
+        for v in cfg.scan_values:
           cell = per_value[f"{v:g}"] = _lr_cells(_at(rows, axis, v), cfg.lrs, cfg.n_boot)
           _say_cell(f"p={p} {axis} {v:g}", cell, cfg.lrs)
         continue
@@ -169,7 +165,7 @@ def free_training(sess: Session) -> dict[str, Any]:
       among = np.isclose(getattr(first_phase.runs, axis), float(per_p[p]["scan"]["home"]))
       if axis == "temperature":
         law = per_p[p]["scan"]["power_law"] = scan_power_law(
-            rows, axis, cfg.scan[axis], cfg.lrs[0], cfg.n_boot)
+            rows, axis, cfg.scan_values, cfg.lrs[0], cfg.n_boot)
         if "gamma" in law:
           ci = law["gamma_ci"]
           say(f"       W_c = {law['c']:.2f} * T^{law['gamma']:.3f}"

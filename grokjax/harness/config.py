@@ -171,6 +171,11 @@ class Config:
     """The per-run hyperparameter a --scan sweeps (a key of SCAN_AXES), or None."""
     return next(iter(self.scan)) if self.scan else None
 
+  @property
+  def scan_values(self) -> list[float]:
+    """The values a --scan takes (empty without one)."""
+    return next(iter(self.scan.values())) if self.scan else []
+
   def needs_x64(self) -> bool:
     """Whether a run of this configuration computes in float64 (JAX's x64 mode on)."""
     return self.dtype == "float64" or any(a.startswith("float64") for a in self.arms or [])

@@ -201,8 +201,8 @@ def plan(cfg: Config, cells: list[Cell]) -> Estimate:
   trained = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                       for k, v in cfg.choices().items())
   if cfg.scan:  # one per-run hyperparameter over its values, one program
-    (axis, values), = cfg.scan.items()
-    trained = ", ".join(filter(None, [trained, f"{axis} scan {' / '.join(f'{v:g}' for v in values)}"]))
+    values = " / ".join(f"{v:g}" for v in cfg.scan_values)
+    trained = ", ".join(filter(None, [trained, f"{cfg.scan_axis} scan {values}"]))
   say(f"{cfg.experiment} ({cfg.preset} preset): {n_runs} runs over moduli "
       f"{', '.join(map(str, cfg.moduli))}, at most {run_steps:,} run-steps (budgets)"
       + (f"; {trained}" if trained else "") + params_note(cfg, cells))

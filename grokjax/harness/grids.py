@@ -110,8 +110,7 @@ def free_phase(sess: Session, p: int, lrs, phases, wd: float | None = None
   cfg = sess.cfg
   runs = free_runs(cfg, p, lrs, wd)
   if cfg.scan:
-    (axis, values), = cfg.scan.items()
-    runs = Runs.concat(*(dataclasses.replace(runs, **{axis: v}) for v in values))
+    runs = Runs.concat(*(dataclasses.replace(runs, **{cfg.scan_axis: v}) for v in cfg.scan_values))
   name = f"free_p{p}" if wd is None else f"free_p{p}_wd{wd:g}"
   return phase_rows(sess, name, cfg.task(p), runs,
                      ["free"] * len(runs), [None] * len(runs), phases)
