@@ -26,8 +26,11 @@ def _duration(seconds: float) -> str:
 class LineProgress:
   """The part of tqdm's interface `train` uses (`total`, `update`, `set_postfix`, `close`),
   written as one line every `every_s` seconds: label, run-steps done of the total (the
-  total shrinks as runs retire early), the rate since this process started (run-steps a
-  resumed grid had already trained do not count towards it), the time left at that rate."""
+  total shrinks as runs retire early), the rate, the time left at that rate.
+
+  The rate counts from the end of this process's first chunk: that chunk carries the
+  compile, and run-steps a resumed grid had already trained do not count either. Until a
+  second chunk is in, it is the rate since the start."""
 
   def __init__(self, total: int, desc: str, initial: int = 0, every_s: float = 60.0,
                stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic):
@@ -35,11 +38,14 @@ class LineProgress:
     self.stream, self.clock = stream, clock
     self.start_n, self.t0 = self.n, clock()
     self.last = self.t0
+    self.first: tuple[int, float] | None = None  # (run-steps, time) at the first chunk's end
     self.postfix: dict[str, Any] = {}
 
   def update(self, n: int) -> None:
     self.n += int(n)
     now = self.clock()
+    if self.first is None:
+      self.first = (self.n, now)
     if now - self.last >= self.every_s:
       self.last = now
       self._line(now)
@@ -52,7 +58,8 @@ class LineProgress:
 
   def _line(self, now: float, final: bool = False) -> None:
     elapsed = now - self.t0
-    rate = (self.n - self.start_n) / elapsed if elapsed > 0 else 0.0
+    n0, t0 = self.first if self.first and now > self.first[1] else (self.start_n, self.t0)
+    rate = (self.n - n0) / (now - t0) if now > t0 else 0.0
     done = f"{self.n:,} of {max(self.total, self.n):,} run-steps"
     if final:
       text = f"{self.desc}: done, {done} in {_duration(elapsed)} ({rate:,.0f} run-steps/s)"

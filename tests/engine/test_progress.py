@@ -15,7 +15,7 @@ class Clock:
     return self.t
 
 
-def test_a_log_gets_a_line_a_minute_with_the_rate_of_this_process_and_the_time_left():
+def test_a_log_gets_a_line_a_minute_with_the_rate_after_the_first_chunk_and_the_time_left():
   out, clock = io.StringIO(), Clock()
   bar = prog.LineProgress(10_000, "clamp_p59", initial=2_000, stream=out, clock=clock)
   clock.t += 30
@@ -23,7 +23,7 @@ def test_a_log_gets_a_line_a_minute_with_the_rate_of_this_process_and_the_time_l
   assert out.getvalue() == ""  # under a minute: nothing yet
   clock.t += 30
   bar.set_postfix(live=8)
-  bar.update(3_000)  # 6,000 trained by this process in 60 s: 100 run-steps/s, 2,000 left
+  bar.update(3_000)  # 3,000 in the 30 s after the first chunk: 100 run-steps/s, 2,000 left
   line = out.getvalue()
   assert line == ("  clamp_p59: 8,000 of 10,000 run-steps (80 %), 100 run-steps/s, "
                   "about 20 s left, live 8\n")
@@ -34,8 +34,21 @@ def test_a_log_gets_a_line_a_minute_with_the_rate_of_this_process_and_the_time_l
   clock.t += 5
   bar.close()
   assert out.getvalue().splitlines()[-1] == (
-      "  clamp_p59: done, 8,500 of 9,000 run-steps in 1 min 15 s (87 run-steps/s)")
+      "  clamp_p59: done, 8,500 of 9,000 run-steps in 1 min 15 s (78 run-steps/s)")
   assert "\r" not in out.getvalue()
+
+
+def test_a_compile_in_the_first_chunk_does_not_count_in_the_rate():
+  out, clock = io.StringIO(), Clock()
+  bar = prog.LineProgress(5_000, "p59", stream=out, clock=clock)
+  clock.t += 90  # compile + one chunk: the first line says what it can, the rate since the start
+  bar.update(1_000)
+  assert out.getvalue() == "  p59: 1,000 of 5,000 run-steps (20 %), 11 run-steps/s, about 6 min 00 s left\n"
+  clock.t += 2
+  bar.update(1_000)
+  clock.t += 2
+  bar.close()  # 1,000 run-steps in the 4 s since the first chunk ended
+  assert out.getvalue().splitlines()[-1] == "  p59: done, 2,000 of 5,000 run-steps in 1 min 34 s (250 run-steps/s)"
 
 
 def test_durations_read_as_hours_minutes_and_seconds():
