@@ -14,7 +14,7 @@ import numpy as np
 from grokjax.harness import config, flags, io
 from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, plan
-from grokjax.harness.grids import free_phase, write_tables
+from grokjax.harness.grids import free_phase, rows_at, write_tables
 from grokjax.harness.session import Session, say
 from grokjax.analysis.stats import (cell_summary, critical_norm, cv, finite_or_none,
                                    seed_bootstrap, seed_cv)
@@ -41,12 +41,7 @@ def add_flags(ap) -> None:
   ap.add_argument("--wds", type=flags.floats("--wds"),
                   help="comma-separated weight decays: W_c per (lr, wd) cell and its CV "
                        "across learning rates at each weight decay")
-  ap.add_argument("--scan", type=flags.scan, metavar="AXIS=V1,V2,...",
-                  help="one per-run hyperparameter over these values, every value in one "
-                       "program with the same seeds: temperature (the output temperature; "
-                       "also fits W_c = c T^gamma), momentum (the base update's: SGD's "
-                       "momentum, AdamW's b1, Muon's beta), grokfast_alpha or grokfast_lamb "
-                       "(with --grad-transform grokfast); W_c per value")
+  flags.scan_flag(ap, "W_c per value (a temperature scan also fits W_c = c T^gamma)")
 
 
 def check(cfg) -> None:
@@ -54,16 +49,9 @@ def check(cfg) -> None:
   if cfg.wds is not None:
     if any(w < 0 for w in cfg.wds) or len(set(cfg.wds)) != len(cfg.wds):
       raise flags.UsageError(f"--wds: weight decays must be distinct and >= 0, got {cfg.wds}")
-  if cfg.scan:
-    axis = cfg.scan_axis
-    if cfg.wds is not None:
-      raise flags.UsageError("--scan: one scan at a time; --wds is another (give one of them)")
-    if axis == "temperature" and cfg.temperature != 1.0:
-      raise flags.UsageError(f"--scan temperature: --temperature {cfg.temperature:g} would set "
-                             "every run's; give the temperatures to --scan only")
-    if config.SCAN_AXES[axis] == "grokfast" and not cfg.task(cfg.moduli[0]).grokfast:
-      raise flags.UsageError(f"--scan {axis}: a run's own Grokfast value needs "
-                             "--grad-transform grokfast")
+  if cfg.scan and cfg.wds is not None:
+    raise flags.UsageError("--scan: one scan at a time; --wds is another (give one of them)")
+  flags.check_scan(cfg)
 
 
 def _lr_cells(rows, lrs, n_boot: int) -> dict[str, Any]:
@@ -85,14 +73,6 @@ def _lr_cells(rows, lrs, n_boot: int) -> dict[str, Any]:
               wc_cv_lrs_ci=ci)
 
 
-# A scanned hyperparameter's own value where the configuration has one (the headline W_c's).
-SCAN_HOME = {"temperature": 1.0}
-
-
-def _at(rows, axis: str, value: float) -> list[dict]:
-  return [r for r in rows if r.get(axis) is not None and np.isclose(r[axis], value)]
-
-
 def _say_cell(label: str, cell: dict, lrs) -> None:
   say(label + ": " + "  ".join(
       f"lr {k}: W_c {v['wc']:.2f} (CV {v['wc_cv_seeds']:.1%}, {v['grok_fraction']:.0%} "
@@ -108,7 +88,7 @@ def scan_power_law(rows, axis: str, values, lr: float, n_boot: int) -> dict[str,
   rows = [r for r in rows if np.isclose(r["lr"], lr)]
 
   def wcs(rs):
-    return np.array([critical_norm(_at(rs, axis, v)) for v in values], float)
+    return np.array([critical_norm(rows_at(rs, axis, v)) for v in values], float)
 
   def gamma(rs):
     w = wcs(rs)
@@ -142,14 +122,14 @@ def free_training(sess: Session) -> dict[str, Any]:
       rows = free_phase(sess, p, cfg.lrs, phases, wd)
       if axis:  # every value trained in one program: a cell per value
         for v in cfg.scan_values:
-          cell = per_value[f"{v:g}"] = _lr_cells(_at(rows, axis, v), cfg.lrs, cfg.n_boot)
+          cell = per_value[f"{v:g}"] = _lr_cells(rows_at(rows, axis, v), cfg.lrs, cfg.n_boot)
           _say_cell(f"p={p} {axis} {v:g}", cell, cfg.lrs)
         continue
       cell = per_wd[f"{cfg.wd if wd is None else wd:g}"] = _lr_cells(rows, cfg.lrs, cfg.n_boot)
       _say_cell(f"p={p}" + ("" if wd is None else f" wd {wd:g}"), cell, cfg.lrs)
     # the modulus's headline W_c: at the configured weight decay (or the scanned value's
     # home) when the scan has it, else at its first value
-    home = f"{SCAN_HOME.get(axis, float('nan')):g}" if axis else f"{cfg.wd:g}"
+    home = f"{cfg.scan_home:g}" if axis else f"{cfg.wd:g}"
     cells_ = per_value or per_wd
     first = cells_.get(home, next(iter(cells_.values())))
     per_p[p] = dict(wc=first["per_lr"][f"{cfg.lrs[0]:g}"]["wc"], per_lr=first["per_lr"],
@@ -160,8 +140,7 @@ def free_training(sess: Session) -> dict[str, Any]:
                        and (cfg.wds is None or cfg.wd not in cfg.wds or rs[0]["wd"] == cfg.wd))
     among = None
     if axis:
-      per_p[p]["scan"] = dict(axis=axis, home=home if home in per_value else next(iter(per_value)),
-                              per_value=per_value)
+      per_p[p]["scan"] = dict(axis=axis, home=home, per_value=per_value)
       among = np.isclose(getattr(first_phase.runs, axis), float(per_p[p]["scan"]["home"]))
       if axis == "temperature":
         law = per_p[p]["scan"]["power_law"] = scan_power_law(

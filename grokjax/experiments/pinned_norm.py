@@ -1,20 +1,23 @@
 """The pinned-norm experiment: per modulus a free control (W_c), then clamp cells at
 rho * W_c from t_int on; the delay law ln T_grok = c + alpha * rho per modulus and shared.
+With --scan, every value of one per-run hyperparameter in the same programs: W_c per value,
+each value's clamp cells held at rho times its own W_c, the law per value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Any
 
 from grokjax.harness import config, flags, io
 from grokjax.experiments import registry
 from grokjax.harness.estimate import Cell, eta_update, plan
-from grokjax.harness.grids import (clamp_phase, clamp_runs, free_phase, free_runs, load_wc, phase_rows,
-                                   wc_source_mismatch, write_tables)
+from grokjax.harness.grids import (clamp_runs, free_phase, free_runs, load_wc, phase_rows, rows_at,
+                                   scanned, wc_source_mismatch, write_tables)
 from grokjax.harness.session import Session, say
-from grokjax.analysis.stats import cell_summary, seed_cv
+from grokjax.analysis.stats import cell_summary, critical_norm, seed_cv
 from grokjax.harness.summaries import checked_wc, delay_fits, grok_rule, print_delay_summary
 from grokjax.engine.spec import WEIGHT_GROUPS, Runs
 
@@ -31,12 +34,23 @@ PRESETS = {
 def cells(cfg) -> list[Cell]:
   """Per modulus its free control (unless --wc-from gives its W_c) and its clamp cells."""
   given = load_wc(cfg.wc_from) if cfg.wc_from else {}
+  n = cfg.seeds * len(_values(cfg))
   out = []
   for p in cfg.moduli:
     if p not in given:
-      out.append(Cell(p, cfg.seeds, cfg.budget(None, p), f"free_p{p}"))
-    out += [Cell(p, cfg.seeds, cfg.budget(r, p), f"clamp_p{p}", rho=r) for r in cfg.rhos]
+      out.append(Cell(p, n, cfg.budget(None, p), f"free_p{p}"))
+    out += [Cell(p, n, cfg.budget(r, p), f"clamp_p{p}", rho=r) for r in cfg.rhos]
   return out
+
+
+def _values(cfg) -> list[float | None]:
+  """The --scan's values, or [None] without one."""
+  return cfg.scan_values or [None]
+
+
+def _of(cfg, rows, value: float | None) -> list[dict]:
+  """The rows trained at a --scan value (every row for None)."""
+  return rows if value is None else rows_at(rows, cfg.scan_axis, value)
 
 
 def add_flags(ap) -> None:
@@ -53,9 +67,15 @@ def add_flags(ap) -> None:
   ap.add_argument("--pad-moduli", choices=["auto", "on", "off"], default="auto",
                   help="train every modulus in one program, padded to the largest (same "
                        "results to float32 rounding; auto: on for GPUs and TPUs, off on a CPU)")
+  flags.scan_flag(ap, "W_c per value from its own free runs, each value's clamp cells held "
+                      "at rho times that W_c, the delay law per value")
 
 
 def check(cfg) -> None:
+  if cfg.scan and cfg.wc_from:
+    raise flags.UsageError("--wc-from: a --scan measures W_c at each of its values from its "
+                           "own free runs; leave --wc-from out")
+  flags.check_scan(cfg)
   if cfg.wc_from and not os.path.isdir(cfg.wc_from):
     raise flags.UsageError(f"--wc-from: {cfg.wc_from!r} is not a folder")
   if cfg.wc_from:
@@ -88,20 +108,38 @@ def pinned_norm(sess: Session) -> dict[str, Any]:
   sess.estimate = plan(cfg, grid)
   phases: list = []
   if pad_moduli(sess):
-    per_p, clamp_rows = _padded(sess, lr, wc_given, phases)
+    per_v, clamp_rows = _padded(sess, lr, wc_given, phases)
   else:
-    per_p, clamp_rows = _one_by_one(sess, lr, wc_given, grid, phases)
+    per_v, clamp_rows = _one_by_one(sess, lr, wc_given, grid, phases)
   all_rows = write_tables(sess, phases)
-  result = _result(cfg, lr, per_p, clamp_rows, all_rows)
+  result = _result(cfg, lr, per_v, clamp_rows, all_rows)
   io.write_json(sess.path("fit.json"), result)
   sess.draw(figures)
-  print_delay_summary(result)
+  if cfg.scan:
+    for v, law in result["scan"]["per_value"].items():
+      say(f"{cfg.scan_axis} {v}:")
+      print_delay_summary(law)
+  else:
+    print_delay_summary(result)
   return result
 
 
-def _result(cfg, lr, per_p, clamp_rows, all_rows) -> dict[str, Any]:
-  """fit.json: per modulus W_c, cells and the delay law (over --fit-rhos when given, the
-  fit over every cell then kept as all_cells); the shared law likewise."""
+def _result(cfg, lr, per_v, clamp_rows, all_rows) -> dict[str, Any]:
+  """fit.json from per_v ({scan value or None: {p: W_c and cells}}): the law of the one
+  value, or with --scan the headline value's (`Config.scan_home`) and under `scan` every
+  value's."""
+  if not cfg.scan:
+    return _law(cfg, lr, per_v[None], clamp_rows, all_rows)
+  per_value = {f"{v:g}": _law(cfg, lr, per_v[v], _of(cfg, clamp_rows, v), _of(cfg, all_rows, v))
+               for v in cfg.scan_values}
+  home = f"{cfg.scan_home:g}"
+  return {**per_value[home], **grok_rule(cfg, all_rows),
+          "scan": dict(axis=cfg.scan_axis, home=home, per_value=per_value)}
+
+
+def _law(cfg, lr, per_p, clamp_rows, all_rows) -> dict[str, Any]:
+  """Per modulus W_c, cells and the delay law (over --fit-rhos when given, the fit over
+  every cell then kept as all_cells); the shared law likewise."""
   lo, hi = cfg.fit_rhos or (float("-inf"), float("inf"))
   fits = delay_fits(cfg, [r for r in clamp_rows if lo - 1e-9 <= r["rho"] <= hi + 1e-9])
   fits["shared"]["n_diverged"] = sum(1 for r in clamp_rows if r["diverged"])
@@ -123,20 +161,21 @@ def refit(folder: str, fit_rhos: list[float] | None) -> dict[str, Any]:
   over `fit_rhos` ([lo, hi]; None: every cell), without training; config.json records it."""
   import dataclasses as dc
   from grokjax.harness.config import Config
-  from grokjax.analysis.stats import critical_norm
   saved = io.read_json(os.path.join(folder, "config.json"))
   names = {f.name for f in dc.fields(Config)}
   cfg = Config(**{**{k: v for k, v in saved["config"].items() if k in names},
                   "fit_rhos": fit_rhos})
   rows = io.read_runs(os.path.join(folder, "runs.csv"))
   clamp_rows = [r for r in rows if r["arm"] == "clamp"]
-  per_p = {}
-  for p in cfg.moduli:
-    free = [r for r in rows if r["arm"] == "free" and r["p"] == p]
-    clamp = [r for r in clamp_rows if r["p"] == p]
-    wc = critical_norm(free) if free else (clamp[0].get("wc") if clamp else None)
-    per_p[p] = dict(wc=wc, cells=_cells(cfg, p, clamp))
-  result = _result(cfg, cfg.lrs[0], per_p, clamp_rows, rows)
+  per_v = {}
+  for v in _values(cfg):
+    per_v[v] = {}
+    for p in cfg.moduli:
+      free = [r for r in _of(cfg, rows, v) if r["arm"] == "free" and r["p"] == p]
+      clamp = [r for r in _of(cfg, clamp_rows, v) if r["p"] == p]
+      wc = critical_norm(free) if free else (clamp[0].get("wc") if clamp else None)
+      per_v[v][p] = dict(wc=wc, cells=_cells(cfg, p, clamp))
+  result = _result(cfg, cfg.lrs[0], per_v, clamp_rows, rows)
   io.write_json(os.path.join(folder, "fit.json"), result)
   saved["config"]["fit_rhos"] = fit_rhos
   io.write_json(os.path.join(folder, "config.json"), saved)
@@ -164,16 +203,45 @@ def pad_moduli(sess: Session) -> bool:
   return True
 
 
-def _free_summary(cfg, p, free) -> float:
-  wc = checked_wc(cfg, p, free)
-  s = cell_summary(free)
-  say(f"p={p}: free control W_c = {wc:.2f} (CV {seed_cv(free):.1%}, "
-      f"{s['grok_fraction']:.0%} grokked, median T_grok {s['median_t_grok']})")
-  return wc
+def _free_wc(cfg, p, free) -> dict[float | None, float]:
+  """W_c of p's free control at every --scan value (None: the one without a scan)."""
+  out = {}
+  for v in _values(cfg):
+    rs = _of(cfg, free, v)
+    what = "" if v is None else f" {cfg.scan_axis} {v:g}"
+    wc = out[v] = checked_wc(cfg, p, rs, what)
+    s = cell_summary(rs)
+    say(f"p={p}{what}: free control W_c = {wc:.2f} (CV {seed_cv(rs):.1%}, "
+        f"{s['grok_fraction']:.0%} grokked, median T_grok {s['median_t_grok']})")
+  return out
 
 
 def _cells(cfg, p, rows) -> dict[str, Any]:
   return {f"{rho:g}": cell_summary([r for r in rows if r["rho"] == rho]) for rho in cfg.rhos}
+
+
+def _clamp_runs(cfg, p, wc: dict[float | None, float], lr) -> tuple[Runs, list, list]:
+  """p's clamp runs at every (scan value, rho, seed), each held at rho times its value's
+  W_c; with each run's rho and W_c."""
+  parts, rho, wcs = [], [], []
+  for v, w in wc.items():
+    if not math.isfinite(w):
+      raise RuntimeError(f"p={p}: no free run grokked, so W_c is unknown; raise the budget "
+                         "(--steps) or change the learning rate")
+    runs, r = clamp_runs(cfg, p, {float(lr): w}, cfg.rhos, [lr])
+    parts.append(runs if v is None else dataclasses.replace(runs, **{cfg.scan_axis: v}))
+    rho += list(r)
+    wcs += [w] * len(r)
+  return (parts[0] if len(parts) == 1 else Runs.concat(*parts)), rho, wcs
+
+
+def _per_value(cfg, p, wc, rows) -> dict[float | None, dict[str, Any]]:
+  return {v: dict(wc=wc[v], cells=_cells(cfg, p, _of(cfg, rows, v))) for v in _values(cfg)}
+
+
+def _given(cfg, wc_given, p) -> dict[None, float]:
+  say(f"p={p}: W_c = {wc_given[p]:.2f} from {cfg.wc_from}")
+  return {None: wc_given[p]}
 
 
 def _one_by_one(sess, lr, wc_given, grid, phases):
@@ -182,17 +250,24 @@ def _one_by_one(sess, lr, wc_given, grid, phases):
   per_p, clamp_rows = {}, []
   for i, p in enumerate(cfg.moduli):
     if p in wc_given:
-      wc = wc_given[p]
-      say(f"p={p}: W_c = {wc:.2f} from {cfg.wc_from}")
+      wc = _given(cfg, wc_given, p)
     else:
       free = free_phase(sess, p, [lr], phases)
-      wc = _free_summary(cfg, p, free)
+      wc = _free_wc(cfg, p, free)
       later = [c for c in grid if c.p in cfg.moduli[i + 1:]]
       eta_update(sess, p, free, [c for c in grid if c.phase == f"clamp_p{p}"] + later)
-    rows = clamp_phase(sess, p, {float(lr): wc}, cfg.rhos, [lr], phases)
+    runs, rho, wcs = _clamp_runs(cfg, p, wc, lr)
+    rows = phase_rows(sess, f"clamp_p{p}", cfg.task(p), runs, ["clamp"] * len(runs), rho, phases)
+    for r, w in zip(rows, wcs):
+      r["wc"] = w
     clamp_rows += rows
-    per_p[p] = dict(wc=wc, cells=_cells(cfg, p, rows))
-  return per_p, clamp_rows
+    per_p[p] = _per_value(cfg, p, wc, rows)
+  return _by_value(cfg, per_p), clamp_rows
+
+
+def _by_value(cfg, per_p) -> dict[float | None, dict[int, Any]]:
+  """{p: {value: cell}} -> {value: {p: cell}}."""
+  return {v: {p: per_p[p][v] for p in cfg.moduli} for v in _values(cfg)}
 
 
 def _padded(sess, lr, wc_given, phases):
@@ -201,39 +276,44 @@ def _padded(sess, lr, wc_given, phases):
   cfg = sess.cfg
   task = dataclasses.replace(cfg.task(max(cfg.moduli)), sizes=tuple(cfg.moduli))
   tag = "-".join(map(str, cfg.moduli))
-  wc = dict(wc_given)
+  wc = {p: _given(cfg, wc_given, p) for p in cfg.moduli if p in wc_given}
   todo = [p for p in cfg.moduli if p not in wc_given]
-  for p in cfg.moduli:
-    if p in wc_given:
-      say(f"p={p}: W_c = {wc[p]:.2f} from {cfg.wc_from}")
   if todo:
-    runs = Runs.concat(*[dataclasses.replace(free_runs(cfg, p, [lr]), size=p) for p in todo])
+    runs = Runs.concat(*[dataclasses.replace(scanned(cfg, free_runs(cfg, p, [lr])), size=p)
+                         for p in todo])
     rows = phase_rows(sess, f"free_p{tag}", task, runs, ["free"] * len(runs),
                       [None] * len(runs), phases)
     for p in todo:
-      wc[p] = _free_summary(cfg, p, [r for r in rows if r["p"] == p])
-  parts = [clamp_runs(cfg, p, {float(lr): wc[p]}, cfg.rhos, [lr]) for p in cfg.moduli]
-  runs = Runs.concat(*[dataclasses.replace(r, size=p) for p, (r, _) in zip(cfg.moduli, parts)])
-  rho = [x for _, rhos in parts for x in rhos]
+      wc[p] = _free_wc(cfg, p, [r for r in rows if r["p"] == p])
+  parts = [_clamp_runs(cfg, p, wc[p], lr) for p in cfg.moduli]
+  runs = Runs.concat(*[dataclasses.replace(r, size=p) for p, (r, _, _) in zip(cfg.moduli, parts)])
+  rho = [x for _, rhos, _ in parts for x in rhos]
   rows = phase_rows(sess, f"clamp_p{tag}", task, runs, ["clamp"] * len(runs), rho, phases)
-  for r in rows:
-    r["wc"] = wc[r["p"]]
-  per_p = {p: dict(wc=wc[p], cells=_cells(cfg, p, [r for r in rows if r["p"] == p]))
-           for p in cfg.moduli}
-  return per_p, rows
+  for r, w in zip(rows, [w for _, _, wcs in parts for w in wcs]):
+    r["wc"] = w
+  per_p = {p: _per_value(cfg, p, wc[p], [r for r in rows if r["p"] == p]) for p in cfg.moduli}
+  return _by_value(cfg, per_p), rows
 
 
 def figures(folder: str) -> list[str]:
-  """A finished folder's figures from its files: the delay law (runs.csv, fit.json) and,
-  where curves.npz is there, the curves."""
+  """A finished folder's figures from its files: the delay law (runs.csv, fit.json; a
+  --scan's headline value, and a panel per value in delay_law_by_AXIS.png) and, where
+  curves.npz is there, the curves."""
   from grokjax.harness import plots
   from grokjax.harness.results import load
   res = load(folder, curves=False)
   clamp = [r for r in res.runs if r["arm"] == "clamp"]
+  scan, by_value = res.fit.get("scan"), []
+  if scan:
+    at = lambda v: rows_at(clamp, scan["axis"], float(v))
+    by_value = [plots.delay_law_scan(
+        os.path.join(folder, "figures", f"delay_law_by_{scan['axis']}.png"), scan["axis"],
+        {v: (at(v), law) for v, law in scan["per_value"].items()})]
+    clamp = at(scan["home"])
   clocks = [plots.delay_law(os.path.join(folder, "figures", "delay_law_clamp_clock.png"),
                             clamp, res.fit, clock="clamp")] if res.fit.get("clamp_clock") else []
   return [plots.delay_law(os.path.join(folder, "figures", "delay_law.png"), clamp, res.fit),
-          *clocks, *plots.curves_of(res)]
+          *clocks, *by_value, *plots.curves_of(res)]
 
 
 EXPERIMENT = registry.Experiment(

@@ -39,6 +39,8 @@ PRESET_NAMES = ("paper", "quick", "smoke")
 # `Config.task` turns on).
 SCAN_AXES = {"temperature": "", "momentum": "",
              "grokfast_alpha": "grokfast", "grokfast_lamb": "grokfast"}
+# A scanned hyperparameter's own value where the configuration has one (the headline's).
+SCAN_HOME = {"temperature": 1.0}
 
 # Sparse parity (--problem sparse_parity, or experiments/sparse_parity.py): the authors'
 # model and optimiser (n = 30 bits, m = 1000, MLP 30 -> 512 -> 2, lr 1e-3, weight decay 1,
@@ -123,7 +125,8 @@ class Config:
   optimizer: str = "adamw"  # the base update, NAME[:k=v,...] (grokjax.engine.optim.OPTIMIZERS)
   grad_transform: str = "none"  # a gradient transform before it (optim.GRAD_TRANSFORMS)
   arms: list[str] | None = None  # precision: the arithmetic arms (grokjax.experiments.precision)
-  # free_training: {axis: values}, one per-run hyperparameter scanned in one program (SCAN_AXES)
+  # free_training, pinned_norm: {axis: values}, one per-run hyperparameter scanned in one
+  # program (SCAN_AXES)
   scan: dict[str, list[float]] | None = None
 
   def budget(self, rho: float | None, p: int) -> int:
@@ -175,6 +178,16 @@ class Config:
   def scan_values(self) -> list[float]:
     """The values a --scan takes (empty without one)."""
     return next(iter(self.scan.values())) if self.scan else []
+
+  @property
+  def scan_home(self) -> float | None:
+    """The --scan value whose results are the headline: the axis's usual value (SCAN_HOME)
+    where the scan has it, else its first value; None without a scan."""
+    if not self.scan:
+      return None
+    home = SCAN_HOME.get(self.scan_axis)
+    return next((v for v in self.scan_values if home is not None and np.isclose(v, home)),
+                self.scan_values[0])
 
   def needs_x64(self) -> bool:
     """Whether a run of this configuration computes in float64 (JAX's x64 mode on)."""

@@ -227,6 +227,31 @@ def scan(text: str) -> dict[str, list[float]]:
   return {axis: list_of(f"--scan {axis}", one, f"values of {axis}")(values)}
 
 
+def scan_flag(ap: argparse.ArgumentParser, per_value: str) -> None:
+  """--scan AXIS=V1,V2,...: one per-run hyperparameter over values, in one program."""
+  ap.add_argument("--scan", type=scan, metavar="AXIS=V1,V2,...",
+                  help="one per-run hyperparameter over these values, every value in one "
+                       "program with the same seeds: temperature (the output temperature), "
+                       "momentum (the base update's: SGD's momentum, AdamW's b1, Muon's beta), "
+                       "grokfast_alpha or grokfast_lamb (with --grad-transform grokfast); "
+                       + per_value)
+
+
+def check_scan(cfg) -> None:
+  """A --scan's values are every run's own: refused beside a flag that sets the same value
+  for all, and Grokfast values without Grokfast."""
+  from grokjax.harness.config import SCAN_AXES
+  if not cfg.scan:
+    return
+  axis = cfg.scan_axis
+  if axis == "temperature" and cfg.temperature != 1.0:
+    raise UsageError(f"--scan temperature: --temperature {cfg.temperature:g} would set "
+                     "every run's; give the temperatures to --scan only")
+  if SCAN_AXES[axis] == "grokfast" and not cfg.task(cfg.moduli[0]).grokfast:
+    raise UsageError(f"--scan {axis}: a run's own Grokfast value needs "
+                     "--grad-transform grokfast")
+
+
 def rho_range(text: str) -> list[float]:
   """--fit-rhos LO:HI, two held norms with 0 < LO < HI."""
   lo, sep, hi = text.partition(":")

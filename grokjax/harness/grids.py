@@ -103,14 +103,25 @@ def phase_rows(sess: Session, name: str, task: Task, runs: Runs, arm, rho,
   return rows
 
 
+def scanned(cfg: Config, runs: Runs) -> Runs:
+  """The runs at every value of the configuration's --scan, one copy per value in order
+  (the runs themselves without a scan)."""
+  if not cfg.scan:
+    return runs
+  return Runs.concat(*(dataclasses.replace(runs, **{cfg.scan_axis: v}) for v in cfg.scan_values))
+
+
+def rows_at(rows, axis: str, value: float) -> list[dict[str, Any]]:
+  """The rows of a --scan trained at `value` of `axis`."""
+  return [r for r in rows if r.get(axis) is not None and np.isclose(float(r[axis]), value)]
+
+
 def free_phase(sess: Session, p: int, lrs, phases, wd: float | None = None
                ) -> list[dict[str, Any]]:
   """The free runs of p at every lr (at weight decay `wd`, default the config's), and at
   every value of the configuration's --scan, in one program."""
   cfg = sess.cfg
-  runs = free_runs(cfg, p, lrs, wd)
-  if cfg.scan:
-    runs = Runs.concat(*(dataclasses.replace(runs, **{cfg.scan_axis: v}) for v in cfg.scan_values))
+  runs = scanned(cfg, free_runs(cfg, p, lrs, wd))
   name = f"free_p{p}" if wd is None else f"free_p{p}_wd{wd:g}"
   return phase_rows(sess, name, cfg.task(p), runs,
                      ["free"] * len(runs), [None] * len(runs), phases)

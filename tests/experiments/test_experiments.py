@@ -273,7 +273,7 @@ BAD = [
      "give the temperatures to --scan only"),
     ("free_training", ["--preset", "smoke", "--scan", "grokfast_lamb=0,2"],
      "needs --grad-transform grokfast"),
-    ("pinned_norm", ["--preset", "smoke", "--scan", "temperature=1,2"],
+    ("norm_vs_lr", ["--preset", "smoke", "--scan", "temperature=1,2"],
      "unrecognized arguments: --scan"),
 ]
 
