@@ -51,3 +51,23 @@ def test_every_runs_csv_column_is_in_the_schema_and_on_its_page():
     with open(path) as f:
       written |= set(f.readline().strip().split(","))
   assert written <= set(RUNS_COLUMNS), sorted(written - set(RUNS_COLUMNS))
+
+
+def test_every_code_fence_in_the_pages_closes_on_a_line_of_its_own():
+  """A fence with text after it does not close (CommonMark), and the rest of the page
+  would render as code."""
+  import re
+  pages = [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "*.md")),
+           *glob.glob(os.path.join(ROOT, "docs", "results", "**", "*.md"), recursive=True)]
+  for path in pages:
+    open_fence = None
+    for n, line in enumerate(open(path, encoding="utf-8").read().splitlines(), 1):
+      m = re.match(r"^\s{0,3}(`{3,}|~{3,})(.*)$", line)
+      if not m:
+        continue
+      if open_fence is None:
+        open_fence = (m.group(1), n)
+      elif m.group(1).startswith(open_fence[0][0] * len(open_fence[0])):
+        assert not m.group(2).strip(), f"{path}:{n}: text after a closing fence"
+        open_fence = None
+    assert open_fence is None, f"{path}:{open_fence[1]}: a fence that never closes"

@@ -93,14 +93,17 @@ def delay_law(path: str, rows: list[dict[str, Any]], result: dict[str, Any], tit
 def delay_law_scan(path: str, axis: str, per_value: dict[str, tuple[list[dict], dict]]):
   """The delay law of a --scan, one panel per value (its rows and its fit, as `delay_law`
   draws them), on one T_grok axis; each panel's title gives its shared alpha."""
-  fig, axes = plt.subplots(1, len(per_value), figsize=(4.2 * len(per_value), 4.4), sharey=True,
+  fig, axes = plt.subplots(1, len(per_value), figsize=(5.0 * len(per_value), 4.6), sharey=True,
                            squeeze=False)
-  for ax, (v, (rows, result)) in zip(axes[0], per_value.items()):
+  for k, (ax, (v, (rows, result))) in enumerate(zip(axes[0], per_value.items())):
     shared = result.get("shared", {})
     alpha = (f"shared alpha {shared['alpha']:.2f}" + (
         f" [{shared['alpha_ci'][0]:.2f}, {shared['alpha_ci'][1]:.2f}]"
         if shared.get("alpha_ci") else "")) if shared.get("alpha") is not None else "no fit"
     _draw_delay_law(ax, rows, result, f"{axis.replace('_', ' ')} {v}: {alpha}")
+    ax.set_xlabel("rho (held norm / its W_c)")
+    if k:
+      ax.set_ylabel("")
   return save(fig, path)
 
 
