@@ -39,8 +39,6 @@ PRESET_NAMES = ("paper", "quick", "smoke")
 # `Config.task` turns on).
 SCAN_AXES = {"temperature": "", "momentum": "",
              "grokfast_alpha": "grokfast", "grokfast_lamb": "grokfast"}
-# A scanned hyperparameter's own value where the configuration has one (the headline's).
-SCAN_HOME = {"temperature": 1.0}
 
 # Sparse parity (--problem sparse_parity, or experiments/sparse_parity.py): the authors'
 # model and optimiser (n = 30 bits, m = 1000, MLP 30 -> 512 -> 2, lr 1e-3, weight decay 1,
@@ -181,13 +179,26 @@ class Config:
 
   @property
   def scan_home(self) -> float | None:
-    """The --scan value whose results are the headline: the axis's usual value (SCAN_HOME)
-    where the scan has it, else its first value; None without a scan."""
+    """The --scan value whose results are the headline: the value every run would take
+    without the scan (`own_value`) where the scan has it, else its first value; None
+    without a scan."""
     if not self.scan:
       return None
-    home = SCAN_HOME.get(self.scan_axis)
-    return next((v for v in self.scan_values if home is not None and np.isclose(v, home)),
-                self.scan_values[0])
+    own = self.own_value(self.scan_axis)
+    return next((v for v in self.scan_values if np.isclose(v, own)), self.scan_values[0])
+
+  def own_value(self, axis: str) -> float:
+    """The configuration's own value of a per-run hyperparameter (a key of SCAN_AXES): its
+    temperature, its optimiser's momentum option (`optim.MOMENTUM_OPTION`), its Grokfast
+    alpha or lambda (NaN where its gradient transform has none)."""
+    from grokjax.engine.optim import GRAD_TRANSFORMS, MOMENTUM_OPTION, OPTIMIZERS, parse_spec
+    if axis == "temperature":
+      return self.temperature
+    if axis == "momentum":
+      name, options = parse_spec(self.optimizer, OPTIMIZERS, "optimizer")
+      return options[MOMENTUM_OPTION[name]]
+    _, options = parse_spec(self.grad_transform, GRAD_TRANSFORMS, "gradient transform")
+    return options.get(axis.removeprefix("grokfast_"), float("nan"))
 
   def needs_x64(self) -> bool:
     """Whether a run of this configuration computes in float64 (JAX's x64 mode on)."""

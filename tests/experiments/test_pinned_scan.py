@@ -103,3 +103,18 @@ def test_a_scan_that_cannot_hold_is_refused_with_one_line(tmp_path, args, words)
   code, _, err = _run(*args, "--out", str(out))
   assert code == 2 and words in err and len(err.strip().splitlines()) == 1
   assert not out.exists()
+
+
+@pytest.mark.parametrize("scan, extra, home", [
+    ({"temperature": [0.5, 1, 2]}, {}, 1.0),
+    ({"temperature": [0.5, 2]}, {}, 0.5),  # the own value not scanned: the first
+    ({"momentum": [0.8, 0.9, 0.95]}, {}, 0.9),  # AdamW's b1
+    ({"momentum": [0.5, 0.9]}, {"optimizer": "sgd:momentum=0.5"}, 0.5),
+    ({"grokfast_lamb": [1, 2, 5]}, {"grad_transform": "grokfast"}, 2.0),
+    ({"grokfast_alpha": [0.9, 0.99]}, {"grad_transform": "grokfast:alpha=0.99"}, 0.99),
+])
+def test_the_headline_of_a_scan_is_the_value_every_run_would_take_without_it(scan, extra, home):
+  import dataclasses
+  from grokjax.experiments.registry import resolve
+  cfg = dataclasses.replace(resolve("pinned_norm", "smoke"), scan=scan, **extra)
+  assert cfg.scan_home == home
