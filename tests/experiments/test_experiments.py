@@ -514,8 +514,10 @@ def test_phase_files_from_before_new_run_fields_still_load(tmp_path):
 
 
 @SHARES_SMOKE
-def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
-  # Every modulus in one padded program (two compiled calls) against one program each.
+@pytest.mark.parametrize("scan", [[], ["--scan", "temperature=0.5,2"]], ids=["plain", "scan"])
+def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path, scan):
+  # Every modulus in one padded program (two compiled calls) against one program each;
+  # with a --scan, every value in the same two calls.
   rows = {}
   for mode in ("on", "off"):
     out = str(tmp_path / mode)
@@ -525,10 +527,12 @@ def test_pinned_norm_padded_moduli_equal_one_by_one(tmp_path):
     argv = ["--preset", "smoke", "--moduli", "19,23", "--seeds", "1", "--pad-moduli", mode,
             "--out", out, "--no-progress",
             "--no-compile-cache",  # in-process: leave JAX's settings alone
-            "--no-figures"]  # what is compared is the tables: no figures drawn, none there
+            "--no-figures", *scan]  # what is compared is the tables: no figures drawn
     assert cli.main("pinned_norm", argv=argv) == 0
-    rows[mode] = {(r["p"], r["arm"], r["seed"], r["rho"]): r for r in _rows(out)}
+    rows[mode] = {(r["p"], r["arm"], r["seed"], r["rho"], r.get("temperature")): r
+                  for r in _rows(out)}
   assert sorted(rows["on"]) == sorted(rows["off"]) and {k[0] for k in rows["on"]} == {"19", "23"}
+  assert len(rows["on"]) == 6 * (2 if scan else 1)
   for key, off in rows["off"].items():
     on = rows["on"][key]
     for k in ("t_mem", "t_grok", "grokked", "steps_trained", "budget"):
