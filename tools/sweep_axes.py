@@ -6,6 +6,9 @@ and the seed-paired T_grok ratio to the control (Wilcoxon signed-rank on ln T_gr
     python tools/sweep_axes.py --control adamw=/runs/pn_T1 T2=/runs/pn_T2 mse=/runs/pn_mse \
         --out docs/results/sweep_axes
 
+One value of a --scan folder is NAME=FOLDER@VALUE (its runs at that value, and for a
+pinned_norm folder the law fit.json gives that value): `b1_0.95=/runs/pn_b1scan@0.95`.
+
 writes OUT/summary.json, OUT/summary.md and, where a folder held the norm, OUT/t_grok.png
 (median T_grok against rho, one panel per modulus, one line per folder; a cell whose median
 is censored is left out). Every number is read from the folders' runs.csv
@@ -26,6 +29,8 @@ from grokjax.analysis.stats import (cell_summary, critical_norm_or_none, median_
                                     seed_bootstrap, seed_cv, usable)
 from grokjax.harness import io
 from grokjax.harness.config import Config
+from grokjax.harness.grids import rows_at
+
 
 def setting(cfg: dict) -> str:
   """What a folder changes from the paper's training, in words (its lrs and wd always)."""
@@ -37,16 +42,30 @@ def setting(cfg: dict) -> str:
   return "; ".join(parts)
 
 
-def folder_summary(name: str, folder: str, control_rows=None, n_boot: int = 1000) -> dict:
-  """One folder: per modulus W_c with its seed CI and CV, the delay-law fit of its fit.json,
-  and per cell (arm, rho, lr) the summary, the floor and the paired ratio to the control's
-  same cell (its same lr, or its one lr when it trained one: a learning-rate control)."""
+def read(folder: str, value: float | None = None) -> tuple[dict, list[dict], dict]:
+  """A folder's configuration, runs and fit.json ({} where it has none); with `value`, a
+  --scan folder's runs at that value and its law there."""
   cfg = io.read_json(os.path.join(folder, "config.json"))["config"]
   rows = io.read_runs(os.path.join(folder, "runs.csv"))
   fit_path = os.path.join(folder, "fit.json")
   fit = io.read_json(fit_path) if os.path.exists(fit_path) else {}
-  out = dict(name=name, folder=folder, experiment=cfg["experiment"], setting=setting(cfg),
-             moduli={})
+  if value is not None:
+    axis = next(iter(cfg["scan"]))
+    rows = rows_at(rows, axis, value)
+    fit = (fit.get("scan") or {}).get("per_value", {}).get(f"{value:g}", {})
+  return cfg, rows, fit
+
+
+def folder_summary(name: str, folder: str, control_rows=None, n_boot: int = 1000,
+                   value: float | None = None) -> dict:
+  """One folder (with `value`, one value of a --scan folder): per modulus W_c with its seed
+  CI and CV, the delay-law fit of its fit.json, and per cell (arm, rho, lr) the summary, the
+  floor and the paired ratio to the control's same cell (its same lr, or its one lr when it
+  trained one: a learning-rate control)."""
+  cfg, rows, fit = read(folder, value)
+  what = setting(cfg) + ("" if value is None else f"; {next(iter(cfg['scan']))} {value:g}")
+  out = dict(name=name, folder=folder, experiment=cfg["experiment"], setting=what,
+             moduli={}, **({} if value is None else {"value": value}))
   for p in sorted({r["p"] for r in rows}):
     mine = [r for r in rows if r["p"] == p]
     free = [r for r in mine if r["arm"] == "free"]
@@ -159,6 +178,31 @@ def figure(summaries: list[dict], path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
+def _pick(name: str, given: str) -> tuple[str, float | None]:
+  """NAME=FOLDER or NAME=FOLDER@VALUE -> (folder, value); ValueError, one line, for a --scan
+  folder without a value (it pools several settings in one runs.csv), a value it did not
+  scan, or a value of a folder that is not a scan."""
+  folder, at, text = given.rpartition("@") if "@" in given else (given, "", "")
+  scan = io.read_json(os.path.join(folder, "config.json"))["config"].get("scan")
+  values = next(iter(scan.values())) if scan else []
+  if not at:
+    if scan:
+      raise ValueError(f"{name}={folder} is a --scan folder ({next(iter(scan))}): take one of "
+                       f"its values as {name}={folder}@VALUE (one of "
+                       f"{', '.join(f'{v:g}' for v in values)})")
+    return folder, None
+  if not scan:
+    raise ValueError(f"{name}={given}: {folder} is not a --scan folder, it has no values")
+  try:
+    value = float(text)
+  except ValueError:
+    value = float("nan")
+  if not any(np.isclose(value, v) for v in values):
+    raise ValueError(f"{name}={given}: {text!r} is not one of the values {folder} scanned "
+                     f"({', '.join(f'{v:g}' for v in values)})")
+  return folder, value
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("folders", nargs="+", help="NAME=FOLDER, the control first")
@@ -168,18 +212,19 @@ def main(argv=None) -> int:
   args = ap.parse_args(argv)
   named = [f.split("=", 1) for f in args.folders]
   if any(len(n) != 2 for n in named):
-    print("sweep_axes: give each folder as NAME=FOLDER", file=sys.stderr)
+    print("sweep_axes: give each folder as NAME=FOLDER (or NAME=FOLDER@VALUE)", file=sys.stderr)
     return 2
-  for n, f in named:  # a --scan folder pools several settings in one runs.csv
-    scan = io.read_json(os.path.join(f, "config.json"))["config"].get("scan")
-    if scan:
-      print(f"sweep_axes: {n}={f} is a --scan folder ({next(iter(scan))}): its values are "
-            "compared in its own summary.json (per_modulus.P.scan)", file=sys.stderr)
+  picked = []
+  for n, f in named:
+    try:
+      picked.append((n, *_pick(n, f)))
+    except ValueError as e:
+      print(f"sweep_axes: {e}", file=sys.stderr)
       return 2
-  control = args.control or named[0][0]
-  ctrl_folder = dict(named)[control]
-  ctrl_rows = io.read_runs(os.path.join(ctrl_folder, "runs.csv"))
-  summaries = [folder_summary(n, f, ctrl_rows, args.n_boot) for n, f in named]
+  control = args.control or picked[0][0]
+  _, ctrl_folder, ctrl_value = next(x for x in picked if x[0] == control)
+  ctrl_rows = read(ctrl_folder, ctrl_value)[1]
+  summaries = [folder_summary(n, f, ctrl_rows, args.n_boot, v) for n, f, v in picked]
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "summary.json"), "w") as fh:
     json.dump(dict(control=control, folders=summaries), fh, indent=1, default=io.plain)

@@ -1,5 +1,6 @@
-"""tools/sweep_axes.py on committed folders: its numbers are those of the folders' runs.csv,
-and a --scan folder (several settings in one runs.csv) is refused with one line."""
+"""tools/sweep_axes.py on committed folders: its numbers are those of the folders' runs.csv;
+one value of a --scan folder (FOLDER@VALUE) reads as a folder of its own, and a --scan
+folder without a value (several settings in one runs.csv) is refused with one line."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AXES = os.path.join(ROOT, "docs", "results", "sweep_axes")
@@ -35,7 +37,31 @@ def test_the_summary_reads_its_numbers_from_the_folders(tmp_path):
   assert (tmp_path / "summary.md").exists() and (tmp_path / "t_grok.png").exists()
 
 
-def test_a_scan_folder_is_refused_with_one_line(tmp_path):
-  proc = _tool(f"adamw={AXES}/pn_T1", f"scan={AXES}/ft_Tscan", "--out", str(tmp_path / "x"))
-  assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-  assert "--scan folder" in proc.stderr and not (tmp_path / "x").exists()
+def test_a_scan_folder_without_a_value_is_refused_with_one_line(tmp_path):
+  for args, words in (([f"scan={AXES}/ft_Tscan"], "is a --scan folder"),
+                      ([f"scan={AXES}/pn_Tscan@3"], "'3' is not one of the values"),
+                      ([f"T1={AXES}/pn_T1@1"], "is not a --scan folder")):
+    proc = _tool(f"adamw={AXES}/pn_T1", *args, "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert words in proc.stderr and not (tmp_path / "x").exists()
+
+
+def test_one_value_of_a_scan_reads_as_the_folder_trained_at_it(tmp_path):
+  """pn_Tscan trained pn_T1's and pn_T2's runs in one folder (the same T_grok): its values
+  give the summary the two folders give, the control included."""
+  folders = _tool(f"T1={AXES}/pn_T1", f"T2={AXES}/pn_T2", "--out", str(tmp_path / "f"),
+                  "--n-boot", "50")
+  values = _tool(f"T1={AXES}/pn_Tscan@1", f"T2={AXES}/pn_Tscan@2", "--out", str(tmp_path / "v"),
+                 "--n-boot", "50")
+  assert folders.returncode == 0 and values.returncode == 0, folders.stderr + values.stderr
+  a = json.load(open(tmp_path / "f" / "summary.json"))["folders"]
+  b = json.load(open(tmp_path / "v" / "summary.json"))["folders"]
+  assert b[1]["value"] == 2.0 and b[1]["setting"].endswith("; temperature 2")
+  for x, y in zip(a, b):
+    assert x["shared"] == y["shared"]
+    for p in ("41", "47"):
+      mx, my = x["moduli"][p], y["moduli"][p]
+      assert mx["alpha"] == my["alpha"] and mx["wc"] == pytest.approx(my["wc"], rel=1e-6)
+      for cx, cy in zip(mx["cells"], my["cells"]):
+        assert (cx["rho"], cx["median_t_grok"], cx["n"]) == (cy["rho"], cy["median_t_grok"], cy["n"])
+        assert (cx.get("vs_control") or {}).get("ratios") == (cy.get("vs_control") or {}).get("ratios")
