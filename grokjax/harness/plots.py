@@ -97,9 +97,8 @@ def delay_law_scan(path: str, axis: str, per_value: dict[str, tuple[list[dict], 
                            squeeze=False)
   for k, (ax, (v, (rows, result))) in enumerate(zip(axes[0], per_value.items())):
     shared = result.get("shared", {})
-    alpha = (f"shared alpha {shared['alpha']:.2f}" + (
-        f" [{shared['alpha_ci'][0]:.2f}, {shared['alpha_ci'][1]:.2f}]"
-        if shared.get("alpha_ci") else "")) if shared.get("alpha") is not None else "no fit"
+    alpha = (f"shared alpha {shared['alpha']:.2f}{ci_text(shared.get('alpha_ci'))}"
+             if shared.get("alpha") is not None else "no fit")
     _draw_delay_law(ax, rows, result, f"{axis.replace('_', ' ')} {v}: {alpha}")
     ax.set_xlabel("rho (held norm / its W_c)")
     if k:
