@@ -7,7 +7,6 @@ each value's clamp cells held at rho times its own W_c, the law per value.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from typing import Any
 
@@ -225,9 +224,6 @@ def _clamp_runs(cfg, p, wc: dict[float | None, float], lr) -> tuple[Runs, list, 
   W_c; with each run's rho and W_c."""
   parts, rho, wcs = [], [], []
   for v, w in wc.items():
-    if not math.isfinite(w):
-      raise RuntimeError(f"p={p}: no free run grokked, so W_c is unknown; raise the budget "
-                         "(--steps) or change the learning rate")
     runs, r = clamp_runs(cfg, p, {float(lr): w}, cfg.rhos, [lr])
     parts.append(runs if v is None else dataclasses.replace(runs, **{cfg.scan_axis: v}))
     rho += list(r)

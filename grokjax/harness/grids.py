@@ -85,7 +85,13 @@ def free_runs(cfg: Config, p: int, lrs: Sequence[float], wd: float | None = None
 
 def clamp_runs(cfg: Config, p: int, wc: dict[float, float], rhos: Sequence[float],
                lrs: Sequence[float]) -> tuple[Runs, np.ndarray]:
-  """Runs of every (lr, rho, seed) cell; returns them and each run's rho."""
+  """Runs of every (lr, rho, seed) cell; returns them and each run's rho. RuntimeError (one
+  line) where an lr's W_c is not finite: no free run grokked there, and a NaN target would
+  leave its runs unclamped."""
+  bad = [lr for lr in lrs if not np.isfinite(wc[float(lr)])]
+  if bad:
+    raise RuntimeError(f"p={p}: no free run grokked at lr {bad}, so W_c is unknown; "
+                       "raise the budget (--steps) or change the learning rate")
   grid = [(lr, rho, s) for lr in lrs for rho in rhos for s in range(cfg.seeds)]
   lr, rho, seed = (np.array(c) for c in zip(*grid))
   target = np.array([r * wc[float(l)] for l, r in zip(lr, rho)])
@@ -134,10 +140,6 @@ def wc_by_lr(rows, lrs) -> dict[float, float]:
 def clamp_phase(sess: Session, p: int, wc: dict[float, float], rhos, lrs, phases
                  ) -> list[dict[str, Any]]:
   cfg = sess.cfg
-  bad = [lr for lr in lrs if not np.isfinite(wc[float(lr)])]
-  if bad:
-    raise RuntimeError(f"p={p}: no free run grokked at lr {bad}, so W_c is unknown; "
-                       "raise the budget (--steps) or change the learning rate")
   runs, rho = clamp_runs(cfg, p, wc, rhos, lrs)
   rows = phase_rows(sess, f"clamp_p{p}", cfg.task(p), runs,
                      ["clamp"] * len(runs), list(rho), phases)
